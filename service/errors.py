@@ -1,0 +1,79 @@
+"""One error shape, ``{"error": {"code", "message", "details"}}``, mapped once for the app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.exceptions import CVMError, InvalidInputError, NotFittedError
+
+log = logging.getLogger("cvm.errors")
+
+
+class ServiceUnavailable(Exception):
+    """Models are not loaded (yet)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> ORJSONResponse:
+    return ORJSONResponse(
+        status_code=status,
+        content={"error": {"code": code, "message": message, "details": details or []}},
+    )
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        details = [
+            {"path": _path(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        first = details[0] if details else {"path": "body", "message": "invalid request"}
+        message = f"{first['path']}: {first['message']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more)"
+        return error_response(422, "validation_error", message, details)
+
+    @app.exception_handler(InvalidInputError)
+    async def _invalid(request: Request, exc: InvalidInputError) -> ORJSONResponse:
+        detail = {"path": exc.field or "body", "message": exc.message}
+        if exc.rows:
+            detail["rows"] = exc.rows
+        return error_response(422, "invalid_input", exc.message, [detail])
+
+    @app.exception_handler(ServiceUnavailable)
+    async def _unavailable(request: Request, exc: ServiceUnavailable) -> ORJSONResponse:
+        response = error_response(503, "not_ready", exc.message)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(NotFittedError)
+    @app.exception_handler(CVMError)
+    async def _domain(request: Request, exc: CVMError) -> ORJSONResponse:
+        return error_response(500, "model_error", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error; see the service log")

@@ -1,0 +1,28 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse
+
+from service.deps import ModelStoreDep
+from service.errors import error_response
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live", summary="The process is up")
+def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="All models are loaded (503 until then)",
+    responses={503: {"description": "models not loaded yet, or loading failed"}},
+)
+def ready(store: ModelStoreDep) -> ORJSONResponse:
+    if store.ready:
+        versions = {f: m.version for f, m in store.models.items()}
+        return ORJSONResponse({"status": "ready", "models": versions})
+    return error_response(503, "not_ready", store.error or "models are loading")

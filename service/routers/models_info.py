@@ -1,0 +1,19 @@
+"""What is served: name, version, alias, run id, key metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.deps import ModelStoreDep
+from service.schemas import ModelsResponse
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+@router.get("/models", response_model=ModelsResponse, summary="The served model versions")
+def list_models(store: ModelStoreDep) -> dict:
+    return {
+        "ready": store.ready,
+        "error": store.error,
+        "models": [m.describe() for m in store.models.values()],
+    }

@@ -1,0 +1,106 @@
+"""Holdout metrics and plots for the three model families (no MLflow here)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are written to files, never shown
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+
+def churn_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+    """ROC AUC, PR AUC, Brier score, log loss, base rate and top-decile lift."""
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(probability, dtype=float)
+    out = {
+        "churn_base_rate": float(y.mean()),
+        "churn_brier": float(skm.brier_score_loss(y, p)),
+        "churn_log_loss": float(skm.log_loss(y, np.clip(p, 1e-12, 1 - 1e-12), labels=[0, 1])),
+    }
+    if 0 < y.sum() < len(y):
+        out["churn_roc_auc"] = float(skm.roc_auc_score(y, p))
+        out["churn_pr_auc"] = float(skm.average_precision_score(y, p))
+        top = np.argsort(-p)[: max(1, len(p) // 10)]
+        out["churn_top_decile_lift"] = float(y[top].mean() / max(y.mean(), 1e-12))
+    return out
+
+
+def clv_holdout_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Per-customer MAE / RMSE of holdout repeat purchases and the error of their total."""
+    predicted = np.asarray(predicted, dtype=float)
+    actual = np.asarray(actual, dtype=float)
+    total_actual = float(actual.sum())
+    return {
+        "clv_holdout_mae": float(np.mean(np.abs(predicted - actual))),
+        "clv_holdout_rmse": float(np.sqrt(np.mean((predicted - actual) ** 2))),
+        "clv_holdout_total_predicted": float(predicted.sum()),
+        "clv_holdout_total_actual": total_actual,
+        "clv_holdout_total_error_pct": float(
+            100 * (predicted.sum() - total_actual) / max(total_actual, 1e-12)
+        ),
+    }
+
+
+def plot_holdout_by_frequency(frequency: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> Figure:
+    """Mean actual vs predicted holdout purchases by calibration-period frequency (0..7+)."""
+    bucket = np.minimum(np.asarray(frequency, dtype=int), 7)
+    frame = pd.DataFrame({"bucket": bucket, "predicted": predicted, "actual": actual})
+    means = frame.groupby("bucket")[["actual", "predicted"]].mean()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(means.index, means["actual"], "o-", label="actual")
+    ax.plot(means.index, means["predicted"], "s--", label="BG/NBD")
+    ax.set_xlabel("repeat purchases in calibration (7 = 7+)")
+    ax.set_ylabel("mean repeat purchases in holdout")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_clv_distribution(clv: np.ndarray) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    values = np.asarray(clv, dtype=float)
+    values = values[np.isfinite(values)]
+    ax.hist(values, bins=50)
+    ax.set_xlabel("CLV over the horizon (currency)")
+    ax.set_ylabel("customers")
+    fig.tight_layout()
+    return fig
+
+
+def plot_segment_sizes(sizes: dict[str, int]) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    items = sorted(sizes.items(), key=lambda kv: -kv[1])
+    ax.barh([k for k, _ in items], [v for _, v in items])
+    ax.invert_yaxis()
+    ax.set_xlabel("customers")
+    fig.tight_layout()
+    return fig
+
+
+def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> Figure:
+    y = np.asarray(y_true, dtype=int)
+    p = np.asarray(probability, dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    bins = np.clip((p * 10).astype(int), 0, 9)
+    frame = pd.DataFrame({"bin": bins, "p": p, "y": y}).groupby("bin").mean()
+    left.plot([0, 1], [0, 1], ":", color="grey")
+    left.plot(frame["p"], frame["y"], "o-")
+    left.set_xlabel("predicted churn probability")
+    left.set_ylabel("observed churn rate")
+    left.set_title("calibration")
+    order = np.argsort(-p)
+    gains = np.cumsum(y[order]) / max(y.sum(), 1)
+    share = np.arange(1, len(y) + 1) / len(y)
+    right.plot(share, gains, label="model")
+    right.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    right.set_xlabel("share of customers contacted")
+    right.set_ylabel("share of churners reached")
+    right.set_title("cumulative gains")
+    right.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,191 @@
+"""Fit the three model families on validated data and evaluate each on a time holdout.
+
+No MLflow here: :func:`train_all` returns fitted estimators, metrics and figures, and
+:mod:`training.tracking` logs and registers them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from models.churn import ChurnClassifier, time_split
+from models.clv import CLVModel
+from models.exceptions import InvalidInputError
+from models.features import customer_features, end_of_day, summarize
+from models.segmentation import RFMSegmenter
+from training import evaluate
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (all durations in days)."""
+
+    as_of: pd.Timestamp
+    churn_horizon_days: int = 90
+    clv_holdout_days: int = 180
+    clv_horizon_days: int = 365
+    discount_rate: float = 0.10
+    margin: float | None = None
+    time_unit_days: float = 7.0
+    random_state: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_all` produces for tracking."""
+
+    models: dict[str, Any]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    input_examples: dict[str, pd.DataFrame]
+    output_examples: dict[str, pd.DataFrame]
+    figures: dict[str, Figure] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _purchase_days_between(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """Distinct purchase days per customer in ``(start, end]``."""
+    stamps = pd.to_datetime(transactions["timestamp"])
+    window = transactions.loc[(stamps > start) & (stamps <= end), ["customer_id"]]
+    days = stamps[window.index].dt.normalize()
+    return window.assign(day=days).drop_duplicates().groupby("customer_id").size()
+
+
+def train_all(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    config: TrainConfig,
+    progress: Progress = print,
+) -> TrainResult:
+    """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics."""
+    start = time.perf_counter()
+
+    def step(message: str) -> None:
+        progress(f"[{time.perf_counter() - start:6.1f}s] {message}")
+
+    as_of = end_of_day(config.as_of)
+    summary = summarize(transactions, as_of)
+    if len(summary) < 20:
+        raise InvalidInputError(f"only {len(summary)} customers with purchases: need at least 20")
+    step(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
+    metrics: dict[str, float] = {"n_customers": float(len(summary)), "n_transactions": float(len(transactions))}
+    figures: dict[str, Figure] = {}
+
+    # Segmentation ------------------------------------------------------------------------
+    rfm = RFMSegmenter().fit(summary)
+    seg_out = rfm.predict(summary)
+    for name, size in rfm.segment_sizes_.items():
+        metrics[f"segment_share_{name}"] = size / len(summary)
+    figures["segment_sizes.png"] = evaluate.plot_segment_sizes(rfm.segment_sizes_)
+    step(f"segmentation: {len(rfm.segment_sizes_)} RFM segments")
+
+    # CLV: calibration/holdout evaluation, then the final fit on all history ----------------
+    clv_kwargs = {
+        "time_unit_days": config.time_unit_days,
+        "horizon_days": config.clv_horizon_days,
+        "discount_rate": config.discount_rate,
+        "margin": config.margin,
+    }
+    calibration_end = as_of - pd.Timedelta(days=config.clv_holdout_days)
+    calibration = summarize(transactions, calibration_end)
+    if len(calibration) >= 20:
+        holdout_model = CLVModel(**{**clv_kwargs, "horizon_days": config.clv_holdout_days}).fit(calibration)
+        predicted = holdout_model.predict(calibration)["expected_purchases"].to_numpy()
+        actual = (
+            _purchase_days_between(transactions, calibration_end, as_of)
+            .reindex(calibration.index)
+            .fillna(0)
+            .to_numpy(dtype=float)
+        )
+        metrics.update(evaluate.clv_holdout_metrics(predicted, actual))
+        figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
+            calibration["frequency"].to_numpy(), predicted, actual
+        )
+        step(
+            f"CLV holdout ({config.clv_holdout_days} days): MAE {metrics['clv_holdout_mae']:.3f}, "
+            f"total error {metrics['clv_holdout_total_error_pct']:+.1f}%"
+        )
+    clv = CLVModel(**clv_kwargs).fit(summary)
+    clv_out = clv.predict(summary)
+    metrics["clv_mean"] = float(clv_out["clv"].mean())
+    metrics["clv_total"] = float(clv_out["clv"].sum())
+    metrics["clv_log_likelihood_bgnbd"] = clv.bgnbd_.log_likelihood_
+    metrics["clv_log_likelihood_gg"] = clv.gamma_gamma_.log_likelihood_
+    figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
+    step(f"CLV: BG/NBD {_fmt(clv.bgnbd_.params_)}; Gamma-Gamma {_fmt(clv.gamma_gamma_.params_)}")
+
+    # Churn: train on the window before, evaluate on the latest window, refit on it ---------
+    h = config.churn_horizon_days
+    X_train, y_train = time_split(transactions, as_of - pd.Timedelta(days=h), horizon_days=h, customers=customers)
+    X_test, y_test = time_split(transactions, as_of, horizon_days=h, customers=customers)
+    for label, y in (("training", y_train), ("evaluation", y_test)):
+        if y.nunique() < 2 or len(y) < 20:
+            raise InvalidInputError(
+                f"churn {label} window ({h} days) has {len(y)} customers and "
+                f"{y.nunique()} class(es): need at least 20 customers and both churners and "
+                "repeat buyers; use an earlier --as-of, more history or a shorter horizon"
+            )
+    evaluation_model = ChurnClassifier(random_state=config.random_state).fit(X_train, y_train)
+    p_test = evaluation_model.predict_proba(X_test[evaluation_model.feature_names_in_])[:, 1]
+    metrics.update(evaluate.churn_metrics(y_test.to_numpy(), p_test))
+    figures["churn_calibration_gains.png"] = evaluate.plot_calibration_and_gains(y_test.to_numpy(), p_test)
+    step(
+        f"churn holdout: ROC AUC {metrics.get('churn_roc_auc', float('nan')):.3f}, "
+        f"Brier {metrics['churn_brier']:.3f} (base rate {metrics['churn_base_rate']:.2f})"
+    )
+    churn = ChurnClassifier(random_state=config.random_state).fit(X_test, y_test)
+    features_now = customer_features(summary, customers)[list(churn.feature_names_in_)]
+    churn_p = churn.predict_proba(features_now)[:, 1]
+    step("churn: final model refitted on the latest window")
+
+    examples = summary.head(5)
+    return TrainResult(
+        models={"segmentation": rfm, "churn": churn, "clv": clv},
+        metrics=metrics,
+        params={
+            "as_of": str(as_of.date()),
+            "churn_horizon_days": h,
+            "clv_holdout_days": config.clv_holdout_days,
+            "clv_horizon_days": config.clv_horizon_days,
+            "discount_rate": config.discount_rate,
+            "time_unit_days": config.time_unit_days,
+            "margin_source": clv.margin_source_,
+            **{f"clv_{k}": round(v, 6) for k, v in clv.params().items()},
+        },
+        input_examples={
+            "segmentation": examples[list(RFMSegmenter.columns)],
+            "clv": examples[["frequency", "recency", "T", "monetary_value", "margin_rate"]],
+            "churn": features_now.head(5),
+        },
+        output_examples={
+            "segmentation": seg_out.head(5),
+            "clv": clv_out.head(5),
+            "churn": pd.DataFrame({"churn_probability": churn_p[:5]}, index=examples.index),
+        },
+        figures=figures,
+        tables={"segment_sizes": pd.Series(rfm.segment_sizes_, name="customers").to_frame()},
+    )
+
+
+def _fmt(params: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.3f}" for k, v in params.items())
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    """The metrics as an aligned two-column text table."""
+    width = max(len(k) for k in metrics)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 12}"]
+    for key in sorted(metrics):
+        value = metrics[key]
+        text = f"{value:,.4f}" if np.isfinite(value) and abs(value) < 1e6 else f"{value:,.1f}"
+        lines.append(f"{key:<{width}}  {text}")
+    return "\n".join(lines)

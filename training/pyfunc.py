@@ -1,0 +1,47 @@
+"""MLflow pyfunc wrappers: each family's fitted estimator as a joblib artifact.
+
+Loaded by ``mlflow.pyfunc.load_model`` (the service, ``mlflow models serve``,
+``spark_udf``). The wrapper's input is the family's per-customer feature table (the output of
+:func:`models.features.summarize`, plus customer attributes for churn); its output is a
+DataFrame of scores. ``self.model`` is the estimator itself, for callers that want to skip
+the pyfunc layer (the service's fast path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import joblib
+import mlflow.pyfunc
+import pandas as pd
+
+from models.churn import risk_band
+
+
+class CVMModel(mlflow.pyfunc.PythonModel):
+    """One model family (``segmentation``, ``churn`` or ``clv``) behind the pyfunc API."""
+
+    def __init__(self, family: str):
+        self.family = family
+        self.model: Any = None
+
+    def load_context(self, context: Any) -> None:
+        self.model = joblib.load(context.artifacts["model"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return score(self.family, self.model, model_input)
+
+
+def score(family: str, model: Any, features: pd.DataFrame) -> pd.DataFrame:
+    """Scores of one family's estimator for a per-customer feature table."""
+    if family == "churn":
+        p = model.predict_proba(features[list(model.feature_names_in_)])[:, 1]
+        return pd.DataFrame(
+            {"churn_probability": p, "risk_band": risk_band(p)}, index=features.index
+        )
+    if family in ("segmentation", "clv"):
+        return model.predict(features)
+    raise ValueError(f"unknown model family {family!r}")
+
+
+__all__ = ["CVMModel", "score"]

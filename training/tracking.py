@@ -1,0 +1,149 @@
+"""MLflow tracking and registry: one run per training, three registered pyfunc models.
+
+The only training module (with :mod:`training.pyfunc`) that imports mlflow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import joblib
+import mlflow
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+
+import models
+import training
+from training import config
+from training.pipeline import TrainResult
+from training.pyfunc import CVMModel, score
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# Pinned lower bounds of what the pyfunc needs; explicit to skip MLflow's slow inference.
+PIP_REQUIREMENTS = [
+    "numpy>=1.26",
+    "scipy>=1.11",
+    "pandas>=2.2",
+    "scikit-learn>=1.5",
+    "joblib>=1.3",
+    "mlflow>=3.0",
+]
+
+
+def setup() -> str:
+    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    mlflow.set_tracking_uri(config.tracking_uri())
+    mlflow.set_registry_uri(config.tracking_uri())
+    name = config.experiment_name()
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        experiment_id = mlflow.create_experiment(name, artifact_location=config.artifact_root())
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_commit() -> str | None:
+    """The code version (git commit of the source tree) when available."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def champion_versions() -> dict[str, str | None]:
+    """The version each registered family's ``champion`` alias points to (None when absent)."""
+    setup()
+    client = MlflowClient()
+    out: dict[str, str | None] = {}
+    for family, name in config.REGISTERED_NAMES.items():
+        try:
+            out[family] = client.get_model_version_by_alias(name, CHAMPION).version
+        except mlflow.exceptions.MlflowException:
+            out[family] = None
+    return out
+
+
+def log_and_register(
+    result: TrainResult,
+    *,
+    data_fingerprint: str,
+    extra_params: dict[str, Any] | None = None,
+    extra_artifacts: list[Path] | None = None,
+    progress: Any = print,
+) -> dict[str, dict[str, str]]:
+    """Log the run (params, metrics, plots, fingerprint) and register the three models.
+
+    A family's first version gets the alias ``champion``; later versions get ``challenger``
+    (promotion is a separate, gated step). Returns ``{family: {"name", "version", "alias",
+    "run_id"}}``.
+    """
+    setup()
+    client = MlflowClient()
+    code_paths = [str(Path(models.__file__).parent), str(Path(training.__file__).parent)]
+    commit = git_commit()
+    registered: dict[str, dict[str, str]] = {}
+    with mlflow.start_run(run_name=f"train as of {result.params['as_of']}") as run:
+        mlflow.log_params({**result.params, **(extra_params or {})})
+        mlflow.log_metrics(result.metrics)
+        tags = {"data_fingerprint": data_fingerprint, "as_of": result.params["as_of"]}
+        if commit:
+            tags["git_commit"] = commit
+        mlflow.set_tags(tags)
+        for filename, figure in result.figures.items():
+            mlflow.log_figure(figure, f"plots/{filename}")
+        for name, table in result.tables.items():
+            mlflow.log_text(table.to_csv(), f"tables/{name}.csv")
+        for path in extra_artifacts or []:
+            mlflow.log_artifact(str(path), "data_reports")
+        with tempfile.TemporaryDirectory() as tmp:
+            for family, estimator in result.models.items():
+                name = config.REGISTERED_NAMES[family]
+                progress(f"logging and registering {name} ...")
+                model_file = Path(tmp) / f"{family}.joblib"
+                joblib.dump(estimator, model_file)
+                example = result.input_examples[family]
+                signature = infer_signature(example, score(family, estimator, example))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    info = mlflow.pyfunc.log_model(
+                        name=family,
+                        python_model=CVMModel(family),
+                        artifacts={"model": str(model_file)},
+                        code_paths=code_paths,
+                        signature=signature,
+                        input_example=example.reset_index(drop=True),
+                        pip_requirements=PIP_REQUIREMENTS,
+                        registered_model_name=name,
+                    )
+                version = str(info.registered_model_version)
+                try:
+                    client.get_model_version_by_alias(name, CHAMPION)
+                    alias = CHALLENGER
+                except mlflow.exceptions.MlflowException:
+                    alias = CHAMPION
+                client.set_registered_model_alias(name, alias, version)
+                for key, value in {**tags, "family": family, "run_id": run.info.run_id}.items():
+                    client.set_model_version_tag(name, version, key, value)
+                registered[family] = {
+                    "name": name,
+                    "version": version,
+                    "alias": alias,
+                    "run_id": run.info.run_id,
+                }
+    return registered
+
+
+
+__all__ = ["setup", "log_and_register", "champion_versions"]
