@@ -1,0 +1,42 @@
+"""Shared fixtures: reference data, an isolated MLflow store, small trained models."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+DATA = Path(__file__).parent / "data" / "clv"
+
+# Nothing a test does may write to the user's home or the project's own store.
+_ISOLATED = tempfile.mkdtemp(prefix="cvm-tests-")
+os.environ["CVM_HOME"] = _ISOLATED
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_ISOLATED}/mlflow.db"
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def cdnow_transactions() -> pd.DataFrame:
+    """The raw CDNOW sample purchases as customer_id, timestamp, amount."""
+    raw = pd.read_csv(
+        DATA / "cdnow_sample_transactions.txt",
+        sep=r"\s+",
+        header=None,
+        names=["master_id", "customer_id", "date", "cds", "amount"],
+        dtype={"customer_id": str, "date": str},
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": raw["customer_id"].astype(int).astype(str),
+            "timestamp": pd.to_datetime(raw["date"], format="%Y%m%d"),
+            "amount": raw["amount"].astype(float),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def cdnow_summary() -> pd.DataFrame:
+    return pd.read_csv(DATA / "cdnow_sample_summary.csv", dtype={"ID": str}).set_index("ID")
