@@ -16,9 +16,9 @@ Columns of :func:`summarize` (time columns in ``time_unit_days`` units, default 
 ``n_transactions``     transaction rows (before same-day merging)
 ``total_revenue``      sum of amounts (currency)
 ``avg_order_value``    total_revenue / n_purchases (currency)
-``total_profit``       revenue − cost (NaN when no cost column)
+``total_profit``       margin_rate × total_revenue (NaN when no cost is known)
 ``profit_per_purchase`` total_profit / n_purchases (NaN when no cost column)
-``margin_rate``        total_profit / total_revenue (NaN when no cost or no revenue)
+``margin_rate``        (revenue − cost) / revenue over the purchases with a known cost
 ``n_channels``         distinct channels used (NaN when no channel column)
 ``tenure_days``        days from the first purchase to ``as_of``
 ``days_since_last``    days from the last purchase to ``as_of``
@@ -116,7 +116,13 @@ def summarize(
     tx = tx.assign(customer_id=tx["customer_id"].astype(str), day=day)
     agg = {"amount": ("amount", "sum"), "n_rows": ("amount", "size")}
     if has_cost:
+        # Profit is measured on the purchases whose cost is known and extrapolated by margin.
+        costed = tx["cost"].notna()
+        tx = tx.assign(
+            cost=tx["cost"].fillna(0.0), costed_amount=tx["amount"].where(costed, 0.0)
+        )
         agg["cost"] = ("cost", "sum")
+        agg["costed_amount"] = ("costed_amount", "sum")
     days = tx.groupby(["customer_id", "day"], sort=True).agg(**agg).reset_index()
 
     grouped = days.groupby("customer_id", sort=True)
@@ -145,7 +151,11 @@ def summarize(
         purchases_earlier=("earlier", "sum"),
         spend_recent=("spend_recent", "sum"),
         spend_earlier=("spend_earlier", "sum"),
-        **({"total_cost": ("cost", "sum")} if has_cost else {}),
+        **(
+            {"total_cost": ("cost", "sum"), "costed_revenue": ("costed_amount", "sum")}
+            if has_cost
+            else {}
+        ),
     )
 
     n_purchases = per["n_purchases"].to_numpy(dtype=float)
@@ -156,9 +166,12 @@ def summarize(
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(frequency > 0, per["repeat_revenue"] / np.maximum(frequency, 1), 0.0)
     if has_cost:
-        profit = revenue - per["total_cost"].to_numpy(dtype=float)
+        costed = per["costed_revenue"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            margin = np.where(revenue > 0, profit / np.where(revenue > 0, revenue, 1.0), np.nan)
+            margin = np.where(
+                costed > 0, (costed - per["total_cost"].to_numpy(dtype=float)) / costed, np.nan
+            )
+        profit = margin * revenue
     else:
         profit = np.full(len(per), np.nan)
         margin = np.full(len(per), np.nan)

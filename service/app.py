@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from service import errors
 from service.config import Settings
@@ -37,7 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "and versioned in MLflow. Monetary values are in the currency of the training data; "
             "durations in days."
         ),
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from service.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.exceptions import CVMError, InvalidInputError, NotFittedError
@@ -23,8 +23,8 @@ class ServiceUnavailable(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> ORJSONResponse:
-    return ORJSONResponse(
+def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details or []}},
     )
@@ -39,7 +39,7 @@ def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"path": _path(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -51,29 +51,29 @@ def install(app: FastAPI) -> None:
         return error_response(422, "validation_error", message, details)
 
     @app.exception_handler(InvalidInputError)
-    async def _invalid(request: Request, exc: InvalidInputError) -> ORJSONResponse:
+    async def _invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
         detail = {"path": exc.field or "body", "message": exc.message}
         if exc.rows:
             detail["rows"] = exc.rows
         return error_response(422, "invalid_input", exc.message, [detail])
 
     @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(request: Request, exc: ServiceUnavailable) -> ORJSONResponse:
+    async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         response = error_response(503, "not_ready", exc.message)
         response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(NotFittedError)
     @app.exception_handler(CVMError)
-    async def _domain(request: Request, exc: CVMError) -> ORJSONResponse:
+    async def _domain(request: Request, exc: CVMError) -> JSONResponse:
         return error_response(500, "model_error", str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal error; see the service log")

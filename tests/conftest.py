@@ -40,3 +40,27 @@ def cdnow_transactions() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def cdnow_summary() -> pd.DataFrame:
     return pd.read_csv(DATA / "cdnow_sample_summary.csv", dtype={"ID": str}).set_index("ID")
+
+
+@pytest.fixture(scope="session")
+def demo_data():
+    """A small synthetic data set (transactions, customers, truth)."""
+    from training import synthetic
+
+    return synthetic.generate(1500, seed=7, as_of="2025-12-31")
+
+
+@pytest.fixture(scope="session")
+def trained_store(demo_data, tmp_path_factory):
+    """Demo models trained and registered (@champion) in a temporary MLflow store.
+
+    Returns the tracking URI; the environment already points MLflow at it.
+    """
+    from training import tracking
+    from training.data import fingerprint
+    from training.pipeline import TrainConfig, train_all
+
+    transactions, customers, _ = demo_data
+    result = train_all(transactions, customers, TrainConfig(as_of=pd.Timestamp("2025-12-31")), progress=lambda m: None)
+    registered = tracking.log_and_register(result, data_fingerprint=fingerprint(transactions), progress=lambda m: None)
+    return {"uri": os.environ["MLFLOW_TRACKING_URI"], "home": os.environ["CVM_HOME"], "registered": registered, "result": result}

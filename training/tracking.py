@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import pandas as pd
 import mlflow
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
@@ -113,7 +114,10 @@ def log_and_register(
                 progress(f"logging and registering {name} ...")
                 model_file = Path(tmp) / f"{family}.joblib"
                 joblib.dump(estimator, model_file)
-                example = result.input_examples[family]
+                # Integers become doubles so that missing values at scoring time fit the schema.
+                example = result.input_examples[family].apply(
+                    lambda col: col.astype("float64") if pd.api.types.is_integer_dtype(col) else col
+                )
                 signature = infer_signature(example, score(family, estimator, example))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse
+from service.responses import JSONResponse
 
 from service.deps import ModelStoreDep
 from service.errors import error_response
@@ -21,8 +21,8 @@ def live() -> dict[str, str]:
     summary="All models are loaded (503 until then)",
     responses={503: {"description": "models not loaded yet, or loading failed"}},
 )
-def ready(store: ModelStoreDep) -> ORJSONResponse:
+def ready(store: ModelStoreDep) -> JSONResponse:
     if store.ready:
         versions = {f: m.version for f, m in store.models.items()}
-        return ORJSONResponse({"status": "ready", "models": versions})
+        return JSONResponse({"status": "ready", "models": versions})
     return error_response(503, "not_ready", store.error or "models are loading")

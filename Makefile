@@ -1,0 +1,61 @@
+# Customer value management: one command to run, one to test.
+#   make run    install, train demo models if none exist, serve on http://127.0.0.1:8000
+#   make test   install, run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export CVM_HOME ?= $(CURDIR)/.cvm
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# One BLAS/OpenMP thread per process: small requests and parallel tests thrash otherwise.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install run test test-fast lint format train serve ui clean help
+
+help:
+	@echo "make run | test | lint | format | train | serve | ui | clean"
+
+# Idempotent: re-runs pip only when pyproject.toml changed since the last install.
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: install
+	$(BIN)/cvm train --demo --if-missing
+	$(BIN)/cvm serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not e2e and not slow"
+
+lint: install
+	$(BIN)/ruff check models training service tests
+	$(BIN)/ruff format --check models training service tests
+	$(BIN)/mypy models training service
+
+format: install
+	$(BIN)/ruff check --fix models training service tests
+	$(BIN)/ruff format models training service tests
+
+train: install
+	$(BIN)/cvm train --demo
+
+serve: install
+	$(BIN)/cvm serve --host $(HOST) --port $(PORT)
+
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CVM_HOME)/mlflow.db \
+		--default-artifact-root $(CVM_HOME)/artifacts --host $(HOST) --port 5000
+
+
+
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

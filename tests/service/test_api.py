@@ -1,0 +1,168 @@
+"""The HTTP API against models trained into a temporary MLflow store."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+
+
+@pytest.fixture(scope="module")
+def client(trained_store):
+    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"]))
+    with TestClient(app) as c:
+        assert app.state.store.wait(120), app.state.store.error
+        yield c
+
+
+def _customer(demo_data, index=0):
+    transactions, customers, _ = demo_data
+    cid = customers["customer_id"].iloc[index]
+    rows = transactions[transactions["customer_id"] == cid]
+    attributes = customers.iloc[index][["region", "age", "acquisition_channel", "complaints"]].to_dict()
+    return {
+        "customer_id": cid,
+        "transactions": [
+            {"timestamp": t.isoformat(), "amount": float(a), "cost": float(c), "channel": ch}
+            for t, a, c, ch in zip(rows["timestamp"], rows["amount"], rows["cost"], rows["channel"], strict=True)
+        ],
+        "attributes": {k: (v.item() if hasattr(v, "item") else v) for k, v in attributes.items()},
+    }
+
+
+def test_health_and_models(client, trained_store):
+    assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "models": {"segmentation": "1", "churn": "1", "clv": "1"}}
+    body = client.get("/v1/models").json()
+    assert body["ready"] is True
+    by_family = {m["family"]: m for m in body["models"]}
+    assert set(by_family) == {"segmentation", "churn", "clv"}
+    churn = by_family["churn"]
+    assert churn["name"] == "cvm-churn" and churn["version"] == "1" and churn["alias"] == "champion"
+    assert churn["run_id"] == trained_store["registered"]["churn"]["run_id"]
+    expected_auc = trained_store["result"].metrics["churn_roc_auc"]
+    assert churn["metrics"]["churn_roc_auc"] == pytest.approx(expected_auc)
+    assert churn["as_of"] == "2025-12-31"
+
+
+def test_score_demo_customer_from_transactions_matches_training(client, demo_data, trained_store):
+    customer = _customer(demo_data)
+    response = client.post("/v1/customers/score", json={"as_of": "2025-12-31", "customers": [customer]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["as_of"] == "2025-12-31"
+    assert body["model_versions"] == {"segmentation": "1", "churn": "1", "clv": "1"}
+    (scored,) = body["customers"]
+    assert scored["customer_id"] == customer["customer_id"]
+    assert set(scored) == {"customer_id", "segments", "churn", "clv", "value_at_risk", "recommended_action"}
+    assert set(scored["clv"]) >= {"expected_purchases", "probability_alive", "expected_spend", "clv", "clv_lower", "clv_upper"}
+    # The service computes what the trained models compute offline (same feature function).
+    from models.features import customer_features, summarize
+
+    transactions, customers, _ = demo_data
+    models = trained_store["result"].models
+    summary = summarize(transactions, "2025-12-31").loc[[customer["customer_id"]]]
+    offline_clv = models["clv"].predict(summary).iloc[0]
+    assert scored["clv"]["clv"] == pytest.approx(offline_clv["clv"], rel=1e-9)
+    assert scored["clv"]["probability_alive"] == pytest.approx(offline_clv["probability_alive"], rel=1e-9)
+    rfm = models["segmentation"].predict(summary).iloc[0]
+    assert scored["segments"]["rfm"]["label"] == rfm["rfm_segment"]
+    assert scored["segments"]["rfm"]["code"] == rfm["rfm_code"]
+    churn = models["churn"]
+    features = customer_features(summary, customers)[list(churn.feature_names_in_)]
+    assert scored["churn"]["probability"] == pytest.approx(churn.predict_proba(features)[0, 1], rel=1e-9)
+    assert scored["value_at_risk"] == pytest.approx(scored["churn"]["probability"] * max(scored["clv"]["clv"], 0))
+
+
+def test_score_summary_customer_and_batch_order(client):
+    customers = [
+        {"customer_id": "s1", "summary": {"frequency": 6, "recency": 300, "T": 310, "monetary_value": 80.0}},
+        {"customer_id": "s0", "summary": {"frequency": 0, "recency": 0, "T": 400, "monetary_value": 0}},
+    ]
+    body = client.post("/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}).json()
+    assert [c["customer_id"] for c in body["customers"]] == ["s1", "s0"]
+    active, lapsed = body["customers"]
+    assert active["clv"]["expected_purchases"] > lapsed["clv"]["expected_purchases"]
+    assert lapsed["clv"]["probability_alive"] == 1.0  # BG/NBD: no repeat purchase, no dropout yet
+    assert active["segments"]["rfm"]["r_score"] > lapsed["segments"]["rfm"]["r_score"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "path"),
+    [
+        ({"customers": []}, 422, "customers"),
+        ({"customers": [{"customer_id": "a"}]}, 422, "customers.0"),
+        (
+            {"customers": [{"customer_id": "a", "summary": {"frequency": 1, "recency": 50, "T": 10, "monetary_value": 5}}]},
+            422,
+            "customers.0.summary",
+        ),
+        (
+            {"customers": [{"customer_id": "a", "transactions": [{"timestamp": "not a date", "amount": 5}]}]},
+            422,
+            "customers.0.transactions.0.timestamp",
+        ),
+        (
+            {"customers": [{"customer_id": "a", "transactions": [{"timestamp": "2025-01-01", "amount": -5}]}]},
+            422,
+            "customers.0.transactions.0.amount",
+        ),
+        (
+            {
+                "as_of": "2024-01-01",
+                "customers": [{"customer_id": "a", "transactions": [{"timestamp": "2025-01-01", "amount": 5}]}],
+            },
+            422,
+            "customers.0.transactions",
+        ),
+        (
+            {
+                "customers": [
+                    {"customer_id": "a", "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0}},
+                    {"customer_id": "a", "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0}},
+                ]
+            },
+            422,
+            "customers.1.customer_id",
+        ),
+    ],
+)
+def test_bad_input_names_the_field(client, payload, status, path):
+    response = client.post("/v1/customers/score", json=payload)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert error["details"][0]["path"] == path
+    assert "Traceback" not in response.text
+
+
+def test_malformed_json_and_unknown_route(client):
+    response = client.post("/v1/customers/score", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
+    assert client.get("/nope").json()["error"]["code"] == "not_found"
+
+
+def test_not_ready_without_models(tmp_path):
+    settings = Settings(mlflow_tracking_uri=f"sqlite:///{tmp_path}/empty.db")
+    app = create_app(settings)
+    with TestClient(app) as c:
+        app.state.store.wait(120)
+        ready = c.get("/health/ready")
+        assert ready.status_code == 503
+        assert "train first" in ready.json()["error"]["message"]
+        response = c.post(
+            "/v1/customers/score",
+            json={"customers": [{"customer_id": "a", "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0}}]},
+        )
+        assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
+        assert c.get("/v1/models").json()["ready"] is False
+
+
+def test_openapi_documents_examples_and_units(client):
+    spec = client.get("/openapi.json").json()
+    assert "/v1/customers/score" in spec["paths"]
+    schemas = spec["components"]["schemas"]
+    assert "currency" in schemas["CLVOut"]["properties"]["clv"]["description"]
+    assert schemas["ScoreRequest"]["examples"]

@@ -1,0 +1,7 @@
+"""``python -m training`` is the ``cvm`` command."""
+
+import sys
+
+from training.cli import main
+
+sys.exit(main())
