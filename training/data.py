@@ -1,0 +1,819 @@
+"""Load and validate the tables users bring: transactions and (optionally) customers.
+
+Files are read by extension: ``.csv``/``.txt`` as CSV (UTF-8, header on the first line; the
+delimiter is taken from the header line: ``,`` unless ``;``, tab or ``|`` is more frequent
+there), ``.parquet``/``.pq`` as Parquet. Anything else is a :class:`DataError`.
+
+Column names are matched case-insensitively after stripping surrounding spaces; inner spaces
+and hyphens count as underscores (``"Customer ID"`` is ``customer_id``). Recognised columns are
+renamed to their canonical lower-case name; every other column is kept under its own name.
+
+Row numbers
+    Every message, ``DataError.rows`` and the ``_line`` column of a quarantine file use the
+    same numbering. For CSV it is the *line number in the file* (the header is line 1, so the
+    first data row is line 2; a quoted value spanning several lines is reported at the line
+    where its row starts) and messages say "line". For Parquet it is the 1-based row position
+    and messages say "row".
+
+Row problems
+    Each row gets at most one reason, the first that applies, in this order.
+
+    transactions: ``missing_customer_id``, ``bad_timestamp``, ``bad_amount``,
+    ``negative_amount``, ``bad_cost``, ``after_as_of``, ``duplicate``.
+
+    customers: ``missing_customer_id``, ``duplicate_customer_id``, ``bad_signup_date``,
+    ``bad_churn_date``, ``bad_churned``.
+
+    With ``bad_rows="error"`` (the default) any of them raises :class:`DataError`, except
+    ``after_as_of`` and ``duplicate``, which are always quarantined. With
+    ``bad_rows="quarantine"`` all problem rows are quarantined: written, with their original
+    values, their row number (``_line``) and their reason (``_reason``), to
+    ``<quarantine_dir>/<file stem>_quarantine.csv`` (default ``quarantine_dir``: a
+    ``quarantine/`` folder next to the input). Every row read is either kept or quarantined:
+    ``report.n_read == report.n_kept + report.n_quarantined``. Blank lines in a CSV are not rows.
+
+Value rules
+    * ids are text (leading zeros kept), stripped; blank or ``NA``/``null``/``None``/``NaN``
+      means missing.
+    * dates: ISO 8601 dates or date-times (``2024-01-05``, ``2024-01-05T10:00:00+02:00``,
+      ``2024/01/05``) or 8-digit ``YYYYMMDD``. Values with a UTC offset are converted to UTC,
+      then the zone is dropped; naive values are kept as they are. Anything else
+      (``05/01/2024``, ``yesterday``, ``2024-13-01``) is unparsable.
+    * amounts are plain decimal numbers (``12.5``, `` 12.5 ``, ``1e3``); ``12,5``, ``$12`` and
+      ``inf`` are not numbers. A ``margin`` column (a fraction of amount, at most 1) becomes
+      ``cost = amount * (1 - margin)`` when there is no ``cost`` column.
+    * ``after_as_of``: ``as_of`` is a date meaning the *end* of that day, so purchases on the
+      ``as_of`` day itself are kept.
+    * ``duplicate``: a row equal to an earlier kept row in every column after parsing; the
+      first occurrence is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from models.exceptions import CVMError, InvalidInputError
+
+__all__ = [
+    "BAD_ROWS_POLICIES",
+    "CUSTOMER_REASONS",
+    "TRANSACTION_REASONS",
+    "DataError",
+    "LoadReport",
+    "fingerprint",
+    "load_customers",
+    "load_transactions",
+    "read_table",
+]
+
+CSV_SUFFIXES = (".csv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+BAD_ROWS_POLICIES = ("error", "quarantine")
+
+TRANSACTION_REASONS = (
+    "missing_customer_id",
+    "bad_timestamp",
+    "bad_amount",
+    "negative_amount",
+    "bad_cost",
+    "after_as_of",
+    "duplicate",
+)
+CUSTOMER_REASONS = (
+    "missing_customer_id",
+    "duplicate_customer_id",
+    "bad_signup_date",
+    "bad_churn_date",
+    "bad_churned",
+)
+# Reasons that are quarantined even with bad_rows="error".
+_ALWAYS_QUARANTINED = frozenset({"after_as_of", "duplicate"})
+
+# (singular, plural) problem descriptions used in row-error messages.
+_DESCRIPTIONS = {
+    "missing_customer_id": ("has a missing customer id", "have a missing customer id"),
+    "duplicate_customer_id": (
+        "repeats a customer id seen on an earlier row",
+        "repeat a customer id seen on an earlier row",
+    ),
+    "bad_timestamp": ("has an unparsable date", "have unparsable dates"),
+    "bad_signup_date": ("has an unparsable date", "have unparsable dates"),
+    "bad_churn_date": ("has an unparsable date", "have unparsable dates"),
+    "bad_amount": ("has a missing or non-numeric amount", "have missing or non-numeric amounts"),
+    "negative_amount": ("has a negative amount", "have negative amounts"),
+    "bad_cost": ("has a non-numeric cost", "have non-numeric costs"),
+    "bad_margin": (
+        "has a margin that is not a number <= 1",
+        "have margins that are not numbers <= 1",
+    ),
+    "bad_churned": (
+        "has a churned value that is not 0/1, true/false or yes/no",
+        "have churned values that are not 0/1, true/false or yes/no",
+    ),
+}
+
+_NA_TOKENS = frozenset({"nan", "na", "n/a", "<na>", "nat", "null", "none"})
+_TRUE_TOKENS = frozenset({"1", "1.0", "true", "yes"})
+_FALSE_TOKENS = frozenset({"0", "0.0", "false", "no"})
+_DELIMITERS = (",", ";", "\t", "|")
+_MAX_LISTED = 5
+
+
+class DataError(CVMError):
+    """A problem with a user's data file, explained in one line.
+
+    ``path`` is the file as given, ``column`` the canonical name of the column at fault (or
+    ``None``), ``rows`` the row numbers named in the message (at most five; see the module
+    docstring for the numbering), ``n_rows`` how many rows have the problem in total and
+    ``message`` the text, which names the file, the column and the rows.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        column: str | None = None,
+        rows: list[int] | None = None,
+        n_rows: int | None = None,
+    ):
+        message = " ".join(message.splitlines())
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.column = column
+        self.rows = list(rows or [])
+        self.n_rows = len(self.rows) if n_rows is None else n_rows
+
+
+@dataclass
+class LoadReport:
+    """What a loader read, kept and set aside."""
+
+    path: str
+    n_read: int
+    n_kept: int
+    n_quarantined: int
+    quarantine_path: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for logs, e.g. ``tx.csv: read 10, kept 8, quarantined 2 (duplicate: 2)``."""
+        text = f"{self.path}: read {self.n_read}, kept {self.n_kept}"
+        if self.n_quarantined:
+            detail = ", ".join(f"{reason}: {n}" for reason, n in self.reasons.items())
+            text += f", quarantined {self.n_quarantined} ({detail}) -> {self.quarantine_path}"
+        return text
+
+
+@dataclass
+class _Raw:
+    """A file as read: original values and column names, plus each row's number."""
+
+    path: str
+    frame: pd.DataFrame
+    numbers: np.ndarray
+    unit: str  # "line" (CSV) or "row" (Parquet)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as is, choosing the reader by extension.
+
+    CSV cells come back as ``str`` exactly as written (an empty cell is ``""``; nothing is
+    interpreted as missing), so no value is lost or guessed; Parquet columns keep their
+    stored types. Raises :class:`DataError` if the file is missing, unreadable, malformed,
+    empty (no data rows) or has an unsupported extension.
+    """
+    return _read_raw(path).frame
+
+
+def _read_raw(path: str | Path) -> _Raw:
+    shown = str(path)
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        kind = f"'{p.suffix}'" if p.suffix else "(no extension)"
+        raise DataError(
+            f"{shown}: unsupported file type {kind}; use .csv, .txt, .parquet or .pq",
+            path=shown,
+        )
+    if not p.exists():
+        raise DataError(f"{shown}: file not found", path=shown)
+    if not p.is_file():
+        raise DataError(f"{shown}: not a regular file", path=shown)
+    try:
+        if p.stat().st_size == 0:
+            raise DataError(f"{shown}: file is empty", path=shown)
+        if suffix in CSV_SUFFIXES:
+            (frame, numbers), unit = _read_csv(p, shown), "line"
+        else:
+            frame, unit = _read_parquet(p, shown), "row"
+            numbers = np.arange(1, len(frame) + 1, dtype=np.int64)
+    except DataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{shown}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8 CSV",
+            path=shown,
+        ) from exc
+    except (OSError, ValueError, csv.Error, pa.ArrowException) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{shown}: cannot read file: {detail}", path=shown) from exc
+    if len(frame) == 0:
+        raise DataError(f"{shown}: file has no data rows", path=shown)
+    return _Raw(path=shown, frame=frame, numbers=numbers, unit=unit)
+
+
+def _read_parquet(path: Path, shown: str) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    if any(name is not None for name in frame.index.names):
+        frame = frame.reset_index()  # e.g. customer_id stored as the index
+    frame = frame.reset_index(drop=True)
+    frame.columns = [str(c) for c in frame.columns]
+    _check_unique_names(list(frame.columns), shown)
+    return frame
+
+
+def _read_csv(path: Path, shown: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read every cell as text, with each row's starting line number.
+
+    The fast path is pandas' C reader; its rows map to lines 2, 3, ... whenever the file has
+    exactly one line per row. Otherwise (blank lines, values spanning lines, stray line
+    endings, or a row pandas cannot tokenise) the file is re-read with :mod:`csv`, which
+    tracks line numbers.
+    """
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+        if not first.strip():
+            if any(chunk.strip() for chunk in iter(lambda: fh.read(1 << 20), "")):
+                raise DataError(
+                    f"{shown}: line 1 is blank; the first line must be the column header",
+                    path=shown,
+                )
+            raise DataError(f"{shown}: file is empty", path=shown)
+    delimiter = max(_DELIMITERS, key=first.count) if any(d in first for d in _DELIMITERS) else ","
+    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter))
+    while header and not header[-1].strip():  # trailing delimiters, as Excel writes them
+        header.pop()
+    if not header:
+        raise DataError(f"{shown}: line 1 has no column names", path=shown)
+    header = [name if name.strip() else f"unnamed_{i}" for i, name in enumerate(header, 1)]
+    _check_unique_names(header, shown)
+
+    overflow = "__overflow__"
+    while overflow in header:
+        overflow += "_"
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=delimiter,
+            header=None,
+            skiprows=1,
+            names=[*header, overflow],
+            index_col=False,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=True,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.ParserError:
+        frame = None
+    if frame is None or _count_content_lines(path) != len(frame) + 1:
+        return _read_csv_slowly(path, shown, delimiter, header)
+
+    numbers = np.arange(2, len(frame) + 2, dtype=np.int64)
+    spill = (frame[overflow] != "").to_numpy()
+    if spill.any():
+        raise _too_many_fields(shown, int(numbers[spill.argmax()]), len(header), delimiter)
+    return frame.drop(columns=overflow), numbers
+
+
+def _read_csv_slowly(
+    path: Path, shown: str, delimiter: str, header: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    width = len(header)
+    columns: list[list[str]] = [[] for _ in header]
+    numbers: list[int] = []
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader)
+        last_line = reader.line_num
+        for record in reader:
+            start, last_line = last_line + 1, reader.line_num
+            if not record or (len(record) == 1 and not record[0].strip()):
+                continue  # blank line, not a row
+            if len(record) > width:
+                if any(record[width:]):
+                    raise _too_many_fields(shown, start, width, delimiter)
+                record = record[:width]
+            elif len(record) < width:
+                record = record + [""] * (width - len(record))
+            for column, value in zip(columns, record, strict=True):
+                column.append(value)
+            numbers.append(start)
+    frame = pd.DataFrame(
+        {name: pd.Series(values, dtype="str") for name, values in zip(header, columns, strict=True)}
+    )
+    return frame, np.asarray(numbers, dtype=np.int64)
+
+
+def _count_content_lines(path: Path) -> int:
+    """Lines in the file, not counting blank lines at its very end."""
+    newlines, tail = 0, b""
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            newlines += chunk.count(b"\n")
+            tail = (tail + chunk)[-4096:]
+    return newlines - tail[len(tail.rstrip()) :].count(b"\n") + 1
+
+
+def _too_many_fields(shown: str, line: int, width: int, delimiter: str) -> DataError:
+    shown_delim = "tab" if delimiter == "\t" else f"'{delimiter}'"
+    return DataError(
+        f"{shown}: line {line} has more fields than the header ({width}); "
+        f"quote values that contain {shown_delim}",
+        path=shown,
+        rows=[line],
+    )
+
+
+def _check_unique_names(names: list[str], shown: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(
+                f"{shown}: column '{name}' appears more than once in the header",
+                path=shown,
+                column=name,
+            )
+        seen.add(name)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).replace("\ufeff", "").strip().lower())
+
+
+def _match_columns(
+    raw: _Raw, required: tuple[str, ...], optional: tuple[str, ...]
+) -> dict[str, str]:
+    """Map canonical name -> column name in the file, failing on missing/ambiguous columns."""
+    wanted = required + optional
+    found: dict[str, str] = {}
+    for name in raw.frame.columns:
+        key = _canonical(name)
+        if key not in wanted:
+            continue
+        if key in found:
+            raise DataError(
+                f"{raw.path}: columns '{found[key]}' and '{name}' both mean '{key}'; keep one",
+                path=raw.path,
+                column=key,
+            )
+        found[key] = name
+    missing = [name for name in required if name not in found]
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        listed = ", ".join(str(name) for name in raw.frame.columns)
+        message = (
+            f"{raw.path}: missing required column{'s' if len(missing) > 1 else ''} {names} "
+            f"(found: {listed})"
+        )
+        if raw.frame.shape[1] == 1 and any(d in listed for d in ";\t|"):
+            message += "; is the file separated by something other than commas?"
+        raise DataError(message, path=raw.path, column=missing[0])
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing values
+# --------------------------------------------------------------------------------------------
+
+
+def _as_text(values: pd.Series, *, na_tokens: bool = True) -> pd.Series:
+    """Values as stripped text; blank (and, with ``na_tokens``, ``NA``-like) means missing."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
+        finite = np.isfinite(numbers)
+        if (numbers[finite] % 1 == 0).all():  # 20240105.0 -> "20240105", 17.0 -> "17"
+            values = numbers.where(finite).astype("Int64")
+    text = values.astype("str").str.strip()
+    missing = text == ""
+    if na_tokens:
+        missing |= text.str.lower().isin(_NA_TOKENS)
+    return text.mask(missing)
+
+
+def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (float64 numbers with NaN where missing or bad, mask of cells that were given)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        numbers = pd.Series(
+            values.astype("Float64").to_numpy(dtype="float64", na_value=np.nan),
+            index=values.index,
+        )
+        given = numbers.notna()
+    else:
+        text = _as_text(values)
+        given = text.notna()
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    return numbers.where(np.isfinite(numbers)), given
+
+
+def _parse_datetimes(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (naive datetime64[ns] with NaT where missing or bad, mask of cells given)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return _to_ns(values.dt.tz_convert("UTC").dt.tz_localize(None)), values.notna()
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return _to_ns(values), values.notna()
+    text = _as_text(values)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    compact = text.str.fullmatch(r"\d{8}").fillna(False).astype(bool)
+    iso = text.str.match(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}").fillna(False).astype(bool) & ~compact
+    if compact.any():
+        parsed[compact] = _to_ns(pd.to_datetime(text[compact], format="%Y%m%d", errors="coerce"))
+    if iso.any():
+        # utc=True converts values with an offset to UTC and takes naive ones as they are.
+        stamps = pd.to_datetime(text[iso], format="ISO8601", errors="coerce", utc=True)
+        parsed[iso] = _to_ns(stamps.dt.tz_localize(None))
+    return parsed, text.notna()
+
+
+def _to_ns(values: pd.Series) -> pd.Series:
+    if values.dtype == "datetime64[ns]":
+        return values
+    outside = (values < pd.Timestamp.min) | (values > pd.Timestamp.max)
+    return values.mask(outside).astype("datetime64[ns]")
+
+
+def _parse_flags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (Int64 0/1 with <NA> where missing or bad, mask of cells given)."""
+    text = _as_text(values).str.lower()
+    flags = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    flags[text.isin(_TRUE_TOKENS)] = 1
+    flags[text.isin(_FALSE_TOKENS)] = 0
+    return flags, text.notna()
+
+
+def _clean_text(values: pd.Series) -> pd.Series:
+    """Strip string cells and turn blank strings into missing; other cells are untouched."""
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        stripped = values.str.strip()
+        return stripped.mask(stripped == "")
+    if values.dtype == object:
+
+        def clean(cell: object) -> object:
+            if isinstance(cell, str):
+                cell = cell.strip()
+                return cell if cell else None
+            return cell
+
+        return values.map(clean)
+    return values
+
+
+def _infer_numeric(text: pd.Series) -> pd.Series:
+    """Turn a text column of plain numbers into int64/float64; codes like '02139' stay text."""
+    present = text.dropna()
+    if present.empty or present.str.match(r"[+-]?0\d").any():
+        return text
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.isna().any() or not np.isfinite(numbers.astype("float64")).all():
+        return text
+    return pd.to_numeric(text)
+
+
+def _end_of_day(as_of: object) -> pd.Timestamp | None:
+    """First instant after the ``as_of`` day (its wall-clock date), or None."""
+    if as_of is None:
+        return None
+    if not isinstance(as_of, str | date | datetime | pd.Timestamp | np.datetime64):
+        raise InvalidInputError(f"as_of must be a date, got {type(as_of).__name__}", field="as_of")
+    try:
+        stamp = pd.Timestamp(as_of.strip() if isinstance(as_of, str) else as_of)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInputError(
+            f"as_of {as_of!r} is not a date (use YYYY-MM-DD)", field="as_of"
+        ) from exc
+    if pd.isna(stamp):
+        raise InvalidInputError(f"as_of {as_of!r} is not a date (use YYYY-MM-DD)", field="as_of")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_localize(None)
+    return (stamp.normalize() + pd.Timedelta(days=1)).as_unit("ns")
+
+
+def _check_policy(bad_rows: object) -> None:
+    if bad_rows not in BAD_ROWS_POLICIES:
+        raise InvalidInputError(
+            f"bad_rows must be 'error' or 'quarantine', got {bad_rows!r}", field="bad_rows"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Row problems, errors and quarantine
+# --------------------------------------------------------------------------------------------
+
+
+class _Problems:
+    """Each row's reason (``""`` while it is fine), first reason wins."""
+
+    def __init__(self, raw: _Raw):
+        self.raw = raw
+        self.reason = np.full(len(raw.frame), "", dtype=object)
+        # reason -> (canonical column, column in the file, description key)
+        self.where: dict[str, tuple[str, str | None, str]] = {}
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.reason == ""
+
+    def flag(
+        self,
+        reason: str,
+        mask: pd.Series | np.ndarray,
+        column: str,
+        source: str | None,
+        describe: str | None = None,
+    ) -> None:
+        hit = np.asarray(mask, dtype=bool) & self.ok
+        if hit.any():
+            self.reason[hit] = reason
+            self.where.setdefault(reason, (column, source, describe or reason))
+
+    def counts(self) -> dict[str, int]:
+        reasons, counts = np.unique(self.reason[~self.ok].astype(str), return_counts=True)
+        found = dict(zip(reasons.tolist(), counts.tolist(), strict=True))
+        order = TRANSACTION_REASONS + CUSTOMER_REASONS
+        return {reason: found[reason] for reason in order if reason in found}
+
+    def raise_if_fatal(self, shown_values: dict[str, pd.Series]) -> None:
+        """With bad_rows='error': raise for the first fatal reason, mentioning the others."""
+        fatal = {r: n for r, n in self.counts().items() if r not in _ALWAYS_QUARANTINED}
+        if not fatal:
+            return
+        reason = next(iter(fatal))
+        column, source, describe = self.where[reason]
+        raw = self.raw
+        rows = np.flatnonzero(self.reason == reason)
+        count = len(rows)
+        listed = [int(n) for n in raw.numbers[rows[:_MAX_LISTED]]]
+        numbers = ", ".join(str(n) for n in listed) + (", ..." if count > _MAX_LISTED else "")
+        unit = raw.unit + ("s" if count > 1 else "")
+        singular, plural = _DESCRIPTIONS[describe]
+        message = (
+            f"{raw.path}, column '{source or column}': {count} "
+            f"{'row ' + singular if count == 1 else 'rows ' + plural} ({unit} {numbers})"
+        )
+        if reason != "missing_customer_id":
+            values = shown_values.get(reason, raw.frame[source] if source else None)
+            if values is not None:
+                message += ": " + ", ".join(_first_unique(values.iloc[rows[:1000]]))
+        others = [f"{r} ({n} row{'s' if n > 1 else ''})" for r, n in fatal.items() if r != reason]
+        if others:
+            message += "; also " + ", ".join(others)
+        message += ". Fix them or rerun with --bad-rows quarantine."
+        raise DataError(message, path=raw.path, column=column, rows=listed, n_rows=count)
+
+    def quarantine(self, quarantine_dir: str | Path | None) -> str | None:
+        """Write the problem rows (original values, ``_line``, ``_reason``); return the path."""
+        bad = ~self.ok
+        if not bad.any():
+            return None
+        raw = self.raw
+        directory = Path(quarantine_dir) if quarantine_dir is not None else None
+        if directory is None:
+            directory = Path(raw.path).parent / "quarantine"
+        target = directory / f"{Path(raw.path).stem}_quarantine.csv"
+        rows = raw.frame[bad].copy()
+        rows["_line"] = raw.numbers[bad]
+        rows["_reason"] = self.reason[bad].astype(str)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            rows.to_csv(target, index=False)
+        except OSError as exc:
+            raise DataError(
+                f"{raw.path}: cannot write quarantine file {target}: {exc.strerror or exc}",
+                path=raw.path,
+            ) from exc
+        return str(target)
+
+
+def _first_unique(values: pd.Series) -> list[str]:
+    """The first few distinct values, quoted for a message."""
+    shown: list[str] = []
+    for value in values:
+        text = _show(value)
+        if text not in shown:
+            shown.append(text)
+            if len(shown) == _MAX_LISTED:
+                break
+    return shown
+
+
+def _show(value: object) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "''"
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _finish(
+    problems: _Problems,
+    parsed: pd.DataFrame,
+    *,
+    bad_rows: str,
+    quarantine_dir: str | Path | None,
+    sort_by: list[str],
+    shown_values: dict[str, pd.Series] | None = None,
+) -> tuple[pd.DataFrame, LoadReport]:
+    raw = problems.raw
+    if bad_rows == "error":
+        problems.raise_if_fatal(shown_values or {})
+    quarantine_path = problems.quarantine(quarantine_dir)
+    ok = problems.ok
+    report = LoadReport(
+        path=raw.path,
+        n_read=len(raw.frame),
+        n_kept=int(ok.sum()),
+        n_quarantined=int((~ok).sum()),
+        quarantine_path=quarantine_path,
+        reasons=problems.counts(),
+    )
+    if report.n_kept == 0:
+        detail = ", ".join(f"{reason}: {n}" for reason, n in report.reasons.items())
+        raise DataError(
+            f"{raw.path}: no usable rows: all {report.n_read} rows were quarantined ({detail}); "
+            f"see {quarantine_path}",
+            path=raw.path,
+        )
+    kept = parsed[ok].sort_values(sort_by, kind="stable").reset_index(drop=True)
+    return kept, report
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders
+# --------------------------------------------------------------------------------------------
+
+
+def load_transactions(
+    path: str | Path,
+    *,
+    as_of: str | date | datetime | pd.Timestamp | None = None,
+    bad_rows: str = "error",
+    quarantine_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, LoadReport]:
+    """Load one-row-per-purchase transactions and validate them.
+
+    Required columns ``customer_id``, ``timestamp``, ``amount``; optional ``cost`` (or
+    ``margin``, turned into ``cost``; with both, ``cost`` wins and ``margin`` is kept as an
+    ordinary column), ``channel``, ``category``; any other column is kept (as text for CSV,
+    empty cells missing).
+
+    Returns the frame -- ``customer_id`` (str), ``timestamp`` (naive datetime64[ns]),
+    ``amount`` (float64), then ``cost`` (float64), ``channel`` and ``category`` (str) when
+    given, then the other columns -- sorted by customer and time with a fresh RangeIndex, and
+    a :class:`LoadReport`. See the module docstring for the row rules and ``bad_rows``.
+    """
+    _check_policy(bad_rows)
+    cutoff = _end_of_day(as_of)
+    raw = _read_raw(path)
+    cols = _match_columns(
+        raw,
+        required=("customer_id", "timestamp", "amount"),
+        optional=("cost", "margin", "channel", "category"),
+    )
+    frame = raw.frame
+    problems = _Problems(raw)
+
+    customer_id = _as_text(frame[cols["customer_id"]])
+    problems.flag("missing_customer_id", customer_id.isna(), "customer_id", cols["customer_id"])
+    timestamp, _ = _parse_datetimes(frame[cols["timestamp"]])
+    problems.flag("bad_timestamp", timestamp.isna(), "timestamp", cols["timestamp"])
+    amount, _ = _parse_numbers(frame[cols["amount"]])
+    problems.flag("bad_amount", amount.isna(), "amount", cols["amount"])
+    problems.flag("negative_amount", amount < 0, "amount", cols["amount"])
+
+    parsed = pd.DataFrame(
+        {"customer_id": customer_id, "timestamp": timestamp, "amount": amount},
+        index=frame.index,
+    )
+    used = {cols["customer_id"], cols["timestamp"], cols["amount"]}
+    if "cost" in cols:
+        cost, given = _parse_numbers(frame[cols["cost"]])
+        problems.flag("bad_cost", given & cost.isna(), "cost", cols["cost"])
+        parsed["cost"] = cost
+        used.add(cols["cost"])
+    elif "margin" in cols:
+        margin, given = _parse_numbers(frame[cols["margin"]])
+        bad = given & (margin.isna() | (margin > 1))
+        problems.flag("bad_cost", bad, "margin", cols["margin"], describe="bad_margin")
+        parsed["cost"] = amount * (1 - margin)
+        used.add(cols["margin"])
+    for name in ("channel", "category"):
+        if name in cols:
+            parsed[name] = _clean_text(frame[cols[name]].astype("str"))
+            used.add(cols[name])
+    for name in frame.columns:
+        if name not in used:  # kept as read; in a CSV an empty cell means missing
+            values = frame[name]
+            parsed[name] = values.mask(values == "") if raw.unit == "line" else values
+
+    if cutoff is not None:
+        problems.flag("after_as_of", timestamp >= cutoff, "timestamp", cols["timestamp"])
+    ok = problems.ok
+    duplicate = np.zeros(len(frame), dtype=bool)
+    duplicate[ok] = parsed[ok].duplicated(keep="first").to_numpy()
+    problems.flag("duplicate", duplicate, "customer_id", None)
+
+    return _finish(
+        problems,
+        parsed,
+        bad_rows=bad_rows,
+        quarantine_dir=quarantine_dir,
+        sort_by=["customer_id", "timestamp"],
+    )
+
+
+def load_customers(
+    path: str | Path,
+    *,
+    bad_rows: str = "error",
+    quarantine_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, LoadReport]:
+    """Load one-row-per-customer attributes and validate them.
+
+    Required column ``customer_id`` (unique; later repeats are ``duplicate_customer_id``).
+    Optional ``signup_date`` and ``churn_date`` (naive datetime64[ns], blank is NaT),
+    ``churned`` (Int64 0/1 from 0/1, true/false or yes/no in any case; blank is <NA>).
+    Every other column is an attribute: string cells are stripped and blank strings become
+    missing; in a CSV, a column whose every value is a plain number becomes int64/float64
+    (codes with leading zeros such as '02139' stay text); Parquet types are kept.
+
+    Returns the frame (``customer_id`` first, then the known columns, then the attributes,
+    sorted by ``customer_id``, fresh RangeIndex) and a :class:`LoadReport`.
+    """
+    _check_policy(bad_rows)
+    raw = _read_raw(path)
+    cols = _match_columns(
+        raw, required=("customer_id",), optional=("signup_date", "churned", "churn_date")
+    )
+    frame = raw.frame
+    problems = _Problems(raw)
+
+    customer_id = _as_text(frame[cols["customer_id"]])
+    problems.flag("missing_customer_id", customer_id.isna(), "customer_id", cols["customer_id"])
+    repeated = customer_id.notna() & customer_id.duplicated(keep="first")
+    problems.flag("duplicate_customer_id", repeated, "customer_id", cols["customer_id"])
+
+    parsed = pd.DataFrame({"customer_id": customer_id}, index=frame.index)
+    for name, reason in (("signup_date", "bad_signup_date"), ("churn_date", "bad_churn_date")):
+        if name in cols:
+            stamps, given = _parse_datetimes(frame[cols[name]])
+            problems.flag(reason, given & stamps.isna(), name, cols[name])
+            parsed[name] = stamps
+    if "churned" in cols:
+        flags, given = _parse_flags(frame[cols["churned"]])
+        problems.flag("bad_churned", given & flags.isna(), "churned", cols["churned"])
+        parsed["churned"] = flags
+    parsed = parsed[
+        [c for c in ("customer_id", "signup_date", "churned", "churn_date") if c in parsed]
+    ]
+    known = set(cols.values())
+    for name in frame.columns:
+        if name not in known:
+            values = _clean_text(frame[name])
+            parsed[name] = _infer_numeric(values) if raw.unit == "line" else values
+
+    return _finish(
+        problems,
+        parsed,
+        bad_rows=bad_rows,
+        quarantine_dir=quarantine_dir,
+        sort_by=["customer_id"],
+        shown_values={"duplicate_customer_id": customer_id},
+    )
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A stable sha256 hex digest of a frame's column names and values (not its index)."""
+    digest = hashlib.sha256()
+    for name in df.columns:
+        digest.update(repr(str(name)).encode("utf-8") + b"\x00")
+    digest.update(str(len(df)).encode("ascii") + b"\x00")
+    hashes = pd.util.hash_pandas_object(df, index=False)
+    digest.update(hashes.to_numpy(dtype="<u8").tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,491 @@
+"""Seeded synthetic customer data whose generating truth is known.
+
+The generator is fully vectorised with numpy (no Python loop over customers or
+transactions), so 100,000 customers take about a second and 1,000,000 customers a few
+seconds more.
+
+Model (time unit of the BG/NBD parameters: one week = 7 days)
+-------------------------------------------------------------
+* **Acquisition.** Customer *i* makes a first purchase ("birth") at a time uniform over
+  ``[as_of - history_days, as_of - history_days + acquisition_days]`` (days, with a random
+  time of day). Observation ends at the end of the ``as_of`` day; the process is simulated
+  further, to the end of day ``as_of + horizon_days``, so the future is known too.
+* **Repeat purchases: BG/NBD** (Fader, Hardie & Lee 2005). ``lambda_i ~ Gamma(shape r,
+  rate alpha)`` repeat purchases per week while alive, ``p_i ~ Beta(a, b)``. After each
+  *repeat* purchase the customer drops out with probability ``p_i``; the number of repeat
+  purchases before dropout is ``J_i ~ Geometric(p_i)`` on ``{1, 2, ...}``. Simulated as
+  ``N_i ~ Poisson(lambda_i * weeks from birth to end of simulation)`` event times uniform
+  over that span, of which the first ``min(N_i, J_i)`` are kept (drawn directly in sorted
+  order from exponential spacings, so the discarded ones are never drawn).
+* **Spend: Gamma-Gamma.** ``nu_i ~ Gamma(shape q, rate gamma)``; every transaction
+  (the first one included) has base spend ``z ~ Gamma(shape p, rate nu_i)``, so
+  ``E[z | nu_i] = p / nu_i`` (currency units), times the customer's channel multiplier.
+* **Channels.** Each customer uses 1, 2 or 3 of ``store``, ``online``, ``catalog``
+  (probabilities 0.55 / 0.35 / 0.10, the set drawn at random). Each transaction's channel
+  is uniform among the customer's channels. Spend multiplier 1.0 / 1.85 / 2.4 by number of
+  channels (after the Sears figures: catalog-only $492/yr, store-only $1,020, both $1,883),
+  so single-channel customers follow the pure Gamma-Gamma process.
+* **Margin and value type.** Margin class ``high`` (margin uniform in [0.25, 0.45]) or
+  ``low`` (uniform in [-0.05, 0.05]), 50/50. Cost of a transaction is
+  ``amount * (1 - margin_i) * (1 + N(0, 0.02))`` in currency units, rounded to cents.
+  Frequency class ``high`` when the realised repeat purchases in the observation window are
+  at least ``value_type_repeat_threshold`` (= 2). Value type: Gold (high frequency, high
+  margin), Meteor (low, high), Stream (high, low), Burden (low, low).
+* **Problems and complaints.** A share ``problem_rate`` (default 20 %) of customers has a
+  problem at a time uniform over their observed active life ``[birth, min(dropout,
+  end of as_of)]``. Its handling is ``did_not_complain`` / ``unresolved`` / ``resolved`` /
+  ``resolved_quickly`` with probabilities 0.40 / 0.20 / 0.25 / 0.15 and repurchase rates
+  9 % / 19 % / 54 % / 82 %. With probability ``1 - repurchase rate`` the customer stops
+  buying right after the problem (every later purchase, observed or future, removed;
+  ``churn_reason == "complaint"``).
+* **Other attributes** (``region``, ``age``, ``acquisition_channel``) are independent noise
+  features for churn models; the churn signal is in the purchase history and complaints.
+
+Timestamps are whole seconds (``datetime64[ns]``); amounts and costs are rounded to cents.
+
+Example::
+
+    transactions, customers, truth = generate(100_000, seed=1)
+    write("data/synth", transactions, customers, truth, fmt="parquet")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.exceptions import InvalidInputError
+
+__all__ = ["SyntheticTruth", "generate", "read", "write"]
+
+SECONDS_PER_DAY = 86_400
+TIME_UNIT_DAYS = 7
+SECONDS_PER_WEEK = TIME_UNIT_DAYS * SECONDS_PER_DAY
+
+CHANNELS = ("store", "online", "catalog")
+CHANNEL_COUNT_PROBABILITIES = (0.55, 0.35, 0.10)
+CHANNEL_MULTIPLIERS = {"1": 1.0, "2": 1.85, "3": 2.4}
+
+MARGIN_RANGES = {"high": (0.25, 0.45), "low": (-0.05, 0.05)}
+HIGH_MARGIN_SHARE = 0.5
+COST_NOISE_SD = 0.02
+VALUE_TYPE_REPEAT_THRESHOLD = 2
+VALUE_TYPES = ("Gold", "Meteor", "Stream", "Burden")
+CHURN_REASONS = ("none", "dropout", "complaint")
+
+PROBLEM_RATE = 0.20
+COMPLAINT_HANDLINGS = ("did_not_complain", "unresolved", "resolved", "resolved_quickly")
+COMPLAINT_HANDLING_PROBABILITIES = (0.40, 0.20, 0.25, 0.15)
+COMPLAINT_REPURCHASE = {
+    "did_not_complain": 0.09,
+    "unresolved": 0.19,
+    "resolved": 0.54,
+    "resolved_quickly": 0.82,
+}
+RESOLUTION_DAYS = {"resolved_quickly": (1, 3), "resolved": (10, 40)}
+
+REGIONS = ("north", "south", "east", "west")
+AGE_RANGE = (18, 80)
+ACQUISITION_CHANNELS = ("search", "social", "referral", "store")
+ACQUISITION_CHANNEL_PROBABILITIES = (0.35, 0.25, 0.15, 0.25)
+
+_FORMATS = ("csv", "parquet")
+_TIMESTAMP_COLUMNS = {
+    "transactions": ["timestamp"],
+    "customers": ["signup_date"],
+    "truth_customers": ["birth_time", "problem_time", "dropout_time", "death_time"],
+}
+
+
+@dataclass
+class SyntheticTruth:
+    """The generating truth of one synthetic data set.
+
+    ``params`` is JSON-serialisable: BG/NBD ``{"r", "alpha", "a", "b"}`` (rates per week),
+    Gamma-Gamma ``{"p", "q", "gamma"}`` (currency units), ``time_unit_days`` (7), ``as_of``
+    (``"YYYY-MM-DD"``), ``horizon_days``, ``channel_multipliers`` (keys ``"1"``, ``"2"``,
+    ``"3"``: number of channels), ``complaint_repurchase`` and the other constants used.
+
+    ``customers`` has one row per customer with the latent values and realised outcomes:
+
+    * ``lambda_`` (repeat purchases per week while alive), ``p_`` (dropout probability after
+      each repeat purchase), ``nu_`` (Gamma-Gamma rate, 1/currency unit),
+      ``true_mean_spend`` (``p / nu_ * channel_multiplier``, currency units per purchase);
+    * ``n_channels``, ``channels`` (``"|"``-joined), ``channel_multiplier``, ``margin``
+      (fraction of the amount), ``margin_class``, ``frequency_class``, ``value_type``;
+    * ``birth_time`` (first purchase), ``T_weeks`` (weeks from birth to the end of the
+      observation), ``dropout_time`` (BG/NBD death, NaT when not before the end of the
+      simulation), ``death_time`` (when the customer actually stopped: complaint stop or
+      dropout, NaT if alive at the end of the simulation), ``alive_at_as_of``;
+    * ``repeat_purchases_observed`` (repeat transactions up to the end of ``as_of``),
+      ``future_purchases`` and ``future_revenue`` (transactions and their amounts in the
+      ``horizon_days`` days after ``as_of``);
+    * ``problem``, ``problem_time``, ``complaint_handling`` (``"none"`` when no problem),
+      ``stopped_after_problem``, ``churn_reason`` (``"complaint"``, ``"dropout"`` or
+      ``"none"``).
+    """
+
+    params: dict[str, Any]
+    customers: pd.DataFrame = field(repr=False)
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not np.isfinite(value) or value <= 0:
+            raise InvalidInputError(f"{name} must be a positive number, got {value!r}", field=name)
+
+
+def _labels(names: tuple[str, ...] | list[str], codes: np.ndarray) -> pd.Index:
+    """String labels ``names[codes]`` as a pandas ``str`` array (fast for millions of rows)."""
+    return pd.Index(list(names), dtype="str").take(codes)
+
+
+def _timestamps(start: pd.Timestamp, seconds: np.ndarray) -> np.ndarray:
+    """Whole seconds after ``start`` (int64, -1 meaning missing) as ``datetime64[ns]``."""
+    ns = start.value + seconds.astype(np.int64) * 1_000_000_000
+    out = ns.view("datetime64[ns]").copy()
+    out[seconds < 0] = np.datetime64("NaT")
+    return out
+
+
+def generate(
+    n_customers: int = 5000,
+    seed: int = 0,
+    as_of: str | pd.Timestamp = "2025-12-31",
+    *,
+    horizon_days: int = 365,
+    acquisition_days: int = 365,
+    history_days: int = 730,
+    r: float = 0.75,
+    alpha: float = 8.0,
+    a: float = 0.8,
+    b: float = 2.5,
+    p: float = 6.0,
+    q: float = 4.0,
+    gamma: float = 60.0,
+    problem_rate: float = PROBLEM_RATE,
+) -> tuple[pd.DataFrame, pd.DataFrame, SyntheticTruth]:
+    """Generate ``(transactions, customers, truth)`` for ``n_customers`` customers.
+
+    Args:
+        n_customers: number of customers (>= 1).
+        seed: seed of ``numpy.random.default_rng``; same arguments give identical frames.
+        as_of: last observed day (date-like, time of day ignored); observation ends at the
+            end of this day.
+        horizon_days: days simulated after ``as_of`` for the truth (future purchases).
+        acquisition_days: length in days of the window of first purchases.
+        history_days: days before ``as_of`` at which the acquisition window starts
+            (``acquisition_days <= history_days``).
+        r, alpha: BG/NBD purchase-rate heterogeneity, ``lambda ~ Gamma(shape r, rate alpha)``
+            in repeat purchases per week.
+        a, b: BG/NBD dropout heterogeneity, ``p ~ Beta(a, b)``.
+        p, q, gamma: Gamma-Gamma spend, ``nu ~ Gamma(shape q, rate gamma)`` and spend per
+            purchase ``~ Gamma(shape p, rate nu)`` in currency units.
+        problem_rate: share of customers with a problem (0 disables complaints).
+
+    Returns:
+        ``transactions``: ``customer_id``, ``timestamp``, ``amount``, ``cost``, ``channel``,
+        purchases up to the end of ``as_of``, sorted by customer and time.
+        ``customers``: ``customer_id``, ``signup_date`` (date of first purchase), ``region``,
+        ``age`` (years), ``acquisition_channel``, ``complaints`` (1 if complained),
+        ``complaint_resolved`` (0/1, NaN without complaint), ``resolution_days`` (days, NaN
+        unless resolved).
+        ``truth``: :class:`SyntheticTruth`.
+    """
+    if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
+        raise InvalidInputError("n_customers must be an integer", field="n_customers")
+    if n_customers < 1:
+        raise InvalidInputError("n_customers must be >= 1", field="n_customers")
+    _check_positive(
+        r=r, alpha=alpha, a=a, b=b, p=p, q=q, gamma=gamma, acquisition_days=acquisition_days
+    )
+    if horizon_days < 0:
+        raise InvalidInputError("horizon_days must be >= 0", field="horizon_days")
+    if acquisition_days > history_days:
+        raise InvalidInputError(
+            "acquisition_days must not exceed history_days (births after as_of)",
+            field="acquisition_days",
+        )
+    if not 0.0 <= problem_rate <= 1.0:
+        raise InvalidInputError("problem_rate must be in [0, 1]", field="problem_rate")
+    try:
+        as_of_day = pd.Timestamp(as_of).normalize()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"as_of is not a date: {as_of!r}", field="as_of") from exc
+    if as_of_day.tz is not None:
+        as_of_day = as_of_day.tz_localize(None)
+
+    n = int(n_customers)
+    rng = np.random.default_rng(seed)
+    start = as_of_day - pd.Timedelta(days=history_days)  # time origin, in seconds below
+    obs_end = (history_days + 1) * SECONDS_PER_DAY  # exclusive end of the observation
+    sim_end = obs_end + horizon_days * SECONDS_PER_DAY  # exclusive end of the simulation
+    idx = np.arange(n)
+
+    # --- latent per-customer parameters -------------------------------------------------
+    birth_f = rng.uniform(0.0, acquisition_days * SECONDS_PER_DAY, n)
+    birth = np.floor(birth_f).astype(np.int64)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p_drop = rng.beta(a, b, n)
+    nu = rng.gamma(q, 1.0 / gamma, n)
+    n_channels = rng.choice(3, size=n, p=CHANNEL_COUNT_PROBABILITIES) + 1
+    channel_perm = np.argsort(rng.random((n, 3)), axis=1)  # first n_channels are used
+    multipliers = np.array([CHANNEL_MULTIPLIERS[str(k)] for k in (1, 2, 3)])
+    multiplier = multipliers[n_channels - 1]
+    high_margin = rng.random(n) < HIGH_MARGIN_SHARE
+    lo_h, hi_h = MARGIN_RANGES["high"]
+    lo_l, hi_l = MARGIN_RANGES["low"]
+    u_margin = rng.random(n)
+    margin = np.where(high_margin, lo_h + (hi_h - lo_h) * u_margin, lo_l + (hi_l - lo_l) * u_margin)
+
+    # --- BG/NBD repeat purchases --------------------------------------------------------
+    span = sim_end - birth_f  # seconds from birth to the end of the simulation
+    n_events = rng.poisson(lam * span / SECONDS_PER_WEEK)  # purchases if never dropping out
+    n_drop = rng.geometric(np.clip(p_drop, 1e-12, 1.0))  # repeats until dropout, >= 1
+    dies = n_events >= n_drop
+    n_kept = np.minimum(n_events, n_drop)
+    # The first k of N sorted uniforms on [0, 1] are S_j / (S_k + G), S_j the cumulative
+    # sums of k standard exponentials and G ~ Gamma(N + 1 - k): this gives the kept event
+    # times already sorted, without drawing or sorting the N - k discarded ones.
+    ev_cust = np.repeat(idx, n_kept)
+    ev_first = np.cumsum(n_kept) - n_kept
+    csum = np.cumsum(rng.standard_exponential(ev_cust.size))
+    before = np.concatenate(([0.0], csum))[ev_first]  # cumulative sum before each customer
+    s_j = csum - before[ev_cust]
+    s_k = np.concatenate(([0.0], csum))[ev_first + n_kept] - before
+    denominator = s_k + rng.gamma(n_events - n_kept + 1.0)
+    ev_time = np.floor(birth_f[ev_cust] + s_j / denominator[ev_cust] * span[ev_cust])
+    ev_time = np.minimum(ev_time.astype(np.int64), sim_end - 1)
+    ev_rank = np.arange(ev_cust.size) - ev_first[ev_cust]
+    dropout = np.full(n, -1, dtype=np.int64)
+    dropout[dies] = ev_time[ev_first[dies] + n_kept[dies] - 1]
+
+    # --- problems and complaints --------------------------------------------------------
+    problem = rng.random(n) < problem_rate
+    handling_code = rng.choice(4, size=n, p=COMPLAINT_HANDLING_PROBABILITIES)
+    active_end = np.where(dies, np.minimum(dropout, obs_end), obs_end)
+    problem_f = birth_f + rng.random(n) * (active_end - birth_f)
+    problem_time = np.where(problem, np.floor(problem_f).astype(np.int64), -1)
+    repurchase = np.array([COMPLAINT_REPURCHASE[h] for h in COMPLAINT_HANDLINGS])
+    stopped = problem & (rng.random(n) >= repurchase[handling_code])
+    keep = ~(stopped[ev_cust] & (ev_time > problem_time[ev_cust]))  # a prefix per customer
+    resolution_draw = np.where(
+        handling_code == 3,
+        rng.integers(*RESOLUTION_DAYS["resolved_quickly"], size=n, endpoint=True),
+        rng.integers(*RESOLUTION_DAYS["resolved"], size=n, endpoint=True),
+    )
+
+    # --- all kept purchases (first purchase + repeats), in (customer, time) order ------
+    rep_cust = ev_cust[keep]
+    rep_time = ev_time[keep]
+    rep_rank = ev_rank[keep]
+    n_repeat = np.bincount(rep_cust, minlength=n)
+    tx_count = n_repeat + 1
+    tx_first = np.cumsum(tx_count) - tx_count
+    n_tx = int(tx_count.sum())
+    tx_cust = np.repeat(idx, tx_count)
+    tx_time = np.empty(n_tx, dtype=np.int64)
+    tx_time[tx_first] = birth
+    tx_time[tx_first[rep_cust] + 1 + rep_rank] = rep_time
+    channel_pick = np.floor(rng.random(n_tx) * n_channels[tx_cust]).astype(np.int64)
+    tx_channel = channel_perm[tx_cust, channel_pick]
+    base_spend = rng.gamma(p, 1.0 / nu[tx_cust])
+    amount = np.maximum(np.round(base_spend * multiplier[tx_cust], 2), 0.01)
+    observed = tx_time < obs_end
+
+    # --- realised truth -----------------------------------------------------------------
+    x_obs = np.bincount(tx_cust[observed], minlength=n) - 1
+    future = ~observed
+    future_purchases = np.bincount(tx_cust[future], minlength=n)
+    future_revenue = np.round(np.bincount(tx_cust[future], weights=amount[future], minlength=n), 2)
+    death = np.where(stopped, problem_time, dropout)
+    alive_at_as_of = (death < 0) | (death >= obs_end)
+    churn_reason = np.where(stopped, 2, np.where(dies, 1, 0))  # codes of CHURN_REASONS
+    freq_high = x_obs >= VALUE_TYPE_REPEAT_THRESHOLD
+    # codes of VALUE_TYPES: Gold 0, Meteor 1, Stream 2, Burden 3
+    value_type = (~high_margin).astype(np.int64) * 2 + (~freq_high).astype(np.int64)
+
+    # --- frames -------------------------------------------------------------------------
+    width = len(str(n))
+    ids = np.strings.add(
+        "C", np.strings.zfill(np.arange(1, n + 1).astype(np.dtypes.StringDType()), width)
+    )
+    id_index = pd.Index(ids.astype(object), dtype="str")
+
+    obs_cust = tx_cust[observed]
+    obs_amount = amount[observed]
+    noise = 1.0 + rng.normal(0.0, COST_NOISE_SD, obs_cust.size)
+    cost = np.round(obs_amount * (1.0 - margin[obs_cust]) * noise, 2)
+    transactions = pd.DataFrame(
+        {
+            "customer_id": id_index.take(obs_cust),
+            "timestamp": _timestamps(start, tx_time[observed]),
+            "amount": obs_amount,
+            "cost": cost,
+            "channel": _labels(CHANNELS, tx_channel[observed]),
+        }
+    )
+
+    complained = problem & (handling_code > 0)
+    resolved = problem & (handling_code >= 2)
+    birth_ts = _timestamps(start, birth)
+    customers = pd.DataFrame(
+        {
+            "customer_id": id_index,
+            "signup_date": pd.DatetimeIndex(birth_ts).normalize(),
+            "region": _labels(REGIONS, rng.integers(0, len(REGIONS), n)),
+            "age": rng.integers(AGE_RANGE[0], AGE_RANGE[1], size=n, endpoint=True),
+            "acquisition_channel": _labels(
+                ACQUISITION_CHANNELS,
+                rng.choice(len(ACQUISITION_CHANNELS), n, p=ACQUISITION_CHANNEL_PROBABILITIES),
+            ),
+            "complaints": complained.astype(np.int64),
+            "complaint_resolved": np.where(complained, resolved.astype(float), np.nan),
+            "resolution_days": np.where(resolved, resolution_draw.astype(float), np.nan),
+        }
+    )
+
+    # the customer's channel set as a bit mask (1..7) and its label, e.g. "store|catalog"
+    used = np.arange(3)[None, :] < n_channels[:, None]
+    channel_mask = np.where(used, 1 << channel_perm, 0).sum(axis=1)
+    mask_labels = ["|".join(c for j, c in enumerate(CHANNELS) if m >> j & 1) for m in range(8)]
+    handling_label = np.where(problem, handling_code + 1, 0)
+    truth_customers = pd.DataFrame(
+        {
+            "customer_id": id_index,
+            "lambda_": lam,
+            "p_": p_drop,
+            "nu_": nu,
+            "true_mean_spend": p / nu * multiplier,
+            "n_channels": n_channels.astype(np.int64),
+            "channels": _labels(mask_labels, channel_mask),
+            "channel_multiplier": multiplier,
+            "margin": margin,
+            "margin_class": _labels(("low", "high"), high_margin.astype(np.int64)),
+            "frequency_class": _labels(("low", "high"), freq_high.astype(np.int64)),
+            "value_type": _labels(VALUE_TYPES, value_type),
+            "birth_time": birth_ts,
+            "T_weeks": (obs_end - birth) / SECONDS_PER_WEEK,
+            "dropout_time": _timestamps(start, dropout),
+            "death_time": _timestamps(start, death),
+            "alive_at_as_of": alive_at_as_of,
+            "repeat_purchases_observed": x_obs.astype(np.int64),
+            "future_purchases": future_purchases.astype(np.int64),
+            "future_revenue": future_revenue,
+            "problem": problem,
+            "problem_time": _timestamps(start, problem_time),
+            "complaint_handling": _labels(("none", *COMPLAINT_HANDLINGS), handling_label),
+            "stopped_after_problem": stopped,
+            "churn_reason": _labels(CHURN_REASONS, churn_reason),
+        }
+    )
+
+    params: dict[str, Any] = {
+        "bgnbd": {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)},
+        "gamma_gamma": {"p": float(p), "q": float(q), "gamma": float(gamma)},
+        "time_unit_days": TIME_UNIT_DAYS,
+        "as_of": as_of_day.strftime("%Y-%m-%d"),
+        "horizon_days": int(horizon_days),
+        "acquisition_days": int(acquisition_days),
+        "history_days": int(history_days),
+        "observation_end": (start + pd.Timedelta(seconds=obs_end)).isoformat(),
+        "simulation_end": (start + pd.Timedelta(seconds=sim_end)).isoformat(),
+        "n_customers": n,
+        "seed": int(seed) if isinstance(seed, int | np.integer) else repr(seed),
+        "channels": list(CHANNELS),
+        "channel_count_probabilities": list(CHANNEL_COUNT_PROBABILITIES),
+        "channel_multipliers": dict(CHANNEL_MULTIPLIERS),
+        "margin_ranges": {k: list(v) for k, v in MARGIN_RANGES.items()},
+        "high_margin_share": HIGH_MARGIN_SHARE,
+        "cost_noise_sd": COST_NOISE_SD,
+        "value_type_repeat_threshold": VALUE_TYPE_REPEAT_THRESHOLD,
+        "value_types": {
+            "Gold": "high frequency, high margin",
+            "Meteor": "low frequency, high margin",
+            "Stream": "high frequency, low margin",
+            "Burden": "low frequency, low margin",
+        },
+        "problem_rate": float(problem_rate),
+        "complaint_handling_probabilities": dict(
+            zip(COMPLAINT_HANDLINGS, COMPLAINT_HANDLING_PROBABILITIES, strict=True)
+        ),
+        "complaint_repurchase": dict(COMPLAINT_REPURCHASE),
+        "resolution_days": {k: list(v) for k, v in RESOLUTION_DAYS.items()},
+        "regions": list(REGIONS),
+        "age_range": list(AGE_RANGE),
+        "acquisition_channels": dict(
+            zip(ACQUISITION_CHANNELS, ACQUISITION_CHANNEL_PROBABILITIES, strict=True)
+        ),
+    }
+    return transactions, customers, SyntheticTruth(params=params, customers=truth_customers)
+
+
+def _write_frame(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def write(
+    out_dir: str | Path,
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    truth: SyntheticTruth,
+    fmt: str = "csv",
+) -> dict[str, Path]:
+    """Write a generated data set to ``out_dir`` (created if missing).
+
+    Files: ``transactions.<fmt>``, ``customers.<fmt>``, ``truth.json`` (``truth.params``)
+    and ``truth_customers.<fmt>``; ``fmt`` is ``"csv"`` or ``"parquet"``. Returns the paths
+    keyed ``"transactions"``, ``"customers"``, ``"truth"``, ``"truth_customers"``.
+    """
+    if fmt not in _FORMATS:
+        raise InvalidInputError(f"fmt must be one of {_FORMATS}, got {fmt!r}", field="fmt")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "transactions": out / f"transactions.{fmt}",
+        "customers": out / f"customers.{fmt}",
+        "truth": out / "truth.json",
+        "truth_customers": out / f"truth_customers.{fmt}",
+    }
+    _write_frame(transactions, paths["transactions"], fmt)
+    _write_frame(customers, paths["customers"], fmt)
+    _write_frame(truth.customers, paths["truth_customers"], fmt)
+    paths["truth"].write_text(json.dumps(truth.params, indent=2) + "\n", encoding="utf-8")
+    return paths
+
+
+def _read_frame(path: Path, fmt: str, timestamp_columns: list[str]) -> pd.DataFrame:
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    frame = pd.read_csv(path, dtype={"customer_id": "str"}, keep_default_na=False, na_values=[""])
+    for column in timestamp_columns:
+        if column in frame.columns:
+            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    return frame
+
+
+def read(
+    out_dir: str | Path, fmt: str = "csv"
+) -> tuple[pd.DataFrame, pd.DataFrame, SyntheticTruth]:
+    """Read back what :func:`write` wrote: ``(transactions, customers, truth)``."""
+    if fmt not in _FORMATS:
+        raise InvalidInputError(f"fmt must be one of {_FORMATS}, got {fmt!r}", field="fmt")
+    src = Path(out_dir)
+    frames = {
+        name: _read_frame(src / f"{name}.{fmt}", fmt, columns)
+        for name, columns in _TIMESTAMP_COLUMNS.items()
+    }
+    params = json.loads((src / "truth.json").read_text(encoding="utf-8"))
+    return (
+        frames["transactions"],
+        frames["customers"],
+        SyntheticTruth(params=params, customers=frames["truth_customers"]),
+    )
