@@ -71,6 +71,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     - Numeric columns given as text (CRM exports) are parsed; blanks become missing values.
     - Other string columns are categorical with native support in the booster; categories
       unseen at fit time become missing at predict time.
+    - Columns that are entirely missing at fit time are ignored (``feature_kinds_``).
     - Any two-class target works (0/1, "Yes"/"No", booleans); ``classes_`` is sorted and the
       second class is the positive one, as in scikit-learn.
     - Class imbalance: balanced class weights in the booster; probabilities are then
@@ -115,7 +116,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         for name in X.columns:
             numeric = _coerce_numeric(X[name])
             if numeric is not None:
-                kinds.append("numeric")
+                # An all-missing column carries nothing (and breaks the booster's binning).
+                kinds.append("numeric" if numeric.notna().any() else "ignored")
                 continue
             kinds.append("categorical")
             text = X[name].astype("string").str.strip()
@@ -133,7 +135,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         out = np.empty((len(X), len(self.feature_names_in_)), dtype=float)
         for j, (name, kind) in enumerate(zip(self.feature_names_in_, self.feature_kinds_, strict=True)):
             column = X[name]
-            if kind == "numeric":
+            if kind == "ignored":
+                out[:, j] = 0.0
+            elif kind == "numeric":
                 numeric = _coerce_numeric(column)
                 if numeric is None:
                     numeric = pd.to_numeric(column.astype("string").str.strip(), errors="coerce")

@@ -93,7 +93,7 @@ class ModelStore:
         from mlflow import MlflowClient
 
         uri = self.settings.tracking_uri
-        mlflow.set_tracking_uri(uri)
+        # An explicit client and download URI: no process-global MLflow state is changed.
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         alias = self.settings.model_alias
         for family, name in REGISTERED_NAMES.items():
@@ -104,7 +104,8 @@ class ModelStore:
                 raise LookupError(
                     f"no '{name}@{alias}' in the registry at {uri}: train first (cvm train --demo)"
                 ) from exc
-            pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+            source = client.get_model_version_download_uri(name, version.version)
+            pyfunc = mlflow.pyfunc.load_model(source)
             wrapper = pyfunc.unwrap_python_model()
             metrics: dict[str, float] = {}
             params: dict[str, str] = {}

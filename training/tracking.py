@@ -5,6 +5,9 @@ The only training module (with :mod:`training.pyfunc`) that imports mlflow.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import subprocess
 import tempfile
 import warnings
@@ -39,6 +42,7 @@ PIP_REQUIREMENTS = [
 
 def setup() -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # our own progress lines suffice
     mlflow.set_tracking_uri(config.tracking_uri())
     mlflow.set_registry_uri(config.tracking_uri())
     name = config.experiment_name()
@@ -70,7 +74,7 @@ def champion_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for family, name in config.REGISTERED_NAMES.items():
         try:
-            out[family] = client.get_model_version_by_alias(name, CHAMPION).version
+            out[family] = str(client.get_model_version_by_alias(name, CHAMPION).version)
         except mlflow.exceptions.MlflowException:
             out[family] = None
     return out
@@ -118,9 +122,9 @@ def log_and_register(
                 example = result.input_examples[family].apply(
                     lambda col: col.astype("float64") if pd.api.types.is_integer_dtype(col) else col
                 )
-                signature = infer_signature(example, score(family, estimator, example))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+                    warnings.simplefilter("ignore")  # MLflow's advice on pickling and integers
+                    signature = infer_signature(example, score(family, estimator, example))
                     info = mlflow.pyfunc.log_model(
                         name=family,
                         python_model=CVMModel(family),
