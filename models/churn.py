@@ -133,7 +133,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         if missing:
             raise InvalidInputError(f"missing the feature column '{missing[0]}'", field=missing[0])
         out = np.empty((len(X), len(self.feature_names_in_)), dtype=float)
-        for j, (name, kind) in enumerate(zip(self.feature_names_in_, self.feature_kinds_, strict=True)):
+        for j, (name, kind) in enumerate(
+            zip(self.feature_names_in_, self.feature_kinds_, strict=True)
+        ):
             column = X[name]
             if kind == "ignored":
                 out[:, j] = 0.0

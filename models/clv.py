@@ -34,7 +34,9 @@ def _as_array(name: str, values: Any) -> np.ndarray:
 
 def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, ...]:
     """Validate (frequency, recency, T) arrays: finite, frequency ≥ 0, 0 ≤ recency ≤ T."""
-    x, t_x, t = (_as_array(n, v) for n, v in (("frequency", frequency), ("recency", recency), ("T", T)))
+    x, t_x, t = (
+        _as_array(n, v) for n, v in (("frequency", frequency), ("recency", recency), ("T", T))
+    )
     if not (len(x) == len(t_x) == len(t)):
         raise InvalidInputError("frequency, recency and T must have the same length")
     checks = (
@@ -122,7 +124,9 @@ class _MLEModel(BaseEstimator):
         self.log_covariance_ = cov
         se_log = np.sqrt(np.diag(cov))
         values = np.exp(best.x)
-        self.standard_errors_ = dict(zip(self._param_names, (values * se_log).tolist(), strict=True))
+        self.standard_errors_ = dict(
+            zip(self._param_names, (values * se_log).tolist(), strict=True)
+        )
         self.confidence_intervals_ = {
             name: (float(np.exp(lp - Z95 * s)), float(np.exp(lp + Z95 * s)))
             for name, lp, s in zip(self._param_names, best.x, se_log, strict=True)
@@ -163,7 +167,12 @@ class BGNBD(_MLEModel):
         """Maximum-likelihood fit; returns self."""
         x, t_x, t = check_rft(frequency, recency, T)
         data, w = collapse(x, t_x, t, weights=weights)
-        init = self.initial_params or {"r": 0.5, "alpha": max(float(np.mean(t)), 1.0), "a": 1.0, "b": 1.0}
+        init = self.initial_params or {
+            "r": 0.5,
+            "alpha": max(float(np.mean(t)), 1.0),
+            "a": 1.0,
+            "b": 1.0,
+        }
         self._fit_mle(data, w, np.log([init[n] for n in self._param_names]))
         return self
 
@@ -214,7 +223,9 @@ class BGNBD(_MLEModel):
     ) -> np.ndarray:
         """Expected repeat purchases in the next ``t`` time units, given the history."""
         x, t_x, big_t = check_rft(frequency, recency, T)
-        return self._conditional_expectation(self._param_array(params), np.asarray(t, float), x, t_x, big_t)
+        return self._conditional_expectation(
+            self._param_array(params), np.asarray(t, float), x, t_x, big_t
+        )
 
     def _conditional_expectation(self, params: np.ndarray, t, x, t_x, big_t) -> np.ndarray:
         r, alpha, a, b = params
@@ -380,7 +391,9 @@ class CLVModel(BaseEstimator):
         previous = np.zeros_like(x)
         total = np.zeros_like(x)
         for k in range(1, n_months + 1):
-            cumulative = self.bgnbd_._conditional_expectation(bg_params, k * step_days / u, x, t_x, t)
+            cumulative = self.bgnbd_._conditional_expectation(
+                bg_params, k * step_days / u, x, t_x, t
+            )
             factor = (1 + self.discount_rate) ** (-(k * step_days) / 365.25)
             total += (cumulative - previous) * factor
             previous = cumulative
@@ -406,7 +419,9 @@ class CLVModel(BaseEstimator):
         margins = self._margins(summary)
         bg = self.bgnbd_._param_array()
         gg = self.gamma_gamma_._param_array()
-        expected = self.bgnbd_._conditional_expectation(bg, self.horizon_days / self.time_unit_days, x, t_x, t)
+        expected = self.bgnbd_._conditional_expectation(
+            bg, self.horizon_days / self.time_unit_days, x, t_x, t
+        )
         spend = self.gamma_gamma_.expected_spend(x, monetary)
         clv = self._clv(bg, gg, x, t_x, t, monetary, margins)
         se = self._clv_standard_error(bg, gg, x, t_x, t, monetary, margins, clv)
@@ -439,8 +454,10 @@ class CLVModel(BaseEstimator):
                 shifted = log_p.copy()
                 shifted[i] += step
                 p = np.exp(shifted)
-                value = self._clv(p, gg, x, t_x, t, monetary, margins) if is_bg else self._clv(
-                    bg, p, x, t_x, t, monetary, margins
+                value = (
+                    self._clv(p, gg, x, t_x, t, monetary, margins)
+                    if is_bg
+                    else self._clv(bg, p, x, t_x, t, monetary, margins)
                 )
                 grads.append((value - clv) / step)
             g = np.vstack(grads)  # (n_params, n_customers)

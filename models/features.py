@@ -118,9 +118,7 @@ def summarize(
     if has_cost:
         # Profit is measured on the purchases whose cost is known and extrapolated by margin.
         costed = tx["cost"].notna()
-        tx = tx.assign(
-            cost=tx["cost"].fillna(0.0), costed_amount=tx["amount"].where(costed, 0.0)
-        )
+        tx = tx.assign(cost=tx["cost"].fillna(0.0), costed_amount=tx["amount"].where(costed, 0.0))
         agg["cost"] = ("cost", "sum")
         agg["costed_amount"] = ("costed_amount", "sum")
     days = tx.groupby(["customer_id", "day"], sort=True).agg(**agg).reset_index()
@@ -166,10 +164,12 @@ def summarize(
     with np.errstate(invalid="ignore", divide="ignore"):
         monetary = np.where(frequency > 0, per["repeat_revenue"] / np.maximum(frequency, 1), 0.0)
     if has_cost:
-        costed = per["costed_revenue"].to_numpy(dtype=float)
+        costed_revenue = per["costed_revenue"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             margin = np.where(
-                costed > 0, (costed - per["total_cost"].to_numpy(dtype=float)) / costed, np.nan
+                costed_revenue > 0,
+                (costed_revenue - per["total_cost"].to_numpy(dtype=float)) / costed_revenue,
+                np.nan,
             )
         profit = margin * revenue
     else:

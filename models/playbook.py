@@ -24,7 +24,9 @@ def load_playbook(path: str | None = None) -> dict[str, Any]:
     try:
         book = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{source}: cannot read the playbook: {exc}", field=str(source)) from exc
+        raise InvalidInputError(
+            f"{source}: cannot read the playbook: {exc}", field=str(source)
+        ) from exc
     for scheme, body in book.get("schemes", {}).items():
         for label, entry in body.get("labels", {}).items():
             for key in ("name", "description", "actions"):
@@ -41,7 +43,12 @@ def describe(scheme: str, label: str, playbook: dict[str, Any] | None = None) ->
     book = playbook or load_playbook()
     entry = book["schemes"].get(scheme, {}).get("labels", {}).get(label)
     if entry is None:
-        return {"label": label, "name": label.replace("_", " ").capitalize(), "description": "", "actions": []}
+        return {
+            "label": label,
+            "name": label.replace("_", " ").capitalize(),
+            "description": "",
+            "actions": [],
+        }
     return {"label": label, **entry}
 
 
@@ -59,7 +66,11 @@ def recommend(
     book = playbook or load_playbook()
     if churn_band == "high" and high_value:
         play = book["recommendation"]["high_value_high_risk"]
-        return {"action": play["actions"][0], "reason": play["description"], "source": "high_value_high_risk"}
+        return {
+            "action": play["actions"][0],
+            "reason": play["description"],
+            "source": "high_value_high_risk",
+        }
     entry = describe("rfm", rfm_segment, book)
     action = entry["actions"][0] if entry["actions"] else "No action defined"
     return {"action": action, "reason": entry["description"], "source": f"rfm:{rfm_segment}"}

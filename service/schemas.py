@@ -15,9 +15,13 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: datetime = Field(description="Time of the purchase (ISO 8601); same-day purchases are merged.")
+    timestamp: datetime = Field(
+        description="Time of the purchase (ISO 8601); same-day purchases are merged."
+    )
     amount: NonNegative = Field(description="Revenue of the purchase (currency).")
-    cost: float | None = Field(default=None, allow_inf_nan=False, description="Direct cost (currency).")
+    cost: float | None = Field(
+        default=None, allow_inf_nan=False, description="Direct cost (currency)."
+    )
     channel: str | None = Field(default=None, description="Sales channel, e.g. store, online.")
 
 
@@ -29,17 +33,33 @@ class Summary(BaseModel):
     frequency: int = Field(ge=0, description="Repeat purchases: distinct purchase days − 1.")
     recency: NonNegative = Field(description="Days from the first to the last purchase.")
     T: NonNegative = Field(description="Days from the first purchase to as_of (customer age).")
-    monetary_value: NonNegative = Field(description="Mean amount of the repeat purchase days (currency); 0 when frequency is 0.")
-    total_revenue: NonNegative | None = Field(default=None, description="Revenue to date (currency); default monetary_value × (frequency + 1).")
-    margin_rate: float | None = Field(default=None, allow_inf_nan=False, description="Profit / revenue, e.g. 0.3.")
+    monetary_value: NonNegative = Field(
+        description="Mean amount of the repeat purchase days (currency); 0 when frequency is 0."
+    )
+    total_revenue: NonNegative | None = Field(
+        default=None,
+        description="Revenue to date (currency); default monetary_value × (frequency + 1).",
+    )
+    margin_rate: float | None = Field(
+        default=None, allow_inf_nan=False, description="Profit / revenue, e.g. 0.3."
+    )
     n_channels: int | None = Field(default=None, ge=0, description="Distinct sales channels used.")
-    activity_trend: float | None = Field(default=None, ge=-1, le=1, description="(recent − earlier) / (recent + earlier) purchase days over the last two 90-day windows.")
-    spend_trend: float | None = Field(default=None, ge=-1, le=1, description="The same for revenue.")
+    activity_trend: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="(recent − earlier) / (recent + earlier) purchase days over the last two 90-day windows.",
+    )
+    spend_trend: float | None = Field(
+        default=None, ge=-1, le=1, description="The same for revenue."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Summary:
         if self.recency > self.T:
-            raise ValueError("recency (days from first to last purchase) cannot exceed T (days since first purchase)")
+            raise ValueError(
+                "recency (days from first to last purchase) cannot exceed T (days since first purchase)"
+            )
         if self.frequency == 0 and self.recency > 0:
             raise ValueError("recency must be 0 when frequency is 0")
         return self
@@ -54,7 +74,8 @@ class CustomerIn(BaseModel):
     transactions: list[Transaction] | None = Field(default=None, min_length=1, max_length=100_000)
     summary: Summary | None = None
     attributes: dict[str, str | float | int | bool | None] | None = Field(
-        default=None, description="Customer-table attributes used by the churn model (e.g. region, age)."
+        default=None,
+        description="Customer-table attributes used by the churn model (e.g. region, age).",
     )
 
     @model_validator(mode="after")
@@ -67,7 +88,10 @@ class CustomerIn(BaseModel):
 class ScoreRequest(BaseModel):
     """Customers to score; a single customer is a list of one."""
 
-    as_of: date | None = Field(default=None, description="Date the scores are as of (default: today, UTC). Transactions after it are ignored.")
+    as_of: date | None = Field(
+        default=None,
+        description="Date the scores are as of (default: today, UTC). Transactions after it are ignored.",
+    )
     customers: list[CustomerIn] = Field(min_length=1)
 
     model_config = ConfigDict(
@@ -80,15 +104,33 @@ class ScoreRequest(BaseModel):
                         {
                             "customer_id": "C0001",
                             "transactions": [
-                                {"timestamp": "2025-01-15T10:00:00", "amount": 120.0, "cost": 80.0, "channel": "store"},
-                                {"timestamp": "2025-06-02T18:30:00", "amount": 95.5, "channel": "online"},
-                                {"timestamp": "2025-11-20T12:00:00", "amount": 130.0, "channel": "store"},
+                                {
+                                    "timestamp": "2025-01-15T10:00:00",
+                                    "amount": 120.0,
+                                    "cost": 80.0,
+                                    "channel": "store",
+                                },
+                                {
+                                    "timestamp": "2025-06-02T18:30:00",
+                                    "amount": 95.5,
+                                    "channel": "online",
+                                },
+                                {
+                                    "timestamp": "2025-11-20T12:00:00",
+                                    "amount": 130.0,
+                                    "channel": "store",
+                                },
                             ],
                             "attributes": {"region": "north", "age": 41},
                         },
                         {
                             "customer_id": "C0002",
-                            "summary": {"frequency": 4, "recency": 200, "T": 300, "monetary_value": 55.0},
+                            "summary": {
+                                "frequency": 4,
+                                "recency": 200,
+                                "T": 300,
+                                "monetary_value": 55.0,
+                            },
                         },
                     ],
                 }
@@ -122,11 +164,15 @@ class ChurnOut(BaseModel):
 
 
 class CLVOut(BaseModel):
-    expected_purchases: float = Field(description="Expected repeat purchases within horizon_days (count).")
+    expected_purchases: float = Field(
+        description="Expected repeat purchases within horizon_days (count)."
+    )
     probability_alive: float = Field(description="P(the customer is still active), 0–1.")
     expected_spend: float = Field(description="Expected spend per purchase (currency).")
     clv: float = Field(description="Discounted expected profit within horizon_days (currency).")
-    clv_lower: float | None = Field(description="Lower end of the 95 % interval from parameter uncertainty (currency).")
+    clv_lower: float | None = Field(
+        description="Lower end of the 95 % interval from parameter uncertainty (currency)."
+    )
     clv_upper: float | None = Field(description="Upper end of the 95 % interval (currency).")
     margin: float = Field(description="Profit margin applied to spend.")
     horizon_days: int

@@ -109,7 +109,9 @@ def _num(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> list[dict[str, Any]]:
+def score_customers(
+    store: ModelStore, customers: list[CustomerIn], as_of: date
+) -> list[dict[str, Any]]:
     """Segments, churn, CLV, value at risk and the recommended action per customer."""
     summary, features = build_features(customers, as_of)
     rfm_model = store.get("segmentation").estimator

@@ -61,6 +61,18 @@ def trained_store(demo_data, tmp_path_factory):
     from training.pipeline import TrainConfig, train_all
 
     transactions, customers, _ = demo_data
-    result = train_all(transactions, customers, TrainConfig(as_of=pd.Timestamp("2025-12-31")), progress=lambda m: None)
-    registered = tracking.log_and_register(result, data_fingerprint=fingerprint(transactions), progress=lambda m: None)
-    return {"uri": os.environ["MLFLOW_TRACKING_URI"], "home": os.environ["CVM_HOME"], "registered": registered, "result": result}
+    result = train_all(
+        transactions,
+        customers,
+        TrainConfig(as_of=pd.Timestamp("2025-12-31")),
+        progress=lambda m: None,
+    )
+    registered = tracking.log_and_register(
+        result, data_fingerprint=fingerprint(transactions), progress=lambda m: None
+    )
+    return {
+        "uri": os.environ["MLFLOW_TRACKING_URI"],
+        "home": os.environ["CVM_HOME"],
+        "registered": registered,
+        "result": result,
+    }

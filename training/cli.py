@@ -55,7 +55,9 @@ def _demo_data(args: argparse.Namespace) -> tuple[Path, Path, str]:
     out = config.cvm_home() / "demo"
     as_of = "2025-12-31"
     _say(f"generating demo data ({args.demo_customers:,} customers) into {out} ...")
-    transactions, customers, truth = synthetic.generate(args.demo_customers, seed=args.seed, as_of=as_of)
+    transactions, customers, truth = synthetic.generate(
+        args.demo_customers, seed=args.seed, as_of=as_of
+    )
     paths = synthetic.write(out, transactions, customers, truth, fmt="csv")
     return Path(paths["transactions"]), Path(paths["customers"]), as_of
 
@@ -71,7 +73,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
             return 0
     if args.demo:
-        tx_path, cust_path, as_of_text = _demo_data(args)
+        tx_path, demo_customers, as_of_text = _demo_data(args)
+        cust_path: Path | None = demo_customers
         as_of: Any = pd.Timestamp(args.as_of or as_of_text)
     else:
         if not args.transactions:
@@ -125,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(metrics_table(result.metrics))
     print()
-    for family, info in registered.items():
+    for info in registered.values():
         print(f"registered {info['name']} version {info['version']} as @{info['alias']}")
     print(f"MLflow run {next(iter(registered.values()))['run_id']} in {config.tracking_uri()}")
     return 0
@@ -160,22 +163,43 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
     gen.set_defaults(func=cmd_generate)
 
-    train = sub.add_parser("train", help="train all three model families and register them in MLflow")
+    train = sub.add_parser(
+        "train", help="train all three model families and register them in MLflow"
+    )
     train.add_argument("--transactions", help="transactions file (CSV or Parquet)")
     train.add_argument("--customers", help="customer table (CSV or Parquet), optional")
-    train.add_argument("--as-of", type=_parse_date, default=None, help="train as of this date (default: last purchase)")
-    train.add_argument("--demo", action="store_true", help="generate demo data first and train on it")
+    train.add_argument(
+        "--as-of",
+        type=_parse_date,
+        default=None,
+        help="train as of this date (default: last purchase)",
+    )
+    train.add_argument(
+        "--demo", action="store_true", help="generate demo data first and train on it"
+    )
     train.add_argument("--demo-customers", type=int, default=5000)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--if-missing", action="store_true", help="do nothing when champion models exist")
-    train.add_argument("--bad-rows", choices=["error", "quarantine"], default="error",
-                       help="stop on invalid rows (default) or quarantine them and go on")
+    train.add_argument(
+        "--if-missing", action="store_true", help="do nothing when champion models exist"
+    )
+    train.add_argument(
+        "--bad-rows",
+        choices=["error", "quarantine"],
+        default="error",
+        help="stop on invalid rows (default) or quarantine them and go on",
+    )
     train.add_argument("--horizon-days", type=int, default=90, help="churn horizon (days)")
-    train.add_argument("--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)")
+    train.add_argument(
+        "--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)"
+    )
     train.add_argument("--clv-horizon-days", type=int, default=365, help="CLV horizon (days)")
     train.add_argument("--discount-rate", type=float, default=0.10, help="annual discount rate")
-    train.add_argument("--margin", type=float, default=None,
-                       help="profit margin for CLV (default: learned from costs, else 1.0)")
+    train.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="profit margin for CLV (default: learned from costs, else 1.0)",
+    )
     train.set_defaults(func=cmd_train)
 
     serve = sub.add_parser("serve", help="serve the champion models over HTTP")

@@ -625,7 +625,7 @@ def _first_unique(values: pd.Series) -> list[str]:
 
 
 def _show(value: object) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
         return "''"
     text = str(value)
     return repr(text if len(text) <= 40 else text[:37] + "...")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: plots are written to files, never shown
@@ -46,7 +49,9 @@ def clv_holdout_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, 
     }
 
 
-def plot_holdout_by_frequency(frequency: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> Figure:
+def plot_holdout_by_frequency(
+    frequency: np.ndarray, predicted: np.ndarray, actual: np.ndarray
+) -> Figure:
     """Mean actual vs predicted holdout purchases by calibration-period frequency (0..7+)."""
     bucket = np.minimum(np.asarray(frequency, dtype=int), 7)
     frame = pd.DataFrame({"bucket": bucket, "predicted": predicted, "actual": actual})
@@ -72,7 +77,7 @@ def plot_clv_distribution(clv: np.ndarray) -> Figure:
     return fig
 
 
-def plot_segment_sizes(sizes: dict[str, int]) -> Figure:
+def plot_segment_sizes(sizes: Mapping[Any, int]) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4))
     items = sorted(sizes.items(), key=lambda kv: -kv[1])
     ax.barh([k for k, _ in items], [v for _, v in items])

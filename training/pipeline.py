@@ -52,7 +52,9 @@ class TrainResult:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _purchase_days_between(transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+def _purchase_days_between(
+    transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.Series:
     """Distinct purchase days per customer in ``(start, end]``."""
     stamps = pd.to_datetime(transactions["timestamp"])
     window = transactions.loc[(stamps > start) & (stamps <= end), ["customer_id"]]
@@ -77,7 +79,10 @@ def train_all(
     if len(summary) < 20:
         raise InvalidInputError(f"only {len(summary)} customers with purchases: need at least 20")
     step(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
-    metrics: dict[str, float] = {"n_customers": float(len(summary)), "n_transactions": float(len(transactions))}
+    metrics: dict[str, float] = {
+        "n_customers": float(len(summary)),
+        "n_transactions": float(len(transactions)),
+    }
     figures: dict[str, Figure] = {}
 
     # Segmentation ------------------------------------------------------------------------
@@ -89,7 +94,7 @@ def train_all(
     step(f"segmentation: {len(rfm.segment_sizes_)} RFM segments")
 
     # CLV: calibration/holdout evaluation, then the final fit on all history ----------------
-    clv_kwargs = {
+    clv_kwargs: dict[str, Any] = {
         "time_unit_days": config.time_unit_days,
         "horizon_days": config.clv_horizon_days,
         "discount_rate": config.discount_rate,
@@ -98,7 +103,9 @@ def train_all(
     calibration_end = as_of - pd.Timedelta(days=config.clv_holdout_days)
     calibration = summarize(transactions, calibration_end)
     if len(calibration) >= 20:
-        holdout_model = CLVModel(**{**clv_kwargs, "horizon_days": config.clv_holdout_days}).fit(calibration)
+        holdout_model = CLVModel(**{**clv_kwargs, "horizon_days": config.clv_holdout_days}).fit(
+            calibration
+        )
         predicted = holdout_model.predict(calibration)["expected_purchases"].to_numpy()
         actual = (
             _purchase_days_between(transactions, calibration_end, as_of)
@@ -125,7 +132,9 @@ def train_all(
 
     # Churn: train on the window before, evaluate on the latest window, refit on it ---------
     h = config.churn_horizon_days
-    X_train, y_train = time_split(transactions, as_of - pd.Timedelta(days=h), horizon_days=h, customers=customers)
+    X_train, y_train = time_split(
+        transactions, as_of - pd.Timedelta(days=h), horizon_days=h, customers=customers
+    )
     X_test, y_test = time_split(transactions, as_of, horizon_days=h, customers=customers)
     for label, y in (("training", y_train), ("evaluation", y_test)):
         if y.nunique() < 2 or len(y) < 20:
@@ -137,7 +146,9 @@ def train_all(
     evaluation_model = ChurnClassifier(random_state=config.random_state).fit(X_train, y_train)
     p_test = evaluation_model.predict_proba(X_test[evaluation_model.feature_names_in_])[:, 1]
     metrics.update(evaluate.churn_metrics(y_test.to_numpy(), p_test))
-    figures["churn_calibration_gains.png"] = evaluate.plot_calibration_and_gains(y_test.to_numpy(), p_test)
+    figures["churn_calibration_gains.png"] = evaluate.plot_calibration_and_gains(
+        y_test.to_numpy(), p_test
+    )
     step(
         f"churn holdout: ROC AUC {metrics.get('churn_roc_auc', float('nan')):.3f}, "
         f"Brier {metrics['churn_brier']:.3f} (base rate {metrics['churn_base_rate']:.2f})"

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import joblib
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from models.churn import risk_band
 
 
-class CVMModel(mlflow.pyfunc.PythonModel):
+class CVMModel(PythonModel):  # type: ignore[misc]
     """One model family (``segmentation``, ``churn`` or ``clv``) behind the pyfunc API."""
 
     def __init__(self, family: str):
@@ -28,7 +28,9 @@ class CVMModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.model = joblib.load(context.artifacts["model"])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         return score(self.family, self.model, model_input)
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import pandas as pd
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
@@ -151,7 +151,6 @@ def log_and_register(
                     "run_id": run.info.run_id,
                 }
     return registered
-
 
 
 __all__ = ["setup", "log_and_register", "champion_versions"]

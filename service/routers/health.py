@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from service.responses import JSONResponse
 
 from service.deps import ModelStoreDep
 from service.errors import error_response
+from service.responses import JSONResponse
 
 router = APIRouter(prefix="/health", tags=["health"])
 

@@ -23,7 +23,11 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(trained_store):
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": trained_store["uri"], "CVM_HOME": trained_store["home"]}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": trained_store["uri"],
+        "CVM_HOME": trained_store["home"],
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
@@ -65,7 +69,8 @@ def test_score_demo_customer_over_http(server, demo_data):
             {
                 "customer_id": cid,
                 "transactions": [
-                    {"timestamp": t.isoformat(), "amount": float(a)} for t, a in zip(rows["timestamp"], rows["amount"], strict=True)
+                    {"timestamp": t.isoformat(), "amount": float(a)}
+                    for t, a in zip(rows["timestamp"], rows["amount"], strict=True)
                 ],
                 "attributes": {"region": customers["region"].iloc[3]},
             }
@@ -75,7 +80,14 @@ def test_score_demo_customer_over_http(server, demo_data):
     assert response.status_code == 200, response.text
     scored = response.json()["customers"][0]
     assert scored["customer_id"] == cid
-    for key in ("expected_purchases", "probability_alive", "expected_spend", "clv", "clv_lower", "clv_upper"):
+    for key in (
+        "expected_purchases",
+        "probability_alive",
+        "expected_spend",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+    ):
         assert isinstance(scored["clv"][key], float)
     assert 0 <= scored["churn"]["probability"] <= 1
     assert scored["segments"]["rfm"]["label"]

@@ -15,7 +15,9 @@ def crm_export(n=1500, seed=0):
     charges = rng.normal(60, 15, n)
     logit = 1.5 - 0.06 * tenure + 1.2 * (plan == "basic") + 0.02 * (charges - 60)
     y = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "Yes", "No")
-    X = pd.DataFrame({"tenure": tenure.astype(str), "plan": plan, "charges": charges.round(2).astype(str)})
+    X = pd.DataFrame(
+        {"tenure": tenure.astype(str), "plan": plan, "charges": charges.round(2).astype(str)}
+    )
     X.loc[::25, "charges"] = " "
     return X, y
 
@@ -52,14 +54,22 @@ def test_needs_two_classes():
 
 
 def test_risk_bands():
-    assert risk_band([0.1, 0.3, 0.59, 0.6, 0.95]).tolist() == ["low", "medium", "medium", "high", "high"]
+    assert risk_band([0.1, 0.3, 0.59, 0.6, 0.95]).tolist() == [
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
 
 
 def test_time_split_labels_and_no_leakage():
     tx = pd.DataFrame(
         {
             "customer_id": ["a", "a", "b", "b", "c"],
-            "timestamp": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-01-10", "2024-05-01", "2024-05-15"]),
+            "timestamp": pd.to_datetime(
+                ["2024-01-01", "2024-03-01", "2024-01-10", "2024-05-01", "2024-05-15"]
+            ),
             "amount": [10.0, 20.0, 5.0, 7.0, 9.0],
         }
     )
@@ -67,7 +77,16 @@ def test_time_split_labels_and_no_leakage():
     assert list(X.index) == ["a", "b"]  # c first bought after the cutoff
     assert y.to_dict() == {"a": 1, "b": 0}
     changed = pd.concat(
-        [tx, pd.DataFrame({"customer_id": ["a"], "timestamp": pd.to_datetime(["2024-06-01"]), "amount": [999.0]})]
+        [
+            tx,
+            pd.DataFrame(
+                {
+                    "customer_id": ["a"],
+                    "timestamp": pd.to_datetime(["2024-06-01"]),
+                    "amount": [999.0],
+                }
+            ),
+        ]
     )
     X2, y2 = time_split(changed, "2024-06-30", horizon_days=90)
     pd.testing.assert_frame_equal(X, X2)  # purchases after the cutoff cannot change features

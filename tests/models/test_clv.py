@@ -30,9 +30,15 @@ def test_bgnbd_standard_errors_are_finite_and_cover_estimates(bgnbd):
 
 
 def test_bgnbd_derived_figures(bgnbd):
-    assert bgnbd.expected_purchases(39, 2, 30.43, 38.86, params=PAPER)[0] == pytest.approx(1.226, abs=5e-4)
-    assert bgnbd.probability_alive(2, 30.43, 38.86, params=PAPER)[0] == pytest.approx(0.727, abs=5e-4)
-    assert bgnbd.expected_purchases(39, 0, 0, 38.86, params=PAPER)[0] == pytest.approx(0.195, abs=5e-4)
+    assert bgnbd.expected_purchases(39, 2, 30.43, 38.86, params=PAPER)[0] == pytest.approx(
+        1.226, abs=5e-4
+    )
+    assert bgnbd.probability_alive(2, 30.43, 38.86, params=PAPER)[0] == pytest.approx(
+        0.727, abs=5e-4
+    )
+    assert bgnbd.expected_purchases(39, 0, 0, 38.86, params=PAPER)[0] == pytest.approx(
+        0.195, abs=5e-4
+    )
     new = bgnbd.expected_purchases_new([39, 78], params=PAPER)
     np.testing.assert_allclose(new, [1.195, 1.858], atol=5e-4)
 
@@ -87,14 +93,26 @@ def test_clv_model_on_cdnow(cdnow_transactions):
     assert round(model.bgnbd_.params_["r"], 3) == 0.243
     out = model.predict(summary)
     assert list(out.columns) == [
-        "expected_purchases", "probability_alive", "expected_spend", "clv", "clv_lower", "clv_upper", "margin"
+        "expected_purchases",
+        "probability_alive",
+        "expected_spend",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+        "margin",
     ]
     assert model.margin_source_.startswith("none")
     # No discount, margin 1: CLV = expected purchases × expected spend (monthly steps sum up).
-    np.testing.assert_allclose(out["clv"], out["expected_purchases"] * out["expected_spend"], rtol=1e-6)
+    np.testing.assert_allclose(
+        out["clv"], out["expected_purchases"] * out["expected_spend"], rtol=1e-6
+    )
     assert (out["clv_lower"] < out["clv"]).all() and (out["clv"] < out["clv_upper"]).all()
     # Discounting lowers value.
-    discounted = CLVModel(time_unit_days=7, horizon_days=273, discount_rate=0.2).fit(summary).predict(summary)
+    discounted = (
+        CLVModel(time_unit_days=7, horizon_days=273, discount_rate=0.2)
+        .fit(summary)
+        .predict(summary)
+    )
     assert (discounted["clv"] < out["clv"]).all()
 
 
@@ -108,8 +126,12 @@ def test_clv_uses_customer_margin_when_costs_known():
     margin = rng.uniform(0.1, 0.4, n)
     summary = pd.DataFrame(
         {
-            "frequency": frequency, "recency": recency, "T": T, "monetary_value": monetary,
-            "total_revenue": monetary * (frequency + 1), "total_profit": monetary * (frequency + 1) * margin,
+            "frequency": frequency,
+            "recency": recency,
+            "T": T,
+            "monetary_value": monetary,
+            "total_revenue": monetary * (frequency + 1),
+            "total_profit": monetary * (frequency + 1) * margin,
             "margin_rate": margin,
         }
     )

@@ -24,9 +24,9 @@ def test_rebuilds_cdnow_summary_exactly(cdnow_transactions, cdnow_summary):
 
 
 def _tx(rows):
-    return pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount", "cost", "channel"]).assign(
-        timestamp=lambda d: pd.to_datetime(d["timestamp"], format="mixed")
-    )
+    return pd.DataFrame(
+        rows, columns=["customer_id", "timestamp", "amount", "cost", "channel"]
+    ).assign(timestamp=lambda d: pd.to_datetime(d["timestamp"], format="mixed"))
 
 
 def test_summary_columns_and_values():
@@ -56,7 +56,11 @@ def test_summary_columns_and_values():
     assert a["purchases_recent"] == 1 and a["purchases_earlier"] == 1
     assert a["activity_trend"] == 0.0
     assert a["spend_trend"] == pytest.approx((30 - 20) / 50)
-    assert b["frequency"] == 0 and b["monetary_value"] == 0 and b["margin_rate"] == pytest.approx(-0.25)
+    assert (
+        b["frequency"] == 0
+        and b["monetary_value"] == 0
+        and b["margin_rate"] == pytest.approx(-0.25)
+    )
 
 
 def test_purchases_after_as_of_cannot_change_summary():
@@ -73,7 +77,12 @@ def test_missing_column_is_named():
 def test_customer_features_join_attributes_and_drop_outcomes():
     tx = _tx([("a", "2024-01-01", 10.0, 5.0, "x"), ("b", "2024-01-05", 12.0, 5.0, "x")])
     customers = pd.DataFrame(
-        {"customer_id": ["a", "c"], "region": ["north", "south"], "churned": [1, 0], "signup_date": ["x", "y"]}
+        {
+            "customer_id": ["a", "c"],
+            "region": ["north", "south"],
+            "churned": [1, 0],
+            "signup_date": ["x", "y"],
+        }
     )
     features = customer_features(summarize(tx, "2024-02-01"), customers)
     assert features.loc["a", "region"] == "north"

@@ -28,7 +28,9 @@ def _summary(days_since_last, n_purchases, revenue):
 
 def test_rfm_scores_and_named_segments():
     n = 100
-    summary = _summary(np.arange(n, dtype=float), np.arange(n, dtype=float) + 1, np.arange(n, dtype=float))
+    summary = _summary(
+        np.arange(n, dtype=float), np.arange(n, dtype=float) + 1, np.arange(n, dtype=float)
+    )
     model = RFMSegmenter().fit(summary)
     out = model.predict(summary)
     # Most recent (0 days) gets R=5; least recent R=1.
@@ -51,7 +53,9 @@ def test_default_table_covers_every_score_pair():
 
 def test_custom_segment_table():
     summary = _summary([1.0, 100.0], [5.0, 1.0], [10.0, 1.0])
-    model = RFMSegmenter(segments=[{"segment": "recent", "r": [4, 5], "f": [1, 2, 3, 4, 5]}]).fit(summary)
+    model = RFMSegmenter(segments=[{"segment": "recent", "r": [4, 5], "f": [1, 2, 3, 4, 5]}]).fit(
+        summary
+    )
     assert model.predict(summary)["rfm_segment"].tolist() == ["recent", "other"]
 
 

@@ -19,12 +19,16 @@ def _customer(demo_data, index=0):
     transactions, customers, _ = demo_data
     cid = customers["customer_id"].iloc[index]
     rows = transactions[transactions["customer_id"] == cid]
-    attributes = customers.iloc[index][["region", "age", "acquisition_channel", "complaints"]].to_dict()
+    attributes = customers.iloc[index][
+        ["region", "age", "acquisition_channel", "complaints"]
+    ].to_dict()
     return {
         "customer_id": cid,
         "transactions": [
             {"timestamp": t.isoformat(), "amount": float(a), "cost": float(c), "channel": ch}
-            for t, a, c, ch in zip(rows["timestamp"], rows["amount"], rows["cost"], rows["channel"], strict=True)
+            for t, a, c, ch in zip(
+                rows["timestamp"], rows["amount"], rows["cost"], rows["channel"], strict=True
+            )
         ],
         "attributes": {k: (v.item() if hasattr(v, "item") else v) for k, v in attributes.items()},
     }
@@ -34,7 +38,10 @@ def test_health_and_models(client, trained_store):
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "models": {"segmentation": "1", "churn": "1", "clv": "1"}}
+    assert ready.json() == {
+        "status": "ready",
+        "models": {"segmentation": "1", "churn": "1", "clv": "1"},
+    }
     body = client.get("/v1/models").json()
     assert body["ready"] is True
     by_family = {m["family"]: m for m in body["models"]}
@@ -49,15 +56,31 @@ def test_health_and_models(client, trained_store):
 
 def test_score_demo_customer_from_transactions_matches_training(client, demo_data, trained_store):
     customer = _customer(demo_data)
-    response = client.post("/v1/customers/score", json={"as_of": "2025-12-31", "customers": [customer]})
+    response = client.post(
+        "/v1/customers/score", json={"as_of": "2025-12-31", "customers": [customer]}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["as_of"] == "2025-12-31"
     assert body["model_versions"] == {"segmentation": "1", "churn": "1", "clv": "1"}
     (scored,) = body["customers"]
     assert scored["customer_id"] == customer["customer_id"]
-    assert set(scored) == {"customer_id", "segments", "churn", "clv", "value_at_risk", "recommended_action"}
-    assert set(scored["clv"]) >= {"expected_purchases", "probability_alive", "expected_spend", "clv", "clv_lower", "clv_upper"}
+    assert set(scored) == {
+        "customer_id",
+        "segments",
+        "churn",
+        "clv",
+        "value_at_risk",
+        "recommended_action",
+    }
+    assert set(scored["clv"]) >= {
+        "expected_purchases",
+        "probability_alive",
+        "expected_spend",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+    }
     # The service computes what the trained models compute offline (same feature function).
     from models.features import customer_features, summarize
 
@@ -66,22 +89,36 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     summary = summarize(transactions, "2025-12-31").loc[[customer["customer_id"]]]
     offline_clv = models["clv"].predict(summary).iloc[0]
     assert scored["clv"]["clv"] == pytest.approx(offline_clv["clv"], rel=1e-9)
-    assert scored["clv"]["probability_alive"] == pytest.approx(offline_clv["probability_alive"], rel=1e-9)
+    assert scored["clv"]["probability_alive"] == pytest.approx(
+        offline_clv["probability_alive"], rel=1e-9
+    )
     rfm = models["segmentation"].predict(summary).iloc[0]
     assert scored["segments"]["rfm"]["label"] == rfm["rfm_segment"]
     assert scored["segments"]["rfm"]["code"] == rfm["rfm_code"]
     churn = models["churn"]
     features = customer_features(summary, customers)[list(churn.feature_names_in_)]
-    assert scored["churn"]["probability"] == pytest.approx(churn.predict_proba(features)[0, 1], rel=1e-9)
-    assert scored["value_at_risk"] == pytest.approx(scored["churn"]["probability"] * max(scored["clv"]["clv"], 0))
+    assert scored["churn"]["probability"] == pytest.approx(
+        churn.predict_proba(features)[0, 1], rel=1e-9
+    )
+    assert scored["value_at_risk"] == pytest.approx(
+        scored["churn"]["probability"] * max(scored["clv"]["clv"], 0)
+    )
 
 
 def test_score_summary_customer_and_batch_order(client):
     customers = [
-        {"customer_id": "s1", "summary": {"frequency": 6, "recency": 300, "T": 310, "monetary_value": 80.0}},
-        {"customer_id": "s0", "summary": {"frequency": 0, "recency": 0, "T": 400, "monetary_value": 0}},
+        {
+            "customer_id": "s1",
+            "summary": {"frequency": 6, "recency": 300, "T": 310, "monetary_value": 80.0},
+        },
+        {
+            "customer_id": "s0",
+            "summary": {"frequency": 0, "recency": 0, "T": 400, "monetary_value": 0},
+        },
     ]
-    body = client.post("/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}).json()
+    body = client.post(
+        "/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}
+    ).json()
     assert [c["customer_id"] for c in body["customers"]] == ["s1", "s0"]
     active, lapsed = body["customers"]
     assert active["clv"]["expected_purchases"] > lapsed["clv"]["expected_purchases"]
@@ -95,24 +132,44 @@ def test_score_summary_customer_and_batch_order(client):
         ({"customers": []}, 422, "customers"),
         ({"customers": [{"customer_id": "a"}]}, 422, "customers.0"),
         (
-            {"customers": [{"customer_id": "a", "summary": {"frequency": 1, "recency": 50, "T": 10, "monetary_value": 5}}]},
+            {
+                "customers": [
+                    {
+                        "customer_id": "a",
+                        "summary": {"frequency": 1, "recency": 50, "T": 10, "monetary_value": 5},
+                    }
+                ]
+            },
             422,
             "customers.0.summary",
         ),
         (
-            {"customers": [{"customer_id": "a", "transactions": [{"timestamp": "not a date", "amount": 5}]}]},
+            {
+                "customers": [
+                    {"customer_id": "a", "transactions": [{"timestamp": "not a date", "amount": 5}]}
+                ]
+            },
             422,
             "customers.0.transactions.0.timestamp",
         ),
         (
-            {"customers": [{"customer_id": "a", "transactions": [{"timestamp": "2025-01-01", "amount": -5}]}]},
+            {
+                "customers": [
+                    {
+                        "customer_id": "a",
+                        "transactions": [{"timestamp": "2025-01-01", "amount": -5}],
+                    }
+                ]
+            },
             422,
             "customers.0.transactions.0.amount",
         ),
         (
             {
                 "as_of": "2024-01-01",
-                "customers": [{"customer_id": "a", "transactions": [{"timestamp": "2025-01-01", "amount": 5}]}],
+                "customers": [
+                    {"customer_id": "a", "transactions": [{"timestamp": "2025-01-01", "amount": 5}]}
+                ],
             },
             422,
             "customers.0.transactions",
@@ -120,8 +177,14 @@ def test_score_summary_customer_and_batch_order(client):
         (
             {
                 "customers": [
-                    {"customer_id": "a", "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0}},
-                    {"customer_id": "a", "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0}},
+                    {
+                        "customer_id": "a",
+                        "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0},
+                    },
+                    {
+                        "customer_id": "a",
+                        "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0},
+                    },
                 ]
             },
             422,
@@ -139,7 +202,9 @@ def test_bad_input_names_the_field(client, payload, status, path):
 
 
 def test_malformed_json_and_unknown_route(client):
-    response = client.post("/v1/customers/score", content=b"{not json", headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/customers/score", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422 and response.json()["error"]["code"] == "validation_error"
     assert client.get("/nope").json()["error"]["code"] == "not_found"
 
@@ -154,7 +219,14 @@ def test_not_ready_without_models(tmp_path):
         assert "train first" in ready.json()["error"]["message"]
         response = c.post(
             "/v1/customers/score",
-            json={"customers": [{"customer_id": "a", "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0}}]},
+            json={
+                "customers": [
+                    {
+                        "customer_id": "a",
+                        "summary": {"frequency": 0, "recency": 0, "T": 1, "monetary_value": 0},
+                    }
+                ]
+            },
         )
         assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
         assert c.get("/v1/models").json()["ready"] is False

@@ -15,15 +15,22 @@ def cvm(*args, home: Path, timeout=300):
     env = {**os.environ, "CVM_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)  # the store under CVM_HOME
     return subprocess.run(
-        [sys.executable, "-m", "training", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "training", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
-def test_train_on_cdnow_csv_without_customer_table_registers_all_three(tmp_path, cdnow_transactions):
+def test_train_on_cdnow_csv_without_customer_table_registers_all_three(
+    tmp_path, cdnow_transactions
+):
     csv = tmp_path / "cdnow.csv"
-    cdnow_transactions.assign(timestamp=cdnow_transactions["timestamp"].dt.strftime("%Y-%m-%d")).to_csv(
-        csv, index=False
-    )
+    cdnow_transactions.assign(
+        timestamp=cdnow_transactions["timestamp"].dt.strftime("%Y-%m-%d")
+    ).to_csv(csv, index=False)
     home = tmp_path / "home"
     result = cvm("train", "--transactions", str(csv), home=home)
     assert result.returncode == 0, result.stderr
@@ -54,7 +61,16 @@ def test_bad_csv_gives_one_line_error_and_nonzero_exit(tmp_path, content, expect
 
 
 def test_generate_writes_demo_files(tmp_path):
-    result = cvm("generate", "--customers", "300", "--seed", "3", "--out", str(tmp_path / "demo"), home=tmp_path)
+    result = cvm(
+        "generate",
+        "--customers",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "demo"),
+        home=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     transactions = pd.read_csv(tmp_path / "demo" / "transactions.csv")
     customers = pd.read_csv(tmp_path / "demo" / "customers.csv")

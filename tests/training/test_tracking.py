@@ -16,12 +16,16 @@ def test_registered_pyfunc_loads_and_scores_like_the_estimator(trained_store, fa
     assert model.metadata.signature is not None
     result = trained_store["result"]
     example = result.input_examples[family].reset_index(drop=True)
-    example = example.apply(lambda c: c.astype("float64") if pd.api.types.is_integer_dtype(c) else c)
+    example = example.apply(
+        lambda c: c.astype("float64") if pd.api.types.is_integer_dtype(c) else c
+    )
     scored = model.predict(example)
     expected = result.output_examples[family].reset_index(drop=True)
     for column in expected.columns:
         if pd.api.types.is_numeric_dtype(expected[column]):
-            np.testing.assert_allclose(scored[column].to_numpy(dtype=float), expected[column].to_numpy(dtype=float))
+            np.testing.assert_allclose(
+                scored[column].to_numpy(dtype=float), expected[column].to_numpy(dtype=float)
+            )
         else:
             assert scored[column].tolist() == expected[column].tolist()
 
@@ -36,7 +40,11 @@ def test_run_logs_params_metrics_fingerprint_plots_and_lineage(trained_store):
     for metric in ("churn_roc_auc", "churn_brier", "clv_holdout_mae", "n_customers"):
         assert metric in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run_id, "plots")}
-    assert {"plots/clv_distribution.png", "plots/segment_sizes.png", "plots/churn_calibration_gains.png"} <= plots
+    assert {
+        "plots/clv_distribution.png",
+        "plots/segment_sizes.png",
+        "plots/churn_calibration_gains.png",
+    } <= plots
     for family, info in trained_store["registered"].items():
         version = client.get_model_version(info["name"], info["version"])
         assert version.tags["as_of"] == "2025-12-31"
