@@ -89,3 +89,10 @@ def test_customer_features_join_attributes_and_drop_outcomes():
     assert pd.isna(features.loc["b", "region"])
     assert "churned" not in features.columns and "signup_date" not in features.columns
     assert list(features.index) == ["a", "b"]
+
+
+def test_margin_uses_only_purchases_with_known_cost():
+    tx = _tx([("a", "2024-01-01", 100.0, 60.0, "x"), ("a", "2024-02-01", 300.0, None, "x")])
+    s = summarize(tx, "2024-03-01").loc["a"]
+    assert s["margin_rate"] == pytest.approx(0.4)  # from the costed purchase only
+    assert s["total_profit"] == pytest.approx(0.4 * 400.0)
