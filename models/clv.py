@@ -1,13 +1,17 @@
-"""Customer lifetime value: BG/NBD purchases, Gamma-Gamma spend, discounted CLV.
+"""Customer lifetime value: BG/NBD and Pareto/NBD purchases, Gamma-Gamma spend, discounted CLV.
 
-Own vectorised numpy/scipy code (not ``lifetimes``). Every likelihood is computed in log
-space; fits collapse identical input rows into weights, so a fit costs what the distinct
-(frequency, recency, T) tuples cost. Parameters are estimated on the log scale (they are all
-positive); standard errors come from the numerical Hessian of the log-likelihood there and
-are mapped back with the delta method.
+Own vectorised numpy/scipy code (not ``lifetimes``): log-space likelihoods, fits on collapsed
+(distinct-row) data with weights, an analytic gradient for BG/NBD and Gamma-Gamma, Newton
+polish to the published precision, and standard errors from the Hessian. The discrete-time
+and contractual models (BG/BB, shifted-beta-geometric) live in :mod:`models.clv_discrete`
+and are re-exported here.
 
 References: Fader, Hardie & Lee (2005) "Counting your customers the easy way" (BG/NBD);
-Fader, Hardie & Lee (2005) "RFM and CLV" (Gamma-Gamma).
+Schmittlein, Morrison & Colombo (1987) and Fader & Hardie (2005) "A note on deriving the
+Pareto/NBD model" (Pareto/NBD); Fader, Hardie & Lee (2005) "RFM and CLV" (Gamma-Gamma).
+
+Time is in one unit throughout a model (the unit of ``recency`` and ``T`` at fit time,
+e.g. weeks); discount rates are annual and converted with ``periods_per_year``.
 """
 
 from __future__ import annotations
@@ -16,31 +20,37 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 from sklearn.base import BaseEstimator
 
-from models.exceptions import ConvergenceError, InvalidInputError, NotFittedError
+from models._mle import MLEModel, as_array, check_weights, collapse, delta_standard_error
+from models.clv_discrete import BGBB, ShiftedBetaGeometric
+from models.exceptions import InvalidInputError, NotFittedError
+
+__all__ = [
+    "BGNBD",
+    "BGBB",
+    "CLVModel",
+    "GammaGamma",
+    "ParetoNBD",
+    "ShiftedBetaGeometric",
+    "check_rft",
+]
 
 Z95 = 1.959963984540054
+WEEKS_PER_YEAR = 365.25 / 7
 
 
-def _as_array(name: str, values: Any) -> np.ndarray:
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    if not np.all(np.isfinite(arr)):
-        bad = np.flatnonzero(~np.isfinite(arr))[:5].tolist()
-        raise InvalidInputError(f"{name} has missing or infinite values (rows {bad})", field=name)
-    return arr
-
-
-def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, ...]:
-    """Validate (frequency, recency, T) arrays: finite, frequency ≥ 0, 0 ≤ recency ≤ T."""
-    x, t_x, t = (
-        _as_array(n, v) for n, v in (("frequency", frequency), ("recency", recency), ("T", T))
-    )
+def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate (frequency, recency, T): finite, frequency ≥ 0, 0 ≤ recency ≤ T."""
+    x = as_array("frequency", frequency)
+    t_x = as_array("recency", recency)
+    t = as_array("T", T)
     if not (len(x) == len(t_x) == len(t)):
         raise InvalidInputError("frequency, recency and T must have the same length")
     checks = (
         ("frequency", x < 0, "is negative"),
+        ("frequency", x != np.floor(x), "is not a whole number"),
         ("recency", t_x < 0, "is negative"),
         ("recency", t_x > t + 1e-9, "is greater than T"),
         ("recency", (x == 0) & (t_x > 0), "is positive for a customer with frequency 0"),
@@ -52,202 +62,266 @@ def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, ...]:
     return x, t_x, t
 
 
-def collapse(*columns: np.ndarray, weights: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """Collapse identical rows into unique rows with summed weights."""
-    stacked = np.column_stack(columns)
-    w = np.ones(len(stacked)) if weights is None else _as_array("weights", weights)
-    if len(w) != len(stacked):
-        raise InvalidInputError("weights must have one value per row", field="weights")
-    if (w < 0).any():
-        raise InvalidInputError("weights must be non-negative", field="weights")
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    summed = np.bincount(inverse.reshape(-1), weights=w, minlength=len(unique))
-    return [unique[:, i] for i in range(unique.shape[1])], summed
+class _Indexed:
+    """Rows plus their distinct values per column, so per-value work is done once."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, t: np.ndarray):
+        self.x, self.t_x, self.t = x, t_x, t
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.ut, self.it = np.unique(t_x, return_inverse=True)
+        self.uT, self.iT = np.unique(t, return_inverse=True)
 
 
-def numerical_hessian(f: Any, x0: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function ``f`` at ``x0``."""
-    n = len(x0)
-    h = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            ei = np.zeros(n)
-            ej = np.zeros(n)
-            ei[i] = step
-            ej[j] = step
-            val = (f(x0 + ei + ej) - f(x0 + ei - ej) - f(x0 - ei + ej) + f(x0 - ei - ej)) / (
-                4 * step * step
-            )
-            h[i, j] = h[j, i] = val
-    return h
-
-
-class _MLEModel(BaseEstimator):
-    """Shared maximum-likelihood machinery: log-parameter fit, Hessian, intervals."""
-
-    _param_names: tuple[str, ...] = ()
-
-    def _negll(self, log_params: np.ndarray, data: list[np.ndarray], w: np.ndarray) -> float:
-        ll = self._loglik_rows(np.exp(log_params), data)
-        value = -float(np.dot(w, ll))
-        return value if np.isfinite(value) else 1e300
-
-    def _loglik_rows(self, params: np.ndarray, data: list[np.ndarray]) -> np.ndarray:
-        raise NotImplementedError
-
-    def _fit_mle(self, data: list[np.ndarray], w: np.ndarray, x0: np.ndarray) -> None:
-        # Penalty-free MLE on log params; BFGS then Nelder-Mead polish for published precision.
-        result = optimize.minimize(
-            self._negll, x0, args=(data, w), method="L-BFGS-B", options={"maxiter": 2000}
-        )
-        polish = optimize.minimize(
-            self._negll,
-            result.x,
-            args=(data, w),
-            method="Nelder-Mead",
-            options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 20000, "maxfev": 40000},
-        )
-        best = polish if polish.fun <= result.fun else result
-        if not np.all(np.isfinite(best.x)) or best.fun >= 1e299:
-            raise ConvergenceError(f"{type(self).__name__} fit did not converge: {best.message}")
-        self.log_params_ = best.x
-        self.params_ = dict(zip(self._param_names, np.exp(best.x).tolist(), strict=True))
-        self.log_likelihood_ = -float(best.fun)
-        self.n_obs_ = float(w.sum())
-        hess = numerical_hessian(lambda p: self._negll(p, data, w), best.x)
-        try:
-            cov = np.linalg.inv(hess)
-        except np.linalg.LinAlgError:
-            cov = np.full_like(hess, np.nan)
-        if not np.all(np.isfinite(np.diag(cov))) or np.any(np.diag(cov) < 0):
-            cov = np.full_like(hess, np.nan)
-        self.log_covariance_ = cov
-        se_log = np.sqrt(np.diag(cov))
-        values = np.exp(best.x)
-        self.standard_errors_ = dict(
-            zip(self._param_names, (values * se_log).tolist(), strict=True)
-        )
-        self.confidence_intervals_ = {
-            name: (float(np.exp(lp - Z95 * s)), float(np.exp(lp + Z95 * s)))
-            for name, lp, s in zip(self._param_names, best.x, se_log, strict=True)
-        }
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit first")
-
-    def _param_array(self, params: dict[str, float] | None = None) -> np.ndarray:
-        self._check_fitted()
-        p = self.params_ if params is None else params
-        return np.array([p[n] for n in self._param_names], dtype=float)
-
-    def sample_params(self, n: int, random_state: int | None = 0) -> np.ndarray:
-        """Draw ``n`` parameter vectors from the asymptotic (log-normal) sampling distribution."""
-        self._check_fitted()
-        rng = np.random.default_rng(random_state)
-        cov = np.nan_to_num(self.log_covariance_)
-        return np.exp(rng.multivariate_normal(self.log_params_, cov, size=n))
-
-
-class BGNBD(_MLEModel):
-    """Beta-geometric/NBD model of repeat purchases (non-contractual, continuous time).
-
-    Inputs per customer: ``frequency`` (repeat purchases), ``recency`` (time of the last
-    purchase since the first) and ``T`` (time since the first purchase), in one time unit
-    (e.g. weeks). Fitted ``params_``: ``r``, ``alpha`` (purchase-rate heterogeneity, Gamma),
-    ``a``, ``b`` (dropout heterogeneity, Beta).
-    """
-
-    _param_names = ("r", "alpha", "a", "b")
+class _PurchaseModel(MLEModel):
+    """Common API of the continuous-time purchase models (BG/NBD, Pareto/NBD)."""
 
     def __init__(self, initial_params: dict[str, float] | None = None):
         self.initial_params = initial_params
 
-    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> BGNBD:
-        """Maximum-likelihood fit; returns self."""
-        x, t_x, t = check_rft(frequency, recency, T)
-        data, w = collapse(x, t_x, t, weights=weights)
-        init = self.initial_params or {
-            "r": 0.5,
-            "alpha": max(float(np.mean(t)), 1.0),
-            "a": 1.0,
-            "b": 1.0,
-        }
-        self._fit_mle(data, w, np.log([init[n] for n in self._param_names]))
-        return self
+    def _initial(self, t: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
 
-    def _loglik_rows(self, params: np.ndarray, data: list[np.ndarray]) -> np.ndarray:
-        r, alpha, a, b = params
-        x, t_x, t = data
-        a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-        a2 = special.betaln(a, b + x) - special.betaln(a, b)
-        a3 = -(r + x) * np.log(alpha + t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a4 = np.where(
-                x > 0,
-                np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
-                -np.inf,
-            )
-        return a1 + a2 + np.logaddexp(a3, a4)
+    def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> Any:
+        """Maximum-likelihood fit; identical rows are collapsed into weights. Returns self."""
+        x, t_x, t = check_rft(frequency, recency, T)
+        w = check_weights(weights, len(x))
+        (x, t_x, t), w = collapse(x, t_x, t, weights=w)
+        init = self.initial_params or self._initial(t)
+        self._fit_mle(_Indexed(x, t_x, t), w, np.log([init[n] for n in self._param_names]))
+        return self
 
     def log_likelihood_rows(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Per-customer log-likelihood at the fitted parameters."""
         x, t_x, t = check_rft(frequency, recency, T)
-        return self._loglik_rows(self._param_array(), [x, t_x, t])
+        return self._loglik_rows(self._param_array(), _Indexed(x, t_x, t))
 
     def _log_odds_dead(self, params: np.ndarray, x, t_x, t) -> np.ndarray:
-        r, alpha, a, b = params
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(
-                x > 0,
-                np.log(a)
-                - np.log(np.maximum(b + x - 1, 1e-300))
-                + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x)),
-                -np.inf,
-            )
+        raise NotImplementedError
+
+    def _conditional_expectation(self, params: np.ndarray, horizon, x, t_x, t) -> np.ndarray:
+        raise NotImplementedError
 
     def probability_alive(
         self, frequency: Any, recency: Any, T: Any, params: dict[str, float] | None = None
     ) -> np.ndarray:
-        """P(still active at T | history)."""
+        """P(the customer is still active at T | history), 0–1."""
         x, t_x, t = check_rft(frequency, recency, T)
-        return special.expit(-self._log_odds_dead(self._param_array(params), x, t_x, t))
+        with np.errstate(all="ignore"):
+            return special.expit(-self._log_odds_dead(self._param_array(params), x, t_x, t))
 
     def expected_purchases(
-        self,
-        t: Any,
-        frequency: Any,
-        recency: Any,
-        T: Any,
-        params: dict[str, float] | None = None,
+        self, t: Any, frequency: Any, recency: Any, T: Any, params: dict[str, float] | None = None
     ) -> np.ndarray:
         """Expected repeat purchases in the next ``t`` time units, given the history."""
         x, t_x, big_t = check_rft(frequency, recency, T)
-        return self._conditional_expectation(
-            self._param_array(params), np.asarray(t, float), x, t_x, big_t
+        horizon = np.asarray(t, dtype=float)
+        with np.errstate(all="ignore"):
+            return self._conditional_expectation(self._param_array(params), horizon, x, t_x, big_t)
+
+    def discounted_purchases(
+        self,
+        params: np.ndarray,
+        horizon: float,
+        discount_rate: float,
+        x: np.ndarray,
+        t_x: np.ndarray,
+        t: np.ndarray,
+        periods_per_year: float = WEEKS_PER_YEAR,
+    ) -> np.ndarray:
+        """Σ over months of the expected purchases in each month × its discount factor."""
+        n_steps = max(1, int(round(12 * horizon / periods_per_year)))
+        step = horizon / n_steps
+        previous = np.zeros_like(x, dtype=float)
+        total = np.zeros_like(x, dtype=float)
+        with np.errstate(all="ignore"):
+            for k in range(1, n_steps + 1):
+                cumulative = self._conditional_expectation(params, k * step, x, t_x, t)
+                factor = (1 + discount_rate) ** (-(k * step) / periods_per_year)
+                total += (cumulative - previous) * factor
+                previous = cumulative
+        return total
+
+    def clv(
+        self,
+        horizon: float,
+        discount_rate: float,
+        margin: Any,
+        frequency: Any,
+        recency: Any,
+        T: Any,
+        spend: Any,
+        periods_per_year: float = WEEKS_PER_YEAR,
+    ) -> pd.DataFrame:
+        """Discounted CLV over ``horizon`` time units with its 95 % interval.
+
+        ``spend`` is the expected spend per purchase (currency; e.g. from
+        :meth:`GammaGamma.expected_spend`), ``margin`` the profit share of spend and
+        ``discount_rate`` annual. The interval reflects this model's parameter uncertainty
+        (delta method); returns columns ``clv``, ``clv_lower``, ``clv_upper``.
+        """
+        x, t_x, t = check_rft(frequency, recency, T)
+        value_per_purchase = np.asarray(spend, dtype=float) * np.asarray(margin, dtype=float)
+
+        def fn(p: np.ndarray) -> np.ndarray:
+            purchases = self.discounted_purchases(p, horizon, discount_rate, x, t_x, t, periods_per_year)
+            return purchases * value_per_purchase
+
+        value, low, high = self.delta_interval(fn)
+        return pd.DataFrame({"clv": value, "clv_lower": low, "clv_upper": high})
+
+
+class BGNBD(_PurchaseModel):
+    """Beta-geometric/NBD model of repeat purchases (non-contractual, continuous time).
+
+    ``fit(frequency, recency, T, weights=None)``: repeat purchases, time of the last purchase
+    since the first, and time since the first purchase, in one time unit (e.g. weeks).
+    ``params_``: ``r``, ``alpha`` (Gamma purchase-rate heterogeneity), ``a``, ``b`` (Beta
+    dropout heterogeneity).
+    """
+
+    _param_names = ("r", "alpha", "a", "b")
+
+    def _initial(self, t: np.ndarray) -> dict[str, float]:
+        return {"r": 0.5, "alpha": max(float(np.median(t)), 1.0), "a": 1.5, "b": 3.0}
+
+    @staticmethod
+    def _pieces(params: np.ndarray, d: _Indexed):
+        r, alpha, a, b = params
+        ux = d.ux
+        repeat = ux > 0
+        x_term = (
+            special.gammaln(r + ux)
+            - special.gammaln(r)
+            + r * np.log(alpha)
+            + special.betaln(a, b + ux)
+            - special.betaln(a, b)
+        )
+        log_bx1 = np.log(np.where(repeat, b + ux - 1, 1.0))
+        ln_a_t = np.log(alpha + d.uT)[d.iT]
+        ln_a_tx = np.log(alpha + d.ut)[d.it]
+        rx = r + d.x
+        a3 = -rx * ln_a_t
+        a4 = np.where(repeat[d.ix], np.log(a) - log_bx1[d.ix] - rx * ln_a_tx, -np.inf)
+        return x_term, a3, a4, ln_a_t, ln_a_tx
+
+    def _loglik_rows(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
+        x_term, a3, a4, _, _ = self._pieces(params, d)
+        return x_term[d.ix] + np.logaddexp(a3, a4)
+
+    def _loglik_grad(self, params: np.ndarray, d: _Indexed, w: np.ndarray) -> np.ndarray:
+        r, alpha, a, b = params
+        _, a3, a4, ln_a_t, ln_a_tx = self._pieces(params, d)
+        total = np.logaddexp(a3, a4)
+        w4 = np.exp(a4 - total)
+        w3 = 1.0 - w4
+        ux = d.ux
+        wx = np.bincount(d.ix, weights=w, minlength=len(ux))
+        rx = r + d.x
+        inv_t = (1.0 / (alpha + d.uT))[d.iT]
+        inv_tx = (1.0 / (alpha + d.ut))[d.it]
+        inv_bx1 = np.where(ux > 0, 1.0 / np.where(ux > 0, b + ux - 1, 1.0), 0.0)[d.ix]
+        ww3, ww4 = w * w3, w * w4
+        g_r = np.dot(wx, special.digamma(r + ux) - special.digamma(r) + np.log(alpha))
+        g_r -= np.dot(ww3, ln_a_t) + np.dot(ww4, ln_a_tx)
+        g_alpha = wx.sum() * r / alpha - np.dot(ww3, rx * inv_t) - np.dot(ww4, rx * inv_tx)
+        dab = special.digamma(a + b)
+        g_a = np.dot(wx, dab - special.digamma(a + b + ux)) + ww4.sum() / a
+        g_b = np.dot(wx, dab + special.digamma(b + ux) - special.digamma(b) - special.digamma(a + b + ux))
+        g_b -= np.dot(ww4, inv_bx1)
+        return np.array([g_r, g_alpha, g_a, g_b]) * params
+
+    def _log_odds_dead(self, params: np.ndarray, x, t_x, t) -> np.ndarray:
+        r, alpha, a, b = params
+        safe = np.where(x > 0, b + x - 1, 1.0)
+        return np.where(
+            x > 0,
+            np.log(a) - np.log(safe) + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x)),
+            -np.inf,
         )
 
-    def _conditional_expectation(self, params: np.ndarray, t, x, t_x, big_t) -> np.ndarray:
+    def _conditional_expectation(self, params: np.ndarray, horizon, x, t_x, t) -> np.ndarray:
         r, alpha, a, b = params
-        z = t / (alpha + big_t + t)
-        hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
-        log_ratio = (r + x) * (np.log(alpha + big_t) - np.log(alpha + big_t + t))
-        numer = (a + b + x - 1) / (a - 1) * (1 - np.exp(log_ratio) * hyp)
-        return numer * special.expit(-self._log_odds_dead(params, x, t_x, big_t))
+        # Pfaff's transformation keeps 2F1 bounded on long histories: (1−z)^(r+x)·2F1(r+x,
+        # b+x; a+b+x−1; z) = 2F1(r+x, a−1; a+b+x−1; −horizon/(α+T)).
+        hyp = special.hyp2f1(r + x, a - 1, a + b + x - 1, -horizon / (alpha + t))
+        numer = (a + b + x - 1) / (a - 1) * (1 - hyp)
+        return numer * special.expit(-self._log_odds_dead(params, x, t_x, t))
 
     def expected_purchases_new(self, t: Any, params: dict[str, float] | None = None) -> np.ndarray:
-        """Expected repeat purchases in ``(0, t]`` of a customer just acquired (E[X(t)])."""
+        """E[X(t)]: repeat purchases in ``(0, t]`` of a customer just acquired."""
         r, alpha, a, b = self._param_array(params)
         t = np.asarray(t, dtype=float)
-        hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
-        return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
+        hyp = special.hyp2f1(r, a - 1, a + b - 1, -t / alpha)
+        return (a + b - 1) / (a - 1) * (1 - hyp)
 
 
-class GammaGamma(_MLEModel):
+class ParetoNBD(_PurchaseModel):
+    """Pareto/NBD model of repeat purchases (non-contractual, continuous time).
+
+    Same inputs as :class:`BGNBD`; ``params_``: ``r``, ``alpha`` (Gamma purchase rates),
+    ``s``, ``beta`` (Gamma dropout rates: lifetimes are exponential).
+    """
+
+    _param_names = ("r", "alpha", "s", "beta")
+
+    def _initial(self, t: np.ndarray) -> dict[str, float]:
+        scale = max(float(np.median(t)), 1.0)
+        return {"r": 0.5, "alpha": scale, "s": 0.5, "beta": scale}
+
+    @staticmethod
+    def _log_a0(params: np.ndarray, x, t_x, t) -> np.ndarray:
+        r, alpha, s, beta = params
+        big = r + s + x
+        if alpha >= beta:
+            top, second = alpha, s + 1
+        else:
+            top, second = beta, r + x
+        diff = abs(alpha - beta)
+
+        def log_f(y):
+            return np.log(special.hyp2f1(big, second, big + 1, diff / (top + y))) - big * np.log(top + y)
+
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            lf_tx, lf_t = log_f(t_x), log_f(t)
+            gap = np.minimum(lf_t - lf_tx, 0.0)
+            return lf_tx + np.log(-np.expm1(gap))  # log(F(t_x) − F(T)), −inf when t_x = T
+
+    def _loglik_rows(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
+        r, alpha, s, beta = params
+        x, t_x, t = d.x, d.t_x, d.t
+        a1 = -(r + x) * np.log(alpha + t) - s * np.log(beta + t)
+        a2 = np.log(s) - np.log(r + s + x) + self._log_a0(params, x, t_x, t)
+        head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        return head + np.logaddexp(a1, a2)
+
+    def _log_odds_dead(self, params: np.ndarray, x, t_x, t) -> np.ndarray:
+        r, alpha, s, beta = params
+        return (
+            np.log(s)
+            - np.log(r + s + x)
+            + (r + x) * np.log(alpha + t)
+            + s * np.log(beta + t)
+            + self._log_a0(params, x, t_x, t)
+        )
+
+    def _conditional_expectation(self, params: np.ndarray, horizon, x, t_x, t) -> np.ndarray:
+        r, alpha, s, beta = params
+        ratio = (beta + t) / (beta + t + horizon)
+        factor = (r + x) * (beta + t) / ((alpha + t) * (s - 1)) * (1 - ratio ** (s - 1))
+        return factor * special.expit(-self._log_odds_dead(params, x, t_x, t))
+
+    def expected_purchases_new(self, t: Any, params: dict[str, float] | None = None) -> np.ndarray:
+        """E[X(t)]: repeat purchases in ``(0, t]`` of a customer just acquired."""
+        r, alpha, s, beta = self._param_array(params)
+        t = np.asarray(t, dtype=float)
+        return r * beta / (alpha * (s - 1)) * (1 - (beta / (beta + t)) ** (s - 1))
+
+
+class GammaGamma(MLEModel):
     """Gamma-Gamma model of the mean spend per purchase (for repeat buyers).
 
-    Inputs: ``frequency`` (repeat purchases, > 0) and ``monetary`` (mean spend of those
-    repeat purchases, currency). Fitted ``params_``: ``p``, ``q``, ``gamma``.
+    ``fit(frequency, monetary, weights=None)``: repeat purchases (> 0) and the mean spend of
+    those repeat purchases (currency, > 0). ``params_``: ``p``, ``q``, ``gamma``.
     """
 
     _param_names = ("p", "q", "gamma")
@@ -257,12 +331,13 @@ class GammaGamma(_MLEModel):
 
     @staticmethod
     def _check(frequency: Any, monetary: Any, *, fitting: bool) -> tuple[np.ndarray, np.ndarray]:
-        x = _as_array("frequency", frequency)
-        m = _as_array("monetary_value", monetary)
+        x = as_array("frequency", frequency)
+        m = as_array("monetary_value", monetary)
         if len(x) != len(m):
             raise InvalidInputError("frequency and monetary_value must have the same length")
-        if (x < 0).any():
-            raise InvalidInputError("frequency is negative", field="frequency")
+        if (x < 0).any() or (m < 0).any():
+            field = "frequency" if (x < 0).any() else "monetary_value"
+            raise InvalidInputError(f"{field} is negative", field=field)
         if fitting and ((x <= 0) | (m <= 0)).any():
             rows = np.flatnonzero((x <= 0) | (m <= 0))[:5].tolist()
             raise InvalidInputError(
@@ -275,25 +350,35 @@ class GammaGamma(_MLEModel):
     def fit(self, frequency: Any, monetary: Any, weights: Any = None) -> GammaGamma:
         """Maximum-likelihood fit on repeat buyers; returns self."""
         x, m = self._check(frequency, monetary, fitting=True)
-        data, w = collapse(x, m, weights=weights)
-        mean, var = float(np.mean(m)), float(np.var(m)) or 1.0
-        init = self.initial_params or {"p": 2.0, "q": 3.0, "gamma": mean}
-        del var
-        self._fit_mle(data, w, np.log([init[n] for n in self._param_names]))
+        (x, m), w = collapse(x, m, weights=weights)
+        init = self.initial_params or {"p": 2.0, "q": 3.0, "gamma": float(np.average(m, weights=w))}
+        self._fit_mle((x, m), w, np.log([init[n] for n in self._param_names]))
         return self
 
-    def _loglik_rows(self, params: np.ndarray, data: list[np.ndarray]) -> np.ndarray:
+    def _loglik_rows(self, params: np.ndarray, data) -> np.ndarray:
         p, q, gamma = params
         x, m = data
+        px = p * x
         return (
-            special.gammaln(p * x + q)
-            - special.gammaln(p * x)
+            special.gammaln(px + q)
+            - special.gammaln(px)
             - special.gammaln(q)
             + q * np.log(gamma)
-            + (p * x - 1) * np.log(m)
-            + p * x * np.log(x)
-            - (p * x + q) * np.log(gamma + x * m)
+            + (px - 1) * np.log(m)
+            + px * np.log(x)
+            - (px + q) * np.log(gamma + x * m)
         )
+
+    def _loglik_grad(self, params: np.ndarray, data, w: np.ndarray) -> np.ndarray:
+        p, q, gamma = params
+        x, m = data
+        px = p * x
+        log_gxm = np.log(gamma + x * m)
+        dg = special.digamma(px + q)
+        g_p = np.dot(w, x * (dg - special.digamma(px) + np.log(m) + np.log(x) - log_gxm))
+        g_q = np.dot(w, dg - special.digamma(q) + np.log(gamma) - log_gxm)
+        g_gamma = np.dot(w, q / gamma - (px + q) / (gamma + x * m))
+        return np.array([g_p, g_q, g_gamma]) * params
 
     def expected_spend(
         self, frequency: Any, monetary: Any, params: dict[str, float] | None = None
@@ -304,13 +389,17 @@ class GammaGamma(_MLEModel):
         return (p * (gamma + x * m)) / (p * x + q - 1)
 
 
+PURCHASE_MODELS: dict[str, type[_PurchaseModel]] = {"bgnbd": BGNBD, "paretonbd": ParetoNBD}
+
+
 class CLVModel(BaseEstimator):
-    """Discounted customer lifetime value from BG/NBD + Gamma-Gamma.
+    """Discounted customer lifetime value: a purchase model + Gamma-Gamma spend.
 
     ``fit`` and ``predict`` take the per-customer summary of :mod:`models.features`
     (``frequency``, ``recency`` and ``T`` in days, ``monetary_value``; ``margin_rate`` and
     ``total_profit``/``total_revenue`` when the data had costs).
 
+    - ``purchase_model``: ``"bgnbd"`` or ``"paretonbd"``.
     - ``time_unit_days``: the models' time unit (7 = weeks, as in the literature).
     - ``horizon_days``: how far ahead CLV and expected purchases look.
     - ``discount_rate``: annual discount rate (0.1 = 10 %), applied monthly.
@@ -318,37 +407,44 @@ class CLVModel(BaseEstimator):
       (each customer's own margin, else the overall margin) and falls back to 1.0 (CLV in
       revenue) when there are no costs. ``margin_source_`` records which.
 
-    Fitted: ``bgnbd_``, ``gamma_gamma_``, ``margin_``, ``margin_source_`` and
+    Fitted: ``purchase_model_``, ``gamma_gamma_``, ``margin_``, ``margin_source_`` and
     ``high_value_threshold_`` (80th percentile of the training customers' CLV).
     """
 
     def __init__(
         self,
+        purchase_model: str = "bgnbd",
         time_unit_days: float = 7.0,
         horizon_days: int = 365,
         discount_rate: float = 0.10,
         margin: float | None = None,
     ):
+        self.purchase_model = purchase_model
         self.time_unit_days = time_unit_days
         self.horizon_days = horizon_days
         self.discount_rate = discount_rate
         self.margin = margin
 
     def _rft(self, summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        for column in ("frequency", "recency", "T"):
+        for column in ("frequency", "recency", "T", "monetary_value"):
             if column not in summary.columns:
                 raise InvalidInputError(f"missing the column '{column}'", field=column)
         u = float(self.time_unit_days)
-        return (
+        return check_rft(
             summary["frequency"].to_numpy(dtype=float),
             summary["recency"].to_numpy(dtype=float) / u,
             summary["T"].to_numpy(dtype=float) / u,
         )
 
     def fit(self, summary: pd.DataFrame, y: Any = None) -> CLVModel:
-        """Fit BG/NBD on all customers and Gamma-Gamma on repeat buyers; returns self."""
+        """Fit the purchase model on all customers and Gamma-Gamma on repeat buyers."""
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise InvalidInputError(
+                f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, got {self.purchase_model!r}",
+                field="purchase_model",
+            )
         x, t_x, t = self._rft(summary)
-        self.bgnbd_ = BGNBD().fit(x, t_x, t)
+        self.purchase_model_ = PURCHASE_MODELS[self.purchase_model]().fit(x, t_x, t)
         monetary = summary["monetary_value"].to_numpy(dtype=float)
         repeat = (x > 0) & (monetary > 0)
         if repeat.sum() < 10:
@@ -373,8 +469,14 @@ class CLVModel(BaseEstimator):
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "bgnbd_"):
+        if not hasattr(self, "purchase_model_"):
             raise NotFittedError("CLVModel is not fitted; call fit first")
+
+    @property
+    def bgnbd_(self) -> _PurchaseModel:
+        """The fitted purchase model (kept under its historical name)."""
+        self._check_fitted()
+        return self.purchase_model_
 
     def _margins(self, summary: pd.DataFrame) -> np.ndarray:
         margins = np.full(len(summary), self.margin_)
@@ -382,28 +484,6 @@ class CLVModel(BaseEstimator):
             own = summary["margin_rate"].to_numpy(dtype=float)
             margins = np.where(np.isfinite(own), own, margins)
         return margins
-
-    def _discounted_purchases(self, bg_params: np.ndarray, x, t_x, t) -> np.ndarray:
-        """Σ over months of expected purchases in the month × discount factor."""
-        n_months = max(1, int(round(self.horizon_days / (365.25 / 12))))
-        step_days = self.horizon_days / n_months
-        u = float(self.time_unit_days)
-        previous = np.zeros_like(x)
-        total = np.zeros_like(x)
-        for k in range(1, n_months + 1):
-            cumulative = self.bgnbd_._conditional_expectation(
-                bg_params, k * step_days / u, x, t_x, t
-            )
-            factor = (1 + self.discount_rate) ** (-(k * step_days) / 365.25)
-            total += (cumulative - previous) * factor
-            previous = cumulative
-        return total
-
-    def _clv(self, bg_params, gg_params, x, t_x, t, monetary, margins) -> np.ndarray:
-        spend = self.gamma_gamma_.expected_spend(
-            x, monetary, dict(zip(GammaGamma._param_names, gg_params, strict=True))
-        )
-        return self._discounted_purchases(bg_params, x, t_x, t) * spend * margins
 
     def predict(self, summary: pd.DataFrame) -> pd.DataFrame:
         """Per customer: expected purchases and spend over the horizon, P(alive), CLV ± 95 %.
@@ -414,21 +494,31 @@ class CLVModel(BaseEstimator):
         parameters' sampling uncertainty, delta method), ``margin`` (applied).
         """
         self._check_fitted()
-        x, t_x, t = check_rft(*self._rft(summary))
+        x, t_x, t = self._rft(summary)
         monetary = np.nan_to_num(summary["monetary_value"].to_numpy(dtype=float))
         margins = self._margins(summary)
-        bg = self.bgnbd_._param_array()
-        gg = self.gamma_gamma_._param_array()
-        expected = self.bgnbd_._conditional_expectation(
-            bg, self.horizon_days / self.time_unit_days, x, t_x, t
-        )
-        spend = self.gamma_gamma_.expected_spend(x, monetary)
-        clv = self._clv(bg, gg, x, t_x, t, monetary, margins)
-        se = self._clv_standard_error(bg, gg, x, t_x, t, monetary, margins, clv)
+        purchases, spend_model = self.purchase_model_, self.gamma_gamma_
+        horizon = self.horizon_days / self.time_unit_days
+        per_year = 365.25 / self.time_unit_days
+        spend = spend_model.expected_spend(x, monetary)
+        n_bg = len(purchases._param_names)
+
+        def fn(p: np.ndarray) -> np.ndarray:
+            bg = p[:n_bg]
+            gg = dict(zip(spend_model._param_names, p[n_bg:], strict=True))
+            counts = purchases.discounted_purchases(bg, horizon, self.discount_rate, x, t_x, t, per_year)
+            return counts * spend_model.expected_spend(x, monetary, gg) * margins
+
+        log_params = np.r_[purchases.log_params_, spend_model.log_params_]
+        cov = np.zeros((len(log_params), len(log_params)))
+        cov[:n_bg, :n_bg] = purchases.log_covariance_
+        cov[n_bg:, n_bg:] = spend_model.log_covariance_
+        clv = fn(np.exp(log_params))
+        se = delta_standard_error(fn, log_params, cov, clv)
         return pd.DataFrame(
             {
-                "expected_purchases": expected,
-                "probability_alive": self.bgnbd_.probability_alive(x, t_x, t),
+                "expected_purchases": purchases.expected_purchases(horizon, x, t_x, t),
+                "probability_alive": purchases.probability_alive(x, t_x, t),
                 "expected_spend": spend,
                 "clv": clv,
                 "clv_lower": clv - Z95 * se,
@@ -438,36 +528,10 @@ class CLVModel(BaseEstimator):
             index=summary.index,
         )
 
-    def _clv_standard_error(self, bg, gg, x, t_x, t, monetary, margins, clv) -> np.ndarray:
-        """Delta method on the log parameters: se² = g' Σ g, g by forward differences."""
-        step = 1e-5
-        log_bg, log_gg = np.log(bg), np.log(gg)
-        variance = np.zeros_like(clv)
-        for log_p, cov, is_bg in (
-            (log_bg, self.bgnbd_.log_covariance_, True),
-            (log_gg, self.gamma_gamma_.log_covariance_, False),
-        ):
-            if not np.all(np.isfinite(cov)):
-                return np.full_like(clv, np.nan)
-            grads = []
-            for i in range(len(log_p)):
-                shifted = log_p.copy()
-                shifted[i] += step
-                p = np.exp(shifted)
-                value = (
-                    self._clv(p, gg, x, t_x, t, monetary, margins)
-                    if is_bg
-                    else self._clv(bg, p, x, t_x, t, monetary, margins)
-                )
-                grads.append((value - clv) / step)
-            g = np.vstack(grads)  # (n_params, n_customers)
-            variance += np.einsum("ik,ij,jk->k", g, cov, g)
-        return np.sqrt(np.maximum(variance, 0.0))
-
     def params(self) -> dict[str, float]:
         """All fitted parameters, prefixed by model."""
         self._check_fitted()
-        out = {f"bgnbd_{k}": v for k, v in self.bgnbd_.params_.items()}
+        out = {f"{self.purchase_model}_{k}": v for k, v in self.purchase_model_.params_.items()}
         out.update({f"gg_{k}": v for k, v in self.gamma_gamma_.params_.items()})
         out["margin"] = self.margin_
         return out

@@ -1,14 +1,39 @@
-"""Customer segmentation: RFM scores 1–5 and named RFM segments.
+"""Customer segmentation: every scheme of the source texts, with labels marketing can use.
 
-Scores are quantile-based against the training population, using mid-ranks so that tied
-values always get the same score (a frequency of 1 shared by 60 % of customers is not split
-across scores): score = 1 + floor(5 · F(v)), where F(v) is the share of the training
-population strictly below v. Recency is scored on days since the last purchase, reversed
-(recent → 5), in 5 levels as in seed 001.
+This module holds the RFM scheme and re-exports the others, so that one import gives the
+whole public API:
 
-Named segments come from a rule table on the R and F scores (first match wins). The default
-table is :data:`DEFAULT_RFM_SEGMENTS`; the shipped playbook file holds the same table, and a
-user can pass their own.
+=====================  ==============================  =====================================
+class                  scheme (playbook key)            ``predict`` label column
+=====================  ==============================  =====================================
+:class:`RFMSegmenter`  ``rfm``                          ``rfm_segment``
+:class:`ValueMatrix`   ``value_matrix``                 ``value_type``
+``BehaviourClusters``  ``behaviour`` (traits)           ``cluster`` (id), ``cluster_name``
+:class:`LifecycleStage` ``lifecycle``                   ``lifecycle_stage``
+:class:`NineGrid`      ``nine_grid`` (+ ``nine_grid_strategy``)  ``nine_grid``
+=====================  ==============================  =====================================
+
+Each is a scikit-learn style estimator (``__init__`` stores settings, ``fit(table)`` returns
+self, learned state ends in ``_``, picklable) whose ``fit``/``predict`` take the
+per-customer table of :func:`models.features.summarize`; each fitted model has
+``segment_sizes_`` (label → customers at training time). :data:`SCHEME_LABELS` lists every
+label of the fixed schemes (the playbook must describe each).
+
+RFM
+---
+Recency, frequency and monetary scores 1–5 against the training population: score = 1 +
+floor(5 · F(v)), F(v) the share of the training population *strictly below* v. Tied values
+always share a score, and the lowest value always scores 1 however many customers share it
+(a frequency of 1 shared by 60 % of customers is not split across scores). Recency is scored
+on days since the last purchase and reversed (6 − score), in 5 levels as in seed 001, so the
+most recent customers always score R = 5. A one-customer training table therefore scores
+that customer R5 F1 M1.
+
+Named segments come from a score-to-name table on R and F (seed 001: R and F flag churn
+risk, M ranks who matters): a list of rules ``{"segment", "r", "f"}``, first match wins, no
+match → ``"other"``. The default is :data:`DEFAULT_RFM_SEGMENTS`; the shipped playbook holds
+the same table under ``schemes.rfm.segment_table``
+(:func:`models.playbook.rfm_segment_table`), and users can pass their own.
 """
 
 from __future__ import annotations
@@ -19,9 +44,43 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models.exceptions import InvalidInputError, NotFittedError
+from models.clusters import BEHAVIOUR_TRAITS, DEFAULT_BEHAVIOUR_FEATURES, BehaviourClusters
+from models.exceptions import InvalidInputError
+from models.lifecycle import LIFECYCLE_STAGES, LifecycleStage
+from models.segment_base import check_fitted, reference_sample, require_columns, values
+from models.segment_value import (
+    DEFAULT_NINE_GRID_STRATEGIES,
+    GROWTH_TIERS,
+    NINE_GRID_CELLS,
+    NINE_GRID_STRATEGIES,
+    VALUE_TIERS,
+    VALUE_TYPES,
+    NineGrid,
+    ValueMatrix,
+)
 
-# (segment, R scores, F scores): the widely used RFM map on recency × frequency.
+__all__ = [
+    "BEHAVIOUR_TRAITS",
+    "DEFAULT_BEHAVIOUR_FEATURES",
+    "DEFAULT_NINE_GRID_STRATEGIES",
+    "DEFAULT_RFM_SEGMENTS",
+    "GROWTH_TIERS",
+    "LIFECYCLE_STAGES",
+    "NINE_GRID_CELLS",
+    "NINE_GRID_STRATEGIES",
+    "SCHEME_LABELS",
+    "VALUE_TIERS",
+    "VALUE_TYPES",
+    "BehaviourClusters",
+    "LifecycleStage",
+    "NineGrid",
+    "RFMSegmenter",
+    "ValueMatrix",
+    "quintile_score",
+]
+
+# (segment, R scores, F scores): the widely used RFM map on recency × frequency. Every one
+# of the 25 (R, F) pairs is covered, so "other" only appears with a user's partial table.
 DEFAULT_RFM_SEGMENTS: list[dict[str, Any]] = [
     {"segment": "champions", "r": [5], "f": [4, 5]},
     {"segment": "loyal", "r": [3, 4], "f": [4, 5]},
@@ -35,16 +94,12 @@ DEFAULT_RFM_SEGMENTS: list[dict[str, Any]] = [
     {"segment": "hibernating", "r": [1, 2], "f": [2]},
     {"segment": "lost", "r": [1, 2], "f": [1]},
 ]
+RFM_OTHER = "other"
 
-_MAX_REFERENCE = 20_000
 
-
-def _reference(values: np.ndarray) -> np.ndarray:
+def _reference(column: np.ndarray) -> np.ndarray:
     """Sorted reference sample of the training values (evenly thinned when large)."""
-    ordered = np.sort(values[np.isfinite(values)])
-    if len(ordered) > _MAX_REFERENCE:
-        ordered = ordered[np.linspace(0, len(ordered) - 1, _MAX_REFERENCE).round().astype(int)]
-    return ordered
+    return reference_sample(column)
 
 
 def quintile_score(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -57,46 +112,80 @@ def quintile_score(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(5 * below) + 1, 1, 5).astype(int)
 
 
+def check_segment_table(table: Any) -> list[dict[str, Any]]:
+    """Validate a score-to-name table (list of ``{"segment", "r", "f"}``, scores 1–5)."""
+    if not isinstance(table, list) or not table:
+        raise InvalidInputError("the RFM segment table must be a non-empty list", field="segments")
+    for i, rule in enumerate(table):
+        where = f"segments[{i}]"
+        if not isinstance(rule, dict) or not {"segment", "r", "f"} <= set(rule):
+            raise InvalidInputError(f"{where} needs 'segment', 'r' and 'f'", field=where)
+        if not isinstance(rule["segment"], str) or not rule["segment"]:
+            raise InvalidInputError(f"{where}.segment must be a non-empty string", field=where)
+        for key in ("r", "f"):
+            scores = rule[key]
+            if not isinstance(scores, list) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in scores
+            ):
+                raise InvalidInputError(
+                    f"{where}.{key} must be a list of scores 1-5", field=f"{where}.{key}"
+                )
+    return table
+
+
 class RFMSegmenter(BaseEstimator):
     """RFM scores (1–5) and named segments from the per-customer summary.
 
     Uses ``days_since_last`` (recency, days), ``n_purchases`` (frequency, purchase days) and
-    ``total_revenue`` (monetary, currency). ``segments`` is the rule table (list of
-    ``{"segment", "r", "f"}``); ``None`` uses :data:`DEFAULT_RFM_SEGMENTS`.
+    ``total_revenue`` (monetary, currency). ``segments`` is the score-to-name table (list of
+    ``{"segment", "r", "f"}``, first match wins); ``None`` uses :data:`DEFAULT_RFM_SEGMENTS`.
+
+    Fitted: ``references_`` (sorted training samples of the three columns), ``lookup_``
+    (6 × 6 array of names by R, F), ``segment_names_`` (the table's names in order, then
+    ``"other"``) and ``segment_sizes_`` (name → training customers, every name listed).
     """
 
+    scheme = "rfm"
+    label_column = "rfm_segment"
     columns = ("days_since_last", "n_purchases", "total_revenue")
 
     def __init__(self, segments: list[dict[str, Any]] | None = None):
         self.segments = segments
 
     def _values(self, summary: pd.DataFrame) -> list[np.ndarray]:
-        missing = [c for c in self.columns if c not in summary.columns]
-        if missing:
-            raise InvalidInputError(f"missing the column '{missing[0]}'", field=missing[0])
-        return [summary[c].to_numpy(dtype=float) for c in self.columns]
+        require_columns(summary, self.columns)
+        return [values(summary, c) for c in self.columns]
 
     def fit(self, summary: pd.DataFrame, y: Any = None) -> RFMSegmenter:
         """Learn the score boundaries from the training population; returns self."""
+        table = check_segment_table(
+            self.segments if self.segments is not None else DEFAULT_RFM_SEGMENTS
+        )
+        columns = self._values(summary)
         if len(summary) == 0:
             raise InvalidInputError("cannot fit RFM segments on zero customers")
-        self.references_ = [_reference(v) for v in self._values(summary)]
-        table = self.segments if self.segments is not None else DEFAULT_RFM_SEGMENTS
-        lookup = np.full((6, 6), "other", dtype=object)
+        self.references_ = [_reference(v) for v in columns]
+        lookup = np.full((6, 6), RFM_OTHER, dtype=object)
         for rule in reversed(table):  # reversed: the first matching rule is written last
             for r in rule["r"]:
                 for f in rule["f"]:
                     lookup[int(r), int(f)] = rule["segment"]
         self.lookup_ = lookup
-        self.segment_names_ = list(dict.fromkeys(rule["segment"] for rule in table))
-        labelled = self.predict(summary)
-        self.segment_sizes_ = labelled["rfm_segment"].value_counts().to_dict()
+        self.segment_names_ = [*dict.fromkeys(rule["segment"] for rule in table), RFM_OTHER]
+        counts = self.predict(summary)["rfm_segment"].value_counts()
+        self.segment_sizes_ = {
+            name: int(counts.get(name, 0))
+            for name in self.segment_names_
+            if name != RFM_OTHER or counts.get(name, 0) > 0
+        }
         return self
 
     def predict(self, summary: pd.DataFrame) -> pd.DataFrame:
-        """Columns ``r_score``, ``f_score``, ``m_score`` (1–5), ``rfm_code`` and ``rfm_segment``."""
-        if not hasattr(self, "references_"):
-            raise NotFittedError("RFMSegmenter is not fitted; call fit first")
+        """Columns ``r_score``, ``f_score``, ``m_score`` (1–5), ``rfm_code`` and ``rfm_segment``.
+
+        A missing recency scores R = 1, a missing frequency or spend scores 1.
+        """
+        check_fitted(self, "references_")
         recency, frequency, monetary = self._values(summary)
         r = 6 - quintile_score(self.references_[0], np.nan_to_num(recency, nan=np.inf))
         f = quintile_score(self.references_[1], np.nan_to_num(frequency))
@@ -112,3 +201,15 @@ class RFMSegmenter(BaseEstimator):
             },
             index=summary.index,
         )
+
+
+# Every label of every fixed scheme (the playbook describes each). Behaviour clusters are
+# data-driven: their playbook labels are the traits a cluster's generated name is made of.
+SCHEME_LABELS: dict[str, tuple[str, ...]] = {
+    "rfm": (*dict.fromkeys(rule["segment"] for rule in DEFAULT_RFM_SEGMENTS), RFM_OTHER),
+    "value_matrix": VALUE_TYPES,
+    "behaviour": BEHAVIOUR_TRAITS,
+    "lifecycle": LIFECYCLE_STAGES,
+    "nine_grid": NINE_GRID_CELLS,
+    "nine_grid_strategy": NINE_GRID_STRATEGIES,
+}

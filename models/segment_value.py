@@ -1,0 +1,330 @@
+"""Value schemes of seed 001: the value matrix (four customer types) and the nine-grid.
+
+Value matrix
+------------
+Profit per purchase × repeat purchases (seed 001, 单次交易收益 × 重复交易次数):
+
+=================  ====================  ======================
+                   few repeat purchases  many repeat purchases
+=================  ====================  ======================
+high profit/purch  ``meteor`` 流星        ``gold`` 黄金
+low profit/purch   ``burden`` 负担        ``stream`` 小溪
+=================  ====================  ======================
+
+"Many" means ``frequency`` (repeat purchase days) ≥ ``repeat_threshold``; "high" means
+``profit_per_purchase`` ≥ ``profit_threshold``. Unset thresholds are learned at fit time:
+the profit threshold is the ``profit_quantile`` (default the median, the usual cut of a
+2 × 2 value matrix) of the training customers' profit per purchase, the repeat threshold the
+median repeat count of the customers who bought again (rounded up, at least 1). A customer
+without a known cost (``profit_per_purchase`` missing, e.g. data without a cost column) is
+valued at ``margin`` × ``avg_order_value`` and the output says so in ``value_basis``.
+
+Nine-grid
+---------
+Value tier × growth tier, 3 × 3 (seed 001, the bank's 九宫格). Value is measured as in the
+seed by revenue scale and profitability together: the value index is the weighted mean of
+the customer's percentile ranks on ``value_weights`` (default total revenue and margin rate,
+the stand-ins of the seed's revenue and RAROC) against the training population; the value
+tiers cut it at its training terciles. Growth is ``spend_trend`` (recent against earlier
+revenue, in [−1, 1]): declining below −1/3 (recent spend under half the earlier), growing
+above +1/3 (over double). Each cell carries one of the seed's four strategies: 持续投入
+keep investing, 深度挖潜 develop deeper, 调整优化 adjust and optimise, 策略退出 planned exit
+(:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from models.exceptions import InvalidInputError
+from models.segment_base import (
+    check_fitted,
+    check_not_empty,
+    mid_rank,
+    reference_sample,
+    require_columns,
+    sizes,
+    values,
+)
+
+VALUE_TYPES: tuple[str, ...] = ("gold", "meteor", "stream", "burden")
+
+VALUE_TIERS: tuple[str, ...] = ("low", "mid", "high")
+GROWTH_TIERS: tuple[str, ...] = ("declining", "stable", "growing")
+NINE_GRID_CELLS: tuple[str, ...] = tuple(
+    f"{value}_value_{growth}" for value in reversed(VALUE_TIERS) for growth in GROWTH_TIERS
+)
+NINE_GRID_STRATEGIES: tuple[str, ...] = (
+    "keep_investing",
+    "develop_deeper",
+    "adjust_and_optimise",
+    "planned_exit",
+)
+DEFAULT_NINE_GRID_STRATEGIES: dict[str, str] = {
+    "high_value_growing": "keep_investing",
+    "high_value_stable": "keep_investing",
+    "high_value_declining": "adjust_and_optimise",
+    "mid_value_growing": "develop_deeper",
+    "mid_value_stable": "develop_deeper",
+    "mid_value_declining": "adjust_and_optimise",
+    "low_value_growing": "develop_deeper",
+    "low_value_stable": "adjust_and_optimise",
+    "low_value_declining": "planned_exit",
+}
+DEFAULT_VALUE_WEIGHTS: dict[str, float] = {"total_revenue": 0.5, "margin_rate": 0.5}
+
+
+def _repeat_purchases(table: pd.DataFrame) -> np.ndarray:
+    """``frequency`` (repeat purchase days), else ``n_purchases`` − 1."""
+    if "frequency" in table.columns:
+        return values(table, "frequency")
+    require_columns(table, ["frequency"] if "n_purchases" not in table.columns else [])
+    return values(table, "n_purchases") - 1
+
+
+class ValueMatrix(BaseEstimator):
+    """Gold / Meteor / Stream / Burden from profit per purchase × repeat purchases (seed 001).
+
+    Parameters (``None`` thresholds are learned at fit time, see the module docs):
+
+    - ``profit_threshold``: profit per purchase (currency) from which a customer is "high".
+    - ``repeat_threshold``: repeat purchases from which a customer buys "often".
+    - ``profit_quantile``: the quantile of training profit per purchase used when
+      ``profit_threshold`` is None (0.5 = median split).
+    - ``margin``: margin assumed for customers without a known cost; ``None`` uses the
+      margin observed over the training customers with costs, else 1.0 (revenue per
+      purchase: with learned thresholds only the order of customers matters).
+
+    Input columns: ``frequency`` (or ``n_purchases``), ``avg_order_value`` and, when the
+    data had costs, ``profit_per_purchase``.
+
+    Fitted: ``profit_threshold_``, ``repeat_threshold_``, ``margin_``, ``margin_source_``
+    (``"configured"``, ``"data"`` or ``"none"``), ``value_basis_`` (``"profit"``,
+    ``"assumed_margin"`` or ``"mixed"``: what the training customers were valued on) and
+    ``segment_sizes_``.
+    """
+
+    scheme = "value_matrix"
+    label_column = "value_type"
+
+    def __init__(
+        self,
+        profit_threshold: float | None = None,
+        repeat_threshold: float | None = None,
+        profit_quantile: float = 0.5,
+        margin: float | None = None,
+    ):
+        self.profit_threshold = profit_threshold
+        self.repeat_threshold = repeat_threshold
+        self.profit_quantile = profit_quantile
+        self.margin = margin
+
+    def _profit(self, table: pd.DataFrame, margin: float) -> tuple[np.ndarray, np.ndarray]:
+        """Profit per purchase and its basis per customer (known cost, else assumed margin)."""
+        known = values(table, "profit_per_purchase")
+        has_cost = np.isfinite(known)
+        if not has_cost.all():
+            require_columns(table, ["avg_order_value"])
+        assumed = margin * values(table, "avg_order_value")
+        profit = np.where(has_cost, known, assumed)
+        basis = np.where(
+            has_cost, "profit", np.where(np.isfinite(assumed), "assumed_margin", "missing")
+        )
+        return profit, basis
+
+    def fit(self, table: pd.DataFrame, y: Any = None) -> ValueMatrix:
+        """Learn the thresholds (unless configured) from the training customers; returns self."""
+        check_not_empty(table, self)
+        if not 0.0 < self.profit_quantile < 1.0:
+            raise InvalidInputError("profit_quantile must be in (0, 1)", field="profit_quantile")
+        repeats = _repeat_purchases(table)
+        known = values(table, "profit_per_purchase")
+        if self.margin is not None:
+            self.margin_, self.margin_source_ = float(self.margin), "configured"
+        elif np.isfinite(known).any():
+            # Overall margin of the customers with costs: Σ profit / Σ revenue.
+            profit_total = values(table, "total_profit")
+            revenue_total = values(table, "total_revenue")
+            if not np.isfinite(profit_total).any():  # per-purchase columns only
+                profit_total, revenue_total = known, values(table, "avg_order_value")
+            ok = np.isfinite(profit_total) & np.isfinite(revenue_total)
+            self.margin_ = float(profit_total[ok].sum() / max(revenue_total[ok].sum(), 1e-12))
+            self.margin_source_ = "data"
+        else:
+            self.margin_, self.margin_source_ = 1.0, "none"
+        profit, basis = self._profit(table, self.margin_)
+        if self.profit_threshold is not None:
+            self.profit_threshold_ = float(self.profit_threshold)
+        elif np.isfinite(profit).any():
+            self.profit_threshold_ = float(np.nanquantile(profit, self.profit_quantile))
+        else:
+            raise InvalidInputError(
+                "no customer has a profit per purchase or an average order value",
+                field="avg_order_value",
+            )
+        if self.repeat_threshold is not None:
+            self.repeat_threshold_ = float(self.repeat_threshold)
+        else:
+            repeaters = repeats[np.isfinite(repeats) & (repeats > 0)]
+            median = float(np.median(repeaters)) if len(repeaters) else 1.0
+            self.repeat_threshold_ = float(max(1, math.ceil(median)))
+        used = set(basis[basis != "missing"].tolist())
+        self.value_basis_ = used.pop() if len(used) == 1 else "mixed"
+        self.segment_sizes_ = sizes(self._label(profit, repeats), VALUE_TYPES)
+        return self
+
+    def _label(self, profit: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+        high_value = np.nan_to_num(profit, nan=-np.inf) >= self.profit_threshold_
+        often = np.nan_to_num(repeats, nan=0.0) >= self.repeat_threshold_
+        return np.where(
+            high_value, np.where(often, "gold", "meteor"), np.where(often, "stream", "burden")
+        )
+
+    def predict(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Columns ``profit_per_purchase`` (the value used, currency), ``repeat_purchases``,
+        ``value_type`` (gold / meteor / stream / burden) and ``value_basis`` (``"profit"``
+        from known costs, ``"assumed_margin"``, or ``"missing"`` → valued low).
+        """
+        check_fitted(self, "profit_threshold_")
+        repeats = _repeat_purchases(table)
+        profit, basis = self._profit(table, self.margin_)
+        return pd.DataFrame(
+            {
+                "profit_per_purchase": profit,
+                "repeat_purchases": repeats,
+                "value_type": self._label(profit, repeats),
+                "value_basis": basis,
+            },
+            index=table.index,
+        )
+
+
+class NineGrid(BaseEstimator):
+    """Value tier × growth tier (3 × 3) with the seed's strategy per cell (seed 001).
+
+    - ``value_weights``: ``{column: weight}`` of the value index (percentile ranks against
+      training); ``None`` = :data:`DEFAULT_VALUE_WEIGHTS`. Columns missing or all-missing at
+      fit time are dropped (e.g. ``margin_rate`` without cost data); a customer missing
+      some columns is ranked on the others.
+    - ``value_cuts``: quantiles of the training value index separating low / mid / high.
+    - ``growth_column`` and ``growth_cuts``: the growth measure and the two cut points
+      separating declining / stable / growing (growing when ≥ the upper cut).
+    - ``strategies``: ``{cell: strategy}`` for all nine cells; ``None`` =
+      :data:`DEFAULT_NINE_GRID_STRATEGIES`.
+
+    Fitted: ``value_columns_``, ``value_weights_`` (normalised), ``references_`` (sorted
+    training samples per value column), ``value_thresholds_`` (index values of the cuts),
+    ``strategies_`` and ``segment_sizes_`` (cell → training customers).
+    """
+
+    scheme = "nine_grid"
+    label_column = "nine_grid"
+
+    def __init__(
+        self,
+        value_weights: dict[str, float] | None = None,
+        value_cuts: tuple[float, float] = (1 / 3, 2 / 3),
+        growth_column: str = "spend_trend",
+        growth_cuts: tuple[float, float] = (-1 / 3, 1 / 3),
+        strategies: dict[str, str] | None = None,
+    ):
+        self.value_weights = value_weights
+        self.value_cuts = value_cuts
+        self.growth_column = growth_column
+        self.growth_cuts = growth_cuts
+        self.strategies = strategies
+
+    def _check_settings(self) -> dict[str, str]:
+        for name in ("value_cuts", "growth_cuts"):
+            low, high = getattr(self, name)
+            if not low < high:
+                raise InvalidInputError(f"{name} must be increasing", field=name)
+        if not 0.0 < self.value_cuts[0] < self.value_cuts[1] < 1.0:
+            raise InvalidInputError("value_cuts must be quantiles in (0, 1)", field="value_cuts")
+        strategies = dict(self.strategies or DEFAULT_NINE_GRID_STRATEGIES)
+        missing = [cell for cell in NINE_GRID_CELLS if cell not in strategies]
+        if missing:
+            raise InvalidInputError(f"strategies lack the cell '{missing[0]}'", field="strategies")
+        return strategies
+
+    def fit(self, table: pd.DataFrame, y: Any = None) -> NineGrid:
+        """Learn the value references and tier thresholds; returns self."""
+        check_not_empty(table, self)
+        self.strategies_ = self._check_settings()
+        require_columns(table, [self.growth_column])
+        weights = dict(self.value_weights or DEFAULT_VALUE_WEIGHTS)
+        if any(w < 0 for w in weights.values()):
+            raise InvalidInputError("value_weights must be >= 0", field="value_weights")
+        usable = {
+            c: float(w)
+            for c, w in weights.items()
+            if w > 0 and np.isfinite(values(table, c)).any()
+        }
+        if not usable:
+            raise InvalidInputError(
+                f"none of the value columns {sorted(weights)} has data", field="value_weights"
+            )
+        total = sum(usable.values())
+        self.value_columns_ = list(usable)
+        self.value_weights_ = [usable[c] / total for c in self.value_columns_]
+        self.references_ = [reference_sample(values(table, c)) for c in self.value_columns_]
+        index = self._value_index(table)
+        self.value_thresholds_ = [
+            float(np.nanquantile(index, q)) if np.isfinite(index).any() else float(q)
+            for q in self.value_cuts
+        ]
+        self.segment_sizes_ = sizes(self.predict(table)["nine_grid"], NINE_GRID_CELLS)
+        return self
+
+    def _value_index(self, table: pd.DataFrame) -> np.ndarray:
+        ranks = np.column_stack(
+            [
+                mid_rank(ref, values(table, c))
+                for c, ref in zip(self.value_columns_, self.references_, strict=True)
+            ]
+        )
+        weights = np.broadcast_to(np.asarray(self.value_weights_), ranks.shape)
+        present = np.isfinite(ranks)
+        weight_sum = np.where(present, weights, 0.0).sum(axis=1)
+        weighted = np.where(present, ranks * weights, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(weight_sum > 0, weighted / weight_sum, np.nan)
+
+    def predict(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Columns ``value_index`` (0–1), ``value_tier`` (low / mid / high), ``growth_index``
+        (the growth column), ``growth_tier`` (declining / stable / growing), ``nine_grid``
+        (``"<value>_value_<growth>"``) and ``nine_grid_strategy``.
+
+        A customer with no value data is ranked low; missing growth counts as stable.
+        """
+        check_fitted(self, "value_thresholds_")
+        require_columns(table, [self.growth_column])
+        index = self._value_index(table)
+        low_cut, high_cut = self.value_thresholds_
+        filled = np.nan_to_num(index, nan=-np.inf)
+        value_tier = np.where(filled >= high_cut, "high", np.where(filled >= low_cut, "mid", "low"))
+        growth = values(table, self.growth_column)
+        g = np.nan_to_num(growth, nan=0.0)
+        growth_tier = np.where(
+            g >= self.growth_cuts[1],
+            "growing",
+            np.where(g < self.growth_cuts[0], "declining", "stable"),
+        )
+        cells = np.char.add(np.char.add(value_tier.astype(str), "_value_"), growth_tier)
+        strategy = np.array([self.strategies_[c] for c in cells.tolist()], dtype=object)
+        return pd.DataFrame(
+            {
+                "value_index": index,
+                "value_tier": value_tier,
+                "growth_index": growth,
+                "growth_tier": growth_tier,
+                "nine_grid": cells.astype(str),
+                "nine_grid_strategy": strategy.astype(str),
+            },
+            index=table.index,
+        )
