@@ -139,15 +139,6 @@ class MLEModel(BaseEstimator):
             f, x0, jac=g, method="L-BFGS-B", options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-9}
         )
         best, best_f = result.x, float(result.fun)
-        if not self._has_gradient():  # polish without derivatives for published precision
-            polish = optimize.minimize(
-                f,
-                best,
-                method="Nelder-Mead",
-                options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 40000},
-            )
-            if polish.fun <= best_f:
-                best, best_f = polish.x, float(polish.fun)
         hess = self._hessian(f, g, best)
         for _ in range(8):  # Newton polish: quadratic convergence near the optimum
             try:

@@ -9,9 +9,9 @@ not pull the centroids (seed 000 warns that K-means is sensitive to outliers); m
 are imputed with the training median.
 
 Every cluster gets a profile (size, share and mean of each feature in original units) and a
-readable name generated from its most distinctive traits: the features whose centroid lies
-at least ``trait_threshold`` standard deviations from the population mean, e.g. "Frequent,
-recently active customers". The traits are the playbook's labels of the ``behaviour``
+readable name generated from its most distinctive traits: the features on which the
+cluster's centroid lies at least ``trait_threshold`` standard deviations from the centroid of
+the other customers, the largest first, e.g. "Frequent, recently active customers". The traits are the playbook's labels of the ``behaviour``
 scheme (:data:`BEHAVIOUR_TRAITS`), so each cluster gets a description and actions (see
 :func:`models.playbook.describe_cluster`).
 
@@ -140,7 +140,7 @@ class BehaviourClusters(BaseEstimator):
       new clusters take. ``sklearn.base.clone`` would clone a model given here unfitted; pass
       ``champion.centroid_reference()`` or call :meth:`align_to` when cloning.
     - ``trait_threshold``, ``max_traits``: how far (standard deviations) a centroid must be
-      from the mean for a trait, and how many traits a name uses.
+      from the rest of the population for a trait, and how many traits a name uses.
 
     Fitted: ``n_clusters_``, ``labels_`` (training ids), ``cluster_ids_``, ``centers_``
     (standardised, one row per id of ``cluster_ids_``), ``silhouette_scores_`` ({K: mean
@@ -273,10 +273,13 @@ class BehaviourClusters(BaseEstimator):
     def _profile(self, means: pd.DataFrame, counts: np.ndarray) -> None:
         """Names, traits and profiles by id from per-position feature means and sizes."""
         k = len(self.cluster_ids_)
+        total = max(int(counts.sum()), 1)
         ranked: list[list[str]] = []
         n_traits: list[int] = []
         for i in range(k):
-            z = self.centers_[i]
+            # Contrast with the rest of the population: the standardised centroid of the
+            # others is −n·c/(N − n), so centroid − rest = c · N/(N − n).
+            z = self.centers_[i] * total / max(total - int(counts[i]), 1)
             order = np.argsort(-np.abs(z), kind="stable")
             ranked.append([_trait(self.features_[j], bool(z[j] > 0)) for j in order])
             strong = int((np.abs(z) >= self.trait_threshold).sum())
@@ -306,7 +309,9 @@ class BehaviourClusters(BaseEstimator):
         )
         profiles = profiles.join(means.set_axis(profiles.index, axis=0))
         self.profiles_ = profiles.sort_index()
-        self.segment_sizes_ = {int(c): int(s) for c, s in self.profiles_["size"].items()}
+        self.segment_sizes_ = dict(
+            zip(self.profiles_.index.tolist(), self.profiles_["size"].tolist(), strict=True)
+        )
 
     @staticmethod
     def _name(traits: list[str]) -> str:
@@ -379,7 +384,7 @@ class BehaviourClusters(BaseEstimator):
         return pd.DataFrame(
             {
                 "cluster": ids.astype(np.int64),
-                "cluster_name": [self.names_[int(c)] for c in ids.tolist()],
+                "cluster_name": pd.array([self.names_[c] for c in ids.tolist()], dtype="str"),
             },
             index=table.index,
         )

@@ -176,8 +176,36 @@ class ShiftedBetaGeometric(MLEModel):
         self.n_obs_ = float(counts[0])
         return self
 
+    def fit_durations(self, duration: Any, churned: Any, weights: Any = None) -> ShiftedBetaGeometric:
+        """Fit on individual customers with different observation lengths.
+
+        ``duration``: whole periods each customer was observed (≥ 1 for churned customers:
+        the period in which they left); ``churned``: 1 if they left, 0 if still active
+        (right-censored after ``duration`` periods). Returns self.
+        """
+        d = as_array("duration", duration)
+        c = as_array("churned", churned)
+        if len(d) != len(c):
+            raise InvalidInputError("duration and churned must have the same length")
+        if ((d < 0) | (d != np.floor(d))).any():
+            raise InvalidInputError("duration must be whole periods ≥ 0", field="duration")
+        if (~np.isin(c, (0, 1))).any() or ((c == 1) & (d < 1)).any():
+            raise InvalidInputError("churned must be 0/1, with duration ≥ 1 when 1", field="churned")
+        (d, c), w = collapse(d, c, weights=weights)
+        lost = np.where(c == 1, w, 0.0)
+        kept = np.where(c == 0, w, 0.0)
+        init = self.initial_params or {"alpha": 1.0, "beta": 1.0}
+        self._fit_mle(("durations", d, lost, kept), np.ones(1), np.log([init[k] for k in self._param_names]))
+        self.n_obs_ = float(w.sum())
+        return self
+
     def _loglik_rows(self, params: np.ndarray, data) -> np.ndarray:
         alpha, beta = params
+        if isinstance(data[0], str):  # ("durations", duration, lost, kept)
+            _, d, lost, kept = data
+            log_p = special.betaln(alpha + 1, beta + np.maximum(d, 1) - 1) - special.betaln(alpha, beta)
+            log_s = special.betaln(alpha, beta + d) - special.betaln(alpha, beta)
+            return np.array([np.dot(lost, log_p) + np.dot(kept, log_s)])
         periods, lost, survivors, last = data
         log_p = special.betaln(alpha + 1, beta + periods - 1) - special.betaln(alpha, beta)
         log_s = special.betaln(alpha, beta + last) - special.betaln(alpha, beta)

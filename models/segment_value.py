@@ -26,8 +26,9 @@ seed by revenue scale and profitability together: the value index is the weighte
 the customer's percentile ranks on ``value_weights`` (default total revenue and margin rate,
 the stand-ins of the seed's revenue and RAROC) against the training population; the value
 tiers cut it at its training terciles. Growth is ``spend_trend`` (recent against earlier
-revenue, in [−1, 1]): declining below −1/3 (recent spend under half the earlier), growing
-above +1/3 (over double). Each cell carries one of the seed's four strategies: 持续投入
+revenue, in [−1, 1]): declining below −1/3 (recent spend under half the earlier) or when the
+customer spent nothing in either trend window (``spend_recent`` = ``spend_earlier`` = 0),
+growing from +1/3 (double) up. Each cell carries one of the seed's four strategies: 持续投入
 keep investing, 深度挖潜 develop deeper, 调整优化 adjust and optimise, 策略退出 planned exit
 (:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable).
 """
@@ -261,9 +262,7 @@ class NineGrid(BaseEstimator):
         if any(w < 0 for w in weights.values()):
             raise InvalidInputError("value_weights must be >= 0", field="value_weights")
         usable = {
-            c: float(w)
-            for c, w in weights.items()
-            if w > 0 and np.isfinite(values(table, c)).any()
+            c: float(w) for c, w in weights.items() if w > 0 and np.isfinite(values(table, c)).any()
         }
         if not usable:
             raise InvalidInputError(
@@ -300,7 +299,9 @@ class NineGrid(BaseEstimator):
         (the growth column), ``growth_tier`` (declining / stable / growing), ``nine_grid``
         (``"<value>_value_<growth>"``) and ``nine_grid_strategy``.
 
-        A customer with no value data is ranked low; missing growth counts as stable.
+        A customer with no value data is ranked low; missing growth counts as stable; no spend
+        in either trend window (when ``spend_recent`` and ``spend_earlier`` are given) counts
+        as declining.
         """
         check_fitted(self, "value_thresholds_")
         require_columns(table, [self.growth_column])
@@ -310,10 +311,12 @@ class NineGrid(BaseEstimator):
         value_tier = np.where(filled >= high_cut, "high", np.where(filled >= low_cut, "mid", "low"))
         growth = values(table, self.growth_column)
         g = np.nan_to_num(growth, nan=0.0)
+        # No spend in either trend window: revenue has fallen to nothing, not "stable".
+        inactive = (values(table, "spend_recent") + values(table, "spend_earlier")) == 0
         growth_tier = np.where(
             g >= self.growth_cuts[1],
             "growing",
-            np.where(g < self.growth_cuts[0], "declining", "stable"),
+            np.where((g < self.growth_cuts[0]) | inactive, "declining", "stable"),
         )
         cells = np.char.add(np.char.add(value_tier.astype(str), "_value_"), growth_tier)
         strategy = np.array([self.strategies_[c] for c in cells.tolist()], dtype=object)

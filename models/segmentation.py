@@ -1,17 +1,15 @@
 """Customer segmentation: every scheme of the source texts, with labels marketing can use.
 
 This module holds the RFM scheme and re-exports the others, so that one import gives the
-whole public API:
+whole public API (class → playbook scheme → label column of ``predict``):
 
-=====================  ==============================  =====================================
-class                  scheme (playbook key)            ``predict`` label column
-=====================  ==============================  =====================================
-:class:`RFMSegmenter`  ``rfm``                          ``rfm_segment``
-:class:`ValueMatrix`   ``value_matrix``                 ``value_type``
-``BehaviourClusters``  ``behaviour`` (traits)           ``cluster`` (id), ``cluster_name``
-:class:`LifecycleStage` ``lifecycle``                   ``lifecycle_stage``
-:class:`NineGrid`      ``nine_grid`` (+ ``nine_grid_strategy``)  ``nine_grid``
-=====================  ==============================  =====================================
+- :class:`RFMSegmenter` → ``rfm`` → ``rfm_segment`` (module :mod:`models.segmentation`)
+- :class:`ValueMatrix` → ``value_matrix`` → ``value_type`` (:mod:`models.segment_value`)
+- :class:`BehaviourClusters` → ``behaviour`` (its labels are the traits cluster names are
+  made of) → ``cluster`` (stable id) and ``cluster_name`` (:mod:`models.clusters`)
+- :class:`LifecycleStage` → ``lifecycle`` → ``lifecycle_stage`` (:mod:`models.lifecycle`)
+- :class:`NineGrid` → ``nine_grid`` and ``nine_grid_strategy`` → ``nine_grid`` and
+  ``nine_grid_strategy`` (:mod:`models.segment_value`)
 
 Each is a scikit-learn style estimator (``__init__`` stores settings, ``fit(table)`` returns
 self, learned state ends in ``_``, picklable) whose ``fit``/``predict`` take the
@@ -196,7 +194,7 @@ class RFMSegmenter(BaseEstimator):
                 "r_score": r,
                 "f_score": f,
                 "m_score": m,
-                "rfm_code": codes,
+                "rfm_code": pd.array(codes, dtype="str"),
                 "rfm_segment": self.lookup_[r, f].astype(str),
             },
             index=summary.index,

@@ -50,17 +50,47 @@ def clv_holdout_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, 
 
 
 def plot_holdout_by_frequency(
-    frequency: np.ndarray, predicted: np.ndarray, actual: np.ndarray
+    frequency: np.ndarray, predicted: Mapping[str, np.ndarray], actual: np.ndarray
 ) -> Figure:
     """Mean actual vs predicted holdout purchases by calibration-period frequency (0..7+)."""
     bucket = np.minimum(np.asarray(frequency, dtype=int), 7)
-    frame = pd.DataFrame({"bucket": bucket, "predicted": predicted, "actual": actual})
-    means = frame.groupby("bucket")[["actual", "predicted"]].mean()
+    frame = pd.DataFrame({"bucket": bucket, "actual": actual, **predicted})
+    means = frame.groupby("bucket").mean()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(means.index, means["actual"], "o-", label="actual")
-    ax.plot(means.index, means["predicted"], "s--", label="BG/NBD")
+    ax.plot(means.index, means["actual"], "o-", color="black", label="actual")
+    for name in predicted:
+        ax.plot(means.index, means[name], "s--", label=name)
     ax.set_xlabel("repeat purchases in calibration (7 = 7+)")
     ax.set_ylabel("mean repeat purchases in holdout")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_cumulative_tracking(tracking: pd.DataFrame) -> Figure:
+    """Cumulative repeat purchases over time, actual vs each model; holdout shaded."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(tracking["day"], tracking["actual"], color="black", label="actual")
+    for name in tracking.columns:
+        if name not in ("day", "actual", "holdout"):
+            ax.plot(tracking["day"], tracking[name], "--", label=name)
+    holdout = tracking.loc[tracking["holdout"], "day"]
+    if len(holdout):
+        ax.axvspan(holdout.iloc[0], holdout.iloc[-1], color="grey", alpha=0.15, label="holdout")
+    ax.set_ylabel("cumulative repeat purchases")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def plot_retention(table: pd.DataFrame) -> Figure:
+    """sBG survival and retention-rate curves by period."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(table["period"], table["survival"], "o-", label="survival S(t)")
+    ax.plot(table["period"], table["retention_rate"], "s--", label="retention rate r(t)")
+    ax.set_xlabel("period")
+    ax.set_ylim(0, 1)
     ax.legend()
     fig.tight_layout()
     return fig

@@ -16,13 +16,25 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.churn import ChurnClassifier, time_split
-from models.clv import CLVModel
 from models.exceptions import InvalidInputError
 from models.features import customer_features, end_of_day, summarize
 from models.segmentation import RFMSegmenter
 from training import evaluate
+from training.train_clv import train_clv
 
 Progress = Callable[[str], None]
+
+# What the CLV pyfunc takes (non-contractual models use the first four; margins and the
+# contractual model use the rest).
+CLV_INPUT_COLUMNS = [
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "margin_rate",
+    "tenure_days",
+    "total_revenue",
+]
 
 
 @dataclass
@@ -36,6 +48,7 @@ class TrainConfig:
     discount_rate: float = 0.10
     margin: float | None = None
     time_unit_days: float = 7.0
+    clv_model: str = "auto"
     random_state: int = 0
 
 
@@ -50,16 +63,6 @@ class TrainResult:
     output_examples: dict[str, pd.DataFrame]
     figures: dict[str, Figure] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-
-def _purchase_days_between(
-    transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
-) -> pd.Series:
-    """Distinct purchase days per customer in ``(start, end]``."""
-    stamps = pd.to_datetime(transactions["timestamp"])
-    window = transactions.loc[(stamps > start) & (stamps <= end), ["customer_id"]]
-    days = stamps[window.index].dt.normalize()
-    return window.assign(day=days).drop_duplicates().groupby("customer_id").size()
 
 
 def train_all(
@@ -93,42 +96,27 @@ def train_all(
     figures["segment_sizes.png"] = evaluate.plot_segment_sizes(rfm.segment_sizes_)
     step(f"segmentation: {len(rfm.segment_sizes_)} RFM segments")
 
-    # CLV: calibration/holdout evaluation, then the final fit on all history ----------------
-    clv_kwargs: dict[str, Any] = {
-        "time_unit_days": config.time_unit_days,
-        "horizon_days": config.clv_horizon_days,
-        "discount_rate": config.discount_rate,
-        "margin": config.margin,
-    }
-    calibration_end = as_of - pd.Timedelta(days=config.clv_holdout_days)
-    calibration = summarize(transactions, calibration_end)
-    if len(calibration) >= 20:
-        holdout_model = CLVModel(**{**clv_kwargs, "horizon_days": config.clv_holdout_days}).fit(
-            calibration
-        )
-        predicted = holdout_model.predict(calibration)["expected_purchases"].to_numpy()
-        actual = (
-            _purchase_days_between(transactions, calibration_end, as_of)
-            .reindex(calibration.index)
-            .fillna(0)
-            .to_numpy(dtype=float)
-        )
-        metrics.update(evaluate.clv_holdout_metrics(predicted, actual))
-        figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
-            calibration["frequency"].to_numpy(), predicted, actual
-        )
-        step(
-            f"CLV holdout ({config.clv_holdout_days} days): MAE {metrics['clv_holdout_mae']:.3f}, "
-            f"total error {metrics['clv_holdout_total_error_pct']:+.1f}%"
-        )
-    clv = CLVModel(**clv_kwargs).fit(summary)
+    # CLV: model choice on a calibration/holdout split, then the final fit ----------------
+    clv_training = train_clv(
+        transactions,
+        customers,
+        summary,
+        as_of,
+        holdout_days=config.clv_holdout_days,
+        horizon_days=config.clv_horizon_days,
+        discount_rate=config.discount_rate,
+        margin=config.margin,
+        time_unit_days=config.time_unit_days,
+        purchase_model=config.clv_model,
+        step=step,
+    )
+    clv = clv_training.model
+    metrics.update(clv_training.metrics)
+    figures.update(clv_training.figures)
     clv_out = clv.predict(summary)
     metrics["clv_mean"] = float(clv_out["clv"].mean())
     metrics["clv_total"] = float(clv_out["clv"].sum())
-    metrics["clv_log_likelihood_bgnbd"] = clv.bgnbd_.log_likelihood_
-    metrics["clv_log_likelihood_gg"] = clv.gamma_gamma_.log_likelihood_
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
-    step(f"CLV: BG/NBD {_fmt(clv.bgnbd_.params_)}; Gamma-Gamma {_fmt(clv.gamma_gamma_.params_)}")
 
     # Churn: train on the window before, evaluate on the latest window, refit on it ---------
     h = config.churn_horizon_days
@@ -169,12 +157,11 @@ def train_all(
             "clv_horizon_days": config.clv_horizon_days,
             "discount_rate": config.discount_rate,
             "time_unit_days": config.time_unit_days,
-            "margin_source": clv.margin_source_,
-            **{f"clv_{k}": round(v, 6) for k, v in clv.params().items()},
+            **clv_training.params,
         },
         input_examples={
             "segmentation": examples[list(RFMSegmenter.columns)],
-            "clv": examples[["frequency", "recency", "T", "monetary_value", "margin_rate"]],
+            "clv": examples[CLV_INPUT_COLUMNS],
             "churn": features_now.head(5),
         },
         output_examples={
@@ -183,7 +170,10 @@ def train_all(
             "churn": pd.DataFrame({"churn_probability": churn_p[:5]}, index=examples.index),
         },
         figures=figures,
-        tables={"segment_sizes": pd.Series(rfm.segment_sizes_, name="customers").to_frame()},
+        tables={
+            "segment_sizes": pd.Series(rfm.segment_sizes_, name="customers").to_frame(),
+            **clv_training.tables,
+        },
     )
 
 
