@@ -11,10 +11,10 @@ PORT   ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run test test-fast lint format train serve ui clean help
+.PHONY: install run test test-fast lint format train serve ui bench clean help
 
 help:
-	@echo "make run | test | lint | format | train | serve | ui | clean"
+	@echo "make run | test | lint | format | train | serve | ui | bench | clean"
 
 # Idempotent: re-runs pip only when pyproject.toml changed since the last install.
 install: $(VENV)/.installed
@@ -57,5 +57,16 @@ ui: install
 
 
 
+# Benchmarks print wall times and ratios against references measured in the same run.
+# lifetimes 0.11.3 (the reference for CLV fits) lives in its own venv, not in the product's.
+BENCH_VENV ?= .bench-venv
+$(BENCH_VENV)/.installed:
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet lifetimes==0.11.3 || echo "lifetimes did not install: ratios will say n/a"
+	@touch $@
+
+bench: install $(BENCH_VENV)/.installed
+	LIFETIMES_PYTHON=$(BENCH_VENV)/bin/python $(BIN)/python -m tests.benchmarks.bench_clv
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

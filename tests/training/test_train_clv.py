@@ -1,0 +1,67 @@
+import pandas as pd
+import pytest
+
+from models.clv import CLVModel
+from models.clv_contractual import ContractualCLV
+from models.features import summarize
+from training.train_clv import purchase_days_between, train_clv
+
+AS_OF = pd.Timestamp("2025-12-31")
+
+
+def _train(transactions, customers, **kwargs):
+    summary = summarize(transactions, AS_OF)
+    options = dict(holdout_days=180, horizon_days=365, discount_rate=0.1, margin=None, time_unit_days=7.0)
+    options.update(kwargs)
+    return train_clv(transactions, customers, summary, AS_OF, step=lambda m: None, **options)
+
+
+def test_model_choice_scores_both_on_the_holdout_and_keeps_the_better(demo_data):
+    transactions, customers, _ = demo_data
+    out = _train(transactions, customers)
+    maes = {m: out.metrics[f"clv_{m}_holdout_mae"] for m in ("bgnbd", "paretonbd")}
+    chosen = min(maes, key=maes.get)
+    assert out.params["clv_model"] == chosen
+    assert isinstance(out.model, CLVModel) and out.model.purchase_model == chosen
+    assert out.metrics["clv_holdout_mae"] == maes[chosen]
+    assert {"clv_holdout_by_frequency.png", "clv_cumulative_repeat_purchases.png"} <= set(out.figures)
+    tracking = out.tables["clv_cumulative_tracking"]
+    # The actual curve ends at the cohort's repeat purchase days up to as_of.
+    calibration = summarize(transactions, AS_OF - pd.Timedelta(days=180))
+    cohort = transactions[transactions["customer_id"].isin(calibration.index)]
+    days = cohort.assign(day=cohort["timestamp"].dt.normalize())[["customer_id", "day"]].drop_duplicates()
+    assert tracking["actual"].iloc[-1] == len(days) - days["customer_id"].nunique()
+    # Both models' predicted totals over the holdout are close to the actual (within 15 %).
+    holdout = tracking[tracking["holdout"]]
+    actual_gain = holdout["actual"].iloc[-1] - holdout["actual"].iloc[0]
+    for model in ("bgnbd", "paretonbd"):
+        gain = holdout[model].iloc[-1] - holdout[model].iloc[0]
+        assert gain == pytest.approx(actual_gain, rel=0.15)
+
+
+def test_fixed_model_is_respected(demo_data):
+    transactions, customers, _ = demo_data
+    out = _train(transactions, customers, purchase_model="bgnbd")
+    assert out.params["clv_model"] == "bgnbd"
+    assert "clv_paretonbd_holdout_mae" not in out.metrics
+
+
+def test_contractual_customers_use_sbg(demo_data):
+    transactions, customers, _ = demo_data
+    churned = customers.assign(churned=(customers.index % 3 == 0).astype(int))
+    out = _train(transactions, churned)
+    assert isinstance(out.model, ContractualCLV)
+    assert out.params["clv_model"] == "sbg"
+    assert "clv_retention_curve.png" in out.figures
+
+
+def test_purchase_days_between_counts_distinct_days():
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b"],
+            "timestamp": pd.to_datetime(["2025-01-02 09:00", "2025-01-02 18:00", "2025-01-05 00:00", "2024-12-31 00:00"]),
+            "amount": 1.0,
+        }
+    )
+    counts = purchase_days_between(tx, pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-31"))
+    assert counts.to_dict() == {"a": 2}
