@@ -153,8 +153,28 @@ class RFMOut(LabelOut):
     code: str = Field(description="The three scores, e.g. '545'.")
 
 
+class ValueMatrixOut(LabelOut):
+    basis: str = Field(description="profit (from costs), assumed_margin (no cost data) or missing.")
+
+
+class ClusterOut(LabelOut):
+    traits: list[str] = Field(description="The behaviour traits the cluster's name is made of.")
+
+
+class NineGridOut(LabelOut):
+    strategy: str = Field(description="keep_investing, develop_deeper, adjust_and_optimise or planned_exit.")
+    value_tier: str
+    growth_tier: str
+
+
 class SegmentsOut(BaseModel):
+    """The customer's label in every segmentation scheme."""
+
     rfm: RFMOut
+    value_matrix: ValueMatrixOut
+    behaviour: ClusterOut = Field(description="Behaviour cluster; label is the stable cluster id.")
+    lifecycle: LabelOut
+    nine_grid: NineGridOut
 
 
 class ChurnOut(BaseModel):

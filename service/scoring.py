@@ -114,41 +114,32 @@ def score_customers(
 ) -> list[dict[str, Any]]:
     """Segments, churn, CLV, value at risk and the recommended action per customer."""
     summary, features = build_features(customers, as_of)
-    rfm_model = store.get("segmentation").estimator
+    segment_model = store.get("segmentation").estimator
     churn_loaded = store.get("churn")
     clv_loaded = store.get("clv")
     book = pb.load_playbook(store.settings.playbook)
 
-    rfm = rfm_model.predict(summary)
     churn_model = churn_loaded.estimator
     p_churn = churn_model.predict_proba(
         _align_churn_features(features, list(churn_model.feature_names_in_))
     )[:, 1]
     bands = risk_band(p_churn)
     clv = clv_loaded.estimator.predict(summary)
+    segments = segment_model.predict(summary.assign(probability_alive=clv["probability_alive"].to_numpy()))
     threshold = getattr(clv_loaded.estimator, "high_value_threshold_", np.inf)
     churn_horizon = int(float(churn_loaded.params.get("churn_horizon_days", 90)))
     clv_model = clv_loaded.estimator
 
     out = []
     for i, customer in enumerate(customers):
-        seg = rfm.iloc[i]
+        seg = segments.iloc[i]
         c = clv.iloc[i]
         label = str(seg["rfm_segment"])
-        entry = pb.describe("rfm", label, book)
         value = float(c["clv"])
         out.append(
             {
                 "customer_id": customer.customer_id,
-                "segments": {
-                    "rfm": {
-                        **entry,
-                        "r_score": int(seg["r_score"]),
-                        "f_score": int(seg["f_score"]),
-                        "m_score": int(seg["m_score"]),
-                        "code": str(seg["rfm_code"]),
-                    }
-                },
+                "segments": segment_model.describe_row(seg, book),
                 "churn": {
                     "probability": float(p_churn[i]),
                     "risk_band": str(bands[i]),

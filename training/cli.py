@@ -116,8 +116,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         discount_rate=args.discount_rate,
         margin=args.margin,
     )
+    previous = tracking.load_champions()
+    if previous:
+        _say("matching segment ids to the current champion's")
     _say(f"training as of {train_config.as_of.date()} ...")
-    result = train_all(transactions, customers, train_config, progress=_say)
+    result = train_all(transactions, customers, train_config, progress=_say, previous=previous)
     fingerprint = data.fingerprint(transactions)
     registered = tracking.log_and_register(
         result,

@@ -107,14 +107,6 @@ def plot_clv_distribution(clv: np.ndarray) -> Figure:
     return fig
 
 
-def plot_segment_sizes(sizes: Mapping[Any, int]) -> Figure:
-    fig, ax = plt.subplots(figsize=(7, 4))
-    items = sorted(sizes.items(), key=lambda kv: -kv[1])
-    ax.barh([k for k, _ in items], [v for _, v in items])
-    ax.invert_yaxis()
-    ax.set_xlabel("customers")
-    fig.tight_layout()
-    return fig
 
 
 def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> Figure:

@@ -17,15 +17,17 @@ from matplotlib.figure import Figure
 
 from models.churn import ChurnClassifier, time_split
 from models.exceptions import InvalidInputError
-from models.features import customer_features, end_of_day, summarize
-from models.segmentation import RFMSegmenter
+from models.features import SUMMARY_COLUMNS, customer_features, end_of_day, summarize
 from training import evaluate
 from training.train_clv import train_clv
+from training.train_segments import train_segments
 
 Progress = Callable[[str], None]
 
 # What the CLV pyfunc takes (non-contractual models use the first four; margins and the
 # contractual model use the rest).
+# The segmentation pyfunc takes the whole summary plus P(alive) from the CLV model.
+SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
 CLV_INPUT_COLUMNS = [
     "frequency",
     "recency",
@@ -63,6 +65,7 @@ class TrainResult:
     output_examples: dict[str, pd.DataFrame]
     figures: dict[str, Figure] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 def train_all(
@@ -70,8 +73,13 @@ def train_all(
     customers: pd.DataFrame | None,
     config: TrainConfig,
     progress: Progress = print,
+    previous: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics."""
+    """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics.
+
+    ``previous``: the current champion models by family (cluster ids are matched to the
+    champion's segmentation so that they keep their meaning across retrains).
+    """
     start = time.perf_counter()
 
     def step(message: str) -> None:
@@ -87,14 +95,6 @@ def train_all(
         "n_transactions": float(len(transactions)),
     }
     figures: dict[str, Figure] = {}
-
-    # Segmentation ------------------------------------------------------------------------
-    rfm = RFMSegmenter().fit(summary)
-    seg_out = rfm.predict(summary)
-    for name, size in rfm.segment_sizes_.items():
-        metrics[f"segment_share_{name}"] = size / len(summary)
-    figures["segment_sizes.png"] = evaluate.plot_segment_sizes(rfm.segment_sizes_)
-    step(f"segmentation: {len(rfm.segment_sizes_)} RFM segments")
 
     # CLV: model choice on a calibration/holdout split, then the final fit ----------------
     clv_training = train_clv(
@@ -117,6 +117,19 @@ def train_all(
     metrics["clv_mean"] = float(clv_out["clv"].mean())
     metrics["clv_total"] = float(clv_out["clv"].sum())
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
+
+    # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------
+    segment_table = summary.assign(probability_alive=clv_out["probability_alive"])
+    segments = train_segments(
+        segment_table, previous=(previous or {}).get("segmentation"), margin=config.margin
+    )
+    metrics.update(segments.metrics)
+    figures.update(segments.figures)
+    seg_out = segments.labels
+    step(
+        f"segmentation: RFM, value matrix, {segments.model.clusters_.n_clusters_} behaviour "
+        f"clusters (silhouette {segments.model.clusters_.silhouette_:.2f}), lifecycle, nine-grid"
+    )
 
     # Churn: train on the window before, evaluate on the latest window, refit on it ---------
     h = config.churn_horizon_days
@@ -148,7 +161,7 @@ def train_all(
 
     examples = summary.head(5)
     return TrainResult(
-        models={"segmentation": rfm, "churn": churn, "clv": clv},
+        models={"segmentation": segments.model, "churn": churn, "clv": clv},
         metrics=metrics,
         params={
             "as_of": str(as_of.date()),
@@ -160,7 +173,7 @@ def train_all(
             **clv_training.params,
         },
         input_examples={
-            "segmentation": examples[list(RFMSegmenter.columns)],
+            "segmentation": segment_table.head(5)[SEGMENT_INPUT_COLUMNS],
             "clv": examples[CLV_INPUT_COLUMNS],
             "churn": features_now.head(5),
         },
@@ -170,10 +183,8 @@ def train_all(
             "churn": pd.DataFrame({"churn_probability": churn_p[:5]}, index=examples.index),
         },
         figures=figures,
-        tables={
-            "segment_sizes": pd.Series(rfm.segment_sizes_, name="customers").to_frame(),
-            **clv_training.tables,
-        },
+        tables={**segments.tables, **clv_training.tables},
+        texts=segments.texts,
     )
 
 

@@ -80,6 +80,21 @@ def champion_versions() -> dict[str, str | None]:
     return out
 
 
+def load_champions() -> dict[str, Any]:
+    """The current champion estimators by family (families without one are left out)."""
+    setup()
+    client = MlflowClient()
+    out: dict[str, Any] = {}
+    for family, name in config.REGISTERED_NAMES.items():
+        try:
+            version = client.get_model_version_by_alias(name, CHAMPION)
+        except mlflow.exceptions.MlflowException:
+            continue
+        source = client.get_model_version_download_uri(name, version.version)
+        out[family] = mlflow.pyfunc.load_model(source).unwrap_python_model().model
+    return out
+
+
 def log_and_register(
     result: TrainResult,
     *,
@@ -110,6 +125,8 @@ def log_and_register(
             mlflow.log_figure(figure, f"plots/{filename}")
         for name, table in result.tables.items():
             mlflow.log_text(table.to_csv(), f"tables/{name}.csv")
+        for name, text in result.texts.items():
+            mlflow.log_text(text, f"tables/{name}")
         for path in extra_artifacts or []:
             mlflow.log_artifact(str(path), "data_reports")
         with tempfile.TemporaryDirectory() as tmp:

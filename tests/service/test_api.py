@@ -92,9 +92,14 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     assert scored["clv"]["probability_alive"] == pytest.approx(
         offline_clv["probability_alive"], rel=1e-9
     )
-    rfm = models["segmentation"].predict(summary).iloc[0]
+    table = summary.assign(probability_alive=offline_clv["probability_alive"])
+    rfm = models["segmentation"].predict(table).iloc[0]
     assert scored["segments"]["rfm"]["label"] == rfm["rfm_segment"]
     assert scored["segments"]["rfm"]["code"] == rfm["rfm_code"]
+    assert scored["segments"]["value_matrix"]["label"] == rfm["value_type"]
+    assert scored["segments"]["behaviour"]["label"] == str(rfm["cluster"])
+    assert scored["segments"]["lifecycle"]["label"] == rfm["lifecycle_stage"]
+    assert scored["segments"]["nine_grid"]["strategy"] == rfm["nine_grid_strategy"]
     churn = models["churn"]
     features = customer_features(summary, customers)[list(churn.feature_names_in_)]
     assert scored["churn"]["probability"] == pytest.approx(

@@ -40,11 +40,19 @@ def test_run_logs_params_metrics_fingerprint_plots_and_lineage(trained_store):
     for metric in ("churn_roc_auc", "churn_brier", "clv_holdout_mae", "n_customers"):
         assert metric in run.data.metrics
     plots = {a.path for a in client.list_artifacts(run_id, "plots")}
-    assert {
+    expected = {
         "plots/clv_distribution.png",
-        "plots/segment_sizes.png",
+        "plots/clv_cumulative_repeat_purchases.png",
+        "plots/clv_holdout_by_frequency.png",
+        "plots/segments_silhouette.png",
+        "plots/segments_rfm_heatmap.png",
+        "plots/segments_value_matrix.png",
+        "plots/segments_nine_grid.png",
         "plots/churn_calibration_gains.png",
-    } <= plots
+    }
+    assert expected <= plots
+    tables = {a.path for a in client.list_artifacts(run_id, "tables")}
+    assert {"tables/segment_cluster_profiles.csv", "tables/segment_catalogue.json"} <= tables
     for family, info in trained_store["registered"].items():
         version = client.get_model_version(info["name"], info["version"])
         assert version.tags["as_of"] == "2025-12-31"

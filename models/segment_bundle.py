@@ -1,0 +1,131 @@
+"""All segmentation schemes as one estimator: what the ``cvm-segmentation`` model serves.
+
+``CustomerSegments().fit(table).predict(table)`` gives, per customer, the label of every
+scheme: RFM segment and scores, value-matrix type, behaviour cluster, lifecycle stage and
+nine-grid cell with its strategy. ``table`` is the per-customer summary of
+:func:`models.features.summarize`, plus ``probability_alive`` from the CLV model when
+available (the lifecycle stage uses it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from models import playbook as pb
+from models.clusters import BehaviourClusters
+from models.exceptions import NotFittedError
+from models.lifecycle import LifecycleStage
+from models.segment_value import NineGrid, ValueMatrix
+from models.segmentation import RFMSegmenter
+
+# The label column of each scheme in ``predict``'s output, in response order.
+SCHEME_COLUMNS: dict[str, str] = {
+    "rfm": "rfm_segment",
+    "value_matrix": "value_type",
+    "behaviour": "cluster",
+    "lifecycle": "lifecycle_stage",
+    "nine_grid": "nine_grid",
+}
+
+
+class CustomerSegments(BaseEstimator):
+    """Every segmentation scheme of DOMAIN.md in one picklable estimator.
+
+    - ``rfm_segments``: RFM score→name table (``None`` = the playbook's / default table).
+    - ``cluster_reference``: the previous champion's ``BehaviourClusters.centroid_reference()``;
+      when given, cluster ids are matched to it so that "cluster 2" keeps its meaning.
+    - ``k_min``, ``k_max``, ``sample_size``: behaviour clustering settings.
+    - ``margin``: margin assumed by the value matrix when there is no cost data.
+    """
+
+    def __init__(
+        self,
+        rfm_segments: list[dict[str, Any]] | None = None,
+        cluster_reference: dict[str, Any] | None = None,
+        k_min: int = 2,
+        k_max: int = 10,
+        sample_size: int = 10_000,
+        margin: float | None = None,
+        random_state: int = 0,
+    ):
+        self.rfm_segments = rfm_segments
+        self.cluster_reference = cluster_reference
+        self.k_min = k_min
+        self.k_max = k_max
+        self.sample_size = sample_size
+        self.margin = margin
+        self.random_state = random_state
+
+    def fit(self, table: pd.DataFrame, y: Any = None) -> CustomerSegments:
+        """Fit every scheme on the training customers; returns self."""
+        self.rfm_ = RFMSegmenter(segments=self.rfm_segments).fit(table)
+        self.value_matrix_ = ValueMatrix(margin=self.margin).fit(table)
+        self.clusters_ = BehaviourClusters(
+            k_min=self.k_min,
+            k_max=self.k_max,
+            sample_size=self.sample_size,
+            random_state=self.random_state,
+            reference=self.cluster_reference,
+        ).fit(table)
+        self.lifecycle_ = LifecycleStage().fit(table)
+        self.nine_grid_ = NineGrid().fit(table)
+        self.segment_sizes_ = {m.scheme: dict(m.segment_sizes_) for m in self.schemes().values()}
+        return self
+
+    def schemes(self) -> dict[str, Any]:
+        """The fitted scheme models by scheme name."""
+        if not hasattr(self, "rfm_"):
+            raise NotFittedError("CustomerSegments is not fitted; call fit first")
+        return {
+            "rfm": self.rfm_,
+            "value_matrix": self.value_matrix_,
+            "behaviour": self.clusters_,
+            "lifecycle": self.lifecycle_,
+            "nine_grid": self.nine_grid_,
+        }
+
+    def predict(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Every scheme's output columns side by side (see each scheme's ``predict``)."""
+        parts = [model.predict(table) for model in self.schemes().values()]
+        out = pd.concat(parts, axis=1)
+        return out.loc[:, ~out.columns.duplicated()]
+
+    def catalogue(self, playbook: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Schemes → labels with name, description, actions and size at training time."""
+        return pb.catalogue(self.schemes(), playbook)
+
+    def describe_row(self, row: pd.Series, playbook: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One customer's labels, each with name, description and actions (API shape)."""
+        book = playbook or pb.load_playbook()
+        rfm = pb.describe("rfm", str(row["rfm_segment"]), book)
+        cluster = int(row["cluster"])
+        nine = pb.describe("nine_grid", str(row["nine_grid"]), book)
+        return {
+            "rfm": {
+                **rfm,
+                "r_score": int(row["r_score"]),
+                "f_score": int(row["f_score"]),
+                "m_score": int(row["m_score"]),
+                "code": str(row["rfm_code"]),
+            },
+            "value_matrix": {
+                **pb.describe("value_matrix", str(row["value_type"]), book),
+                "basis": str(row["value_basis"]),
+            },
+            "behaviour": {
+                **pb.describe_cluster(
+                    cluster, self.clusters_.names_[cluster], self.clusters_.traits_[cluster], book
+                ),
+                "label": str(cluster),
+            },
+            "lifecycle": pb.describe("lifecycle", str(row["lifecycle_stage"]), book),
+            "nine_grid": {
+                **nine,
+                "strategy": str(row["nine_grid_strategy"]),
+                "value_tier": str(row["value_tier"]),
+                "growth_tier": str(row["growth_tier"]),
+            },
+        }
