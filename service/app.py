@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from service import errors
 from service.config import Settings
 from service.model_store import ModelStore
-from service.routers import customers, health, models_info
+from service.routers import customers, health, models_info, segments
 
 log = logging.getLogger("cvm.service")
 
@@ -46,4 +46,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models_info.router)
     app.include_router(customers.router)
+    app.include_router(segments.router)
     return app

@@ -247,3 +247,32 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class CustomerSegmentsOut(BaseModel):
+    customer_id: str
+    segments: SegmentsOut
+
+
+class SegmentsResponse(BaseModel):
+    as_of: date
+    model_version: str
+    customers: list[CustomerSegmentsOut]
+
+
+class CatalogueLabel(BaseModel):
+    label: str | int
+    name: str
+    description: str
+    actions: list[str]
+    size: int = Field(description="Customers with this label at training time.")
+
+
+class CatalogueScheme(BaseModel):
+    description: str
+    labels: list[CatalogueLabel]
+
+
+class CatalogueResponse(BaseModel):
+    model_version: str
+    schemes: dict[str, CatalogueScheme]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from models import playbook as pb
-from models.churn import risk_band
+from models.customer_view import recommended_actions, score_frame, segment_frame
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, customer_features, summarize
 from service.model_store import ModelStore
@@ -99,14 +99,41 @@ def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFra
     return summary, customer_features(summary, attributes)
 
 
-def _align_churn_features(features: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """The churn model's columns in order; attributes the caller did not send are missing."""
-    return features.reindex(columns=names)
-
-
 def _num(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def _models(store: ModelStore) -> dict[str, Any]:
+    return {family: loaded.estimator for family, loaded in store.models.items()}
+
+
+def _clv_block(row: pd.Series, clv_model: Any) -> dict[str, Any]:
+    return {
+        "expected_purchases": float(row["expected_purchases"]),
+        "probability_alive": float(row["probability_alive"]),
+        "expected_spend": float(row["expected_spend"]),
+        "clv": float(row["clv"]),
+        "clv_lower": _num(row["clv_lower"]),
+        "clv_upper": _num(row["clv_upper"]),
+        "margin": float(row["margin"]),
+        "horizon_days": int(clv_model.horizon_days),
+        "discount_rate": float(clv_model.discount_rate),
+    }
+
+
+def segment_customers(
+    store: ModelStore, customers: list[CustomerIn], as_of: date
+) -> list[dict[str, Any]]:
+    """Every scheme's label, with name, description and actions, per customer."""
+    summary, _ = build_features(customers, as_of)
+    frame = segment_frame(_models(store), summary)
+    segment_model = store.get("segmentation").estimator
+    book = pb.load_playbook(store.settings.playbook)
+    return [
+        {"customer_id": c.customer_id, "segments": segment_model.describe_row(frame.iloc[i], book)}
+        for i, c in enumerate(customers)
+    ]
 
 
 def score_customers(
@@ -114,50 +141,27 @@ def score_customers(
 ) -> list[dict[str, Any]]:
     """Segments, churn, CLV, value at risk and the recommended action per customer."""
     summary, features = build_features(customers, as_of)
-    segment_model = store.get("segmentation").estimator
-    churn_loaded = store.get("churn")
-    clv_loaded = store.get("clv")
+    frame = score_frame(_models(store), summary, features)
     book = pb.load_playbook(store.settings.playbook)
-
-    churn_model = churn_loaded.estimator
-    p_churn = churn_model.predict_proba(
-        _align_churn_features(features, list(churn_model.feature_names_in_))
-    )[:, 1]
-    bands = risk_band(p_churn)
-    clv = clv_loaded.estimator.predict(summary)
-    segments = segment_model.predict(summary.assign(probability_alive=clv["probability_alive"].to_numpy()))
-    threshold = getattr(clv_loaded.estimator, "high_value_threshold_", np.inf)
-    churn_horizon = int(float(churn_loaded.params.get("churn_horizon_days", 90)))
-    clv_model = clv_loaded.estimator
-
+    actions = recommended_actions(frame, book)
+    segment_model = store.get("segmentation").estimator
+    clv_model = store.get("clv").estimator
+    churn_horizon = int(float(store.get("churn").params.get("churn_horizon_days", 90)))
     out = []
     for i, customer in enumerate(customers):
-        seg = segments.iloc[i]
-        c = clv.iloc[i]
-        label = str(seg["rfm_segment"])
-        value = float(c["clv"])
+        row = frame.iloc[i]
         out.append(
             {
                 "customer_id": customer.customer_id,
-                "segments": segment_model.describe_row(seg, book),
+                "segments": segment_model.describe_row(row, book),
                 "churn": {
-                    "probability": float(p_churn[i]),
-                    "risk_band": str(bands[i]),
+                    "probability": float(row["churn_probability"]),
+                    "risk_band": str(row["risk_band"]),
                     "horizon_days": churn_horizon,
                 },
-                "clv": {
-                    "expected_purchases": float(c["expected_purchases"]),
-                    "probability_alive": float(c["probability_alive"]),
-                    "expected_spend": float(c["expected_spend"]),
-                    "clv": value,
-                    "clv_lower": _num(c["clv_lower"]),
-                    "clv_upper": _num(c["clv_upper"]),
-                    "margin": float(c["margin"]),
-                    "horizon_days": int(clv_model.horizon_days),
-                    "discount_rate": float(clv_model.discount_rate),
-                },
-                "value_at_risk": float(p_churn[i]) * max(value, 0.0),
-                "recommended_action": pb.recommend(label, str(bands[i]), value >= threshold, book),
+                "clv": _clv_block(row, clv_model),
+                "value_at_risk": float(row["value_at_risk"]),
+                "recommended_action": actions.iloc[i].to_dict(),
             }
         )
     return out

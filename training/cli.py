@@ -137,6 +137,52 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, Any]:
+    from training import config, data
+
+    quarantine_dir = config.cvm_home() / "quarantine"
+    transactions, report = data.load_transactions(
+        args.transactions, as_of=args.as_of, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
+    )
+    _say(report.summary())
+    customers = None
+    if args.customers:
+        customers, cust_report = data.load_customers(
+            args.customers, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
+        )
+        _say(cust_report.summary())
+    as_of = args.as_of if args.as_of is not None else transactions["timestamp"].max().normalize()
+    return transactions, customers, as_of
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from training import batch, tracking
+
+    models = tracking.load_champions()
+    missing = [f for f in ("segmentation", "churn", "clv") if f not in models]
+    if missing:
+        _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
+        return EXIT_USAGE
+    transactions, customers, as_of = _load_inputs(args)
+    _say(f"scoring as of {pd.Timestamp(as_of).date()} ...")
+    scored = batch.score_customers(models, transactions, customers, as_of, progress=_say)
+    out = Path(args.out)
+    batch.write_table(scored, out)
+    _say(f"wrote {len(scored):,} customers x {scored.shape[1]} columns to {out}")
+    return 0
+
+
+def cmd_audience(args: argparse.Namespace) -> int:
+    from training import batch
+
+    scored = batch.read_scored(Path(args.source))
+    chosen = batch.audience(scored, args.scheme, args.label)
+    out = Path(args.out)
+    batch.write_table(chosen, out)
+    _say(f"wrote {len(chosen):,} customers with {args.scheme} = {args.label} to {out}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -204,6 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="profit margin for CLV (default: learned from costs, else 1.0)",
     )
     train.set_defaults(func=cmd_train)
+
+    score = sub.add_parser("score", help="score every customer with the champion models")
+    score.add_argument("--transactions", required=True, help="transactions file (CSV or Parquet)")
+    score.add_argument("--customers", help="customer table (CSV or Parquet), optional")
+    score.add_argument("--as-of", type=_parse_date, default=None, help="score as of (default: last purchase)")
+    score.add_argument("--out", required=True, help="output file: scored.parquet or scored.csv")
+    score.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
+    score.set_defaults(func=cmd_score)
+
+    aud = sub.add_parser("audience", help="export the customers with one label as a target list")
+    aud.add_argument("--scheme", required=True, help="rfm, value_matrix, behaviour, lifecycle, nine_grid, nine_grid_strategy or churn_risk")
+    aud.add_argument("--label", required=True, help="e.g. at_risk, gold, 2, lapsed, high")
+    aud.add_argument("--from", dest="source", required=True, help="a file written by cvm score")
+    aud.add_argument("--out", required=True, help="audience file (.csv or .parquet)")
+    aud.set_defaults(func=cmd_audience)
 
     serve = sub.add_parser("serve", help="serve the champion models over HTTP")
     serve.add_argument("--host", default=os.environ.get("CVM_HOST", "127.0.0.1"))

@@ -8,10 +8,20 @@ from fastapi import APIRouter
 
 from models.exceptions import InvalidInputError
 from service.deps import ReadyStoreDep
+from service.model_store import ModelStore
 from service.schemas import ErrorResponse, ScoreRequest, ScoreResponse
 from service.scoring import score_customers
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+def check_batch(body: ScoreRequest, store: ModelStore) -> None:
+    """422 when a request holds more customers than ``CVM_MAX_BATCH``."""
+    if len(body.customers) > store.settings.max_batch:
+        raise InvalidInputError(
+            f"{len(body.customers)} customers in one request; the limit is {store.settings.max_batch}",
+            field="customers",
+        )
 
 
 @router.post(
@@ -24,11 +34,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
     },
 )
 def score(body: ScoreRequest, store: ReadyStoreDep) -> dict:
-    if len(body.customers) > store.settings.max_batch:
-        raise InvalidInputError(
-            f"{len(body.customers)} customers in one request; the limit is {store.settings.max_batch}",
-            field="customers",
-        )
+    check_batch(body, store)
     as_of = body.as_of or datetime.now(UTC).date()
     return {
         "as_of": as_of,

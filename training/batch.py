@@ -1,0 +1,87 @@
+"""Batch scoring and audiences: ``cvm score`` and ``cvm audience``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.customer_view import recommended_actions, score_frame
+from models.exceptions import InvalidInputError
+from models.features import customer_features, summarize
+
+CHUNK = 50_000
+
+
+def score_customers(
+    models: dict[str, Any],
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    as_of: Any,
+    progress: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """One row per customer: every label and score, value at risk and the recommended action."""
+    start = time.perf_counter()
+    summary = summarize(transactions, as_of)
+    features = customer_features(summary, customers)
+    progress(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
+    parts = []
+    for offset in range(0, len(summary), CHUNK):
+        rows = summary.index[offset : offset + CHUNK]
+        frame = score_frame(models, summary.loc[rows], features.loc[rows])
+        parts.append(frame.join(recommended_actions(frame).add_prefix("recommended_")))
+        done = min(offset + CHUNK, len(summary))
+        progress(f"scored {done:,}/{len(summary):,} customers ({time.perf_counter() - start:.1f}s)")
+    scored = pd.concat(parts) if parts else pd.DataFrame()
+    return scored.reset_index()
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV or Parquet by the file's extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        frame.to_csv(path, index=False)
+    else:
+        raise InvalidInputError(f"{path}: use a .csv or .parquet file name", field=str(path))
+
+
+def read_scored(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InvalidInputError(f"{path}: file not found (write it with cvm score)", field=str(path))
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype={"customer_id": str})
+
+
+AUDIENCE_COLUMNS = {
+    "rfm": "rfm_segment",
+    "value_matrix": "value_type",
+    "behaviour": "cluster",
+    "lifecycle": "lifecycle_stage",
+    "nine_grid": "nine_grid",
+    "nine_grid_strategy": "nine_grid_strategy",
+    "churn_risk": "risk_band",
+}
+
+
+def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
+    """The customers of ``scored`` carrying ``label`` in ``scheme``, highest CLV first."""
+    if scheme not in AUDIENCE_COLUMNS:
+        raise InvalidInputError(
+            f"unknown scheme {scheme!r}; choose one of {', '.join(AUDIENCE_COLUMNS)}", field="scheme"
+        )
+    column = AUDIENCE_COLUMNS[scheme]
+    if column not in scored.columns:
+        raise InvalidInputError(f"the scored file has no column {column!r}", field=column)
+    values = scored[column].astype(str)
+    if label not in set(values):
+        known = ", ".join(sorted(set(values)))
+        raise InvalidInputError(f"no customer has {scheme} label {label!r} (labels: {known})", field="label")
+    chosen = scored[values == label]
+    keep = ["customer_id", column, "clv", "churn_probability", "value_at_risk", "recommended_action"]
+    return chosen[[c for c in keep if c in chosen.columns]].sort_values("clv", ascending=False)
