@@ -1,0 +1,55 @@
+"""Batch scoring and audiences with the champion models of the test store."""
+
+import pandas as pd
+import pytest
+
+from models.customer_view import score_frame
+from models.features import customer_features, summarize
+from training.cli import main
+
+
+@pytest.fixture(scope="module")
+def scored_file(trained_store, demo_data, tmp_path_factory):
+    transactions, customers, _ = demo_data
+    folder = tmp_path_factory.mktemp("batch")
+    transactions.to_csv(folder / "tx.csv", index=False)
+    customers.to_csv(folder / "customers.csv", index=False)
+    out = folder / "scored.parquet"
+    code = main(
+        ["score", "--transactions", str(folder / "tx.csv"), "--customers", str(folder / "customers.csv"),
+         "--as-of", "2025-12-31", "--out", str(out)]
+    )
+    assert code == 0
+    return out
+
+
+def test_score_writes_one_row_per_customer_with_every_label(scored_file, demo_data, trained_store):
+    transactions, customers, _ = demo_data
+    scored = pd.read_parquet(scored_file)
+    assert scored["customer_id"].is_unique and len(scored) == customers["customer_id"].nunique()
+    for column in ("rfm_segment", "value_type", "cluster", "lifecycle_stage", "nine_grid", "nine_grid_strategy",
+                   "churn_probability", "risk_band", "clv", "clv_lower", "clv_upper", "value_at_risk",
+                   "recommended_action"):
+        assert column in scored.columns, column
+    summary = summarize(transactions, "2025-12-31")
+    expected = score_frame(trained_store["result"].models, summary, customer_features(summary, customers))
+    merged = scored.set_index("customer_id").loc[expected.index]
+    assert (merged["rfm_segment"] == expected["rfm_segment"]).all()
+    assert merged["churn_probability"].to_numpy() == pytest.approx(expected["churn_probability"].to_numpy())
+    assert merged["clv"].to_numpy() == pytest.approx(expected["clv"].to_numpy())
+
+
+def test_audience_exports_one_label_highest_value_first(scored_file, tmp_path):
+    out = tmp_path / "gold.csv"
+    assert main(["audience", "--scheme", "value_matrix", "--label", "gold", "--from", str(scored_file), "--out", str(out)]) == 0
+    audience = pd.read_csv(out)
+    scored = pd.read_parquet(scored_file)
+    assert len(audience) == (scored["value_type"] == "gold").sum() > 0
+    assert set(audience["value_type"]) == {"gold"}
+    assert audience["clv"].is_monotonic_decreasing
+
+
+def test_audience_unknown_label_is_a_clear_error(scored_file, tmp_path, capsys):
+    code = main(["audience", "--scheme", "rfm", "--label", "nope", "--from", str(scored_file), "--out", str(tmp_path / "x.csv")])
+    assert code == 2
+    assert "no customer has rfm label 'nope'" in capsys.readouterr().err
