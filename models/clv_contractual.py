@@ -41,8 +41,10 @@ def contract_durations(
     table = table.reindex(summary.index)
     first_purchase = end - pd.to_timedelta(summary["tenure_days"], unit="D")
     last_purchase = end - pd.to_timedelta(summary["days_since_last"], unit="D")
-    start = pd.to_datetime(table.get("signup_date"), errors="coerce") if "signup_date" in table else None
-    start = first_purchase if start is None else start.fillna(first_purchase)
+    start = first_purchase
+    if "signup_date" in table:
+        signup = pd.to_datetime(table["signup_date"], errors="coerce")
+        start = signup.where(signup.notna(), first_purchase)
     churn_date = (
         pd.to_datetime(table["churn_date"], errors="coerce")
         if "churn_date" in table
@@ -54,8 +56,9 @@ def contract_durations(
         else pd.Series(0, index=table.index)
     )
     churned = churn_date.notna() | (churned_flag == 1)
-    stop = churn_date.where(churn_date.notna() & (churn_date <= end), np.nan)
-    stop = stop.fillna(last_purchase.where(churned, end))
+    dated = churn_date.notna() & (churn_date <= end)
+    fallback = last_purchase.where(churned, end)
+    stop = churn_date.where(dated, fallback)
     stop = stop.where(~(churn_date > end), end)  # churn after as_of: still active as of it
     churned &= ~(churn_date > end)
     elapsed = (stop - start).dt.days.to_numpy(dtype=float) / period_days

@@ -52,7 +52,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 def read_scored(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise InvalidInputError(f"{path}: file not found (write it with cvm score)", field=str(path))
+        raise InvalidInputError(
+            f"{path}: file not found (write it with cvm score)", field=str(path)
+        )
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype={"customer_id": str})
@@ -73,7 +75,8 @@ def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
     """The customers of ``scored`` carrying ``label`` in ``scheme``, highest CLV first."""
     if scheme not in AUDIENCE_COLUMNS:
         raise InvalidInputError(
-            f"unknown scheme {scheme!r}; choose one of {', '.join(AUDIENCE_COLUMNS)}", field="scheme"
+            f"unknown scheme {scheme!r}; choose one of {', '.join(AUDIENCE_COLUMNS)}",
+            field="scheme",
         )
     column = AUDIENCE_COLUMNS[scheme]
     if column not in scored.columns:
@@ -81,7 +84,16 @@ def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
     values = scored[column].astype(str)
     if label not in set(values):
         known = ", ".join(sorted(set(values)))
-        raise InvalidInputError(f"no customer has {scheme} label {label!r} (labels: {known})", field="label")
+        raise InvalidInputError(
+            f"no customer has {scheme} label {label!r} (labels: {known})", field="label"
+        )
     chosen = scored[values == label]
-    keep = ["customer_id", column, "clv", "churn_probability", "value_at_risk", "recommended_action"]
+    keep = [
+        "customer_id",
+        column,
+        "clv",
+        "churn_probability",
+        "value_at_risk",
+        "recommended_action",
+    ]
     return chosen[[c for c in keep if c in chosen.columns]].sort_values("clv", ascending=False)

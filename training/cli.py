@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pandas as pd
 from models.exceptions import CVMError
 
 EXIT_USAGE = 2
+EXIT_REFUSED = 3  # promote: the gate refused
 
 
 def _say(message: str) -> None:
@@ -53,7 +55,7 @@ def _demo_data(args: argparse.Namespace) -> tuple[Path, Path, str]:
     from training import config, synthetic
 
     out = config.cvm_home() / "demo"
-    as_of = "2025-12-31"
+    as_of = str(args.as_of.date()) if args.as_of is not None else "2025-12-31"
     _say(f"generating demo data ({args.demo_customers:,} customers) into {out} ...")
     transactions, customers, truth = synthetic.generate(
         args.demo_customers, seed=args.seed, as_of=as_of
@@ -62,28 +64,40 @@ def _demo_data(args: argparse.Namespace) -> tuple[Path, Path, str]:
     return Path(paths["transactions"]), Path(paths["customers"]), as_of
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from training import config, data, tracking
-    from training.pipeline import TrainConfig, metrics_table, train_all
+def _report_line(report: Any) -> str:
+    line = f"{report.path}: read {report.n_read:,}, kept {report.n_kept:,}, quarantined {report.n_quarantined:,}"
+    if report.n_quarantined:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.reasons.items()))
+        line += f" ({reasons}) -> {report.quarantine_path}"
+    return line
 
-    if args.if_missing:
-        existing = tracking.champion_versions()
-        if all(existing.values()):
-            versions = ", ".join(f"{k} v{v}" for k, v in existing.items())
-            _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
-            return 0
-    if args.demo:
-        tx_path, demo_customers, as_of_text = _demo_data(args)
-        cust_path: Path | None = demo_customers
+
+@dataclass
+class Inputs:
+    """Validated training inputs and where they came from."""
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame | None
+    as_of: pd.Timestamp
+    tx_path: Path
+    cust_path: Path | None
+    quarantined: list[Path]
+
+
+def _inputs(args: argparse.Namespace) -> Inputs:
+    """Load and validate the files named by the options (or generate demo data)."""
+    from training import config, data
+
+    cust_path: Path | None
+    if getattr(args, "demo", False):
+        tx_path, cust_path, as_of_text = _demo_data(args)
         as_of: Any = pd.Timestamp(args.as_of or as_of_text)
     else:
         if not args.transactions:
-            _say("error: give --transactions FILE (and optionally --customers FILE), or --demo")
-            return EXIT_USAGE
+            raise CVMError("give --transactions FILE (and optionally --customers FILE), or --demo")
         tx_path = Path(args.transactions)
         cust_path = Path(args.customers) if args.customers else None
         as_of = args.as_of
-
     quarantine_dir = config.cvm_home() / "quarantine"
     transactions, tx_report = data.load_transactions(
         tx_path, as_of=as_of, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
@@ -96,63 +110,167 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         reports.append(cust_report)
     for report in reports:
-        line = (
-            f"{report.path}: read {report.n_read:,}, kept {report.n_kept:,}, "
-            f"quarantined {report.n_quarantined:,}"
-        )
-        if report.n_quarantined:
-            reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.reasons.items()))
-            line += f" ({reasons}) -> {report.quarantine_path}"
-        _say(line)
+        _say(_report_line(report))
     if as_of is None:
         as_of = transactions["timestamp"].max().normalize()
         _say(f"--as-of not given: using the last purchase date, {as_of.date()}")
+    quarantined = [Path(r.quarantine_path) for r in reports if r.quarantine_path]
+    return Inputs(transactions, customers, pd.Timestamp(as_of), tx_path, cust_path, quarantined)
 
-    train_config = TrainConfig(
-        as_of=pd.Timestamp(as_of),
+
+def _train_config(args: argparse.Namespace, as_of: pd.Timestamp) -> Any:
+    from training.pipeline import TrainConfig
+
+    return TrainConfig(
+        as_of=as_of,
         churn_horizon_days=args.horizon_days,
         clv_holdout_days=args.holdout_days,
         clv_horizon_days=args.clv_horizon_days,
         discount_rate=args.discount_rate,
         margin=args.margin,
+        churn_max_iter=args.churn_max_iter,
     )
-    previous = tracking.load_champions()
+
+
+def _train_and_register(
+    args: argparse.Namespace, inputs: Inputs, previous: dict[str, Any], alias: str | None
+) -> tuple[Any, dict[str, dict[str, str]]]:
+    from training import data, tracking
+    from training.pipeline import train_all
+
     if previous:
         _say("matching segment ids to the current champion's")
-    _say(f"training as of {train_config.as_of.date()} ...")
-    result = train_all(transactions, customers, train_config, progress=_say, previous=previous)
-    fingerprint = data.fingerprint(transactions)
+    _say(f"training as of {inputs.as_of.date()} ...")
+    result = train_all(
+        inputs.transactions,
+        inputs.customers,
+        _train_config(args, inputs.as_of),
+        progress=_say,
+        previous=previous,
+    )
     registered = tracking.log_and_register(
         result,
-        data_fingerprint=fingerprint,
-        extra_params={"transactions_file": str(tx_path), "customers_file": str(cust_path or "")},
-        extra_artifacts=[Path(r.quarantine_path) for r in reports if r.quarantine_path],
+        data_fingerprint=data.fingerprint(inputs.transactions),
+        extra_params={
+            "transactions_file": str(inputs.tx_path),
+            "customers_file": str(inputs.cust_path or ""),
+        },
+        extra_artifacts=inputs.quarantined,
+        alias=alias,
         progress=_say,
     )
-    print(metrics_table(result.metrics))
-    print()
+    return result, registered
+
+
+def _print_registered(registered: dict[str, dict[str, str]]) -> None:
+    from training import config
+
     for info in registered.values():
         print(f"registered {info['name']} version {info['version']} as @{info['alias']}")
     print(f"MLflow run {next(iter(registered.values()))['run_id']} in {config.tracking_uri()}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training import tracking
+    from training.pipeline import metrics_table
+
+    if args.if_missing:
+        existing = tracking.champion_versions()
+        if all(existing.values()):
+            versions = ", ".join(f"{k} v{v}" for k, v in existing.items())
+            _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
+            return 0
+    inputs = _inputs(args)
+    result, registered = _train_and_register(args, inputs, tracking.load_champions(), alias=None)
+    print(metrics_table(result.metrics))
+    print()
+    _print_registered(registered)
     return 0
 
 
-def _load_inputs(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, Any]:
-    from training import config, data
+def _by_family(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
+    prefixes = {"churn": "churn_", "clv": "clv_", "segmentation": "segment_"}
+    return {f: {k: v for k, v in metrics.items() if k.startswith(p)} for f, p in prefixes.items()}
 
-    quarantine_dir = config.cvm_home() / "quarantine"
-    transactions, report = data.load_transactions(
-        args.transactions, as_of=args.as_of, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
-    )
-    _say(report.summary())
-    customers = None
-    if args.customers:
-        customers, cust_report = data.load_customers(
-            args.customers, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Train challengers and compare them with the champions on the same fresh holdout."""
+    from training import compare, registry, tracking
+
+    previous = tracking.load_champions()
+    if not previous:
+        _say("error: no champion models to compare with: run cvm train first")
+        return EXIT_USAGE
+    inputs = _inputs(args)
+    result, registered = _train_and_register(args, inputs, previous, alias=tracking.CHALLENGER)
+    _say("evaluating champion and challenger on the same fresh holdout ...")
+    options = {"churn_horizon_days": args.horizon_days, "clv_holdout_days": args.holdout_days}
+    data_args = (inputs.transactions, inputs.customers, inputs.as_of)
+    old = _by_family(compare.holdout_metrics(previous, *data_args, **options))
+    new = _by_family(compare.holdout_metrics(result.holdout_models, *data_args, **options))
+    champions = registry.alias_versions()
+    for family, info in registered.items():
+        champion_version = champions[family]["champion"]
+        registry.save_comparison(
+            family, info["version"], champion_version, old[family], new[family]
         )
-        _say(cust_report.summary())
-    as_of = args.as_of if args.as_of is not None else transactions["timestamp"].max().normalize()
-    return transactions, customers, as_of
+    tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
+    print(compare.comparison_table(old, new))
+    print()
+    for family in registered:
+        print(compare.gate(family, old[family], new[family]).message())
+    print()
+    _print_registered(registered)
+    print("promote with: cvm promote [--family F] [--force]")
+    return 0
+
+
+def _tolerances(values: list[str]) -> dict[str, float]:
+    out = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError as exc:
+            raise CVMError(
+                f"--tolerance {item!r}: use METRIC=NUMBER, e.g. churn_roc_auc=0.02"
+            ) from exc
+    return out
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from training import config, registry
+
+    families = [args.family] if args.family else list(config.REGISTERED_NAMES)
+    tolerances = _tolerances(args.tolerance)
+    refused = False
+    for family in families:
+        try:
+            outcome = registry.promote(
+                family, force=args.force, tolerances=tolerances, reason=args.reason or ""
+            )
+        except registry.RegistryError as exc:
+            _say(f"{family}: {exc}")
+            refused = True
+            continue
+        if outcome.gate is not None:
+            for line in outcome.gate.reasons:
+                _say(f"  {family}: {line}")
+        print(f"{family}: {outcome.message}")
+        refused |= not outcome.promoted
+    return EXIT_REFUSED if refused else 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from training import registry
+
+    try:
+        old, new = registry.rollback(args.family, reason=args.reason or "")
+    except registry.RegistryError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    print(f"{args.family}: @champion moved back from v{old} to v{new}")
+    return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -163,9 +281,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     if missing:
         _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
         return EXIT_USAGE
-    transactions, customers, as_of = _load_inputs(args)
-    _say(f"scoring as of {pd.Timestamp(as_of).date()} ...")
-    scored = batch.score_customers(models, transactions, customers, as_of, progress=_say)
+    inputs = _inputs(args)
+    _say(f"scoring as of {inputs.as_of.date()} ...")
+    scored = batch.score_customers(
+        models, inputs.transactions, inputs.customers, inputs.as_of, progress=_say
+    )
     out = Path(args.out)
     batch.write_table(scored, out)
     _say(f"wrote {len(scored):,} customers x {scored.shape[1]} columns to {out}")
@@ -197,6 +317,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--transactions", help="transactions file (CSV or Parquet)")
+    add("--customers", help="customer table (CSV or Parquet), optional")
+    add("--as-of", type=_parse_date, default=None, help="as of this date (default: last purchase)")
+    add("--demo", action="store_true", help="generate demo data first and train on it")
+    add("--demo-customers", type=int, default=5000)
+    add("--seed", type=int, default=0, help="demo data seed")
+    add(
+        "--bad-rows",
+        choices=["error", "quarantine"],
+        default="error",
+        help="stop on invalid rows (default) or quarantine them and go on",
+    )
+    add("--horizon-days", type=int, default=90, help="churn horizon (days)")
+    add("--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)")
+    add("--clv-horizon-days", type=int, default=365, help="CLV horizon (days)")
+    add("--discount-rate", type=float, default=0.10, help="annual discount rate")
+    add("--margin", type=float, default=None, help="CLV margin (default: from costs, else 1.0)")
+    add("--churn-max-iter", type=int, default=None, help="boosting rounds of the churn model")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvm",
@@ -212,55 +354,56 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
     gen.set_defaults(func=cmd_generate)
 
-    train = sub.add_parser(
-        "train", help="train all three model families and register them in MLflow"
-    )
-    train.add_argument("--transactions", help="transactions file (CSV or Parquet)")
-    train.add_argument("--customers", help="customer table (CSV or Parquet), optional")
-    train.add_argument(
-        "--as-of",
-        type=_parse_date,
-        default=None,
-        help="train as of this date (default: last purchase)",
-    )
-    train.add_argument(
-        "--demo", action="store_true", help="generate demo data first and train on it"
-    )
-    train.add_argument("--demo-customers", type=int, default=5000)
-    train.add_argument("--seed", type=int, default=0)
+    train = sub.add_parser("train", help="train all three model families and register them")
+    _training_options(train)
     train.add_argument(
         "--if-missing", action="store_true", help="do nothing when champion models exist"
     )
-    train.add_argument(
-        "--bad-rows",
-        choices=["error", "quarantine"],
-        default="error",
-        help="stop on invalid rows (default) or quarantine them and go on",
-    )
-    train.add_argument("--horizon-days", type=int, default=90, help="churn horizon (days)")
-    train.add_argument(
-        "--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)"
-    )
-    train.add_argument("--clv-horizon-days", type=int, default=365, help="CLV horizon (days)")
-    train.add_argument("--discount-rate", type=float, default=0.10, help="annual discount rate")
-    train.add_argument(
-        "--margin",
-        type=float,
-        default=None,
-        help="profit margin for CLV (default: learned from costs, else 1.0)",
-    )
     train.set_defaults(func=cmd_train)
+
+    retrain = sub.add_parser(
+        "retrain", help="train challengers and compare them with the champions on a fresh holdout"
+    )
+    _training_options(retrain)
+    retrain.set_defaults(func=cmd_retrain)
+
+    families = ["segmentation", "churn", "clv"]
+    promote = sub.add_parser(
+        "promote", help="move @champion to the challenger if it passes the gate"
+    )
+    promote.add_argument("--family", choices=families, help="one family (default: all)")
+    promote.add_argument("--force", action="store_true", help="promote even if the gate fails")
+    promote.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="allowed worsening, e.g. churn_roc_auc=0.02 (repeatable)",
+    )
+    promote.add_argument("--reason", help="why (recorded on the model version)")
+    promote.set_defaults(func=cmd_promote)
+
+    rollback = sub.add_parser("rollback", help="move @champion back to the previous champion")
+    rollback.add_argument("--family", required=True, choices=families)
+    rollback.add_argument("--reason", help="why (recorded on the model version)")
+    rollback.set_defaults(func=cmd_rollback)
 
     score = sub.add_parser("score", help="score every customer with the champion models")
     score.add_argument("--transactions", required=True, help="transactions file (CSV or Parquet)")
     score.add_argument("--customers", help="customer table (CSV or Parquet), optional")
-    score.add_argument("--as-of", type=_parse_date, default=None, help="score as of (default: last purchase)")
+    score.add_argument(
+        "--as-of", type=_parse_date, default=None, help="score as of (default: last purchase)"
+    )
     score.add_argument("--out", required=True, help="output file: scored.parquet or scored.csv")
     score.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
     score.set_defaults(func=cmd_score)
 
     aud = sub.add_parser("audience", help="export the customers with one label as a target list")
-    aud.add_argument("--scheme", required=True, help="rfm, value_matrix, behaviour, lifecycle, nine_grid, nine_grid_strategy or churn_risk")
+    aud.add_argument(
+        "--scheme",
+        required=True,
+        help="rfm, value_matrix, behaviour, lifecycle, nine_grid, nine_grid_strategy or churn_risk",
+    )
     aud.add_argument("--label", required=True, help="e.g. at_risk, gold, 2, lapsed, high")
     aud.add_argument("--from", dest="source", required=True, help="a file written by cvm score")
     aud.add_argument("--out", required=True, help="audience file (.csv or .parquet)")

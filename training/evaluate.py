@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import matplotlib
 
@@ -105,8 +104,6 @@ def plot_clv_distribution(clv: np.ndarray) -> Figure:
     ax.set_ylabel("customers")
     fig.tight_layout()
     return fig
-
-
 
 
 def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> Figure:

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.churn import ChurnClassifier, time_split
+from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, customer_features, end_of_day, summarize
 from training import evaluate
@@ -51,6 +52,7 @@ class TrainConfig:
     margin: float | None = None
     time_unit_days: float = 7.0
     clv_model: str = "auto"
+    churn_max_iter: int | None = None
     random_state: int = 0
 
 
@@ -66,6 +68,10 @@ class TrainResult:
     figures: dict[str, Figure] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    # Models fitted without the latest holdout window (what retrain compares with the champion).
+    holdout_models: dict[str, Any] = field(default_factory=dict)
+    # Training distributions of each family's numeric inputs (drift monitoring).
+    drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def train_all(
@@ -144,7 +150,10 @@ def train_all(
                 f"{y.nunique()} class(es): need at least 20 customers and both churners and "
                 "repeat buyers; use an earlier --as-of, more history or a shorter horizon"
             )
-    evaluation_model = ChurnClassifier(random_state=config.random_state).fit(X_train, y_train)
+    churn_options: dict[str, Any] = {"random_state": config.random_state}
+    if config.churn_max_iter is not None:
+        churn_options["max_iter"] = config.churn_max_iter
+    evaluation_model = ChurnClassifier(**churn_options).fit(X_train, y_train)
     p_test = evaluation_model.predict_proba(X_test[evaluation_model.feature_names_in_])[:, 1]
     metrics.update(evaluate.churn_metrics(y_test.to_numpy(), p_test))
     figures["churn_calibration_gains.png"] = evaluate.plot_calibration_and_gains(
@@ -154,12 +163,20 @@ def train_all(
         f"churn holdout: ROC AUC {metrics.get('churn_roc_auc', float('nan')):.3f}, "
         f"Brier {metrics['churn_brier']:.3f} (base rate {metrics['churn_base_rate']:.2f})"
     )
-    churn = ChurnClassifier(random_state=config.random_state).fit(X_test, y_test)
+    churn = ChurnClassifier(**churn_options).fit(X_test, y_test)
     features_now = customer_features(summary, customers)[list(churn.feature_names_in_)]
     churn_p = churn.predict_proba(features_now)[:, 1]
     step("churn: final model refitted on the latest window")
 
     examples = summary.head(5)
+    numeric_churn = [
+        c for c in features_now.columns if pd.api.types.is_numeric_dtype(features_now[c])
+    ]
+    drift_references = {
+        "segmentation": reference_distribution(segment_table, SEGMENT_INPUT_COLUMNS),
+        "clv": reference_distribution(summary, CLV_INPUT_COLUMNS),
+        "churn": reference_distribution(features_now, numeric_churn),
+    }
     return TrainResult(
         models={"segmentation": segments.model, "churn": churn, "clv": clv},
         metrics=metrics,
@@ -185,6 +202,12 @@ def train_all(
         figures=figures,
         tables={**segments.tables, **clv_training.tables},
         texts=segments.texts,
+        drift_references=drift_references,
+        holdout_models={
+            "churn": evaluation_model,
+            "clv": clv_training.holdout_model,
+            "segmentation": segments.model,
+        },
     )
 
 

@@ -9,6 +9,8 @@ the pyfunc layer (the service's fast path).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -24,9 +26,13 @@ class CVMModel(PythonModel):  # type: ignore[misc]
     def __init__(self, family: str):
         self.family = family
         self.model: Any = None
+        self.drift_reference: dict[str, Any] = {}
 
     def load_context(self, context: Any) -> None:
         self.model = joblib.load(context.artifacts["model"])
+        reference = context.artifacts.get("drift_reference")
+        if reference:
+            self.drift_reference = json.loads(Path(reference).read_text(encoding="utf-8"))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None

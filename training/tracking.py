@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from mlflow.models import infer_signature
 import models
 import training
 from training import config
+from training.model_card import model_card
 from training.pipeline import TrainResult
 from training.pyfunc import CVMModel, score
 
@@ -80,6 +83,26 @@ def champion_versions() -> dict[str, str | None]:
     return out
 
 
+def _has_alias(client: MlflowClient, name: str, alias: str) -> bool:
+    try:
+        client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
+def log_comparison(
+    run_id: str, champion: dict[str, dict[str, float]], challenger: dict[str, dict[str, float]]
+) -> None:
+    """Log the holdout comparison to the challenger's run (``compare_champion_*`` / ``_challenger_*``)."""
+    setup()
+    client = MlflowClient()
+    for side, metrics in (("champion", champion), ("challenger", challenger)):
+        for values in metrics.values():
+            for key, value in values.items():
+                client.log_metric(run_id, f"compare_{side}_{key}", float(value))
+
+
 def load_champions() -> dict[str, Any]:
     """The current champion estimators by family (families without one are left out)."""
     setup()
@@ -101,12 +124,13 @@ def log_and_register(
     data_fingerprint: str,
     extra_params: dict[str, Any] | None = None,
     extra_artifacts: list[Path] | None = None,
+    alias: str | None = None,
     progress: Any = print,
 ) -> dict[str, dict[str, str]]:
     """Log the run (params, metrics, plots, fingerprint) and register the three models.
 
     A family's first version gets the alias ``champion``; later versions get ``challenger``
-    (promotion is a separate, gated step). Returns ``{family: {"name", "version", "alias",
+    (promotion is a separate, gated step); ``alias`` forces one. Returns ``{family: {"name", "version", "alias",
     "run_id"}}``.
     """
     setup()
@@ -135,6 +159,11 @@ def log_and_register(
                 progress(f"logging and registering {name} ...")
                 model_file = Path(tmp) / f"{family}.joblib"
                 joblib.dump(estimator, model_file)
+                reference_file = Path(tmp) / f"{family}_drift_reference.json"
+                reference_file.write_text(json.dumps(result.drift_references.get(family, {})))
+                card_file = Path(tmp) / f"{family}_model_card.md"
+                card_file.write_text(model_card(family, name, result, data_fingerprint, commit))
+                mlflow.log_artifact(str(card_file), "model_cards")
                 # Integers become doubles so that missing values at scoring time fit the schema.
                 example = result.input_examples[family].apply(
                     lambda col: col.astype("float64") if pd.api.types.is_integer_dtype(col) else col
@@ -145,7 +174,11 @@ def log_and_register(
                     info = mlflow.pyfunc.log_model(
                         name=family,
                         python_model=CVMModel(family),
-                        artifacts={"model": str(model_file)},
+                        artifacts={
+                            "model": str(model_file),
+                            "drift_reference": str(reference_file),
+                            "model_card": str(card_file),
+                        },
                         code_paths=code_paths,
                         signature=signature,
                         input_example=example.reset_index(drop=True),
@@ -153,18 +186,21 @@ def log_and_register(
                         registered_model_name=name,
                     )
                 version = str(info.registered_model_version)
-                try:
-                    client.get_model_version_by_alias(name, CHAMPION)
-                    alias = CHALLENGER
-                except mlflow.exceptions.MlflowException:
-                    alias = CHAMPION
-                client.set_registered_model_alias(name, alias, version)
+                target = alias or (CHALLENGER if _has_alias(client, name, CHAMPION) else CHAMPION)
+                client.set_registered_model_alias(name, target, version)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                client.set_model_version_tag(
+                    name,
+                    version,
+                    f"event.{stamp}.registered",
+                    f"registered as @{target} by training",
+                )
                 for key, value in {**tags, "family": family, "run_id": run.info.run_id}.items():
                     client.set_model_version_tag(name, version, key, value)
                 registered[family] = {
                     "name": name,
                     "version": version,
-                    "alias": alias,
+                    "alias": target,
                     "run_id": run.info.run_id,
                 }
     return registered

@@ -26,6 +26,7 @@ from training import evaluate
 @dataclass
 class CLVTraining:
     model: Any
+    holdout_model: Any = None  # the chosen model as fitted on the calibration period
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
@@ -39,7 +40,10 @@ def purchase_days_between(
     stamps = pd.to_datetime(transactions["timestamp"])
     window = (stamps > start) & (stamps <= end)
     days = pd.DataFrame(
-        {"customer_id": transactions.loc[window, "customer_id"].astype(str), "day": stamps[window].dt.normalize()}
+        {
+            "customer_id": transactions.loc[window, "customer_id"].astype(str),
+            "day": stamps[window].dt.normalize(),
+        }
     )
     return days.drop_duplicates().groupby("customer_id").size()
 
@@ -58,13 +62,17 @@ def cumulative_tracking(
     """
     stamps = pd.to_datetime(transactions["timestamp"]).dt.normalize()
     cohort = transactions["customer_id"].astype(str).isin(calibration.index)
-    days = pd.DataFrame({"customer_id": transactions["customer_id"].astype(str)[cohort], "day": stamps[cohort]})
+    days = pd.DataFrame(
+        {"customer_id": transactions["customer_id"].astype(str)[cohort], "day": stamps[cohort]}
+    )
     days = days.drop_duplicates()
     first = days.groupby("customer_id")["day"].transform("min")
     repeat_days = days.loc[days["day"] > first, "day"]
     start = days["day"].min()
     calendar = pd.date_range(start, as_of.normalize(), freq="D")
-    actual = repeat_days.value_counts().reindex(calendar, fill_value=0).cumsum().to_numpy(dtype=float)
+    actual = (
+        repeat_days.value_counts().reindex(calendar, fill_value=0).cumsum().to_numpy(dtype=float)
+    )
     births = days.groupby("customer_id")["day"].min().value_counts().reindex(calendar, fill_value=0)
     out = pd.DataFrame({"day": calendar, "actual": actual})
     ages = np.arange(len(calendar), dtype=float)
@@ -105,6 +113,7 @@ def train_clv(
     calibration_end = as_of - pd.Timedelta(days=holdout_days)
     calibration = summarize(transactions, calibration_end)
     scores: dict[str, float] = {}
+    fitted: dict[str, CLVModel] = {}
     if len(calibration) >= 20 and (calibration["frequency"] > 0).sum() >= 10:
         actual = (
             purchase_days_between(transactions, calibration_end, as_of)
@@ -113,7 +122,6 @@ def train_clv(
             .to_numpy(dtype=float)
         )
         predictions: dict[str, np.ndarray] = {}
-        fitted: dict[str, CLVModel] = {}
         for name in candidates:
             model = CLVModel(purchase_model=name, **{**kwargs, "horizon_days": holdout_days}).fit(
                 calibration
@@ -132,7 +140,9 @@ def train_clv(
             calibration["frequency"].to_numpy(), predictions, actual
         )
         tracking = cumulative_tracking(transactions, calibration, calibration_end, as_of, fitted)
-        out.figures["clv_cumulative_repeat_purchases.png"] = evaluate.plot_cumulative_tracking(tracking)
+        out.figures["clv_cumulative_repeat_purchases.png"] = evaluate.plot_cumulative_tracking(
+            tracking
+        )
         out.tables["clv_cumulative_tracking"] = tracking
     else:
         step("CLV: too little history before the holdout to compare models; using BG/NBD")
@@ -142,6 +152,7 @@ def train_clv(
             out.metrics[key.replace(f"clv_{chosen}_", "clv_", 1)] = out.metrics[key]
     model = CLVModel(purchase_model=chosen, **kwargs).fit(summary)
     out.model = model
+    out.holdout_model = fitted.get(chosen) if scores else None
     out.params = {
         "clv_model": chosen,
         "clv_choice_metric": choose_by,
@@ -163,7 +174,9 @@ def _train_contractual(
     step: Callable[[str], None],
 ) -> CLVTraining:
     model = ContractualCLV(
-        horizon_days=kwargs["horizon_days"], discount_rate=kwargs["discount_rate"], margin=kwargs["margin"]
+        horizon_days=kwargs["horizon_days"],
+        discount_rate=kwargs["discount_rate"],
+        margin=kwargs["margin"],
     ).fit(summary, customers=customers, as_of=as_of)
     retention = model.retention_.retention_table(12)
     step(

@@ -43,7 +43,9 @@ def train_segments(
     }
     if previous is not None:  # share of customers keeping their cluster id across retrains
         before = previous.clusters_.predict(table)["cluster"].to_numpy()
-        metrics["segment_behaviour_stability"] = float(np.mean(before == labels["cluster"].to_numpy()))
+        metrics["segment_behaviour_stability"] = float(
+            np.mean(before == labels["cluster"].to_numpy())
+        )
     for scheme, sizes in model.segment_sizes_.items():
         for label, size in sizes.items():
             metrics[f"segment_share_{scheme}_{label}"] = size / n
@@ -53,7 +55,9 @@ def train_segments(
         labels=labels,
         metrics=metrics,
         figures={
-            "segments_silhouette.png": plot_silhouette(model.clusters_.silhouette_scores_, model.clusters_.n_clusters_),
+            "segments_silhouette.png": plot_silhouette(
+                model.clusters_.silhouette_scores_, model.clusters_.n_clusters_
+            ),
             "segments_rfm_heatmap.png": plot_rfm_heatmap(labels),
             "segments_value_matrix.png": plot_value_matrix(labels, model),
             "segments_nine_grid.png": plot_nine_grid(labels),
@@ -83,14 +87,16 @@ def plot_silhouette(scores: dict[int, float], chosen: int) -> Figure:
 
 def plot_rfm_heatmap(labels: pd.DataFrame) -> Figure:
     """Customers by R score × F score, annotated with counts and mean M score."""
-    counts = pd.crosstab(labels["r_score"], labels["f_score"]).reindex(index=range(1, 6), columns=range(1, 6), fill_value=0)
+    counts = pd.crosstab(labels["r_score"], labels["f_score"]).reindex(
+        index=range(1, 6), columns=range(1, 6), fill_value=0
+    )
     fig, ax = plt.subplots(figsize=(6, 5))
     image = ax.imshow(counts.to_numpy(), origin="lower", cmap="Blues")
     for r in range(5):
         for f in range(5):
-            ax.text(f, r, int(counts.iloc[r, f]), ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(5), labels=range(1, 6))
-    ax.set_yticks(range(5), labels=range(1, 6))
+            ax.text(f, r, str(counts.to_numpy()[r, f]), ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(5), labels=[str(i) for i in range(1, 6)])
+    ax.set_yticks(range(5), labels=[str(i) for i in range(1, 6)])
     ax.set_xlabel("F score")
     ax.set_ylabel("R score")
     fig.colorbar(image, ax=ax, label="customers")
@@ -103,7 +109,13 @@ def plot_value_matrix(labels: pd.DataFrame, model: CustomerSegments) -> Figure:
     rng = np.random.default_rng(0)
     for value_type, group in labels.groupby("value_type"):
         jitter = rng.uniform(-0.3, 0.3, len(group))
-        ax.scatter(group["repeat_purchases"] + jitter, group["profit_per_purchase"], s=4, alpha=0.5, label=value_type)
+        ax.scatter(
+            group["repeat_purchases"] + jitter,
+            group["profit_per_purchase"],
+            s=4,
+            alpha=0.5,
+            label=value_type,
+        )
     ax.axhline(model.value_matrix_.profit_threshold_, color="grey", linestyle=":")
     ax.axvline(model.value_matrix_.repeat_threshold_ - 0.5, color="grey", linestyle=":")
     ax.set_xlabel("repeat purchases")
@@ -116,12 +128,14 @@ def plot_value_matrix(labels: pd.DataFrame, model: CustomerSegments) -> Figure:
 def plot_nine_grid(labels: pd.DataFrame) -> Figure:
     tiers = ["low", "mid", "high"]
     growth = ["declining", "stable", "growing"]
-    counts = pd.crosstab(labels["value_tier"], labels["growth_tier"]).reindex(index=tiers, columns=growth, fill_value=0)
+    counts = pd.crosstab(labels["value_tier"], labels["growth_tier"]).reindex(
+        index=tiers, columns=growth, fill_value=0
+    )
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.imshow(counts.to_numpy(), origin="lower", cmap="Greens")
     for i in range(3):
         for j in range(3):
-            ax.text(j, i, int(counts.iloc[i, j]), ha="center", va="center")
+            ax.text(j, i, str(counts.to_numpy()[i, j]), ha="center", va="center")
     ax.set_xticks(range(3), labels=growth)
     ax.set_yticks(range(3), labels=tiers)
     ax.set_xlabel("growth")

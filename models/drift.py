@@ -1,0 +1,87 @@
+"""Input drift: reference distributions at training time, population stability index (PSI).
+
+PSI = Σ_bins (actual − expected) · ln(actual / expected) over the training deciles of each
+feature (plus a bin for missing values). Rule of thumb, used by ``/v1/models``: below 0.1 the
+population is stable, 0.1–0.2 it has shifted moderately, above 0.2 (:data:`RETRAIN_PSI`) it
+has shifted enough to retrain.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RETRAIN_PSI = 0.2
+_EPS = 1e-4  # floor for empty bins, so that the logarithm stays finite
+
+
+def reference_distribution(frame: pd.DataFrame, columns: list[str], bins: int = 10) -> dict[str, Any]:
+    """``{column: {"edges": [...], "expected": [...]}}``: inner decile edges and the share of
+    training rows per bin (the last bin holds missing values)."""
+    out: dict[str, Any] = {}
+    for column in columns:
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            continue
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+        counts = _counts(values, edges)
+        out[column] = {"edges": edges.tolist(), "expected": (counts / counts.sum()).tolist()}
+    return out
+
+
+def _counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    idx = np.searchsorted(edges, values[finite], side="right")
+    counts = np.bincount(idx, minlength=len(edges) + 1).astype(float)
+    return np.append(counts, float((~finite).sum()))
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index of two bin-share vectors."""
+    e = np.maximum(np.asarray(expected, dtype=float), _EPS)
+    a = np.maximum(np.asarray(actual, dtype=float), _EPS)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+class DriftMonitor:
+    """Running bin counts of what is scored, against a training reference (thread-safe)."""
+
+    def __init__(self, reference: dict[str, Any]):
+        self.reference = reference
+        self._edges = {c: np.asarray(r["edges"], dtype=float) for c, r in reference.items()}
+        self._counts = {c: np.zeros(len(e) + 2) for c, e in self._edges.items()}
+        self._lock = threading.Lock()
+        self.rows = 0
+
+    def update(self, frame: pd.DataFrame) -> None:
+        """Add the rows of ``frame`` (columns missing from it are skipped)."""
+        increments = {}
+        for column, edges in self._edges.items():
+            if column in frame.columns:
+                values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+                increments[column] = _counts(values, edges)
+        with self._lock:
+            for column, counts in increments.items():
+                self._counts[column] += counts
+            self.rows += len(frame)
+
+    def report(self) -> dict[str, Any]:
+        """``{"rows", "psi": {column: value}, "retrain": bool, "threshold"}``."""
+        with self._lock:
+            counts = {c: v.copy() for c, v in self._counts.items()}
+            rows = self.rows
+        values = {
+            c: psi(self.reference[c]["expected"], v / v.sum()) for c, v in counts.items() if v.sum() > 0
+        }
+        return {
+            "rows": rows,
+            "psi": values,
+            "threshold": RETRAIN_PSI,
+            "retrain": any(v > RETRAIN_PSI for v in values.values()),
+        }

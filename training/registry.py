@@ -1,0 +1,169 @@
+"""Registry lifecycle: champion/challenger aliases, promotion gate, rollback, alias history.
+
+Every alias move is recorded on the model version it points to, as tags:
+``event.<UTC time>`` = "<action> by <user>: <reason>", plus ``previous_champion`` on a new
+champion (what ``rollback`` returns to).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+
+from training import config, tracking
+from training.compare import GateResult, gate
+
+CHAMPION = tracking.CHAMPION
+CHALLENGER = tracking.CHALLENGER
+
+
+class RegistryError(Exception):
+    """A registry operation that cannot be done (no challenger, nothing to roll back to)."""
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def record_event(client: MlflowClient, name: str, version: str, action: str, reason: str) -> None:
+    """Tag the version with who moved which alias, when and why."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    key = f"event.{stamp}.{action}"
+    client.set_model_version_tag(name, version, key, f"{action} by {_user()}: {reason}"[:4900])
+
+
+def _version(client: MlflowClient, name: str, alias: str) -> Any | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def save_comparison(
+    family: str,
+    version: str,
+    champion_version: str | None,
+    champion: dict[str, float],
+    challenger: dict[str, float],
+) -> None:
+    """Store the holdout comparison on the challenger version (read by :func:`promote`)."""
+    tracking.setup()
+    client = MlflowClient()
+    name = config.REGISTERED_NAMES[family]
+    payload = {"champion_version": champion_version, "champion": champion, "challenger": challenger}
+    client.set_model_version_tag(name, version, "gate_metrics", json.dumps(payload))
+
+
+@dataclass
+class PromotionOutcome:
+    family: str
+    promoted: bool
+    from_version: str | None
+    to_version: str | None
+    gate: GateResult | None
+    message: str
+
+
+def promote(
+    family: str,
+    *,
+    force: bool = False,
+    tolerances: dict[str, float] | None = None,
+    reason: str = "",
+) -> PromotionOutcome:
+    """Move ``champion`` to the challenger if it passes the gate (or ``force``)."""
+    tracking.setup()
+    client = MlflowClient()
+    name = config.REGISTERED_NAMES[family]
+    challenger = _version(client, name, CHALLENGER)
+    if challenger is None:
+        raise RegistryError(f"{name} has no @{CHALLENGER}: run cvm retrain first")
+    champion = _version(client, name, CHAMPION)
+    result: GateResult | None = None
+    stored = challenger.tags.get("gate_metrics")
+    if champion is not None and stored:
+        metrics = json.loads(stored)
+        if metrics.get("champion_version") != champion.version:
+            raise RegistryError(
+                f"{name} v{challenger.version} was compared with v{metrics.get('champion_version')}, "
+                f"but the champion is now v{champion.version}: run cvm retrain again"
+            )
+        result = gate(family, metrics["champion"], metrics["challenger"], tolerances)
+    elif champion is not None and not force:
+        raise RegistryError(
+            f"{name} v{challenger.version} has no holdout comparison: run cvm retrain"
+        )
+    if result is not None and not result.passed and not force:
+        return PromotionOutcome(
+            family,
+            False,
+            champion.version if champion else None,
+            challenger.version,
+            result,
+            f"refused: {result.message()}",
+        )
+    why = reason or (
+        "forced"
+        if force and (result is None or not result.passed)
+        else (result.message() if result else "first champion")
+    )
+    client.set_registered_model_alias(name, CHAMPION, challenger.version)
+    client.delete_registered_model_alias(name, CHALLENGER)
+    if champion is not None:
+        client.set_model_version_tag(
+            name, challenger.version, "previous_champion", champion.version
+        )
+        record_event(
+            client, name, champion.version, "retired", f"replaced by v{challenger.version}"
+        )
+    record_event(client, name, challenger.version, "promoted", why)
+    return PromotionOutcome(
+        family,
+        True,
+        champion.version if champion else None,
+        challenger.version,
+        result,
+        f"promoted v{challenger.version} to @{CHAMPION}"
+        + (f" (was v{champion.version})" if champion else ""),
+    )
+
+
+def rollback(family: str, *, reason: str = "") -> tuple[str, str]:
+    """Point ``champion`` back at the previous champion; returns (from, to) versions."""
+    tracking.setup()
+    client = MlflowClient()
+    name = config.REGISTERED_NAMES[family]
+    current = _version(client, name, CHAMPION)
+    if current is None:
+        raise RegistryError(f"{name} has no @{CHAMPION} to roll back")
+    previous = current.tags.get("previous_champion")
+    if not previous:
+        raise RegistryError(f"{name} v{current.version} has no previous champion to roll back to")
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    record_event(
+        client, name, current.version, "rolled_back", reason or f"champion returned to v{previous}"
+    )
+    record_event(client, name, previous, "restored", reason or f"rollback from v{current.version}")
+    return current.version, previous
+
+
+def alias_versions() -> dict[str, dict[str, str | None]]:
+    """``{family: {"champion": v, "challenger": v}}``."""
+    tracking.setup()
+    client = MlflowClient()
+    out: dict[str, dict[str, str | None]] = {}
+    for family, name in config.REGISTERED_NAMES.items():
+        out[family] = {}
+        for alias in (CHAMPION, CHALLENGER):
+            version = _version(client, name, alias)
+            out[family][alias] = version.version if version is not None else None
+    return out
