@@ -2,33 +2,60 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
-from service import errors
+from service import errors, limits, observability, security
 from service.config import Settings
+from service.deps import ScoringAuth
 from service.model_store import ModelStore
-from service.routers import customers, health, models_info, segments
+from service.routers import admin, customers, health, invocations, models_info, segments
 
 log = logging.getLogger("cvm.service")
+
+
+async def _watch_models(app: FastAPI) -> None:
+    """Compile the input schemas of newly served model versions (the store freezes the heap)."""
+    seen: tuple[tuple[str, str, int], ...] | None = None
+    while True:
+        store: ModelStore = app.state.store
+        served = tuple(
+            (family, m.version, id(m.estimator)) for family, m in sorted(store.models.items())
+        )
+        if store.ready and served != seen:
+            seen = served
+            await asyncio.to_thread(invocations.warm_schemas, store)
+        await asyncio.sleep(0.2 if seen is None else 2.0)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; models load in the background when it starts (see ``/health/ready``)."""
     settings = settings or Settings()
+    guard = security.Guard.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        observability.configure_logging(settings.log_format, settings.log_level)
+        limits.cap_native_threads(settings.blas_threads)
+        security.log_startup_warnings(guard)
+        watcher = None
         if settings.load_on_startup:
             log.info("loading models @%s from %s", settings.model_alias, settings.tracking_uri)
             app.state.store.start_loading()
+            watcher = asyncio.create_task(_watch_models(app))
         yield
+        app.state.store.stop()
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     app = FastAPI(
         title="Customer value management",
@@ -42,9 +69,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings)
+    app.state.guard = guard
+    app.state.metrics_registry = observability.app_registry(app.state.store)
     errors.install(app)
+    # Middleware: the last added runs first (outermost).
+    app.add_middleware(limits.BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=security.parse_keys(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", security.API_KEY_HEADER, "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(observability.ObservabilityMiddleware, access_log=settings.access_log)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return observability.metrics_response(request)
+
     app.include_router(health.router)
-    app.include_router(models_info.router)
-    app.include_router(customers.router)
-    app.include_router(segments.router)
+    app.include_router(models_info.router, dependencies=[ScoringAuth])
+    app.include_router(invocations.router, dependencies=[ScoringAuth])
+    app.include_router(customers.router, dependencies=[ScoringAuth])
+    app.include_router(segments.router, dependencies=[ScoringAuth])
+    app.include_router(admin.router)  # its own AdminAuth dependency
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,15 @@ class Settings(BaseSettings):
     - ``CVM_MODEL_ALIAS``: the registry alias served (default ``champion``).
     - ``CVM_MAX_BATCH``: most customers in one scoring request.
     - ``CVM_PLAYBOOK``: path of a playbook JSON replacing the shipped one.
+    - ``CVM_RELOAD_INTERVAL``: seconds between checks for alias moves (0 = never; default 30).
+    - ``CVM_SEGMENTATION_MODEL``, ``CVM_CHURN_MODEL``, ``CVM_CLV_MODEL``: pin a family to a
+      version (``7`` or ``models:/cvm-churn/7``), overriding the alias.
+    - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
+      (header ``X-API-Key``); none configured means open access (warned at start-up).
+    - ``CVM_MAX_BODY_BYTES``: largest request body (413 above it).
+    - ``CVM_CORS_ORIGINS``: comma-separated origins allowed by CORS (off when unset).
+    - ``CVM_LOG_FORMAT`` (``json`` or ``text``), ``CVM_LOG_LEVEL``, ``CVM_ACCESS_LOG``.
+    - ``CVM_BLAS_THREADS``: BLAS/OpenMP threads (1: small requests thrash otherwise).
     """
 
     model_config = SettingsConfigDict(env_prefix="CVM_", extra="ignore")
@@ -27,6 +36,18 @@ class Settings(BaseSettings):
     max_batch: int = 10_000
     playbook: str | None = None
     load_on_startup: bool = True
+    reload_interval: float = Field(default=30.0, ge=0)
+    segmentation_model: str | None = None
+    churn_model: str | None = None
+    clv_model: str | None = None
+    api_keys: SecretStr | None = None
+    admin_keys: SecretStr | None = None
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    cors_origins: str | None = None
+    log_format: str = "json"
+    log_level: str = "INFO"
+    access_log: bool = True
+    blas_threads: int = Field(default=1, ge=1)
 
     @property
     def tracking_uri(self) -> str:

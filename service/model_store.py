@@ -1,24 +1,35 @@
-"""Loads the served model versions from the MLflow registry (the only service module that
-imports mlflow).
+"""Loads the served model versions from the MLflow registry and swaps in new ones live
+(the only service module that imports mlflow).
 
-Models are loaded once, in the background after start-up, so that liveness answers at once
-and readiness turns 200 when all three families are in memory.
+- Models load in the background after start-up: liveness answers at once, readiness turns
+  200 when all three families are in memory.
+- Which version: a per-family pin (``CVM_CHURN_MODEL=7`` or ``models:/cvm-churn/7``) wins;
+  otherwise the alias (``CVM_MODEL_ALIAS``, default ``champion``).
+- Hot reload: every ``CVM_RELOAD_INTERVAL`` seconds (and on ``POST /v1/admin/reload``) the
+  store resolves each family's target version; a new one is loaded in the background,
+  checked by scoring its own input example, and swapped in with one reference assignment.
+  Requests in flight keep the models they started with (they take a snapshot). When loading
+  or the check fails, the old version keeps serving and the error is reported in
+  ``/v1/models`` and counted in the metrics.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.drift import DriftMonitor
 from service.config import REGISTERED_NAMES, Settings
 
 log = logging.getLogger("cvm.models")
 
 KEY_METRICS = {
-    "segmentation": ("n_customers",),
+    "segmentation": ("n_customers", "segment_behaviour_silhouette"),
     "churn": ("churn_roc_auc", "churn_pr_auc", "churn_brier", "churn_base_rate"),
     "clv": ("clv_holdout_mae", "clv_holdout_total_error_pct", "clv_mean"),
 }
@@ -37,6 +48,7 @@ class LoadedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    drift: DriftMonitor | None = None
     loaded_at: float = field(default_factory=time.time)
 
     def describe(self) -> dict[str, Any]:
@@ -51,85 +63,179 @@ class LoadedModel:
             "data_fingerprint": self.tags.get("data_fingerprint"),
             "git_commit": self.tags.get("git_commit"),
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+            "drift": self.drift.report() if self.drift is not None else None,
         }
 
 
+def _record_load(family: str, version: str, ok: bool) -> None:
+    """Count a model load event in the service metrics (when the metrics module is there)."""
+    try:
+        from service import observability
+    except ImportError:  # metrics are optional for the store
+        return
+    recorder = getattr(observability, "record_model_load", None)
+    if recorder is not None:
+        recorder(family, version, ok)
+
+
 class ModelStore:
-    """The three served models; ``ready`` when all are loaded."""
+    """The served models by family; ``ready`` when all three are loaded."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.models: dict[str, LoadedModel] = {}
-        self.error: str | None = None
-        self._lock = threading.Lock()
+        self.errors: dict[str, str] = {}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._first_load = threading.Event()
 
+    # --- state ------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
         return all(f in self.models for f in REGISTERED_NAMES)
 
+    @property
+    def error(self) -> str | None:
+        return "; ".join(f"{f}: {e}" for f, e in self.errors.items()) or None
+
     def get(self, family: str) -> LoadedModel:
         return self.models[family]
 
+    def snapshot(self) -> dict[str, LoadedModel]:
+        """The models a request uses from start to end, even if a reload swaps one meanwhile."""
+        return dict(self.models)
+
+    # --- background work ----------------------------------------------------------------------
     def start_loading(self) -> None:
-        """Load in a background thread (start-up must not block liveness)."""
-        self._thread = threading.Thread(target=self._load_logged, name="model-loader", daemon=True)
+        """Load now in a background thread, then poll for alias moves every interval."""
+        self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
         self._thread.start()
 
+    def stop(self) -> None:
+        self._stop.set()
+
     def wait(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Block until the first load attempt finished; returns ``ready``."""
+        self._first_load.wait(timeout)
         return self.ready
 
-    def _load_logged(self) -> None:
-        try:
-            self.load_all()
-        except Exception as exc:  # reported by /health/ready and /v1/models, never raised
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("model loading failed: %s", self.error)
+    def _run(self) -> None:
+        self.refresh()
+        self._first_load.set()
+        interval = self.settings.reload_interval
+        while interval > 0 and not self._stop.wait(interval):
+            self.refresh()
 
-    def load_all(self) -> None:
-        import mlflow
+    # --- loading -------------------------------------------------------------------------------
+    def _client(self) -> Any:
         from mlflow import MlflowClient
 
         uri = self.settings.tracking_uri
-        # An explicit client and download URI: no process-global MLflow state is changed.
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def _target(self, client: Any, family: str) -> tuple[Any, str | None]:
+        """The model version to serve for ``family`` and the alias it came from (None if pinned)."""
+        import mlflow
+
+        name = REGISTERED_NAMES[family]
+        pin = getattr(self.settings, f"{family}_model", None)
+        if pin:
+            match = re.fullmatch(rf"(?:models:/{re.escape(name)}/)?(\d+)", pin.strip())
+            if not match:
+                raise ValueError(
+                    f"CVM_{family.upper()}_MODEL={pin!r}: use a version number or models:/{name}/N"
+                )
+            return client.get_model_version(name, match.group(1)), None
         alias = self.settings.model_alias
-        for family, name in REGISTERED_NAMES.items():
-            started = time.perf_counter()
+        try:
+            return client.get_model_version_by_alias(name, alias), alias
+        except mlflow.exceptions.MlflowException as exc:
+            raise LookupError(
+                f"no '{name}@{alias}' in the registry at {self.settings.tracking_uri}: train first "
+                "(cvm train --demo)"
+            ) from exc
+
+    def _load(self, client: Any, family: str, version: Any, alias: str | None) -> LoadedModel:
+        """Load one version and check it by scoring its own input example."""
+        import mlflow
+
+        name = REGISTERED_NAMES[family]
+        source = client.get_model_version_download_uri(name, version.version)
+        pyfunc = mlflow.pyfunc.load_model(source)
+        example = pyfunc.input_example
+        if example is not None:
+            scored = pyfunc.predict(example)
+            if len(scored) != len(example):
+                raise ValueError(
+                    f"{name} v{version.version} scored {len(scored)} rows for {len(example)}"
+                )
+        wrapper = pyfunc.unwrap_python_model()
+        metrics: dict[str, float] = {}
+        params: dict[str, str] = {}
+        if version.run_id:
+            run = client.get_run(version.run_id)
+            metrics, params = dict(run.data.metrics), dict(run.data.params)
+        reference = getattr(wrapper, "drift_reference", None)
+        return LoadedModel(
+            family=family,
+            name=name,
+            version=str(version.version),
+            alias=alias,
+            run_id=version.run_id,
+            estimator=wrapper.model,
+            metrics=metrics,
+            params=params,
+            tags=dict(version.tags or {}),
+            drift=DriftMonitor(reference) if reference else None,
+        )
+
+    def refresh(self) -> dict[str, str]:
+        """Swap in every family whose target version changed; ``{family: "old -> new"}``.
+
+        Failures keep the old version serving and are kept in ``errors``.
+        """
+        changes: dict[str, str] = {}
+        with self._refresh_lock:
             try:
-                version = client.get_model_version_by_alias(name, alias)
-            except mlflow.exceptions.MlflowException as exc:
-                raise LookupError(
-                    f"no '{name}@{alias}' in the registry at {uri}: train first (cvm train --demo)"
-                ) from exc
-            source = client.get_model_version_download_uri(name, version.version)
-            pyfunc = mlflow.pyfunc.load_model(source)
-            wrapper = pyfunc.unwrap_python_model()
-            metrics: dict[str, float] = {}
-            params: dict[str, str] = {}
-            if version.run_id:
-                run = client.get_run(version.run_id)
-                metrics, params = dict(run.data.metrics), dict(run.data.params)
-            loaded = LoadedModel(
-                family=family,
-                name=name,
-                version=str(version.version),
-                alias=alias,
-                run_id=version.run_id,
-                estimator=wrapper.model,
-                metrics=metrics,
-                params=params,
-                tags=dict(version.tags or {}),
-            )
-            with self._lock:
-                self.models[family] = loaded
-            log.info(
-                "loaded %s version %s (@%s) in %.1fs",
-                name,
-                loaded.version,
-                alias,
-                time.perf_counter() - started,
-            )
-        self.error = None
+                client = self._client()
+            except Exception as exc:  # an unreachable store must not stop the service
+                self.errors["registry"] = f"{type(exc).__name__}: {exc}"
+                return changes
+            self.errors.pop("registry", None)
+            for family in REGISTERED_NAMES:
+                current = self.models.get(family)
+                try:
+                    version, alias = self._target(client, family)
+                    if current is not None and current.version == str(version.version):
+                        current.alias = alias
+                        self.errors.pop(family, None)
+                        continue
+                    started = time.perf_counter()
+                    loaded = self._load(client, family, version, alias)
+                except Exception as exc:  # reported, never raised: the old version keeps serving
+                    self.errors[family] = f"{type(exc).__name__}: {exc}"
+                    log.error(
+                        "loading %s failed, serving %s: %s",
+                        family,
+                        f"v{current.version}" if current else "nothing",
+                        self.errors[family],
+                    )
+                    _record_load(family, "unknown", False)
+                    continue
+                self.models = {**self.models, family: loaded}  # one atomic reference swap
+                self.errors.pop(family, None)
+                _record_load(family, loaded.version, True)
+                old = current.version if current else "none"
+                changes[family] = f"{old} -> {loaded.version}"
+                log.info(
+                    "serving %s v%s (@%s), loaded in %.1fs",
+                    loaded.name,
+                    loaded.version,
+                    alias or "pinned",
+                    time.perf_counter() - started,
+                )
+            if changes:
+                gc.collect()
+                gc.freeze()  # long-lived model objects out of the collector's way (p99 latency)
+        return changes

@@ -162,7 +162,9 @@ class ClusterOut(LabelOut):
 
 
 class NineGridOut(LabelOut):
-    strategy: str = Field(description="keep_investing, develop_deeper, adjust_and_optimise or planned_exit.")
+    strategy: str = Field(
+        description="keep_investing, develop_deeper, adjust_and_optimise or planned_exit."
+    )
     value_tier: str
     growth_tier: str
 
@@ -220,6 +222,15 @@ class ScoreResponse(BaseModel):
     customers: list[CustomerScore]
 
 
+class DriftOut(BaseModel):
+    rows: int = Field(description="Customers scored since this version was loaded.")
+    psi: dict[str, float] = Field(description="Population stability index per input feature.")
+    threshold: float = Field(
+        description="PSI above which the population has shifted enough to retrain (0.2)."
+    )
+    retrain: bool = Field(description="True when any feature's PSI is above the threshold.")
+
+
 class ModelInfo(BaseModel):
     family: str
     name: str
@@ -231,11 +242,17 @@ class ModelInfo(BaseModel):
     data_fingerprint: str | None
     git_commit: str | None
     loaded_at: str
+    drift: DriftOut | None = None
 
 
 class ModelsResponse(BaseModel):
     ready: bool
     error: str | None
+    errors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Last load error per family; the previous version keeps serving.",
+    )
+    reload_interval_seconds: float
     models: list[ModelInfo]
 
 

@@ -104,8 +104,12 @@ def _num(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _models(store: ModelStore) -> dict[str, Any]:
-    return {family: loaded.estimator for family, loaded in store.models.items()}
+def _track_drift(loaded: dict[str, Any], summary: pd.DataFrame, features: pd.DataFrame) -> None:
+    """Feed what is scored to each served version's drift monitor."""
+    for family, frame in (("segmentation", summary), ("clv", summary), ("churn", features)):
+        monitor = loaded[family].drift if family in loaded else None
+        if monitor is not None:
+            monitor.update(frame)
 
 
 def _clv_block(row: pd.Series, clv_model: Any) -> dict[str, Any]:
@@ -124,29 +128,33 @@ def _clv_block(row: pd.Series, clv_model: Any) -> dict[str, Any]:
 
 def segment_customers(
     store: ModelStore, customers: list[CustomerIn], as_of: date
-) -> list[dict[str, Any]]:
-    """Every scheme's label, with name, description and actions, per customer."""
+) -> dict[str, Any]:
+    """Every scheme's label, with name, description and actions, per customer
+    (``{"model_version", "customers"}``)."""
+    loaded = store.snapshot()
     summary, _ = build_features(customers, as_of)
-    frame = segment_frame(_models(store), summary)
-    segment_model = store.get("segmentation").estimator
+    frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary)
+    segment_model = loaded["segmentation"].estimator
     book = pb.load_playbook(store.settings.playbook)
-    return [
+    rows = [
         {"customer_id": c.customer_id, "segments": segment_model.describe_row(frame.iloc[i], book)}
         for i, c in enumerate(customers)
     ]
+    return {"model_version": loaded["segmentation"].version, "customers": rows}
 
 
-def score_customers(
-    store: ModelStore, customers: list[CustomerIn], as_of: date
-) -> list[dict[str, Any]]:
-    """Segments, churn, CLV, value at risk and the recommended action per customer."""
+def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> dict[str, Any]:
+    """Segments, churn, CLV, value at risk and the recommended action per customer, with the
+    versions that computed them (``{"model_versions", "customers"}``)."""
+    loaded = store.snapshot()  # one consistent set of versions for the whole request
     summary, features = build_features(customers, as_of)
-    frame = score_frame(_models(store), summary, features)
+    frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
+    _track_drift(loaded, summary, features)
     book = pb.load_playbook(store.settings.playbook)
     actions = recommended_actions(frame, book)
-    segment_model = store.get("segmentation").estimator
-    clv_model = store.get("clv").estimator
-    churn_horizon = int(float(store.get("churn").params.get("churn_horizon_days", 90)))
+    segment_model = loaded["segmentation"].estimator
+    clv_model = loaded["clv"].estimator
+    churn_horizon = int(float(loaded["churn"].params.get("churn_horizon_days", 90)))
     out = []
     for i, customer in enumerate(customers):
         row = frame.iloc[i]
@@ -164,4 +172,4 @@ def score_customers(
                 "recommended_action": actions.iloc[i].to_dict(),
             }
         )
-    return out
+    return {"model_versions": {f: m.version for f, m in loaded.items()}, "customers": out}

@@ -92,7 +92,7 @@ def promote(
     stored = challenger.tags.get("gate_metrics")
     if champion is not None and stored:
         metrics = json.loads(stored)
-        if metrics.get("champion_version") != champion.version:
+        if str(metrics.get("champion_version")) != str(champion.version):
             raise RegistryError(
                 f"{name} v{challenger.version} was compared with v{metrics.get('champion_version')}, "
                 f"but the champion is now v{champion.version}: run cvm retrain again"
@@ -153,7 +153,7 @@ def rollback(family: str, *, reason: str = "") -> tuple[str, str]:
         client, name, current.version, "rolled_back", reason or f"champion returned to v{previous}"
     )
     record_event(client, name, previous, "restored", reason or f"rollback from v{current.version}")
-    return current.version, previous
+    return str(current.version), str(previous)
 
 
 def alias_versions() -> dict[str, dict[str, str | None]]:
@@ -165,5 +165,5 @@ def alias_versions() -> dict[str, dict[str, str | None]]:
         out[family] = {}
         for alias in (CHAMPION, CHALLENGER):
             version = _version(client, name, alias)
-            out[family][alias] = version.version if version is not None else None
+            out[family][alias] = str(version.version) if version is not None else None
     return out

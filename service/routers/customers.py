@@ -36,8 +36,4 @@ def check_batch(body: ScoreRequest, store: ModelStore) -> None:
 def score(body: ScoreRequest, store: ReadyStoreDep) -> dict:
     check_batch(body, store)
     as_of = body.as_of or datetime.now(UTC).date()
-    return {
-        "as_of": as_of,
-        "model_versions": {f: m.version for f, m in store.models.items()},
-        "customers": score_customers(store, body.customers, as_of),
-    }
+    return {"as_of": as_of, **score_customers(store, body.customers, as_of)}

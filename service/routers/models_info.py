@@ -15,5 +15,7 @@ def list_models(store: ModelStoreDep) -> dict:
     return {
         "ready": store.ready,
         "error": store.error,
-        "models": [m.describe() for m in store.models.values()],
+        "errors": dict(store.errors),
+        "reload_interval_seconds": store.settings.reload_interval,
+        "models": [m.describe() for m in store.snapshot().values()],
     }

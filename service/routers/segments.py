@@ -24,11 +24,7 @@ router = APIRouter(prefix="/v1/segments", tags=["segments"])
 def segment(body: ScoreRequest, store: ReadyStoreDep) -> dict:
     check_batch(body, store)
     as_of = body.as_of or datetime.now(UTC).date()
-    return {
-        "as_of": as_of,
-        "model_version": store.get("segmentation").version,
-        "customers": segment_customers(store, body.customers, as_of),
-    }
+    return {"as_of": as_of, **segment_customers(store, body.customers, as_of)}
 
 
 @router.get(

@@ -1,0 +1,185 @@
+"""MLOps loop against a real server: train → serve → retrain on shifted data → promote →
+the running service answers with the new versions without a restart and without a failed
+request; a broken new version keeps the old one serving; rollback returns the old version."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+SUMMARY = {"frequency": 3, "recency": 200, "T": 300, "monetary_value": 50.0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lifecycle")
+    env = {
+        **os.environ,
+        "CVM_HOME": str(folder),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+    }
+    return folder, env
+
+
+def cvm(env, *args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(predicate, timeout=90.0, every=0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture(scope="module")
+def server(home):
+    folder, env = home
+    trained = cvm(env, "train", "--demo", "--demo-customers", "1500", "--seed", "1")
+    assert trained.returncode == 0, trained.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env={**env, "CVM_RELOAD_INTERVAL": "1"},
+        stdout=open(folder / "server.log", "w"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return httpx.get(f"{base}/health/ready", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        try:
+            wait_for(ready, timeout=300)
+        except AssertionError:
+            pytest.fail(
+                "server not ready in 300 s:\n" + (folder / "server.log").read_text()[-3000:]
+            )
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def served(base):
+    return {
+        m["family"]: m["version"]
+        for m in httpx.get(f"{base}/v1/models", timeout=10).json()["models"]
+    }
+
+
+def test_promote_swaps_versions_live_without_failed_requests(server, home):
+    _, env = home
+    assert served(server) == {"segmentation": "1", "churn": "1", "clv": "1"}
+    retrained = cvm(
+        env, "retrain", "--demo", "--demo-customers", "1500", "--seed", "9", "--as-of", "2026-03-31"
+    )
+    assert retrained.returncode == 0, retrained.stderr
+    assert "registered cvm-churn version 2 as @challenger" in retrained.stdout
+    assert "churn_roc_auc" in retrained.stdout  # the side-by-side comparison
+    assert served(server)["churn"] == "1"  # a challenger is not served
+
+    failures, versions, stop = [], set(), threading.Event()
+
+    def hammer():
+        payload = {"as_of": "2026-03-31", "customers": [{"customer_id": "x", "summary": SUMMARY}]}
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                response = client.post(f"{server}/v1/customers/score", json=payload)
+                if response.status_code != 200:
+                    failures.append(response.text)
+                else:
+                    versions.add(tuple(sorted(response.json()["model_versions"].items())))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        promoted = cvm(env, "promote", "--force", "--reason", "e2e test")
+        assert promoted.returncode == 0, promoted.stderr
+        wait_for(lambda: served(server) == {"segmentation": "2", "churn": "2", "clv": "2"})
+        time.sleep(1.0)  # keep requests flowing on the new versions
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert (("churn", "1"), ("clv", "1"), ("segmentation", "1")) in versions
+    assert (("churn", "2"), ("clv", "2"), ("segmentation", "2")) in versions
+
+
+def test_broken_new_version_keeps_the_old_one_serving(server, home):
+    folder, env = home
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(
+        tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"]
+    )
+    current = client.get_model_version_by_alias("cvm-clv", "champion")
+    served_version = str(current.version)
+    source = Path(
+        mlflow.artifacts.download_artifacts(
+            client.get_model_version_download_uri("cvm-clv", current.version),
+            tracking_uri=env["MLFLOW_TRACKING_URI"],
+        )
+    )
+    broken = folder / "broken_clv"
+    shutil.copytree(source, broken)
+    for joblib_file in broken.rglob("clv.joblib"):
+        joblib_file.write_bytes(b"not a model")
+    version = client.create_model_version("cvm-clv", str(broken), run_id=current.run_id)
+    client.set_registered_model_alias("cvm-clv", "champion", version.version)
+    try:
+        body = httpx.post(f"{server}/v1/admin/reload", timeout=120).json()
+        assert "clv" in body["errors"]
+        assert body["versions"]["clv"] == served_version
+        models = httpx.get(f"{server}/v1/models", timeout=10).json()
+        assert "clv" in models["errors"]
+        payload = {"customers": [{"customer_id": "x", "summary": SUMMARY}]}
+        response = httpx.post(f"{server}/v1/customers/score", json=payload, timeout=30)
+        assert response.status_code == 200
+        assert response.json()["model_versions"]["clv"] == served_version
+    finally:
+        client.set_registered_model_alias("cvm-clv", "champion", served_version)  # repair
+
+
+def test_rollback_serves_the_previous_champion_again(server, home):
+    _, env = home
+    rolled = cvm(env, "rollback", "--family", "churn", "--reason", "e2e test")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "from v2 to v1" in rolled.stdout
+    wait_for(lambda: served(server)["churn"] == "1")

@@ -1,0 +1,76 @@
+"""Promotion gate, rollback and alias history on a registry of its own."""
+
+import pytest
+from mlflow import MlflowClient
+
+from training import registry
+from training.cli import main
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/registry.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("CVM_HOME", str(tmp_path))
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("cvm-churn")
+    for _ in range(2):
+        client.create_model_version("cvm-churn", source=str(tmp_path / "model"))
+    client.set_registered_model_alias("cvm-churn", "champion", "1")
+    client.set_registered_model_alias("cvm-churn", "challenger", "2")
+    return client
+
+
+def compare(champion_auc, challenger_auc, champion_version="1"):
+    registry.save_comparison(
+        "churn",
+        "2",
+        champion_version,
+        {"churn_roc_auc": champion_auc, "churn_brier": 0.10},
+        {"churn_roc_auc": challenger_auc, "churn_brier": 0.10},
+    )
+
+
+def test_worse_challenger_is_refused_and_the_metric_named(store, capsys):
+    compare(0.82, 0.70)
+    assert main(["promote", "--family", "churn"]) == 3
+    captured = capsys.readouterr()
+    assert "refused" in captured.out
+    assert "churn_roc_auc 0.7000 vs champion 0.8200 (WORSE" in captured.err
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
+
+
+def test_tolerance_is_configurable(store):
+    compare(0.82, 0.815)
+    assert main(["promote", "--family", "churn", "--tolerance", "churn_roc_auc=0"]) == 3
+    assert main(["promote", "--family", "churn", "--tolerance", "churn_roc_auc=0.01"]) == 0
+
+
+def test_promotion_records_history_and_rollback_restores(store):
+    compare(0.80, 0.83)
+    assert main(["promote", "--family", "churn", "--reason", "better AUC"]) == 0
+    new = store.get_model_version("cvm-churn", "2")
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "2"
+    assert new.tags["previous_champion"] == "1"
+    events = [v for k, v in new.tags.items() if k.startswith("event.") and k.endswith(".promoted")]
+    assert len(events) == 1 and "better AUC" in events[0] and " by " in events[0]
+    with pytest.raises(Exception):  # the challenger alias is gone
+        store.get_model_version_by_alias("cvm-churn", "challenger")
+    assert main(["rollback", "--family", "churn", "--reason", "incident 42"]) == 0
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
+    rolled = store.get_model_version("cvm-churn", "2").tags
+    assert any(k.endswith(".rolled_back") and "incident 42" in v for k, v in rolled.items())
+
+
+def test_stale_comparison_and_forced_promotion(store, capsys):
+    compare(0.80, 0.60, champion_version="7")
+    assert main(["promote", "--family", "churn"]) == 3
+    assert "compared with v7" in capsys.readouterr().err
+    compare(0.80, 0.60)
+    assert main(["promote", "--family", "churn", "--force"]) == 0
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "2"
+
+
+def test_rollback_without_history_is_a_clear_error(store, capsys):
+    assert main(["rollback", "--family", "churn"]) == 2
+    assert "no previous champion" in capsys.readouterr().err
