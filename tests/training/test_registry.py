@@ -2,6 +2,7 @@
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from training import registry
 from training.cli import main
@@ -54,7 +55,7 @@ def test_promotion_records_history_and_rollback_restores(store):
     assert new.tags["previous_champion"] == "1"
     events = [v for k, v in new.tags.items() if k.startswith("event.") and k.endswith(".promoted")]
     assert len(events) == 1 and "better AUC" in events[0] and " by " in events[0]
-    with pytest.raises(Exception):  # the challenger alias is gone
+    with pytest.raises(MlflowException):  # the challenger alias is gone
         store.get_model_version_by_alias("cvm-churn", "challenger")
     assert main(["rollback", "--family", "churn", "--reason", "incident 42"]) == 0
     assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
