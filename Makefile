@@ -11,7 +11,7 @@ PORT   ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run test test-fast lint format train serve ui bench clean help
+.PHONY: install run test test-fast lint format train retrain serve ui bench clean help
 
 help:
 	@echo "make run | test | lint | format | train | serve | ui | bench | clean"
@@ -46,6 +46,11 @@ format: install
 
 train: install
 	$(BIN)/cvm train --demo
+
+# Scheduled retraining: make retrain TRANSACTIONS=exports/tx.csv CUSTOMERS=exports/customers.csv
+retrain: install
+	$(BIN)/cvm retrain --transactions $(TRANSACTIONS) $(if $(CUSTOMERS),--customers $(CUSTOMERS))
+	$(BIN)/cvm promote
 
 serve: install
 	$(BIN)/cvm serve --host $(HOST) --port $(PORT)
