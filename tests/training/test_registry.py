@@ -4,7 +4,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from training import registry
+from training import registry, tracking
 from training.cli import main
 
 
@@ -19,7 +19,9 @@ def store(tmp_path, monkeypatch):
         client.create_model_version("cvm-churn", source=str(tmp_path / "model"))
     client.set_registered_model_alias("cvm-churn", "champion", "1")
     client.set_registered_model_alias("cvm-churn", "challenger", "2")
-    return client
+    yield client
+    monkeypatch.undo()
+    tracking.setup()  # MLflow's process-wide URI back to the session's store
 
 
 def compare(champion_auc, challenger_auc, champion_version="1"):

@@ -11,6 +11,7 @@ from training import tracking
 
 @pytest.mark.parametrize("family", ["segmentation", "churn", "clv"])
 def test_registered_pyfunc_loads_and_scores_like_the_estimator(trained_store, family):
+    tracking.setup()  # "models:/" URIs resolve against MLflow's process-wide store
     name = f"cvm-{family}"
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     assert model.metadata.signature is not None
@@ -31,7 +32,7 @@ def test_registered_pyfunc_loads_and_scores_like_the_estimator(trained_store, fa
 
 
 def test_run_logs_params_metrics_fingerprint_plots_and_lineage(trained_store):
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=trained_store["uri"], registry_uri=trained_store["uri"])
     run_id = trained_store["registered"]["clv"]["run_id"]
     run = client.get_run(run_id)
     assert run.data.params["as_of"] == "2025-12-31"
