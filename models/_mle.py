@@ -122,7 +122,10 @@ class MLEModel(BaseEstimator):
             for i in range(len(log_params)):
                 e = np.zeros(len(log_params))
                 e[i] = 1e-6
-                g[i] = -(self._negll(log_params + e, data, w) - self._negll(log_params - e, data, w)) / 2e-6
+                g[i] = (
+                    -(self._negll(log_params + e, data, w) - self._negll(log_params - e, data, w))
+                    / 2e-6
+                )
         return -np.where(np.isfinite(g), g, 0.0)
 
     def _has_gradient(self) -> bool:
@@ -176,7 +179,9 @@ class MLEModel(BaseEstimator):
             cov = np.full_like(hess, np.nan)
         self.log_covariance_ = cov
         se_log = np.sqrt(np.diag(cov))
-        self.standard_errors_ = dict(zip(self._param_names, (values * se_log).tolist(), strict=True))
+        self.standard_errors_ = dict(
+            zip(self._param_names, (values * se_log).tolist(), strict=True)
+        )
         self.confidence_intervals_ = {
             name: (float(np.exp(lp - Z95 * s)), float(np.exp(lp + Z95 * s)))
             for name, lp, s in zip(self._param_names, log_params, se_log, strict=True)
@@ -207,7 +212,10 @@ class MLEModel(BaseEstimator):
 
 
 def delta_standard_error(
-    fn: Callable[[np.ndarray], np.ndarray], log_params: np.ndarray, cov: np.ndarray, value: np.ndarray
+    fn: Callable[[np.ndarray], np.ndarray],
+    log_params: np.ndarray,
+    cov: np.ndarray,
+    value: np.ndarray,
 ) -> np.ndarray:
     """se of ``fn(exp(log_params))`` from the log-parameter covariance (forward differences)."""
     if not np.all(np.isfinite(cov)):

@@ -163,7 +163,9 @@ class _PurchaseModel(MLEModel):
         value_per_purchase = np.asarray(spend, dtype=float) * np.asarray(margin, dtype=float)
 
         def fn(p: np.ndarray) -> np.ndarray:
-            purchases = self.discounted_purchases(p, horizon, discount_rate, x, t_x, t, periods_per_year)
+            purchases = self.discounted_purchases(
+                p, horizon, discount_rate, x, t_x, t, periods_per_year
+            )
             return purchases * value_per_purchase
 
         value, low, high = self.delta_interval(fn)
@@ -226,7 +228,9 @@ class BGNBD(_PurchaseModel):
         g_alpha = wx.sum() * r / alpha - np.dot(ww3, rx * inv_t) - np.dot(ww4, rx * inv_tx)
         dab = special.digamma(a + b)
         g_a = np.dot(wx, dab - special.digamma(a + b + ux)) + ww4.sum() / a
-        g_b = np.dot(wx, dab + special.digamma(b + ux) - special.digamma(b) - special.digamma(a + b + ux))
+        g_b = np.dot(
+            wx, dab + special.digamma(b + ux) - special.digamma(b) - special.digamma(a + b + ux)
+        )
         g_b -= np.dot(ww4, inv_bx1)
         return np.array([g_r, g_alpha, g_a, g_b]) * params
 
@@ -279,7 +283,9 @@ class ParetoNBD(_PurchaseModel):
         diff = abs(alpha - beta)
 
         def log_f(y):
-            return np.log(special.hyp2f1(big, second, big + 1, diff / (top + y))) - big * np.log(top + y)
+            return np.log(special.hyp2f1(big, second, big + 1, diff / (top + y))) - big * np.log(
+                top + y
+            )
 
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lf_tx, lf_t = log_f(t_x), log_f(t)
@@ -392,6 +398,27 @@ class GammaGamma(MLEModel):
 PURCHASE_MODELS: dict[str, type[_PurchaseModel]] = {"bgnbd": BGNBD, "paretonbd": ParetoNBD}
 
 
+def learn_margin(summary: pd.DataFrame, margin: float | None) -> tuple[float, str]:
+    """(margin, source): the configured one, else profit/revenue over customers with known
+    costs, else 1.0 (CLV in revenue)."""
+    if margin is not None:
+        return float(margin), "configured"
+    if "total_profit" in summary and summary["total_profit"].notna().any():
+        known = summary["total_profit"].notna()
+        profit = float(summary.loc[known, "total_profit"].sum())
+        return profit / max(float(summary.loc[known, "total_revenue"].sum()), 1e-12), "data"
+    return 1.0, "none: CLV is revenue, no cost data"
+
+
+def customer_margins(summary: pd.DataFrame, margin: float, source: str) -> np.ndarray:
+    """Each customer's own margin rate when margins come from the data, else ``margin``."""
+    margins = np.full(len(summary), margin)
+    if source == "data" and "margin_rate" in summary:
+        own = summary["margin_rate"].to_numpy(dtype=float)
+        margins = np.where(np.isfinite(own), own, margins)
+    return margins
+
+
 class CLVModel(BaseEstimator):
     """Discounted customer lifetime value: a purchase model + Gamma-Gamma spend.
 
@@ -454,16 +481,7 @@ class CLVModel(BaseEstimator):
                 field="monetary_value",
             )
         self.gamma_gamma_ = GammaGamma().fit(x[repeat], monetary[repeat])
-        if self.margin is not None:
-            self.margin_, self.margin_source_ = float(self.margin), "configured"
-        elif "total_profit" in summary and summary["total_profit"].notna().any():
-            profit = summary["total_profit"].to_numpy(dtype=float)
-            revenue = summary["total_revenue"].to_numpy(dtype=float)
-            ok = np.isfinite(profit)
-            self.margin_ = float(profit[ok].sum() / max(revenue[ok].sum(), 1e-12))
-            self.margin_source_ = "data"
-        else:
-            self.margin_, self.margin_source_ = 1.0, "none: CLV is revenue, no cost data"
+        self.margin_, self.margin_source_ = learn_margin(summary, self.margin)
         # "High value" for recommendations: the top fifth of the training population's CLV.
         self.high_value_threshold_ = float(np.quantile(self.predict(summary)["clv"], 0.8))
         return self
@@ -478,13 +496,6 @@ class CLVModel(BaseEstimator):
         self._check_fitted()
         return self.purchase_model_
 
-    def _margins(self, summary: pd.DataFrame) -> np.ndarray:
-        margins = np.full(len(summary), self.margin_)
-        if self.margin_source_ == "data" and "margin_rate" in summary:
-            own = summary["margin_rate"].to_numpy(dtype=float)
-            margins = np.where(np.isfinite(own), own, margins)
-        return margins
-
     def predict(self, summary: pd.DataFrame) -> pd.DataFrame:
         """Per customer: expected purchases and spend over the horizon, P(alive), CLV ± 95 %.
 
@@ -496,7 +507,7 @@ class CLVModel(BaseEstimator):
         self._check_fitted()
         x, t_x, t = self._rft(summary)
         monetary = np.nan_to_num(summary["monetary_value"].to_numpy(dtype=float))
-        margins = self._margins(summary)
+        margins = customer_margins(summary, self.margin_, self.margin_source_)
         purchases, spend_model = self.purchase_model_, self.gamma_gamma_
         horizon = self.horizon_days / self.time_unit_days
         per_year = 365.25 / self.time_unit_days
@@ -506,7 +517,9 @@ class CLVModel(BaseEstimator):
         def fn(p: np.ndarray) -> np.ndarray:
             bg = p[:n_bg]
             gg = dict(zip(spend_model._param_names, p[n_bg:], strict=True))
-            counts = purchases.discounted_purchases(bg, horizon, self.discount_rate, x, t_x, t, per_year)
+            counts = purchases.discounted_purchases(
+                bg, horizon, self.discount_rate, x, t_x, t, per_year
+            )
             return counts * spend_model.expected_spend(x, monetary, gg) * margins
 
         log_params = np.r_[purchases.log_params_, spend_model.log_params_]

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from models._mle import Z95, delta_standard_error
+from models.clv import customer_margins, learn_margin
 from models.clv_discrete import ShiftedBetaGeometric
 from models.exceptions import InvalidInputError, NotFittedError
 from models.features import end_of_day
@@ -37,7 +38,9 @@ def contract_durations(
     ``churned`` = 1 without a date, the last purchase), or ``as_of`` for active customers.
     """
     end = end_of_day(as_of).normalize()
-    table = customers.assign(customer_id=customers["customer_id"].astype(str)).set_index("customer_id")
+    table = customers.assign(customer_id=customers["customer_id"].astype(str)).set_index(
+        "customer_id"
+    )
     table = table.reindex(summary.index)
     first_purchase = end - pd.to_timedelta(summary["tenure_days"], unit="D")
     last_purchase = end - pd.to_timedelta(summary["days_since_last"], unit="D")
@@ -63,7 +66,9 @@ def contract_durations(
     churned &= ~(churn_date > end)
     elapsed = (stop - start).dt.days.to_numpy(dtype=float) / period_days
     duration = np.where(churned, np.maximum(np.ceil(elapsed), 1), np.maximum(np.floor(elapsed), 0))
-    return pd.DataFrame({"duration": duration, "churned": churned.astype(int).to_numpy()}, index=summary.index)
+    return pd.DataFrame(
+        {"duration": duration, "churned": churned.astype(int).to_numpy()}, index=summary.index
+    )
 
 
 class ContractualCLV(BaseEstimator):
@@ -89,19 +94,18 @@ class ContractualCLV(BaseEstimator):
         self.discount_rate = discount_rate
         self.margin = margin
 
-    def fit(self, summary: pd.DataFrame, y: Any = None, *, customers: pd.DataFrame, as_of: Any) -> ContractualCLV:
+    def fit(
+        self, summary: pd.DataFrame, y: Any = None, *, customers: pd.DataFrame, as_of: Any
+    ) -> ContractualCLV:
         if not has_contract_data(customers):
-            raise InvalidInputError("the customer table has no churned/churn_date column", field="churned")
+            raise InvalidInputError(
+                "the customer table has no churned/churn_date column", field="churned"
+            )
         durations = contract_durations(customers, summary, as_of, self.period_days)
-        self.retention_ = ShiftedBetaGeometric().fit_durations(durations["duration"], durations["churned"])
-        if self.margin is not None:
-            self.margin_, self.margin_source_ = float(self.margin), "configured"
-        elif "total_profit" in summary and summary["total_profit"].notna().any():
-            ok = summary["total_profit"].notna()
-            self.margin_ = float(summary.loc[ok, "total_profit"].sum() / max(summary.loc[ok, "total_revenue"].sum(), 1e-12))
-            self.margin_source_ = "data"
-        else:
-            self.margin_, self.margin_source_ = 1.0, "none: CLV is revenue, no cost data"
+        self.retention_ = ShiftedBetaGeometric().fit_durations(
+            durations["duration"], durations["churned"]
+        )
+        self.margin_, self.margin_source_ = learn_margin(summary, self.margin)
         self.high_value_threshold_ = float(np.quantile(self.predict(summary)["clv"], 0.8))
         return self
 
@@ -111,10 +115,7 @@ class ContractualCLV(BaseEstimator):
         tenure = np.floor(summary["tenure_days"].to_numpy(dtype=float) / self.period_days)
         periods = max(1, int(round(self.horizon_days / self.period_days)))
         value = summary["total_revenue"].to_numpy(dtype=float) / np.maximum(tenure, 1)
-        margins = np.full(len(summary), self.margin_)
-        if self.margin_source_ == "data" and "margin_rate" in summary:
-            own = summary["margin_rate"].to_numpy(dtype=float)
-            margins = np.where(np.isfinite(own), own, margins)
+        margins = customer_margins(summary, self.margin_, self.margin_source_)
         k = np.arange(periods)
         discount = (1 + self.discount_rate) ** (-(k * self.period_days) / 365.25)
         names = self.retention_._param_names
@@ -129,7 +130,9 @@ class ContractualCLV(BaseEstimator):
 
         base = self.retention_._param_array()
         clv = fn(base)
-        se = delta_standard_error(fn, self.retention_.log_params_, self.retention_.log_covariance_, clv)
+        se = delta_standard_error(
+            fn, self.retention_.log_params_, self.retention_.log_covariance_, clv
+        )
         return pd.DataFrame(
             {
                 "expected_purchases": survival_ratio(base).sum(axis=1),
@@ -144,4 +147,6 @@ class ContractualCLV(BaseEstimator):
         )
 
     def params(self) -> dict[str, float]:
-        return {f"sbg_{k}": v for k, v in self.retention_.params_.items()} | {"margin": self.margin_}
+        return {f"sbg_{k}": v for k, v in self.retention_.params_.items()} | {
+            "margin": self.margin_
+        }

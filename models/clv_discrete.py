@@ -66,7 +66,10 @@ class BGBB(MLEModel):
         base_ab = special.betaln(alpha, beta)
         base_gd = special.betaln(gamma, delta)
         terms = [
-            special.betaln(alpha + x, beta + n - x) - base_ab + special.betaln(gamma, delta + n) - base_gd
+            special.betaln(alpha + x, beta + n - x)
+            - base_ab
+            + special.betaln(gamma, delta + n)
+            - base_gd
         ]
         longest = int(np.max(n - t_x)) if len(n) else 0
         for i in range(longest):  # the customer died after opportunity t_x + i
@@ -115,9 +118,9 @@ class BGBB(MLEModel):
             + special.gammaln(gamma + delta)
             - special.gammaln(1 + delta)
         )
-        bracket = np.exp(special.gammaln(1 + delta + n) - special.gammaln(gamma + delta + n)) - np.exp(
-            special.gammaln(1 + delta + n + t) - special.gammaln(gamma + delta + n + t)
-        )
+        bracket = np.exp(
+            special.gammaln(1 + delta + n) - special.gammaln(gamma + delta + n)
+        ) - np.exp(special.gammaln(1 + delta + n + t) - special.gammaln(gamma + delta + n + t))
         if gamma <= 1:  # the closed form needs gamma > 1; sum the periods instead
             return self._expected_by_sum(p, t, x, t_x, n)
         return np.exp(log_front - log_l) * bracket
@@ -162,7 +165,9 @@ class ShiftedBetaGeometric(MLEModel):
         """Maximum-likelihood fit on one cohort's survivor counts; returns self."""
         counts = as_array("active", active)
         if len(counts) < 2:
-            raise InvalidInputError("active needs the cohort size and at least one period", field="active")
+            raise InvalidInputError(
+                "active needs the cohort size and at least one period", field="active"
+            )
         if (counts < 0).any() or (np.diff(counts) > 0).any():
             raise InvalidInputError(
                 "active must be non-negative and never increase (lost customers do not return)",
@@ -176,7 +181,9 @@ class ShiftedBetaGeometric(MLEModel):
         self.n_obs_ = float(counts[0])
         return self
 
-    def fit_durations(self, duration: Any, churned: Any, weights: Any = None) -> ShiftedBetaGeometric:
+    def fit_durations(
+        self, duration: Any, churned: Any, weights: Any = None
+    ) -> ShiftedBetaGeometric:
         """Fit on individual customers with different observation lengths.
 
         ``duration``: whole periods each customer was observed (≥ 1 for churned customers:
@@ -190,12 +197,16 @@ class ShiftedBetaGeometric(MLEModel):
         if ((d < 0) | (d != np.floor(d))).any():
             raise InvalidInputError("duration must be whole periods ≥ 0", field="duration")
         if (~np.isin(c, (0, 1))).any() or ((c == 1) & (d < 1)).any():
-            raise InvalidInputError("churned must be 0/1, with duration ≥ 1 when 1", field="churned")
+            raise InvalidInputError(
+                "churned must be 0/1, with duration ≥ 1 when 1", field="churned"
+            )
         (d, c), w = collapse(d, c, weights=weights)
         lost = np.where(c == 1, w, 0.0)
         kept = np.where(c == 0, w, 0.0)
         init = self.initial_params or {"alpha": 1.0, "beta": 1.0}
-        self._fit_mle(("durations", d, lost, kept), np.ones(1), np.log([init[k] for k in self._param_names]))
+        self._fit_mle(
+            ("durations", d, lost, kept), np.ones(1), np.log([init[k] for k in self._param_names])
+        )
         self.n_obs_ = float(w.sum())
         return self
 
@@ -203,7 +214,9 @@ class ShiftedBetaGeometric(MLEModel):
         alpha, beta = params
         if isinstance(data[0], str):  # ("durations", duration, lost, kept)
             _, d, lost, kept = data
-            log_p = special.betaln(alpha + 1, beta + np.maximum(d, 1) - 1) - special.betaln(alpha, beta)
+            log_p = special.betaln(alpha + 1, beta + np.maximum(d, 1) - 1) - special.betaln(
+                alpha, beta
+            )
             log_s = special.betaln(alpha, beta + d) - special.betaln(alpha, beta)
             return np.array([np.dot(lost, log_p) + np.dot(kept, log_s)])
         periods, lost, survivors, last = data

@@ -4,7 +4,6 @@ request; a broken new version keeps the old one serving; rollback returns the ol
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -14,15 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.server import ROOT, running_server, wait_for
+
 pytestmark = pytest.mark.e2e
 SUMMARY = {"frequency": 3, "recency": 200, "T": 300, "monetary_value": 50.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,51 +41,13 @@ def cvm(env, *args, timeout=600):
     )
 
 
-def wait_for(predicate, timeout=90.0, every=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture(scope="module")
 def server(home):
     folder, env = home
     trained = cvm(env, "train", "--demo", "--demo-customers", "1500", "--seed", "1")
     assert trained.returncode == 0, trained.stderr
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env={**env, "CVM_RELOAD_INTERVAL": "1"},
-        stdout=open(folder / "server.log", "w"),  # noqa: SIM115 - closed with the process
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return httpx.get(f"{base}/health/ready", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        try:
-            wait_for(ready, timeout=300)
-        except AssertionError:
-            pytest.fail(
-                "server not ready in 300 s:\n" + (folder / "server.log").read_text()[-3000:]
-            )
+    with running_server({**env, "CVM_RELOAD_INTERVAL": "1"}, folder / "server.log") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def served(base):

@@ -1,62 +1,24 @@
 """The real server process: start on a free local port, wait for readiness, score over HTTP."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.server import running_server
+
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(trained_store):
-    port = free_port()
+def server(trained_store, tmp_path_factory):
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": trained_store["uri"],
         "CVM_HOME": trained_store["home"],
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"server exited early:\n{process.stdout.read()}")
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("server not ready within 120 s")
+    with running_server(env, tmp_path_factory.mktemp("server") / "server.log") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_score_demo_customer_over_http(server, demo_data):
