@@ -140,7 +140,7 @@ class TableEncoder:
         return np.array([k == "categorical" for k in self.kinds_], dtype=bool)
 
     def transform(self, X: Any) -> np.ndarray:
-        """The float matrix of the fitted columns (ignored columns are all-NaN)."""
+        """The float matrix of the fitted columns (ignored columns are constant 0)."""
         X = as_frame(X)
         missing = [c for c in self.columns_ if c not in X.columns]
         if missing:
@@ -148,6 +148,7 @@ class TableEncoder:
         out = np.full((len(X), len(self.columns_)), np.nan, dtype=float)
         for j, (name, kind) in enumerate(zip(self.columns_, self.kinds_, strict=True)):
             if kind == "ignored":
+                out[:, j] = 0.0
                 continue
             column = X[name]
             if kind == "numeric":

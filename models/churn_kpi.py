@@ -1,0 +1,278 @@
+"""Churn KPIs of seed 002 and value at risk: pure functions, no model needed.
+
+- :func:`churn_rate`: the seed's rate ``[start − (end − new)] / end`` beside the conventional
+  ``lost / start``, each named (DOMAIN.md §2: 3,000 / 500 new / 3,300 → 6.06 % and 6.67 %).
+- :func:`churn_loss`: revenue of the lost customers × profit margin (1,500,000; 810,000).
+- :func:`churn_by_period`: both rates by segment and period from data, with the change on the
+  previous period (seed 004's month-on-month change rate) and the loss.
+- :func:`value_at_risk`: P(churn) × CLV, high-value high-risk customers first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.churn import risk_band
+from models.exceptions import InvalidInputError
+from models.features import end_of_day
+
+TOTAL = "all"  # the segment label of the rows over every customer
+
+
+@dataclass(frozen=True)
+class ChurnRate:
+    """Customers at the start and end of a period, new ones, lost ones and both rates."""
+
+    customers_start: float
+    new_customers: float
+    customers_end: float
+    lost_customers: float
+    churn_rate: float  # seed 002: lost / customers at the end
+    conventional_churn_rate: float  # lost / customers at the start
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def churn_rate(start: float, end: float, new: float) -> ChurnRate:
+    """Seed 002's churn rate ``[start − (end − new)] / end`` and the conventional rate.
+
+    Lost customers are ``start − (end − new)``; ``churn_rate`` divides them by the customers
+    at the end, as the seed does, and ``conventional_churn_rate`` by those at the start.
+    A rate whose denominator is 0 is NaN.
+    """
+    for name, value in (("start", start), ("end", end), ("new", new)):
+        if not math.isfinite(value) or value < 0:
+            raise InvalidInputError(f"{name} must be a non-negative number", field=name)
+    lost = start - (end - new)
+    if lost < 0:
+        raise InvalidInputError(
+            "end − new exceeds start: more customers stayed than there were", field="end"
+        )
+    return ChurnRate(
+        customers_start=start,
+        new_customers=new,
+        customers_end=end,
+        lost_customers=lost,
+        churn_rate=lost / end if end > 0 else float("nan"),
+        conventional_churn_rate=lost / start if start > 0 else float("nan"),
+    )
+
+
+def churn_loss(revenue: Any, margin: float, *, lost: float | None = None) -> float:
+    """Seed 002's churn loss: revenue of the lost customers × profit margin (currency).
+
+    ``revenue`` is either each lost customer's revenue (a sequence or array) or their total
+    (a number); with ``lost`` it is the revenue *per* lost customer (e.g. an ARPU; the seed
+    leaves this year's or last year's open, so it is the caller's choice) and is multiplied
+    by ``lost``. Rounded to cents.
+    """
+    if not math.isfinite(margin):
+        raise InvalidInputError("margin must be a number", field="margin")
+    values = np.atleast_1d(np.asarray(revenue, dtype=float))
+    if not np.isfinite(values).all():
+        raise InvalidInputError("revenue must be finite numbers", field="revenue")
+    if lost is not None:
+        if values.size != 1 or lost < 0:
+            raise InvalidInputError("with lost, give one revenue per lost customer", field="lost")
+        total = float(values[0]) * lost
+    else:
+        total = math.fsum(values.tolist())
+    return round(total * margin, 2)
+
+
+def _boundaries(start: object, end: object, freq: str) -> pd.DatetimeIndex:
+    edges = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=freq)  # type: ignore[arg-type]
+    if len(edges) < 2:
+        raise InvalidInputError(
+            f"{start} to {end} holds fewer than two '{freq}' period boundaries", field="freq"
+        )
+    return edges
+
+
+def active_from_transactions(
+    transactions: pd.DataFrame, dates: pd.DatetimeIndex, active_days: int = 365
+) -> pd.DataFrame:
+    """Customers (rows) active at each date (columns): a purchase in the ``active_days``
+    days up to the end of that date (non-contractual "still a customer")."""
+    stamps = pd.to_datetime(transactions["timestamp"]).to_numpy()
+    ids = transactions["customer_id"].astype(str).to_numpy()
+    columns = {}
+    for date in dates:
+        end = end_of_day(date)
+        window = (stamps > (end - pd.Timedelta(days=active_days)).to_datetime64()) & (
+            stamps <= end.to_datetime64()
+        )
+        columns[date] = pd.Series(True, index=pd.unique(ids[window]), dtype=bool)
+    frame = pd.DataFrame(columns).fillna(False).astype(bool)
+    return frame.rename_axis("customer_id")
+
+
+def active_from_contracts(customers: pd.DataFrame, dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """Customers (rows) holding a contract at the end of each date (columns): signed up by
+    then (``signup_date``, when present) and no ``churn_date`` on or before it."""
+    index = customers["customer_id"].astype(str)
+    signup = (
+        pd.to_datetime(customers["signup_date"])
+        if "signup_date" in customers.columns
+        else pd.Series(pd.NaT, index=customers.index, dtype="datetime64[ns]")
+    )
+    gone = pd.to_datetime(customers["churn_date"]) if "churn_date" in customers.columns else None
+    columns = {}
+    for date in dates:
+        end = end_of_day(date)
+        active = ~(signup > end)
+        if gone is not None:
+            active &= ~(gone <= end)
+        columns[date] = active.to_numpy(dtype=bool)
+    return pd.DataFrame(columns, index=index.rename("customer_id"))
+
+
+def _lost_revenue(
+    transactions: pd.DataFrame, lost: pd.Series, date: pd.Timestamp, active_days: int
+) -> float:
+    """Revenue in the ``active_days`` before ``date`` of the customers flagged in ``lost``."""
+    stamps = pd.to_datetime(transactions["timestamp"])
+    end = end_of_day(date)
+    window = (stamps > end - pd.Timedelta(days=active_days)) & (stamps <= end)
+    ids = set(lost.index[lost.to_numpy(dtype=bool)])
+    rows = window & transactions["customer_id"].astype(str).isin(ids)
+    return float(transactions.loc[rows, "amount"].sum())
+
+
+def churn_by_period(
+    active: pd.DataFrame,
+    segments: pd.Series | None = None,
+    *,
+    transactions: pd.DataFrame | None = None,
+    active_days: int = 365,
+    margin: float | None = None,
+) -> pd.DataFrame:
+    """Churn rate by segment and period from an activity matrix.
+
+    ``active`` has one row per customer and one boolean column per period boundary (from
+    :func:`active_from_transactions` or :func:`active_from_contracts`). For the period between two boundaries: customers at the start are
+    those active at the first, at the end those active at the second, lost ones were active at
+    the start and not at the end, new ones the reverse (first purchase or return), so
+    ``lost = start − (end − new)`` exactly as in seed 002.
+
+    ``segments`` maps customer_id → segment label (missing → "unknown"); rows for every
+    customer carry the segment ``"all"``. With ``transactions``, ``lost_revenue`` is the lost
+    customers' revenue over the ``active_days`` before the period, and with ``margin`` too,
+    ``churn_loss`` = lost_revenue × margin.
+
+    Columns: ``segment``, ``period_start``, ``period_end``, ``customers_start``,
+    ``new_customers``, ``customers_end``, ``lost_customers``, ``churn_rate`` (seed: lost /
+    end), ``conventional_churn_rate`` (lost / start), ``churn_rate_change`` (difference to the
+    segment's previous period, in rate units), ``churn_rate_change_pct`` (that difference /
+    the previous rate), and ``lost_revenue`` / ``churn_loss`` when computable.
+    """
+    dates = list(active.columns)
+    if len(dates) < 2:
+        raise InvalidInputError("need at least two period boundaries", field="active")
+    labels = pd.Series(TOTAL, index=active.index, dtype=object)
+    groups: list[tuple[str, pd.Index]] = [(TOTAL, active.index)]
+    if segments is not None:
+        seg = segments.copy()
+        seg.index = seg.index.astype(str)
+        labels = seg.reindex(active.index).astype(object).where(lambda s: s.notna(), "unknown")
+        groups += [(str(k), idx) for k, idx in labels.groupby(labels, sort=True).groups.items()]
+    rows = []
+    for name, members in groups:
+        sub = active.loc[members]
+        for before, after in zip(dates[:-1], dates[1:], strict=True):
+            at_start, at_end = sub[before], sub[after]
+            lost = at_start & ~at_end
+            rate = churn_rate(
+                float(at_start.sum()), float(at_end.sum()), float((at_end & ~at_start).sum())
+            )
+            row: dict[str, Any] = {"segment": name, "period_start": before, "period_end": after}
+            row.update(rate.as_dict())
+            if transactions is not None:
+                revenue = _lost_revenue(transactions, lost, pd.Timestamp(before), active_days)
+                row["lost_revenue"] = revenue
+                if margin is not None:
+                    row["churn_loss"] = churn_loss(revenue, margin)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    previous = table.groupby("segment", sort=False)["churn_rate"].shift(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = {
+            "churn_rate_change": table["churn_rate"] - previous,
+            "churn_rate_change_pct": (table["churn_rate"] - previous) / previous,
+        }
+    first = list(table.columns[: list(table.columns).index("conventional_churn_rate") + 1])
+    rest = [c for c in table.columns if c not in first]
+    return pd.concat([table[first], pd.DataFrame(change), table[rest]], axis=1)
+
+
+def churn_table(
+    start: object,
+    end: object,
+    *,
+    freq: str = "MS",
+    transactions: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    segment: str | pd.Series | None = None,
+    active_days: int = 365,
+    margin: float | None = None,
+) -> pd.DataFrame:
+    """:func:`churn_by_period` over the periods of ``freq`` boundaries from ``start`` to ``end``.
+
+    Contractual when ``customers`` has ``churn_date`` (contract held at each boundary),
+    otherwise from ``transactions`` (a purchase in the last ``active_days``). ``segment`` is
+    a column of ``customers`` or a Series customer_id → label.
+    """
+    dates = _boundaries(start, end, freq)
+    if customers is not None and "churn_date" in customers.columns:
+        active = active_from_contracts(customers, dates)
+    elif transactions is not None:
+        active = active_from_transactions(transactions, dates, active_days)
+    else:
+        raise InvalidInputError(
+            "give transactions, or customers with a churn_date column", field="transactions"
+        )
+    segments: pd.Series | None
+    if isinstance(segment, str):
+        if customers is None or segment not in customers.columns:
+            raise InvalidInputError(f"customers lack the segment column '{segment}'", field=segment)
+        segments = customers.set_index(customers["customer_id"].astype(str))[segment]
+    else:
+        segments = segment
+    return churn_by_period(
+        active, segments, transactions=transactions, active_days=active_days, margin=margin
+    )
+
+
+def value_at_risk(
+    churn_probability: pd.Series, clv: pd.Series, top: int | None = None
+) -> pd.DataFrame:
+    """P(churn) × CLV per customer, the high-value high-risk customers first.
+
+    Both inputs are indexed by customer_id (customers missing from either are left out);
+    negative CLV counts as 0. Sorted by ``value_at_risk`` descending, ties by CLV then
+    probability. Columns: ``churn_probability``, ``risk_band``, ``clv``, ``value_at_risk``,
+    ``rank`` (1 = first to act on).
+    """
+    p = pd.to_numeric(pd.Series(churn_probability), errors="coerce")
+    value = pd.to_numeric(pd.Series(clv), errors="coerce")
+    p.index, value.index = p.index.astype(str), value.index.astype(str)
+    common = p.index.intersection(value.index, sort=False)
+    if ((p.loc[common] < 0) | (p.loc[common] > 1)).any():
+        raise InvalidInputError("churn probabilities must be in [0, 1]", field="churn_probability")
+    frame = pd.DataFrame(
+        {"churn_probability": p.loc[common], "clv": value.loc[common]},
+        index=common.rename("customer_id"),
+    ).dropna()
+    frame.insert(1, "risk_band", risk_band(frame["churn_probability"].to_numpy()))
+    frame["value_at_risk"] = frame["churn_probability"] * frame["clv"].clip(lower=0)
+    frame = frame.sort_values(
+        ["value_at_risk", "clv", "churn_probability"], ascending=False, kind="stable"
+    )
+    frame["rank"] = np.arange(1, len(frame) + 1)
+    return frame.head(top) if top is not None else frame
