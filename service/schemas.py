@@ -293,3 +293,30 @@ class CatalogueScheme(BaseModel):
 class CatalogueResponse(BaseModel):
     model_version: str
     schemes: dict[str, CatalogueScheme]
+
+
+class ChurnReason(BaseModel):
+    feature: str
+    label: str = Field(description="Readable name of the driver.")
+    type: str = Field(
+        description="Churn type: product, price, service, benefit, management, industry or natural."
+    )
+    direction: str = Field(description="Whether the feature's value raises or lowers the risk.")
+    value: str = Field(description="The customer's value of the feature.")
+    contribution: float = Field(description="Change in log-odds against the training median/mode.")
+
+
+class ChurnDetailOut(BaseModel):
+    customer_id: str
+    probability: float = Field(description="P(no purchase within horizon_days), 0–1.")
+    risk_band: str
+    horizon_days: int
+    churn_type: str = Field(description="The churn type of the strongest driver.")
+    reasons: list[ChurnReason] = Field(description="Top 3 drivers, strongest first.")
+    alerts: list[str] = Field(description="Early-warning rules the customer trips.")
+
+
+class ChurnResponse(BaseModel):
+    as_of: date
+    model_version: str
+    customers: list[ChurnDetailOut]

@@ -13,9 +13,13 @@ import numpy as np
 import pandas as pd
 
 from models import playbook as pb
+from models.churn import risk_band
+from models.churn_features import churn_features, churn_features_from_summary
+from models.churn_reasons import churn_reasons
+from models.churn_rules import early_warnings
 from models.customer_view import recommended_actions, score_frame, segment_frame
 from models.exceptions import InvalidInputError
-from models.features import SUMMARY_COLUMNS, customer_features, summarize
+from models.features import SUMMARY_COLUMNS, summarize
 from service.model_store import ModelStore
 from service.schemas import CustomerIn
 
@@ -49,7 +53,7 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=index, columns=SUMMARY_COLUMNS)
 
 
-def _transaction_rows(customers: list[tuple[int, CustomerIn]], as_of: date) -> pd.DataFrame:
+def _transaction_frame(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
     records = [
         (c.customer_id, t.timestamp, t.amount, t.cost, t.channel)
         for _, c in customers
@@ -62,6 +66,12 @@ def _transaction_rows(customers: list[tuple[int, CustomerIn]], as_of: date) -> p
         tx = tx.drop(columns="cost")
     if tx["channel"].isna().all():
         tx = tx.drop(columns="channel")
+    return tx
+
+
+def _transaction_rows(
+    customers: list[tuple[int, CustomerIn]], tx: pd.DataFrame, as_of: date
+) -> pd.DataFrame:
     summary = summarize(tx, as_of)
     missing = [(i, c.customer_id) for i, c in customers if c.customer_id not in summary.index]
     if missing:
@@ -87,16 +97,19 @@ def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFra
         )
     with_tx = [(i, c) for i, c in enumerate(customers) if c.transactions is not None]
     with_summary = [(i, c) for i, c in enumerate(customers) if c.summary is not None]
-    parts = []
-    if with_tx:
-        parts.append(_transaction_rows(with_tx, as_of))
-    if with_summary:
-        parts.append(_summary_rows(with_summary))
-    summary = pd.concat(parts) if len(parts) > 1 else parts[0]
-    summary = summary.loc[ids]
     attribute_rows = [{"customer_id": c.customer_id, **(c.attributes or {})} for c in customers]
     attributes = pd.DataFrame(attribute_rows)
-    return summary, customer_features(summary, attributes)
+    summaries, features = [], []
+    if with_tx:  # the training feature functions on the raw purchases: no train/serve skew
+        tx = _transaction_frame(with_tx)
+        summaries.append(_transaction_rows(with_tx, tx, as_of))
+        features.append(churn_features(tx, pd.Timestamp(as_of), attributes))
+    if with_summary:
+        summary_part = _summary_rows(with_summary)
+        summaries.append(summary_part)
+        features.append(churn_features_from_summary(summary_part, attributes, pd.Timestamp(as_of)))
+    summary = pd.concat(summaries).loc[ids]
+    return summary, pd.concat(features).reindex(ids)
 
 
 def _num(value: Any) -> float | None:
@@ -173,3 +186,33 @@ def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date)
             }
         )
     return {"model_versions": {f: m.version for f, m in loaded.items()}, "customers": out}
+
+
+def churn_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> dict[str, Any]:
+    """Churn probability, risk band, top-3 reasons with churn type, and early-warning alerts."""
+    loaded = store.snapshot()
+    summary, features = build_features(customers, as_of)
+    churn = loaded["churn"]
+    model = churn.estimator
+    reasons = churn_reasons(model, features.reindex(columns=list(model.feature_names_in_)))
+    alerts = early_warnings(features)
+    _track_drift(loaded, summary, features)
+    horizon = int(float(churn.params.get("churn_horizon_days", 90)))
+    rows = []
+    for i, customer in enumerate(customers):
+        probability = float(reasons["churn_probability"].iloc[i])
+        rows.append(
+            {
+                "customer_id": customer.customer_id,
+                "probability": probability,
+                "risk_band": str(risk_band([probability])[0]),
+                "horizon_days": horizon,
+                "churn_type": str(reasons["churn_type"].iloc[i]),
+                "reasons": [
+                    {**r, "value": str(r["value"]), "contribution": float(r["contribution"])}
+                    for r in reasons["reasons"].iloc[i]
+                ],
+                "alerts": list(alerts["alerts"].iloc[i]),
+            }
+        )
+    return {"model_version": churn.version, "customers": rows}

@@ -9,9 +9,10 @@ from typing import Any
 
 import pandas as pd
 
+from models.churn_features import churn_features
 from models.customer_view import recommended_actions, score_frame
 from models.exceptions import InvalidInputError
-from models.features import customer_features, summarize
+from models.features import summarize
 
 CHUNK = 50_000
 
@@ -26,7 +27,7 @@ def score_customers(
     """One row per customer: every label and score, value at risk and the recommended action."""
     start = time.perf_counter()
     summary = summarize(transactions, as_of)
-    features = customer_features(summary, customers)
+    features = churn_features(transactions, as_of, customers)
     progress(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
     parts = []
     for offset in range(0, len(summary), CHUNK):

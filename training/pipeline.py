@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.churn import ChurnClassifier, time_split
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
-from models.features import SUMMARY_COLUMNS, customer_features, end_of_day, summarize
+from models.features import SUMMARY_COLUMNS, end_of_day, summarize
 from training import evaluate
+from training.train_churn import train_churn
 from training.train_clv import train_clv
 from training.train_segments import train_segments
 
@@ -137,36 +137,24 @@ def train_all(
         f"clusters (silhouette {segments.model.clusters_.silhouette_:.2f}), lifecycle, nine-grid"
     )
 
-    # Churn: train on the window before, evaluate on the latest window, refit on it ---------
-    h = config.churn_horizon_days
-    X_train, y_train = time_split(
-        transactions, as_of - pd.Timedelta(days=h), horizon_days=h, customers=customers
-    )
-    X_test, y_test = time_split(transactions, as_of, horizon_days=h, customers=customers)
-    for label, y in (("training", y_train), ("evaluation", y_test)):
-        if y.nunique() < 2 or len(y) < 20:
-            raise InvalidInputError(
-                f"churn {label} window ({h} days) has {len(y)} customers and "
-                f"{y.nunique()} class(es): need at least 20 customers and both churners and "
-                "repeat buyers; use an earlier --as-of, more history or a shorter horizon"
-            )
+    # Churn: fit on the window before, evaluate on the latest beside a baseline, refit -----
     churn_options: dict[str, Any] = {"random_state": config.random_state}
     if config.churn_max_iter is not None:
         churn_options["max_iter"] = config.churn_max_iter
-    evaluation_model = ChurnClassifier(**churn_options).fit(X_train, y_train)
-    p_test = evaluation_model.predict_proba(X_test[evaluation_model.feature_names_in_])[:, 1]
-    metrics.update(evaluate.churn_metrics(y_test.to_numpy(), p_test))
-    figures["churn_calibration_gains.png"] = evaluate.plot_calibration_and_gains(
-        y_test.to_numpy(), p_test
+    churn_training = train_churn(
+        transactions,
+        customers,
+        as_of,
+        horizon_days=config.churn_horizon_days,
+        options=churn_options,
+        step=step,
     )
-    step(
-        f"churn holdout: ROC AUC {metrics.get('churn_roc_auc', float('nan')):.3f}, "
-        f"Brier {metrics['churn_brier']:.3f} (base rate {metrics['churn_base_rate']:.2f})"
-    )
-    churn = ChurnClassifier(**churn_options).fit(X_test, y_test)
-    features_now = customer_features(summary, customers)[list(churn.feature_names_in_)]
+    churn = churn_training.model
+    metrics.update(churn_training.metrics)
+    figures.update(churn_training.figures)
+    features_now = churn_training.features_now.reindex(columns=list(churn.feature_names_in_))
     churn_p = churn.predict_proba(features_now)[:, 1]
-    step("churn: final model refitted on the latest window")
+    h = config.churn_horizon_days
 
     examples = summary.head(5)
     numeric_churn = [
@@ -188,6 +176,7 @@ def train_all(
             "discount_rate": config.discount_rate,
             "time_unit_days": config.time_unit_days,
             **clv_training.params,
+            **churn_training.params,
         },
         input_examples={
             "segmentation": segment_table.head(5)[SEGMENT_INPUT_COLUMNS],
@@ -200,11 +189,11 @@ def train_all(
             "churn": pd.DataFrame({"churn_probability": churn_p[:5]}, index=examples.index),
         },
         figures=figures,
-        tables={**segments.tables, **clv_training.tables},
+        tables={**segments.tables, **clv_training.tables, **churn_training.tables},
         texts=segments.texts,
         drift_references=drift_references,
         holdout_models={
-            "churn": evaluation_model,
+            "churn": churn_training.holdout_model,
             "clv": clv_training.holdout_model,
             "segmentation": segments.model,
         },

@@ -1,5 +1,6 @@
 """The HTTP API against models trained into a temporary MLflow store."""
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -82,7 +83,8 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
         "clv_upper",
     }
     # The service computes what the trained models compute offline (same feature function).
-    from models.features import customer_features, summarize
+    from models.churn_features import churn_features
+    from models.features import summarize
 
     transactions, customers, _ = demo_data
     models = trained_store["result"].models
@@ -101,7 +103,13 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     assert scored["segments"]["lifecycle"]["label"] == rfm["lifecycle_stage"]
     assert scored["segments"]["nine_grid"]["strategy"] == rfm["nine_grid_strategy"]
     churn = models["churn"]
-    features = customer_features(summary, customers)[list(churn.feature_names_in_)]
+    rows = transactions[transactions["customer_id"] == customer["customer_id"]][
+        ["customer_id", "timestamp", "amount", "cost", "channel"]
+    ]
+    attributes = pd.DataFrame([{"customer_id": customer["customer_id"], **customer["attributes"]}])
+    features = churn_features(rows, pd.Timestamp("2025-12-31"), attributes).reindex(
+        columns=list(churn.feature_names_in_)
+    )
     assert scored["churn"]["probability"] == pytest.approx(
         churn.predict_proba(features)[0, 1], rel=1e-9
     )

@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
+from models.churn_features import churn_features
 from models.customer_view import score_frame
-from models.features import customer_features, summarize
+from models.features import summarize
 from training.cli import main
 
 
@@ -32,7 +33,7 @@ def test_score_writes_one_row_per_customer_with_every_label(scored_file, demo_da
                    "recommended_action"):
         assert column in scored.columns, column
     summary = summarize(transactions, "2025-12-31")
-    expected = score_frame(trained_store["result"].models, summary, customer_features(summary, customers))
+    expected = score_frame(trained_store["result"].models, summary, churn_features(transactions, "2025-12-31", customers))
     merged = scored.set_index("customer_id").loc[expected.index]
     assert (merged["rfm_segment"] == expected["rfm_segment"]).all()
     assert merged["churn_probability"].to_numpy() == pytest.approx(expected["churn_probability"].to_numpy())

@@ -1,0 +1,119 @@
+"""Churn training: time-based holdout, logistic baseline, calibration check, final refit.
+
+The model is fitted on the window before the latest one (features up to as_of − 2h, labels
+in the following h), evaluated on the latest window (features up to as_of − h, labels up to
+as_of) beside a logistic regression trained on the same split, then refitted on the latest
+window for serving. Contractual customer tables (``churned``/``churn_date``) give the labels
+instead of the purchase gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from models.churn import ChurnClassifier
+from models.churn_eval import LogisticBaseline, calibration_check, compare_models, gains_data
+from models.churn_features import churn_features
+from models.churn_labels import contract_split, time_split
+from models.clv_contractual import has_contract_data
+from models.exceptions import InvalidInputError
+from training import evaluate
+
+
+@dataclass
+class ChurnTraining:
+    model: ChurnClassifier
+    holdout_model: ChurnClassifier
+    features_now: pd.DataFrame
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _split(transactions, customers, as_of, horizon_days):
+    if customers is not None and has_contract_data(customers):
+        X, y = contract_split(
+            customers, as_of, horizon_days=horizon_days, transactions=transactions
+        )
+        return X, y, "contract"
+    X, y = time_split(
+        transactions, as_of, horizon_days=horizon_days, customers=customers, features="churn"
+    )
+    return X, y, "purchase_gap"
+
+
+def train_churn(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    *,
+    horizon_days: int,
+    options: dict[str, Any],
+    step: Callable[[str], None] = print,
+) -> ChurnTraining:
+    h = pd.Timedelta(days=horizon_days)
+    X_train, y_train, label_source = _split(transactions, customers, as_of - h, horizon_days)
+    X_test, y_test, _ = _split(transactions, customers, as_of, horizon_days)
+    for label, y in (("training", y_train), ("evaluation", y_test)):
+        if y.nunique() < 2 or len(y) < 20:
+            raise InvalidInputError(
+                f"churn {label} window ({horizon_days} days) has {len(y)} customers and "
+                f"{y.nunique()} class(es): need at least 20 customers and both churners and "
+                "repeat buyers; use an earlier --as-of, more history or a shorter horizon"
+            )
+    holdout_model = ChurnClassifier(**options).fit(X_train, y_train)
+    columns = list(holdout_model.feature_names_in_)
+    p_test = holdout_model.predict_proba(X_test.reindex(columns=columns))[:, 1]
+    baseline = LogisticBaseline().fit(X_train, y_train)
+    p_baseline = baseline.predict_proba(X_test.reindex(columns=list(baseline.feature_names_in_)))[
+        :, 1
+    ]
+    metrics = evaluate.churn_metrics(y_test.to_numpy(), p_test)
+    baseline_metrics = evaluate.churn_metrics(y_test.to_numpy(), p_baseline)
+    metrics.update(
+        {k.replace("churn_", "churn_baseline_", 1): v for k, v in baseline_metrics.items()}
+    )
+    check = calibration_check(holdout_model, X_test.reindex(columns=columns), y_test)
+    metrics["churn_brier_uncalibrated"] = float(check["brier_uncalibrated"])
+    metrics["churn_calibration_ok"] = float(bool(check["calibration_ok"]))
+    step(
+        f"churn holdout: ROC AUC {metrics.get('churn_roc_auc', float('nan')):.3f} "
+        f"(logistic baseline {metrics.get('churn_baseline_roc_auc', float('nan')):.3f}), "
+        f"Brier {metrics['churn_brier']:.3f} (uncalibrated {metrics['churn_brier_uncalibrated']:.3f}), "
+        f"base rate {metrics['churn_base_rate']:.2f}"
+    )
+    model = ChurnClassifier(**options).fit(X_test, y_test)
+    if label_source == "contract":
+        features_now = X_test.reindex(columns=list(model.feature_names_in_))
+    else:
+        features_now = churn_features(transactions, as_of, customers)
+    step(f"churn: final model refitted on the latest window ({len(y_test):,} customers)")
+    return ChurnTraining(
+        model=model,
+        holdout_model=holdout_model,
+        features_now=features_now,
+        metrics=metrics,
+        params={
+            "churn_label_source": label_source,
+            "churn_n_iter": int(getattr(model, "n_iter_", 0)),
+            "churn_calibration": str(getattr(model, "calibration_method_", "")),
+            "churn_linear_weight": float(getattr(model, "linear_weight_", 0.0)),
+        },
+        figures={
+            "churn_calibration_gains.png": evaluate.plot_calibration_and_gains(
+                y_test.to_numpy(), p_test
+            )
+        },
+        tables={
+            "churn_model_comparison": compare_models(
+                y_test.to_numpy(), {"gradient_boosting": p_test, "logistic_baseline": p_baseline}
+            ),
+            "churn_gains": gains_data(y_test.to_numpy(), p_test),
+        },
+    )
