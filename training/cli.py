@@ -303,6 +303,65 @@ def cmd_audience(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Churn rate and churn loss by period (and segment), with the change from the period before."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from models.churn_kpi import churn_table
+
+    inputs = _inputs(args)
+    end = inputs.as_of
+    start = pd.Timestamp(args.start) if args.start else end - pd.DateOffset(months=12)
+    table = churn_table(
+        start,
+        end,
+        freq=args.freq,
+        transactions=inputs.transactions,
+        customers=inputs.customers,
+        segment=args.segment,
+        active_days=args.active_days,
+        margin=args.margin,
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, group in table.groupby("segment"):
+        ax.plot(group["period_start"], 100 * group["churn_rate"], "o-", label=str(name))
+    ax.set_ylabel("churn rate (%)")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(args.chart)
+    _say(f"wrote the chart to {args.chart}")
+    return 0
+
+
+def cmd_risk(args: argparse.Namespace) -> int:
+    """The high-value, high-risk customers first: P(churn) × CLV with the champion models."""
+    from models.churn_kpi import value_at_risk
+    from training import batch, tracking
+
+    models = tracking.load_champions()
+    if len(models) < 3:
+        _say("error: no champion models: train first (cvm train)")
+        return EXIT_USAGE
+    inputs = _inputs(args)
+    scored = batch.score_customers(
+        models, inputs.transactions, inputs.customers, inputs.as_of, progress=_say
+    ).set_index("customer_id")
+    ranked = value_at_risk(scored["churn_probability"], scored["clv"], top=args.top)
+    ranked = ranked.join(scored[["rfm_segment", "recommended_action"]])
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(ranked.to_string(float_format=lambda v: f"{v:,.3f}"))
+    if args.out:
+        batch.write_table(ranked.reset_index(), Path(args.out))
+        _say(f"wrote {len(ranked):,} customers to {args.out}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -408,6 +467,38 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--from", dest="source", required=True, help="a file written by cvm score")
     aud.add_argument("--out", required=True, help="audience file (.csv or .parquet)")
     aud.set_defaults(func=cmd_audience)
+
+    report = sub.add_parser(
+        "report", help="reports; `cvm report churn` prints churn KPIs by period"
+    )
+    report.add_argument("kind", choices=["churn"])
+    report.add_argument("--transactions", required=True)
+    report.add_argument("--customers", help="customer table (contract dates, segment column)")
+    report.add_argument("--as-of", type=_parse_date, default=None, help="end of the report")
+    report.add_argument("--start", help="start date (default: 12 months before the end)")
+    report.add_argument("--freq", default="MS", help="period: MS (months), QS (quarters), YS")
+    report.add_argument("--segment", help="customer-table column to break the rate down by")
+    report.add_argument(
+        "--active-days",
+        type=int,
+        default=365,
+        help="non-contractual: a customer counts as active within this many days of a purchase",
+    )
+    report.add_argument(
+        "--margin", type=float, default=None, help="profit margin for the churn loss"
+    )
+    report.add_argument("--chart", default="churn_report.png", help="chart file (PNG)")
+    report.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
+    report.set_defaults(func=cmd_report)
+
+    risk = sub.add_parser("risk", help="high-value, high-risk customers first (P(churn) x CLV)")
+    risk.add_argument("--transactions", required=True)
+    risk.add_argument("--customers")
+    risk.add_argument("--as-of", type=_parse_date, default=None)
+    risk.add_argument("--top", type=int, default=20, help="how many customers to list")
+    risk.add_argument("--out", help="also write them to this .csv/.parquet file")
+    risk.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
+    risk.set_defaults(func=cmd_risk)
 
     serve = sub.add_parser("serve", help="serve the champion models over HTTP")
     serve.add_argument("--host", default=os.environ.get("CVM_HOST", "127.0.0.1"))

@@ -17,8 +17,17 @@ def scored_file(trained_store, demo_data, tmp_path_factory):
     customers.to_csv(folder / "customers.csv", index=False)
     out = folder / "scored.parquet"
     code = main(
-        ["score", "--transactions", str(folder / "tx.csv"), "--customers", str(folder / "customers.csv"),
-         "--as-of", "2025-12-31", "--out", str(out)]
+        [
+            "score",
+            "--transactions",
+            str(folder / "tx.csv"),
+            "--customers",
+            str(folder / "customers.csv"),
+            "--as-of",
+            "2025-12-31",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     return out
@@ -28,21 +37,54 @@ def test_score_writes_one_row_per_customer_with_every_label(scored_file, demo_da
     transactions, customers, _ = demo_data
     scored = pd.read_parquet(scored_file)
     assert scored["customer_id"].is_unique and len(scored) == customers["customer_id"].nunique()
-    for column in ("rfm_segment", "value_type", "cluster", "lifecycle_stage", "nine_grid", "nine_grid_strategy",
-                   "churn_probability", "risk_band", "clv", "clv_lower", "clv_upper", "value_at_risk",
-                   "recommended_action"):
+    for column in (
+        "rfm_segment",
+        "value_type",
+        "cluster",
+        "lifecycle_stage",
+        "nine_grid",
+        "nine_grid_strategy",
+        "churn_probability",
+        "risk_band",
+        "clv",
+        "clv_lower",
+        "clv_upper",
+        "value_at_risk",
+        "recommended_action",
+    ):
         assert column in scored.columns, column
     summary = summarize(transactions, "2025-12-31")
-    expected = score_frame(trained_store["result"].models, summary, churn_features(transactions, "2025-12-31", customers))
+    expected = score_frame(
+        trained_store["result"].models,
+        summary,
+        churn_features(transactions, "2025-12-31", customers),
+    )
     merged = scored.set_index("customer_id").loc[expected.index]
     assert (merged["rfm_segment"] == expected["rfm_segment"]).all()
-    assert merged["churn_probability"].to_numpy() == pytest.approx(expected["churn_probability"].to_numpy())
+    assert merged["churn_probability"].to_numpy() == pytest.approx(
+        expected["churn_probability"].to_numpy()
+    )
     assert merged["clv"].to_numpy() == pytest.approx(expected["clv"].to_numpy())
 
 
 def test_audience_exports_one_label_highest_value_first(scored_file, tmp_path):
     out = tmp_path / "gold.csv"
-    assert main(["audience", "--scheme", "value_matrix", "--label", "gold", "--from", str(scored_file), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "audience",
+                "--scheme",
+                "value_matrix",
+                "--label",
+                "gold",
+                "--from",
+                str(scored_file),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     audience = pd.read_csv(out)
     scored = pd.read_parquet(scored_file)
     assert len(audience) == (scored["value_type"] == "gold").sum() > 0
@@ -51,6 +93,69 @@ def test_audience_exports_one_label_highest_value_first(scored_file, tmp_path):
 
 
 def test_audience_unknown_label_is_a_clear_error(scored_file, tmp_path, capsys):
-    code = main(["audience", "--scheme", "rfm", "--label", "nope", "--from", str(scored_file), "--out", str(tmp_path / "x.csv")])
+    code = main(
+        [
+            "audience",
+            "--scheme",
+            "rfm",
+            "--label",
+            "nope",
+            "--from",
+            str(scored_file),
+            "--out",
+            str(tmp_path / "x.csv"),
+        ]
+    )
     assert code == 2
     assert "no customer has rfm label 'nope'" in capsys.readouterr().err
+
+
+def test_risk_lists_high_value_high_risk_first(scored_file, capsys, tmp_path):
+    folder = scored_file.parent
+    out = tmp_path / "risk.csv"
+    code = main(
+        [
+            "risk",
+            "--transactions",
+            str(folder / "tx.csv"),
+            "--customers",
+            str(folder / "customers.csv"),
+            "--as-of",
+            "2025-12-31",
+            "--top",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    risk = pd.read_csv(out)
+    scored = pd.read_parquet(scored_file)
+    assert len(risk) == 5
+    assert risk["value_at_risk"].is_monotonic_decreasing
+    assert risk["value_at_risk"].iloc[0] == pytest.approx(scored["value_at_risk"].max())
+
+
+def test_report_churn_prints_rates_by_period_and_writes_chart(scored_file, capsys, tmp_path):
+    folder = scored_file.parent
+    chart = tmp_path / "churn.png"
+    code = main(
+        [
+            "report",
+            "churn",
+            "--transactions",
+            str(folder / "tx.csv"),
+            "--customers",
+            str(folder / "customers.csv"),
+            "--segment",
+            "region",
+            "--freq",
+            "QS",
+            "--chart",
+            str(chart),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "churn_rate" in out and "conventional_churn_rate" in out and "north" in out
+    assert chart.stat().st_size > 1000
