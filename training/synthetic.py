@@ -97,7 +97,7 @@ ACQUISITION_CHANNEL_PROBABILITIES = (0.35, 0.25, 0.15, 0.25)
 _FORMATS = ("csv", "parquet")
 _TIMESTAMP_COLUMNS = {
     "transactions": ["timestamp"],
-    "customers": ["signup_date"],
+    "customers": ["signup_date", "complaint_date", "resolution_date"],
     "truth_customers": ["birth_time", "problem_time", "dropout_time", "death_time"],
 }
 
@@ -349,6 +349,16 @@ def generate(
             "resolution_days": np.where(resolved, resolution_draw.astype(float), np.nan),
         }
     )
+    # When the complaint was made and resolved: lets a time split drop complaints made after
+    # its feature cutoff (otherwise the snapshot would leak the future into churn features).
+    complaint_day = pd.DatetimeIndex(
+        _timestamps(start, np.where(complained, problem_time, 0))
+    ).normalize()
+    customers["complaint_date"] = complaint_day.where(complained)
+    customers["resolution_date"] = (
+        complaint_day
+        + pd.to_timedelta(np.nan_to_num(customers["resolution_days"].to_numpy()), unit="D")
+    ).where(resolved)
 
     # the customer's channel set as a bit mask (1..7) and its label, e.g. "store|catalog"
     used = np.arange(3)[None, :] < n_channels[:, None]

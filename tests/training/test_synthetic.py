@@ -31,6 +31,8 @@ CUSTOMER_COLUMNS = [
     "complaints",
     "complaint_resolved",
     "resolution_days",
+    "complaint_date",
+    "resolution_date",
 ]
 REQUIRED_TRUTH_COLUMNS = {
     "customer_id",
