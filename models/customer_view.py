@@ -23,7 +23,9 @@ def segment_frame(models: dict[str, Any], summary: pd.DataFrame) -> pd.DataFrame
     return pd.concat([segments.drop(columns=["probability_alive"], errors="ignore"), clv], axis=1)
 
 
-def score_frame(models: dict[str, Any], summary: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+def score_frame(
+    models: dict[str, Any], summary: pd.DataFrame, features: pd.DataFrame
+) -> pd.DataFrame:
     """One row per customer of ``summary``.
 
     ``models``: fitted ``segmentation`` (:class:`CustomerSegments`), ``churn``
@@ -42,10 +44,14 @@ def score_frame(models: dict[str, Any], summary: pd.DataFrame, features: pd.Data
     return out
 
 
-def recommended_actions(frame: pd.DataFrame, playbook: dict[str, Any] | None = None) -> pd.DataFrame:
+def recommended_actions(
+    frame: pd.DataFrame, playbook: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """The playbook's recommended action (and why) for every row of :func:`score_frame`."""
     rows = [
         pb.recommend(str(seg), str(band), bool(high), playbook)
-        for seg, band, high in zip(frame["rfm_segment"], frame["risk_band"], frame["high_value"], strict=True)
+        for seg, band, high in zip(
+            frame["rfm_segment"], frame["risk_band"], frame["high_value"], strict=True
+        )
     ]
     return pd.DataFrame(rows, index=frame.index)

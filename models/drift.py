@@ -18,7 +18,9 @@ RETRAIN_PSI = 0.2
 _EPS = 1e-4  # floor for empty bins, so that the logarithm stays finite
 
 
-def reference_distribution(frame: pd.DataFrame, columns: list[str], bins: int = 10) -> dict[str, Any]:
+def reference_distribution(
+    frame: pd.DataFrame, columns: list[str], bins: int = 10
+) -> dict[str, Any]:
     """``{column: {"edges": [...], "expected": [...]}}``: inner decile edges and the share of
     training rows per bin (the last bin holds missing values)."""
     out: dict[str, Any] = {}
@@ -77,7 +79,9 @@ class DriftMonitor:
             counts = {c: v.copy() for c, v in self._counts.items()}
             rows = self.rows
         values = {
-            c: psi(self.reference[c]["expected"], v / v.sum()) for c, v in counts.items() if v.sum() > 0
+            c: psi(self.reference[c]["expected"], v / v.sum())
+            for c, v in counts.items()
+            if v.sum() > 0
         }
         return {
             "rows": rows,

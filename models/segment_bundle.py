@@ -97,7 +97,9 @@ class CustomerSegments(BaseEstimator):
         """Schemes → labels with name, description, actions and size at training time."""
         return pb.catalogue(self.schemes(), playbook)
 
-    def describe_row(self, row: pd.Series, playbook: dict[str, Any] | None = None) -> dict[str, Any]:
+    def describe_row(
+        self, row: pd.Series, playbook: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """One customer's labels, each with name, description and actions (API shape)."""
         book = playbook or pb.load_playbook()
         rfm = pb.describe("rfm", str(row["rfm_segment"]), book)

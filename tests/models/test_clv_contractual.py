@@ -23,7 +23,11 @@ def subscriptions(n=20_000, alpha=0.7, beta=1.2, seed=0):
     for months in range(0, 25):  # one 20.0 bill at the start of each active month
         day = signup + pd.to_timedelta(months * 30, unit="D")
         active = (day <= as_of) & (churn_date.isna() | (day < churn_date))
-        bills.append(pd.DataFrame({"customer_id": np.array(ids)[active], "timestamp": day[active], "amount": 20.0}))
+        bills.append(
+            pd.DataFrame(
+                {"customer_id": np.array(ids)[active], "timestamp": day[active], "amount": 20.0}
+            )
+        )
     return pd.concat(bills, ignore_index=True), customers, as_of
 
 
@@ -46,7 +50,8 @@ def test_durations_censor_active_customers():
         }
     )
     summary = pd.DataFrame(
-        {"tenure_days": [364.0, 364.0], "days_since_last": [300.0, 5.0]}, index=pd.Index(["a", "b"], name="customer_id")
+        {"tenure_days": [364.0, 364.0], "days_since_last": [300.0, 5.0]},
+        index=pd.Index(["a", "b"], name="customer_id"),
     )
     out = contract_durations(customers, summary, "2025-12-31", 30)
     assert out.loc["a"].tolist() == [3, 1]  # left during the third month

@@ -26,7 +26,9 @@ def continuous_summary(transactions: pd.DataFrame, as_of: str) -> pd.DataFrame:
     stamps = transactions.groupby("customer_id")["timestamp"]
     first, last, count = stamps.min(), stamps.max(), stamps.size()
     weeks = pd.Timedelta(days=7)
-    return pd.DataFrame({"frequency": count - 1, "recency": (last - first) / weeks, "T": (end - first) / weeks})
+    return pd.DataFrame(
+        {"frequency": count - 1, "recency": (last - first) / weeks, "T": (end - first) / weeks}
+    )
 
 
 def test_bgnbd_true_parameters_inside_95_percent_intervals(pure_process):

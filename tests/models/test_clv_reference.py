@@ -29,8 +29,12 @@ def test_pareto_nbd_reproduces_published_parameters(pareto):
 def test_pareto_nbd_optimum_beats_published_point(pareto, cdnow_summary):
     published = ParetoNBD()
     published.params_ = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
-    ours = pareto.log_likelihood_rows(cdnow_summary["x"], cdnow_summary["t_x"], cdnow_summary["T"]).sum()
-    theirs = published.log_likelihood_rows(cdnow_summary["x"], cdnow_summary["t_x"], cdnow_summary["T"]).sum()
+    ours = pareto.log_likelihood_rows(
+        cdnow_summary["x"], cdnow_summary["t_x"], cdnow_summary["T"]
+    ).sum()
+    theirs = published.log_likelihood_rows(
+        cdnow_summary["x"], cdnow_summary["t_x"], cdnow_summary["T"]
+    ).sum()
     assert ours >= theirs
 
 
@@ -47,7 +51,9 @@ def test_pareto_nbd_predictions_are_sane(pareto):
 def test_bgbb_reproduces_published_parameters():
     donations = pd.read_csv(DATA / "donations_bgbb.csv")
     assert donations["weights"].sum() == 11104
-    model = BGBB().fit(donations["frequency"], donations["recency"], donations["periods"], donations["weights"])
+    model = BGBB().fit(
+        donations["frequency"], donations["recency"], donations["periods"], donations["weights"]
+    )
     expected = {"alpha": 1.204, "beta": 0.750, "gamma": 0.657, "delta": 2.783}
     for name, value in expected.items():
         assert round(model.params_[name], 3) == value, name
@@ -86,7 +92,9 @@ def test_sbg_reproduces_published_parameters(cohort, alpha, beta, loglik):
 
 
 def test_sbg_clv_and_discounted_expected_lifetime():
-    model = ShiftedBetaGeometric().fit(pd.read_csv(DATA / "sbg_retention.csv")["regular"].to_numpy())
+    model = ShiftedBetaGeometric().fit(
+        pd.read_csv(DATA / "sbg_retention.csv")["regular"].to_numpy()
+    )
     # Over a long horizon the finite sum tends to the closed-form DEL.
     long = model.clv(2000, 0.10, 1.0)["clv"]
     assert long == pytest.approx(model.discounted_expected_lifetime(0.10), rel=1e-3)

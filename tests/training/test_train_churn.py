@@ -18,7 +18,7 @@ def test_calibrated_brier_no_worse_than_uncalibrated(trained_store):
 def test_comparison_and_gains_tables_are_logged(trained_store):
     tables = trained_store["result"].tables
     comparison = tables["churn_model_comparison"]
-    assert set(comparison.index if "model" not in comparison else comparison["model"]) >= {
+    assert set(comparison.get("model", comparison.index)) >= {
         "gradient_boosting",
         "logistic_baseline",
     }

@@ -11,7 +11,9 @@ AS_OF = pd.Timestamp("2025-12-31")
 
 def _train(transactions, customers, **kwargs):
     summary = summarize(transactions, AS_OF)
-    options = dict(holdout_days=180, horizon_days=365, discount_rate=0.1, margin=None, time_unit_days=7.0)
+    options = dict(
+        holdout_days=180, horizon_days=365, discount_rate=0.1, margin=None, time_unit_days=7.0
+    )
     options.update(kwargs)
     return train_clv(transactions, customers, summary, AS_OF, step=lambda m: None, **options)
 
@@ -24,12 +26,16 @@ def test_model_choice_scores_both_on_the_holdout_and_keeps_the_better(demo_data)
     assert out.params["clv_model"] == chosen
     assert isinstance(out.model, CLVModel) and out.model.purchase_model == chosen
     assert out.metrics["clv_holdout_mae"] == maes[chosen]
-    assert {"clv_holdout_by_frequency.png", "clv_cumulative_repeat_purchases.png"} <= set(out.figures)
+    assert {"clv_holdout_by_frequency.png", "clv_cumulative_repeat_purchases.png"} <= set(
+        out.figures
+    )
     tracking = out.tables["clv_cumulative_tracking"]
     # The actual curve ends at the cohort's repeat purchase days up to as_of.
     calibration = summarize(transactions, AS_OF - pd.Timedelta(days=180))
     cohort = transactions[transactions["customer_id"].isin(calibration.index)]
-    days = cohort.assign(day=cohort["timestamp"].dt.normalize())[["customer_id", "day"]].drop_duplicates()
+    days = cohort.assign(day=cohort["timestamp"].dt.normalize())[
+        ["customer_id", "day"]
+    ].drop_duplicates()
     assert tracking["actual"].iloc[-1] == len(days) - days["customer_id"].nunique()
     # Both models' predicted totals over the holdout are close to the actual (within 15 %).
     holdout = tracking[tracking["holdout"]]
@@ -59,7 +65,9 @@ def test_purchase_days_between_counts_distinct_days():
     tx = pd.DataFrame(
         {
             "customer_id": ["a", "a", "a", "b"],
-            "timestamp": pd.to_datetime(["2025-01-02 09:00", "2025-01-02 18:00", "2025-01-05 00:00", "2024-12-31 00:00"]),
+            "timestamp": pd.to_datetime(
+                ["2025-01-02 09:00", "2025-01-02 18:00", "2025-01-05 00:00", "2024-12-31 00:00"]
+            ),
             "amount": 1.0,
         }
     )
