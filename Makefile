@@ -11,10 +11,10 @@ PORT   ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run test test-fast lint format train retrain serve ui bench clean help
+.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve docker-build docker-up clean help
 
 help:
-	@echo "make run | test | lint | format | train | serve | ui | bench | clean"
+	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | docker-build | docker-up | clean"
 
 # Idempotent: re-runs pip only when pyproject.toml changed since the last install.
 install: $(VENV)/.installed
@@ -72,6 +72,22 @@ $(BENCH_VENV)/.installed:
 
 bench: install $(BENCH_VENV)/.installed
 	LIFETIMES_PYTHON=$(BENCH_VENV)/bin/python $(BIN)/python -m tests.benchmarks.bench_clv
+
+# This service against `mlflow models serve` on the same registered churn model, one worker
+# each, same requests (1 row at 1 and 8 connections, 1,000-row batches); BENCH_SECONDS per run.
+BENCH_SECONDS ?= 10
+bench-serve: install
+	$(BIN)/python -m tests.benchmarks.bench_serve --seconds $(BENCH_SECONDS)
+
+# The image and the compose stack (service + MLflow tracking server). BASE_IMAGE: any image
+# with Python >= 3.11 (default python:3.11-slim); DOCKER_NETWORK=host when pip needs it.
+BASE_IMAGE ?= python:3.11-slim
+DOCKER_NETWORK ?= default
+docker-build:
+	docker build --network $(DOCKER_NETWORK) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t cvm:latest .
+
+docker-up:
+	docker compose up --build
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -16,7 +16,15 @@ from service import errors, limits, observability, security
 from service.config import Settings
 from service.deps import ScoringAuth
 from service.model_store import ModelStore
-from service.routers import admin, customers, health, invocations, models_info, segments
+from service.routers import (
+    admin,
+    churn,
+    customers,
+    health,
+    invocations,
+    models_info,
+    segments,
+)
 
 log = logging.getLogger("cvm.service")
 
@@ -93,5 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(invocations.router, dependencies=[ScoringAuth])
     app.include_router(customers.router, dependencies=[ScoringAuth])
     app.include_router(segments.router, dependencies=[ScoringAuth])
+    app.include_router(churn.router, dependencies=[ScoringAuth])
     app.include_router(admin.router)  # its own AdminAuth dependency
     return app

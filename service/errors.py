@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.exceptions import CVMError, InvalidInputError, NotFittedError
+from service import observability
 from service.responses import JSONResponse
+from service.security import API_KEY_HEADER, AuthError
 
 log = logging.getLogger("cvm.errors")
 
@@ -26,6 +28,7 @@ class ServiceUnavailable(Exception):
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
+    observability.record_error(status, code)
     return JSONResponse(
         status_code=status,
         content={"error": {"code": code, "message": message, "details": details or []}},
@@ -37,19 +40,24 @@ def _path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _detail(error: dict[str, Any]) -> dict[str, Any]:
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" and loc and isinstance(loc[-1], int):
+        # FastAPI's loc is (body, character offset): name the body, say where
+        reason = (error.get("ctx") or {}).get("error") or error.get("msg", "")
+        message = f"invalid JSON at character {loc[-1]}: {reason}"
+        return {"path": "body", "message": message, "type": "json_invalid"}
+    return {"path": _path(loc), "message": error.get("msg", ""), "type": error.get("type", "")}
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
+    # imported here: this module loads before service.limits caps the BLAS threads
+    from pandas.errors import OutOfBoundsDatetime, OutOfBoundsTimedelta
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {
-                "path": _path(tuple(e.get("loc", ()))),
-                "message": e.get("msg", ""),
-                "type": e.get("type", ""),
-            }
-            for e in exc.errors()
-        ]
+        details = [_detail(e) for e in exc.errors()]
         first = details[0] if details else {"path": "body", "message": "invalid request"}
         message = f"{first['path']}: {first['message']}"
         if len(details) > 1:
@@ -63,6 +71,13 @@ def install(app: FastAPI) -> None:
             detail["rows"] = exc.rows
         return error_response(422, "invalid_input", exc.message, [detail])
 
+    @app.exception_handler(OutOfBoundsDatetime)
+    @app.exception_handler(OutOfBoundsTimedelta)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # A safety net: dates should be range-checked by the request schemas, naming the field.
+        message = "a date in the request is out of the supported range (1678 to 2261)"
+        return error_response(422, "invalid_input", message, [{"path": "body", "message": message}])
+
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         response = error_response(503, "not_ready", exc.message)
@@ -74,12 +89,30 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: CVMError) -> JSONResponse:
         return error_response(500, "model_error", str(exc))
 
+    @app.exception_handler(AuthError)
+    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = f'ApiKey header="{API_KEY_HEADER}"'
+        return response
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return error_response(
+        codes = {
+            400: "bad_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }
+        response = error_response(
             exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
         )
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -75,8 +75,10 @@ def fmt(params: dict[str, float]) -> str:
 
 
 def main() -> int:
-    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, OPENBLAS_NUM_THREADS="
-          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    print(
+        f"python {sys.version.split()[0]}, numpy {np.__version__}, OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cdnow = pd.read_csv(CDNOW).rename(columns={"x": "frequency", "t_x": "recency"})

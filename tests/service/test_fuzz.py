@@ -1,0 +1,186 @@
+"""Fuzzing: schemathesis against the OpenAPI schema of every route (no 5xx, the one error
+shape on every error), and hypothesis on the request schemas."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import orjson
+import pandas as pd
+import pytest
+import schemathesis
+from fastapi.exceptions import RequestValidationError
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from pydantic import ValidationError
+from schemathesis.checks import not_a_server_error
+
+from models.exceptions import InvalidInputError
+from service.app import create_app
+from service.config import Settings
+from service.routers import invocations as inv
+from service.schemas import ScoreRequest
+
+EXAMPLES = int(os.environ.get("CVM_FUZZ_EXAMPLES", "60"))
+
+
+@pytest.fixture(scope="module")
+def api(trained_store):
+    app = create_app(
+        Settings(mlflow_tracking_uri=trained_store["uri"], reload_interval=0, max_batch=50)
+    )
+    with TestClient(app):
+        assert app.state.store.wait(120), app.state.store.error
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def one_error_shape(ctx, response, case) -> None:
+    """Every answer has a request id; every error the one JSON error shape, no traceback."""
+    assert response.headers.get("x-request-id"), "no X-Request-ID"
+    if response.status_code >= 400:
+        body = response.json()
+        assert set(body) == {"error"}, body
+        assert set(body["error"]) == {"code", "message", "details"}, body
+        assert "Traceback" not in response.text
+
+
+def operations(api) -> list:
+    found = [result.ok() for result in api.get_all_operations()]
+    assert {op.path for op in found} >= {
+        "/v1/models/{name}/invocations",
+        "/v1/customers/score",
+        "/v1/segments",
+        "/v1/models",
+        "/health/ready",
+    }
+    return found
+
+
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
+def test_no_route_answers_a_server_error(api, mode):
+    """Every operation of the OpenAPI document, valid (positive) and invalid (negative) data."""
+    failures = []
+    for operation in operations(api):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def check(case):
+            case.call_and_validate(checks=[not_a_server_error, one_error_shape])
+
+        try:
+            check()
+        except Unsatisfiable:  # no parameters or body: nothing invalid to send
+            assert mode is schemathesis.GenerationMode.NEGATIVE
+        except Exception as exc:  # every operation is fuzzed; all failures are reported
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}"[:3000])
+    assert not failures, "\n\n".join(failures)
+
+
+# --- hypothesis: the MLflow payload parser -----------------------------------------------------
+SCHEMA = inv._compile(
+    inv.InputSchema.from_mlflow(
+        [
+            {"name": "n", "type": "long", "required": True},
+            {"name": "x", "type": "double", "required": True},
+            {"name": "s", "type": "string", "required": False},
+        ]
+    )
+)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+cells = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=4)
+)
+column_names = st.sampled_from(["n", "x", "s", "extra"])
+records = st.lists(st.dictionaries(column_names, cells, max_size=4), max_size=6)
+
+
+@st.composite
+def payloads(draw):
+    kind = draw(st.sampled_from([*inv.FORMATS, "junk"]))
+    if kind == "junk":
+        return draw(json_values)
+    if kind == "dataframe_split":
+        columns = draw(st.lists(column_names, max_size=4))
+        width = draw(st.sampled_from([len(columns), len(columns) + 1]))
+        data = draw(st.lists(st.lists(cells, min_size=width, max_size=width), max_size=5))
+        return {"dataframe_split": {"columns": columns, "data": data}}
+    if kind in ("inputs", "instances") and draw(st.booleans()):
+        return {kind: draw(st.dictionaries(column_names, st.lists(cells, max_size=4), max_size=4))}
+    return {kind: draw(records)}
+
+
+@given(payloads())
+@settings(max_examples=400, deadline=None, derandomize=True)
+def test_the_parser_accepts_or_names_the_error(body):
+    try:
+        frame = inv.parse_payload(orjson.dumps(body), SCHEMA, 100)
+    except RequestValidationError as exc:
+        errors = exc.errors()
+        assert 1 <= len(errors) <= inv.MAX_ERRORS
+        assert all(e["loc"][0] == "body" and e["msg"] and e["type"] for e in errors)
+        return
+    except InvalidInputError:  # the row limit
+        return
+    assert list(frame.columns) == ["n", "x", "s"]
+    assert len(frame) >= 1
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**63), 2**63 - 1),
+            st.none() | st.floats(allow_nan=False, allow_infinity=False),
+            st.none() | st.text(max_size=6),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from(inv.FORMATS),
+)
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_valid_payloads_convert_exactly(rows, fmt):
+    names = ["n", "x", "s"]
+    if fmt == "dataframe_split":
+        body = {fmt: {"columns": names, "data": [list(r) for r in rows]}}
+    elif fmt == "inputs":
+        body = {fmt: {name: [r[i] for r in rows] for i, name in enumerate(names)}}
+    else:
+        body = {fmt: [dict(zip(names, r, strict=True)) for r in rows]}
+    frame = inv.parse_payload(orjson.dumps(body), SCHEMA, 100)
+    assert frame["n"].tolist() == [r[0] for r in rows]  # exact 64-bit integers
+    for got, (_, x, s) in zip(frame.itertuples(index=False), rows, strict=True):
+        assert (math.isnan(got.x) and x is None) or got.x == x
+        assert got.s == s or (s is None and pd.isna(got.s))
+
+
+# --- hypothesis: the customer request schema ---------------------------------------------------
+@given(json_values)
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_score_request_validation_never_crashes(value):
+    try:
+        ScoreRequest.model_validate_json(orjson.dumps({"customers": [value]}))
+    except ValidationError as exc:
+        assert all(e["loc"] for e in exc.errors())

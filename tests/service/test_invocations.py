@@ -1,0 +1,345 @@
+"""The MLflow-compatible route: same payloads and answers as `mlflow models serve`, stricter
+validation, and the one error shape (every bad value named by its path, rows by index)."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from models.exceptions import InvalidInputError
+from service.app import create_app
+from service.config import Settings
+from service.routers import invocations as inv
+
+FAMILIES = ("segmentation", "churn", "clv")
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+@pytest.fixture(scope="module")
+def client(trained_store):
+    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"], reload_interval=0))
+    with TestClient(app) as c:
+        assert app.state.store.wait(120), app.state.store.error
+        yield c
+
+
+@pytest.fixture(scope="module")
+def pyfuncs(trained_store):
+    """Each family's registered pyfunc, loaded the way `mlflow models serve` loads it."""
+    client = mlflow.MlflowClient(trained_store["uri"], trained_store["uri"])
+    return {
+        family: mlflow.pyfunc.load_model(
+            client.get_model_version_download_uri(f"cvm-{family}", "1")
+        )
+        for family in FAMILIES
+    }
+
+
+def _rows(frame: pd.DataFrame) -> list[list]:
+    """Frame rows as JSON values (NaN → null)."""
+    return [
+        [None if isinstance(v, float) and math.isnan(v) else v for v in row]
+        for row in frame.astype(object).itertuples(index=False)
+    ]
+
+
+def payload(frame: pd.DataFrame, fmt: str) -> dict:
+    columns = list(frame.columns)
+    rows = _rows(frame)
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    if fmt == "dataframe_split":
+        return {"dataframe_split": {"columns": columns, "data": rows}}
+    if fmt == "dataframe_records":
+        return {"dataframe_records": records}
+    if fmt == "instances":
+        return {"instances": records}
+    return {"inputs": {c: [r[i] for r in rows] for i, c in enumerate(columns)}}
+
+
+def expected(pyfunc, frame: pd.DataFrame) -> list[dict]:
+    """What MLflow's scoring server answers: the pyfunc's frame as records (NaN → null)."""
+    out = pyfunc.predict(frame).to_dict(orient="records")
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in out
+    ]
+
+
+def batch(pyfunc, n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` rows made from the model's input example, numeric columns jittered."""
+    example = pyfunc.input_example.reset_index(drop=True)
+    frame = example.iloc[np.arange(n) % len(example)].reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values) and not (values.dropna() % 1 == 0).all():
+            frame[column] = values * rng.uniform(0.9, 1.1, n)  # counts stay whole
+    return frame
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_payload_format_answers_like_the_pyfunc(client, pyfuncs, family, fmt):
+    example = pyfuncs[family].input_example
+    response = client.post(f"/v1/models/cvm-{family}/invocations", json=payload(example, fmt))
+    assert response.status_code == 200, response.text
+    assert response.headers["x-model-name"] == f"cvm-{family}"
+    assert response.headers["x-model-version"] == "1"
+    assert response.json() == {"predictions": expected(pyfuncs[family], example)}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_thousand_row_batch_is_identical_to_the_pyfunc(client, pyfuncs, family):
+    frame = batch(pyfuncs[family], 1000, seed=3)
+    body = payload(frame, "dataframe_split")
+    response = client.post(f"/v1/models/cvm-{family}/invocations", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == expected(pyfuncs[family], frame)
+
+
+def test_churn_optional_columns_may_be_left_out(client, pyfuncs):
+    schema = pyfuncs["churn"].metadata.get_input_schema()
+    optional = [c.name for c in schema.inputs if not c.required]
+    assert optional, "the churn signature has optional columns"
+    frame = pyfuncs["churn"].input_example.copy()
+    frame[optional] = np.nan
+    body = payload(frame.drop(columns=optional), "dataframe_records")
+    response = client.post("/v1/models/cvm-churn/invocations", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == expected(pyfuncs["churn"], frame)
+
+
+def _error(response, status=422):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    return body["error"]
+
+
+def test_a_bad_value_is_named_by_row_index_and_column(client, pyfuncs):
+    frame = pyfuncs["clv"].input_example
+    body = payload(frame, "dataframe_split")
+    recency = body["dataframe_split"]["columns"].index("recency")
+    body["dataframe_split"]["data"][3][recency] = "twelve"
+    body["dataframe_split"]["data"][1][0] = True  # a boolean is not a number either
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert error["code"] == "validation_error"
+    paths = {d["path"]: d["message"] for d in error["details"]}
+    assert paths == {
+        "dataframe_split.data.3." + str(recency): "recency: expected a number, got string 'twelve'",
+        "dataframe_split.data.1.0": "frequency: expected a number, got true",
+    }
+    assert "(and 1 more)" in error["message"]
+
+
+def test_records_name_unknown_and_missing_columns_per_row(client, pyfuncs):
+    records = payload(pyfuncs["clv"].input_example, "dataframe_records")["dataframe_records"]
+    records[2]["colour"] = "red"
+    del records[4]["T"]
+    error = _error(
+        client.post("/v1/models/cvm-clv/invocations", json={"dataframe_records": records})
+    )
+    details = {d["path"]: d for d in error["details"]}
+    assert set(details) == {"dataframe_records.2.colour", "dataframe_records.4.T"}
+    assert details["dataframe_records.2.colour"]["type"] == "extra_forbidden"
+    assert "unknown column 'colour'" in details["dataframe_records.2.colour"]["message"]
+    assert details["dataframe_records.4.T"]["message"] == "missing column 'T'"
+
+
+def test_split_names_unknown_columns_and_short_rows(client, pyfuncs):
+    body = payload(pyfuncs["clv"].input_example, "dataframe_split")
+    body["dataframe_split"]["columns"][0] = "freq"
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert {d["path"] for d in error["details"]} == {
+        "dataframe_split.columns.0",
+        "dataframe_split.columns",
+    }
+    assert "missing column(s) 'frequency'" in str(error["details"])
+
+    body = payload(pyfuncs["clv"].input_example, "dataframe_split")
+    body["dataframe_split"]["data"][2] = body["dataframe_split"]["data"][2][:-1]
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert error["details"][0]["path"] == "dataframe_split.data.2"
+    assert "6 values where there are 7 columns" in error["message"]
+
+
+def test_columnar_inputs_name_the_column_and_row(client, pyfuncs):
+    body = payload(pyfuncs["clv"].input_example, "inputs")
+    body["inputs"]["monetary_value"][4] = [1.0]
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert error["details"][0]["path"] == "inputs.monetary_value.4"
+    assert "expected a number, got an array" in error["message"]
+    body = payload(pyfuncs["clv"].input_example, "inputs")
+    body["inputs"]["T"] = body["inputs"]["T"][:2]
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert error["details"][0]["path"] == "inputs.T"
+
+
+def test_a_string_column_rejects_numbers(client, pyfuncs):
+    records = payload(pyfuncs["churn"].input_example, "dataframe_records")["dataframe_records"]
+    records[1]["region"] = 7
+    error = _error(
+        client.post("/v1/models/cvm-churn/invocations", json={"dataframe_records": records})
+    )
+    assert error["details"][0]["path"] == "dataframe_records.1.region"
+    assert error["details"][0]["message"] == "region: expected a string, got number 7"
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "fragment"),
+    [
+        ({}, "body", "expected exactly one of"),
+        ({"dataframe_records": [], "inputs": {}}, "body", "got 2"),
+        ({"dataframe_records": []}, "dataframe_records", "no rows"),
+        ({"rows": []}, "rows", "unknown field"),
+        ({"dataframe_records": [{}], "params": {"x": 1}}, "params", "no params"),
+        ({"dataframe_split": {"columns": ["frequency"]}}, "dataframe_split.data", "required"),
+        ({"dataframe_records": [1, 2]}, "dataframe_records.0", "expected a record"),
+        ({"inputs": 5}, "inputs", "expected records"),
+        ([1, 2], "body", "expected a JSON object"),
+    ],
+)
+def test_malformed_bodies_get_the_one_error_shape(client, body, path, fragment):
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert error["details"][0]["path"] == path
+    assert fragment in error["message"]
+
+
+def test_invalid_json_unknown_model_and_media_type(client):
+    error = _error(client.post("/v1/models/cvm-clv/invocations", content=b'{"inputs": '))
+    assert error["details"][0]["path"] == "body" and "invalid JSON" in error["message"]
+    error = _error(client.post("/v1/models/cvm-foo/invocations", json={"inputs": {}}), 404)
+    assert error["code"] == "not_found" and "cvm-churn" in error["message"]
+    response = client.post(
+        "/v1/models/cvm-clv/invocations", content=b"a,b\n1,2", headers={"content-type": "text/csv"}
+    )
+    assert _error(response, 415)["code"] == "unsupported_media_type"
+
+
+def test_batch_row_limit_is_422(client, pyfuncs, monkeypatch):
+    monkeypatch.setattr(client.app.state.store.settings, "max_batch", 4)
+    body = payload(pyfuncs["clv"].input_example, "dataframe_split")  # 5 rows
+    error = _error(client.post("/v1/models/cvm-clv/invocations", json=body))
+    assert error["code"] == "invalid_input"
+    assert error["details"][0]["path"] == "dataframe_split"
+    assert "5 rows in one request; the limit is 4" in error["message"]
+
+
+def test_rows_scored_are_counted_per_model_version(client, pyfuncs):
+    def scored() -> float:
+        text = client.get("/metrics").text
+        line = next(
+            (
+                x
+                for x in text.splitlines()
+                if x.startswith('cvm_rows_scored_total{model="cvm-clv",version="1"}')
+            ),
+            None,
+        )
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    before = scored()
+    body = payload(pyfuncs["clv"].input_example, "dataframe_split")
+    assert client.post("/v1/models/cvm-clv/invocations", json=body).status_code == 200
+    assert scored() == before + 5
+
+
+# --- strict conversion, without a model -------------------------------------------------------
+SCHEMA = inv._compile(
+    inv.InputSchema.from_mlflow(
+        [
+            {"name": "n", "type": "long", "required": True},
+            {"name": "x", "type": "double", "required": True},
+            {"name": "flag", "type": "boolean", "required": False},
+            {"name": "label", "type": "string", "required": False},
+        ]
+    )
+)
+
+
+def _validation_errors(body: bytes) -> list[dict]:
+    from fastapi.exceptions import RequestValidationError
+
+    with pytest.raises(RequestValidationError) as caught:
+        inv.parse_payload(body, SCHEMA, 100)
+    return list(caught.value.errors())
+
+
+def test_no_silent_float_to_int_truncation():
+    errors = _validation_errors(b'{"inputs": {"n": [1, 2.5, 3.0], "x": [1, 2, 3]}}')
+    assert [(e["loc"], e["type"]) for e in errors] == [
+        (("body", "inputs", "n", 1), "int_type"),
+        (("body", "inputs", "n", 2), "int_type"),
+    ]
+    assert "not truncated" in errors[0]["msg"]
+
+
+def test_types_are_converted_exactly():
+    frame = inv.parse_payload(
+        b'{"dataframe_records": [{"n": 1, "x": 2, "flag": true, "label": "a"},'
+        b' {"n": 9007199254740993, "x": null}]}',
+        SCHEMA,
+        100,
+    )
+    assert list(frame.columns) == ["n", "x", "flag", "label"]
+    assert frame["n"].dtype == np.int64 and frame["n"].tolist() == [1, 9007199254740993]
+    assert frame["x"].dtype == np.float64 and np.isnan(frame["x"].iloc[1])
+    assert frame["label"].tolist()[0] == "a" and pd.isna(frame["label"].tolist()[1])
+    assert frame["flag"].dtype == "boolean" and pd.isna(frame["flag"].iloc[1])
+    nullable = inv.parse_payload(b'{"inputs": {"n": [1, null], "x": [1, 2]}}', SCHEMA, 100)
+    assert nullable["n"].dtype == "Int64" and nullable["n"].tolist()[0] == 1
+    errors = _validation_errors(b'{"dataframe_records": [{"n": 1, "x": "1.5", "flag": 1}]}')
+    assert {e["loc"][-1]: e["type"] for e in errors} == {"x": "float_type", "flag": "bool_type"}
+
+
+def test_errors_are_capped_and_batch_limit_comes_first():
+    rows = b",".join(b'{"n": "a", "x": "b"}' for _ in range(50))
+    errors = _validation_errors(b'{"dataframe_records": [' + rows + b"]}")
+    assert len(errors) == inv.MAX_ERRORS
+    with pytest.raises(InvalidInputError, match="50 rows in one request; the limit is 10"):
+        inv.parse_payload(b'{"dataframe_records": [' + rows + b"]}", SCHEMA, 10)
+
+
+# --- the error contract on the customer routes -----------------------------------------------
+def test_customer_batch_errors_name_each_bad_row_by_index(client):
+    good = {
+        "customer_id": "a",
+        "summary": {"frequency": 1, "recency": 5, "T": 9, "monetary_value": 3},
+    }
+    customers = [
+        good,
+        {"customer_id": "b", "transactions": [{"timestamp": "yesterday", "amount": 5}]},
+        {**good, "customer_id": "c"},
+        {
+            "customer_id": "d",
+            "summary": {"frequency": 1.5, "recency": 5, "T": 9, "monetary_value": 3},
+        },
+    ]
+    error = _error(client.post("/v1/customers/score", json={"customers": customers}))
+    paths = [d["path"] for d in error["details"]]
+    assert paths == ["customers.1.transactions.0.timestamp", "customers.3.summary.frequency"]
+    assert error["message"].startswith("customers.1.transactions.0.timestamp: ")
+    assert "(and 1 more)" in error["message"]
+
+
+def test_estimators_with_a_columns_api_get_arrays_without_a_frame():
+    class FastChurn:
+        feature_names_in_ = np.array(["n", "x"])
+
+        def predict_proba_columns(self, columns):
+            assert isinstance(columns["x"], np.ndarray)
+            p = np.clip(columns["x"], 0, 1)
+            return np.column_stack([1 - p, p])
+
+        def predict_proba(self, frame):  # pragma: no cover - the fast path must win
+            raise AssertionError("DataFrame path used")
+
+    columns, n = inv.parse_columns(b'{"inputs": {"n": [1, 2], "x": [0.1, 0.9]}}', SCHEMA, 10)
+    out = inv.predict("churn", FastChurn(), columns, n)
+    assert out["churn_probability"].tolist() == [0.1, 0.9]
+    assert out["risk_band"].tolist() == ["low", "high"]
