@@ -67,7 +67,7 @@ class LoadedModel:
         }
 
 
-def _record_load(family: str, version: str, ok: bool) -> None:
+def _record_load(family: str, version: str, ok: bool, seconds: float | None = None) -> None:
     """Count a model load event in the service metrics (when the metrics module is there)."""
     try:
         from service import observability
@@ -75,7 +75,7 @@ def _record_load(family: str, version: str, ok: bool) -> None:
         return
     recorder = getattr(observability, "record_model_load", None)
     if recorder is not None:
-        recorder(family, version, ok)
+        recorder(family, version, ok, seconds)
 
 
 class ModelStore:
@@ -225,7 +225,7 @@ class ModelStore:
                     continue
                 self.models = {**self.models, family: loaded}  # one atomic reference swap
                 self.errors.pop(family, None)
-                _record_load(family, loaded.version, True)
+                _record_load(family, loaded.version, True, time.perf_counter() - started)
                 old = current.version if current else "none"
                 changes[family] = f"{old} -> {loaded.version}"
                 log.info(

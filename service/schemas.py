@@ -5,9 +5,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+# Dates the models can handle (pandas' nanosecond timestamps end in 2262).
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def _in_range(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_range)]
+Day = Annotated[date, AfterValidator(_in_range)]
 
 
 class Transaction(BaseModel):
@@ -15,7 +28,7 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    timestamp: datetime = Field(
+    timestamp: Timestamp = Field(
         description="Time of the purchase (ISO 8601); same-day purchases are merged."
     )
     amount: NonNegative = Field(description="Revenue of the purchase (currency).")
@@ -88,7 +101,7 @@ class CustomerIn(BaseModel):
 class ScoreRequest(BaseModel):
     """Customers to score; a single customer is a list of one."""
 
-    as_of: date | None = Field(
+    as_of: Day | None = Field(
         default=None,
         description="Date the scores are as of (default: today, UTC). Transactions after it are ignored.",
     )

@@ -51,7 +51,11 @@ def setup() -> str:
     name = config.experiment_name()
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
-        experiment_id = mlflow.create_experiment(name, artifact_location=config.artifact_root())
+        uri = config.tracking_uri()
+        if uri.startswith(("http://", "https://")):  # the server decides where artifacts live
+            experiment_id = mlflow.create_experiment(name)
+        else:
+            experiment_id = mlflow.create_experiment(name, artifact_location=config.artifact_root())
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -251,3 +251,26 @@ def test_openapi_documents_examples_and_units(client):
     schemas = spec["components"]["schemas"]
     assert "currency" in schemas["CLVOut"]["properties"]["clv"]["description"]
     assert schemas["ScoreRequest"]["examples"]
+
+
+def test_dates_outside_the_supported_range_name_the_field(client):
+    payload = {
+        "as_of": "0001-01-01",
+        "customers": [
+            {"customer_id": "a", "transactions": [{"timestamp": "2025-01-01", "amount": 5}]}
+        ],
+    }
+    response = client.post("/v1/customers/score", json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "as_of"
+    payload = {
+        "customers": [
+            {
+                "customer_id": "a",
+                "transactions": [{"timestamp": "0082-01-01T00:00:00", "amount": 5}],
+            }
+        ]
+    }
+    response = client.post("/v1/customers/score", json=payload)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "customers.0.transactions.0.timestamp"
