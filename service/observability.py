@@ -152,13 +152,32 @@ class StoreCollector(Collector):
             "When the served version was loaded (Unix time).",
             labels=("family",),
         )
+        drift = GaugeMetricFamily(
+            "cvm_feature_psi",
+            "Population stability index of an input feature since the version was loaded "
+            "(> 0.2: retrain).",
+            labels=("family", "version", "feature"),
+        )
+        load_errors = GaugeMetricFamily(
+            "cvm_model_load_failing",
+            "1 while the latest load of a family failed (the previous version keeps serving).",
+            labels=("family",),
+        )
         for family, model in list(self.store.models.items()):
             info.add_metric([family, model.name, model.version, model.alias or ""], 1)
             loaded_at.add_metric([family], float(model.loaded_at))
+            monitor = getattr(model, "drift", None)
+            if monitor is not None:
+                for feature, value in monitor.report()["psi"].items():
+                    drift.add_metric([family, model.version, feature], value)
+        for family in getattr(self.store, "errors", {}):
+            load_errors.add_metric([family], 1.0)
         ready = GaugeMetricFamily("cvm_models_ready", "1 when every model family is loaded.")
         ready.add_metric([], 1.0 if self.store.ready else 0.0)
         yield info
         yield loaded_at
+        yield drift
+        yield load_errors
         yield ready
 
 

@@ -274,3 +274,32 @@ def test_dates_outside_the_supported_range_name_the_field(client):
     response = client.post("/v1/customers/score", json=payload)
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["path"] == "customers.0.transactions.0.timestamp"
+
+
+def test_drift_psi_in_models_and_metrics(client, demo_data):
+    transactions, _, _ = demo_data
+    ids = transactions["customer_id"].unique()[:40]
+    customers = []
+    for cid in ids:
+        rows = transactions[transactions["customer_id"] == cid]
+        customers.append(
+            {
+                "customer_id": cid,
+                "transactions": [
+                    {"timestamp": t.isoformat(), "amount": float(a)}
+                    for t, a in zip(rows["timestamp"], rows["amount"], strict=True)
+                ],
+            }
+        )
+    assert (
+        client.post(
+            "/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}
+        ).status_code
+        == 200
+    )
+    models = {m["family"]: m for m in client.get("/v1/models").json()["models"]}
+    drift = models["clv"]["drift"]
+    assert drift["rows"] >= 40 and drift["threshold"] == 0.2
+    assert set(drift["psi"]) >= {"frequency", "recency", "T", "monetary_value"}
+    metrics = client.get("/metrics").text
+    assert 'cvm_feature_psi{family="clv"' in metrics
