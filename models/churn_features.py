@@ -39,26 +39,11 @@ import numpy as np
 import pandas as pd
 
 from models.churn_encoding import coerce_numeric
-from models.features import NON_FEATURE_ATTRIBUTES, end_of_day, summarize
+from models.features import NON_FEATURE_ATTRIBUTES, SUMMARY_COLUMNS, end_of_day, summarize
 
+# The shared summary without what the derived gap features replace (recency, T, n_purchases).
 SUMMARY_FEATURES: list[str] = [
-    "frequency",
-    "monetary_value",
-    "n_transactions",
-    "total_revenue",
-    "avg_order_value",
-    "total_profit",
-    "profit_per_purchase",
-    "margin_rate",
-    "n_channels",
-    "tenure_days",
-    "days_since_last",
-    "purchases_recent",
-    "purchases_earlier",
-    "spend_recent",
-    "spend_earlier",
-    "activity_trend",
-    "spend_trend",
+    c for c in SUMMARY_COLUMNS if c not in ("recency", "T", "n_purchases")
 ]
 DERIVED_FEATURES: list[str] = ["mean_gap_days", "gap_ratio", "frequency_change", "spend_change"]
 COMPLAINT_FEATURES: list[str] = ["complaints", "unresolved_complaints", "resolution_days"]

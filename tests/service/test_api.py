@@ -8,14 +8,6 @@ from service.app import create_app
 from service.config import Settings
 
 
-@pytest.fixture(scope="module")
-def client(trained_store):
-    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"]))
-    with TestClient(app) as c:
-        assert app.state.store.wait(120), app.state.store.error
-        yield c
-
-
 def _customer(demo_data, index=0):
     transactions, customers, _ = demo_data
     cid = customers["customer_id"].iloc[index]

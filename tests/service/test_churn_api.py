@@ -2,21 +2,10 @@
 
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 
 from models.churn_features import churn_features
-from service.app import create_app
-from service.config import Settings
 
 TYPES = {"product", "price", "service", "benefit", "management", "industry", "natural"}
-
-
-@pytest.fixture(scope="module")
-def client(trained_store):
-    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"]))
-    with TestClient(app) as c:
-        assert app.state.store.wait(120), app.state.store.error
-        yield c
 
 
 def test_churn_with_reasons_types_and_alerts(client, demo_data, trained_store):

@@ -1,22 +1,9 @@
 """Marketing's view: one customer's labels in one call, and the label catalogue."""
 
-import pytest
-from fastapi.testclient import TestClient
-
 from models.customer_view import segment_frame
 from models.features import summarize
-from service.app import create_app
-from service.config import Settings
 
 SCHEMES = {"rfm", "value_matrix", "behaviour", "lifecycle", "nine_grid"}
-
-
-@pytest.fixture(scope="module")
-def client(trained_store):
-    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"]))
-    with TestClient(app) as c:
-        assert app.state.store.wait(120), app.state.store.error
-        yield c
 
 
 def test_one_customer_labels_in_one_call(client, demo_data, trained_store):
