@@ -410,6 +410,31 @@ def learn_margin(summary: pd.DataFrame, margin: float | None) -> tuple[float, st
     return 1.0, "none: CLV is revenue, no cost data"
 
 
+def clv_frame(
+    index: pd.Index,
+    *,
+    expected_purchases: np.ndarray,
+    probability_alive: np.ndarray,
+    expected_spend: np.ndarray,
+    clv: np.ndarray,
+    se: np.ndarray,
+    margins: np.ndarray,
+) -> pd.DataFrame:
+    """The CLV models' output table, with the 95 % interval from the standard error."""
+    return pd.DataFrame(
+        {
+            "expected_purchases": expected_purchases,
+            "probability_alive": probability_alive,
+            "expected_spend": expected_spend,
+            "clv": clv,
+            "clv_lower": clv - Z95 * se,
+            "clv_upper": clv + Z95 * se,
+            "margin": margins,
+        },
+        index=index,
+    )
+
+
 def customer_margins(summary: pd.DataFrame, margin: float, source: str) -> np.ndarray:
     """Each customer's own margin rate when margins come from the data, else ``margin``."""
     margins = np.full(len(summary), margin)
@@ -528,17 +553,14 @@ class CLVModel(BaseEstimator):
         cov[n_bg:, n_bg:] = spend_model.log_covariance_
         clv = fn(np.exp(log_params))
         se = delta_standard_error(fn, log_params, cov, clv)
-        return pd.DataFrame(
-            {
-                "expected_purchases": purchases.expected_purchases(horizon, x, t_x, t),
-                "probability_alive": purchases.probability_alive(x, t_x, t),
-                "expected_spend": spend,
-                "clv": clv,
-                "clv_lower": clv - Z95 * se,
-                "clv_upper": clv + Z95 * se,
-                "margin": margins,
-            },
-            index=summary.index,
+        return clv_frame(
+            summary.index,
+            expected_purchases=purchases.expected_purchases(horizon, x, t_x, t),
+            probability_alive=purchases.probability_alive(x, t_x, t),
+            expected_spend=spend,
+            clv=clv,
+            se=se,
+            margins=margins,
         )
 
     def params(self) -> dict[str, float]:

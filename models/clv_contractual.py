@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models._mle import Z95, delta_standard_error
-from models.clv import customer_margins, learn_margin
+from models._mle import delta_standard_error
+from models.clv import clv_frame, customer_margins, learn_margin
 from models.clv_discrete import ShiftedBetaGeometric
 from models.exceptions import InvalidInputError, NotFittedError
 from models.features import end_of_day
@@ -133,17 +133,14 @@ class ContractualCLV(BaseEstimator):
         se = delta_standard_error(
             fn, self.retention_.log_params_, self.retention_.log_covariance_, clv
         )
-        return pd.DataFrame(
-            {
-                "expected_purchases": survival_ratio(base).sum(axis=1),
-                "probability_alive": self.retention_.retention_rate(tenure + 1),
-                "expected_spend": value,
-                "clv": clv,
-                "clv_lower": clv - Z95 * se,
-                "clv_upper": clv + Z95 * se,
-                "margin": margins,
-            },
-            index=summary.index,
+        return clv_frame(
+            summary.index,
+            expected_purchases=survival_ratio(base).sum(axis=1),
+            probability_alive=self.retention_.retention_rate(tenure + 1),
+            expected_spend=value,
+            clv=clv,
+            se=se,
+            margins=margins,
         )
 
     def params(self) -> dict[str, float]:
