@@ -76,3 +76,17 @@ def trained_store(demo_data, tmp_path_factory):
         "registered": registered,
         "result": result,
     }
+
+
+def purchases(transactions: pd.DataFrame, customer_id: str, *extra: str) -> list[dict]:
+    """One demo customer's purchases as API ``transactions`` items (timestamp, amount, and
+    the ``extra`` columns: ``cost`` as a number, ``channel`` as text)."""
+    rows = transactions[transactions["customer_id"] == customer_id]
+    items = []
+    for record in rows.to_dict("records"):
+        item = {"timestamp": record["timestamp"].isoformat(), "amount": float(record["amount"])}
+        for column in extra:
+            value = record[column]
+            item[column] = float(value) if column == "cost" else value
+        items.append(item)
+    return items

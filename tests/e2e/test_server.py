@@ -5,6 +5,7 @@ import os
 import httpx
 import pytest
 
+from tests.conftest import purchases
 from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
@@ -24,16 +25,12 @@ def server(trained_store, tmp_path_factory):
 def test_score_demo_customer_over_http(server, demo_data):
     transactions, customers, _ = demo_data
     cid = customers["customer_id"].iloc[3]
-    rows = transactions[transactions["customer_id"] == cid]
     payload = {
         "as_of": "2025-12-31",
         "customers": [
             {
                 "customer_id": cid,
-                "transactions": [
-                    {"timestamp": t.isoformat(), "amount": float(a)}
-                    for t, a in zip(rows["timestamp"], rows["amount"], strict=True)
-                ],
+                "transactions": purchases(transactions, cid),
                 "attributes": {"region": customers["region"].iloc[3]},
             }
         ],

@@ -6,23 +6,18 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import purchases
 
 
 def _customer(demo_data, index=0):
     transactions, customers, _ = demo_data
     cid = customers["customer_id"].iloc[index]
-    rows = transactions[transactions["customer_id"] == cid]
     attributes = customers.iloc[index][
         ["region", "age", "acquisition_channel", "complaints"]
     ].to_dict()
     return {
         "customer_id": cid,
-        "transactions": [
-            {"timestamp": t.isoformat(), "amount": float(a), "cost": float(c), "channel": ch}
-            for t, a, c, ch in zip(
-                rows["timestamp"], rows["amount"], rows["cost"], rows["channel"], strict=True
-            )
-        ],
+        "transactions": purchases(transactions, cid, "cost", "channel"),
         "attributes": {k: (v.item() if hasattr(v, "item") else v) for k, v in attributes.items()},
     }
 
@@ -273,16 +268,7 @@ def test_drift_psi_in_models_and_metrics(client, demo_data):
     ids = transactions["customer_id"].unique()[:40]
     customers = []
     for cid in ids:
-        rows = transactions[transactions["customer_id"] == cid]
-        customers.append(
-            {
-                "customer_id": cid,
-                "transactions": [
-                    {"timestamp": t.isoformat(), "amount": float(a)}
-                    for t, a in zip(rows["timestamp"], rows["amount"], strict=True)
-                ],
-            }
-        )
+        customers.append({"customer_id": cid, "transactions": purchases(transactions, cid)})
     assert (
         client.post(
             "/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}

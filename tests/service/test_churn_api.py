@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from models.churn_features import churn_features
+from tests.conftest import purchases
 
 TYPES = {"product", "price", "service", "benefit", "management", "industry", "natural"}
 
@@ -21,10 +22,7 @@ def test_churn_with_reasons_types_and_alerts(client, demo_data, trained_store):
         "customers": [
             {
                 "customer_id": cid,
-                "transactions": [
-                    {"timestamp": t.isoformat(), "amount": float(a)}
-                    for t, a in zip(rows["timestamp"], rows["amount"], strict=True)
-                ],
+                "transactions": purchases(transactions, cid),
                 "attributes": attributes,
             },
             {

@@ -2,6 +2,7 @@
 
 from models.customer_view import segment_frame
 from models.features import summarize
+from tests.conftest import purchases
 
 SCHEMES = {"rfm", "value_matrix", "behaviour", "lifecycle", "nine_grid"}
 
@@ -9,16 +10,12 @@ SCHEMES = {"rfm", "value_matrix", "behaviour", "lifecycle", "nine_grid"}
 def test_one_customer_labels_in_one_call(client, demo_data, trained_store):
     transactions, _, _ = demo_data
     cid = transactions["customer_id"].iloc[0]
-    rows = transactions[transactions["customer_id"] == cid]
     payload = {
         "as_of": "2025-12-31",
         "customers": [
             {
                 "customer_id": cid,
-                "transactions": [
-                    {"timestamp": t.isoformat(), "amount": float(a), "cost": float(c)}
-                    for t, a, c in zip(rows["timestamp"], rows["amount"], rows["cost"], strict=True)
-                ],
+                "transactions": purchases(transactions, cid, "cost"),
             }
         ],
     }
