@@ -22,6 +22,7 @@ from models.churn_encoding import TableEncoder, as_frame
 from models.churn_eval import encoded_logistic_pipeline
 from models.churn_labels import contract_split, time_split
 from models.exceptions import InvalidInputError, NotFittedError
+from models.fast_predict import SMALL_BATCH, CompiledForest, CompiledLogistic
 
 __all__ = [
     "RISK_BANDS",
@@ -284,6 +285,49 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             w = self.linear_weight_
             score = (1 - w) * score + w * self.linear_.decision_function(encoded)
         return np.asarray(score, dtype=float)
+
+    # --- serving: the same numbers without DataFrames ---------------------------------------
+    def _compiled(self) -> tuple[CompiledForest, CompiledLogistic | None]:
+        compiled = self.__dict__.get("_compiled_")
+        if compiled is None:
+            self._check()
+            linear = CompiledLogistic(self.linear_) if self.linear_ is not None else None
+            compiled = (CompiledForest(self.booster_), linear)
+            self.__dict__["_compiled_"] = compiled
+        return compiled
+
+    def compile(self) -> ChurnClassifier:
+        """Prepare :meth:`predict_proba_columns` now (the service does it when it loads)."""
+        self._compiled()
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_compiled_", None)  # rebuilt from the fitted parts on first use
+        return state
+
+    def predict_proba_columns(self, columns: Any, n: int | None = None) -> np.ndarray:
+        """:meth:`predict_proba` of ``{column: array or list}``, for served requests.
+
+        Equal to ``predict_proba(pd.DataFrame(columns))`` bit for bit, without a DataFrame:
+        columns are encoded by lookups (:meth:`TableEncoder.transform_columns`), small
+        batches walk the compiled trees (:class:`models.fast_predict.CompiledForest`) and the
+        logistic blend is plain array arithmetic.
+        """
+        forest, linear = self._compiled()
+        if n is None:
+            n = len(next(iter(columns.values()))) if columns else 0
+        encoded = self.encoder_.transform_columns(columns, n)
+        binned = self._binned(encoded)
+        if n <= SMALL_BATCH:
+            score = forest.decision_function(binned)
+        else:
+            score = self.booster_.decision_function(binned)
+        if self.linear_ is not None:
+            w = self.linear_weight_
+            score = (1 - w) * score + w * linear.decision_function(encoded)
+        p = self.probability_from_score(np.asarray(score, dtype=float))
+        return np.column_stack([1 - p, p])
 
     def encode(self, X: Any) -> np.ndarray:
         """``X`` as the numeric matrix the models use (columns of ``feature_names_in_``)."""

@@ -19,6 +19,7 @@ at fit time, what each column is:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -147,20 +148,55 @@ class TableEncoder:
             raise InvalidInputError(f"missing the feature column '{missing[0]}'", field=missing[0])
         out = np.full((len(X), len(self.columns_)), np.nan, dtype=float)
         for j, (name, kind) in enumerate(zip(self.columns_, self.kinds_, strict=True)):
+            out[:, j] = self.encode_column(name, kind, X[name])
+        return out
+
+    def transform_columns(self, columns: Mapping[str, Any], n: int) -> np.ndarray:
+        """As :meth:`transform`, from ``{name: array or list}`` of ``n`` rows (no DataFrame).
+
+        Numeric columns given as numeric numpy or pandas arrays and categorical columns given
+        as lists of strings (or None) are encoded with array casts and dict lookups; anything
+        else goes through the same pandas path as :meth:`transform`. The result is identical.
+        """
+        out = np.empty((n, len(self.columns_)), dtype=float)
+        for j, (name, kind) in enumerate(zip(self.columns_, self.kinds_, strict=True)):
             if kind == "ignored":
                 out[:, j] = 0.0
                 continue
-            column = X[name]
-            if kind == "numeric":
-                numeric = coerce_numeric(column)
-                if numeric is None:  # stray text at predict time: unparseable cells → NaN
-                    text = _clean_text(column).str.replace(_NUMBER_NOISE, "", regex=True)
-                    numeric = pd.to_numeric(text, errors="coerce")
-                out[:, j] = numeric.to_numpy(dtype=float, na_value=np.nan)
-            else:
-                codes = _clean_text(column).map(self.categories_[name]).astype("Float64")
-                out[:, j] = codes.to_numpy(dtype=float, na_value=np.nan)
+            if name not in columns:
+                raise InvalidInputError(f"missing the feature column '{name}'", field=name)
+            out[:, j] = self.encode_column(name, kind, columns[name])
         return out
+
+    def encode_column(self, name: str, kind: str, values: Any) -> np.ndarray:
+        """One fitted column's values (a Series, array or list) as floats."""
+        if kind == "ignored":
+            return np.zeros(len(values))
+        if kind == "numeric":
+            if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+                return values.astype(float)
+            if isinstance(values, pd.api.extensions.ExtensionArray) and (
+                pd.api.types.is_numeric_dtype(values.dtype)
+                or pd.api.types.is_bool_dtype(values.dtype)
+            ):
+                return values.to_numpy(dtype=float, na_value=np.nan)
+            column = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+            numeric = coerce_numeric(column)
+            if numeric is None:  # stray text at predict time: unparseable cells → NaN
+                text = _clean_text(column).str.replace(_NUMBER_NOISE, "", regex=True)
+                numeric = pd.to_numeric(text, errors="coerce")
+            return numeric.to_numpy(dtype=float, na_value=np.nan)
+        categories = self.categories_[name]
+        if isinstance(values, list) and all(type(v) is str or v is None for v in values):
+            # NA tokens are never categories (they were masked at fit): a lookup suffices
+            nan = np.nan
+            return np.array(
+                [nan if v is None else categories.get(v.strip(), nan) for v in values],
+                dtype=float,
+            )
+        column = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+        codes = _clean_text(column).map(categories).astype("Float64")
+        return codes.to_numpy(dtype=float, na_value=np.nan)
 
     def decode(self, name: str, value: float) -> str:
         """A readable value of column ``name`` from its encoded number."""

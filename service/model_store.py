@@ -23,6 +23,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from models.drift import DriftMonitor
 from service.config import REGISTERED_NAMES, Settings
 
@@ -50,6 +53,11 @@ class LoadedModel:
     tags: dict[str, str] = field(default_factory=dict)
     drift: DriftMonitor | None = None
     loaded_at: float = field(default_factory=time.time)
+    # MLflow's input schema (``Schema.to_dict()``): the invocations route validates with it
+    input_schema: list[dict[str, Any]] | None = None
+    # False when the estimator's column-wise fast path did not reproduce the pyfunc on the
+    # version's input example: the route then scores through the DataFrame path
+    fast_path: bool = True
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -65,6 +73,45 @@ class LoadedModel:
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
             "drift": self.drift.report() if self.drift is not None else None,
         }
+
+
+def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scored: Any) -> bool:
+    """Prepare the estimator's column-wise fast path (``compile``) and check that it scores
+    the version's input example exactly as the pyfunc did; False (logged) when it does not."""
+    fast = getattr(estimator, "predict_proba_columns", None)
+    if fast is None:
+        return True  # nothing to check: the route uses the DataFrame path
+    try:
+        compile_ = getattr(estimator, "compile", None)
+        if compile_ is not None:
+            compile_()
+        if example is None or scored is None:
+            return True
+        columns = {
+            str(c): (
+                example[c].to_numpy()
+                if pd.api.types.is_numeric_dtype(example[c])
+                or pd.api.types.is_bool_dtype(example[c])
+                else example[c].astype(object).where(example[c].notna(), None).tolist()
+            )
+            for c in example.columns
+        }
+        got = np.asarray(fast(columns))[:, 1]
+        expected = np.asarray(scored["churn_probability"], dtype=float)
+        if np.array_equal(got, expected, equal_nan=True):
+            return True
+        log.error(
+            "%s v%s: the fast path differs from the pyfunc on the input example (max %.3g); "
+            "scoring through the pyfunc's DataFrame path",
+            name,
+            version,
+            float(np.nanmax(np.abs(got - expected))),
+        )
+    except Exception as exc:  # a broken fast path must not stop the version from serving
+        log.error(
+            "%s v%s: fast path unavailable (%s); using the DataFrame path", name, version, exc
+        )
+    return False
 
 
 def _record_load(family: str, version: str, ok: bool, seconds: float | None = None) -> None:
@@ -164,6 +211,7 @@ class ModelStore:
         source = client.get_model_version_download_uri(name, version.version)
         pyfunc = mlflow.pyfunc.load_model(source)
         example = pyfunc.input_example
+        scored = None
         if example is not None:
             scored = pyfunc.predict(example)
             if len(scored) != len(example):
@@ -171,6 +219,8 @@ class ModelStore:
                     f"{name} v{version.version} scored {len(scored)} rows for {len(example)}"
                 )
         wrapper = pyfunc.unwrap_python_model()
+        fast_path = _check_fast_path(name, version.version, wrapper.model, example, scored)
+        schema = pyfunc.metadata.get_input_schema()
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
         if version.run_id:
@@ -188,6 +238,8 @@ class ModelStore:
             params=params,
             tags=dict(version.tags or {}),
             drift=DriftMonitor(reference) if reference else None,
+            input_schema=list(schema.to_dict()) if schema is not None else None,
+            fast_path=fast_path,
         )
 
     def refresh(self) -> dict[str, str]:

@@ -112,7 +112,7 @@ _SCHEMA_LOCK = threading.Lock()
 
 def _fetch_mlflow_schema(store: Any, loaded: Any) -> list[dict[str, Any]]:
     """The input schema in the registered version's MLmodel file (explicit URIs: no global
-    MLflow state is changed). Used until the model store keeps the schema itself."""
+    MLflow state is changed), for a LoadedModel built without its input_schema."""
     import mlflow
     from mlflow.models import Model
 
@@ -498,20 +498,23 @@ def parse_columns(raw: bytes, schema: _Compiled, max_rows: int) -> tuple[dict[st
 
 
 # --- scoring ----------------------------------------------------------------------------------
-def predict(family: str, estimator: Any, columns: dict[str, Any], n: int) -> dict[str, Any]:
+def predict(
+    family: str, estimator: Any, columns: dict[str, Any], n: int, fast_path: bool = True
+) -> dict[str, Any]:
     """The pyfunc's output for the input ``columns``, column by column (training/pyfunc.py
     ``score``). An estimator offering ``predict_proba_columns`` (churn) or ``predict_columns``
-    gets the arrays directly, with no DataFrame built per request."""
+    gets the arrays directly, with no DataFrame built per request, unless ``fast_path`` is
+    False (the model store found it differing from the pyfunc when it loaded the version)."""
     if family == "churn":
-        fast = getattr(estimator, "predict_proba_columns", None)
+        fast = getattr(estimator, "predict_proba_columns", None) if fast_path else None
         if fast is not None:
-            p = np.asarray(fast(columns))[:, 1]
+            p = np.asarray(fast(columns, n))[:, 1]
         else:
             names = list(estimator.feature_names_in_)
             p = estimator.predict_proba(pd.DataFrame(columns, columns=names))[:, 1]
         return {"churn_probability": p, "risk_band": risk_band(p)}
     if family in ("segmentation", "clv"):
-        fast = getattr(estimator, "predict_columns", None)
+        fast = getattr(estimator, "predict_columns", None) if fast_path else None
         if fast is not None:
             return dict(fast(columns))
         out = estimator.predict(pd.DataFrame(columns, columns=list(columns)))
@@ -532,7 +535,7 @@ def score_body(
 ) -> tuple[bytes, int]:
     features, n = parse_columns(raw, schema, max_rows)
     try:
-        columns = predict(family, loaded.estimator, features, n)
+        columns = predict(family, loaded.estimator, features, n, getattr(loaded, "fast_path", True))
     except InvalidInputError:  # the model's own check, naming the column and the rows
         raise
     except ValueError as exc:  # e.g. values the estimator cannot use; never a traceback

@@ -331,8 +331,8 @@ def test_estimators_with_a_columns_api_get_arrays_without_a_frame():
     class FastChurn:
         feature_names_in_ = np.array(["n", "x"])
 
-        def predict_proba_columns(self, columns):
-            assert isinstance(columns["x"], np.ndarray)
+        def predict_proba_columns(self, columns, n):
+            assert isinstance(columns["x"], np.ndarray) and n == 2
             p = np.clip(columns["x"], 0, 1)
             return np.column_stack([1 - p, p])
 
