@@ -22,7 +22,7 @@ from models.churn_encoding import TableEncoder, as_frame
 from models.churn_eval import encoded_logistic_pipeline
 from models.churn_labels import contract_split, time_split
 from models.exceptions import InvalidInputError, NotFittedError
-from models.fast_predict import SMALL_BATCH, CompiledForest, CompiledLogistic
+from models.fast_predict import SMALL_BATCH, CompiledBins, CompiledForest, CompiledLogistic
 
 __all__ = [
     "RISK_BANDS",
@@ -287,12 +287,19 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(score, dtype=float)
 
     # --- serving: the same numbers without DataFrames ---------------------------------------
-    def _compiled(self) -> tuple[CompiledForest, CompiledLogistic | None]:
+    def _compiled(self) -> tuple[CompiledBins, CompiledForest, CompiledLogistic | None]:
         compiled = self.__dict__.get("_compiled_")
         if compiled is None:
             self._check()
-            linear = CompiledLogistic(self.linear_) if self.linear_ is not None else None
-            compiled = (CompiledForest(self.booster_), linear)
+            linear = None
+            if self.linear_ is not None:
+                n_codes = {
+                    j: len(self.encoder_.categories_[name])
+                    for j, name in enumerate(self.encoder_.columns_)
+                    if name in self.encoder_.categories_
+                }
+                linear = CompiledLogistic(self.linear_, n_codes)
+            compiled = (CompiledBins(self.bin_edges_), CompiledForest(self.booster_), linear)
             self.__dict__["_compiled_"] = compiled
         return compiled
 
@@ -314,15 +321,14 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         batches walk the compiled trees (:class:`models.fast_predict.CompiledForest`) and the
         logistic blend is plain array arithmetic.
         """
-        forest, linear = self._compiled()
+        bins, forest, linear = self._compiled()
         if n is None:
             n = len(next(iter(columns.values()))) if columns else 0
         encoded = self.encoder_.transform_columns(columns, n)
-        binned = self._binned(encoded)
         if n <= SMALL_BATCH:
-            score = forest.decision_function(binned)
+            score = forest.decision_function(bins.apply(encoded))
         else:
-            score = self.booster_.decision_function(binned)
+            score = self.booster_.decision_function(self._binned(encoded))
         if self.linear_ is not None:
             w = self.linear_weight_
             score = (1 - w) * score + w * linear.decision_function(encoded)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CompiledForest", "CompiledLogistic", "SMALL_BATCH"]
+__all__ = ["CompiledBins", "CompiledForest", "CompiledLogistic", "SMALL_BATCH"]
 
 # Up to this many rows the compiled forest beats the booster's per-tree loop; above it the
 # booster's own Cython predictor (the same numbers) is faster.
@@ -96,32 +96,63 @@ class CompiledForest:
                 side = np.where(in_left, True, np.where(is_known, False, self.missing_left[node]))
                 table[row] = np.where(not_mapped, self.missing_left[node], side)
             self.cat_left = table
+            self.cat_nodes = cat_nodes
+            self.cat_rows = self.cat_row[cat_nodes]
+            self.cat_missing_left = self.missing_left[cat_nodes]
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Raw log-odds of each row of ``X`` (the booster's input matrix)."""
+        """Raw log-odds of each row of ``X`` (the booster's input matrix).
+
+        Every split of every tree is decided at once for each row (one gather of the split
+        features and a few comparisons), giving each node its next node; the walk from the
+        roots is then ``max_depth`` gathers.
+        """
         X = np.asarray(X, dtype=float)
         n = X.shape[0]
         if self.n_trees == 0:
             return np.full(n, self.baseline)
-        rows = np.arange(n)[:, None]
-        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        x = X[:, self.feature]  # (rows, nodes)
+        go_left = x <= self.threshold  # NaN compares False; decided below
+        if self.has_categorical:
+            xc = x[:, self.cat_nodes]
+            code = np.minimum(np.where(xc >= 0, xc, 0), 255).astype(np.intp)
+            side = self.cat_left[self.cat_rows, code]
+            go_left[:, self.cat_nodes] = np.where(xc < 0, self.cat_missing_left, side)
+        go_left = np.where(np.isnan(x), self.missing_left, go_left)
+        size = len(self.value)
+        shift = (np.arange(n, dtype=np.intp) * size)[:, None]
+        child = (np.where(go_left, self.left, self.right) + shift).ravel()
+        node = self.roots + shift
         for _ in range(self.max_depth):
-            x = X[rows, self.feature[node]]
-            go_left = x <= self.threshold[node]
-            if self.has_categorical:
-                categorical = self.is_categorical[node]
-                if categorical.any():
-                    code = np.where(categorical & (x >= 0), x, 0).astype(np.intp)
-                    cat_left = self.cat_left[self.cat_row[node], np.minimum(code, 255)]
-                    cat_left = np.where(x < 0, self.missing_left[node], cat_left)
-                    go_left = np.where(categorical, cat_left, go_left)
-            go_left = np.where(np.isnan(x), self.missing_left[node], go_left)
-            node = np.where(go_left, self.left[node], self.right[node])
-        leaves = self.value[node]
+            node = child[node]
+        leaves = self.value[node - shift]
         total = np.empty((n, self.n_trees + 1))
         total[:, 0] = self.baseline
         total[:, 1:] = leaves
         return np.add.accumulate(total, axis=1)[:, -1]
+
+
+class CompiledBins:
+    """Quantile binning of numeric columns (``searchsorted(edges, x, side="left")``, NaN kept)
+    for a few rows at once: every binned column against its padded edges in one comparison.
+    The bin of ``x`` is the number of edges below it, which is what ``searchsorted`` returns."""
+
+    def __init__(self, bin_edges: dict[int, np.ndarray | None]):
+        binned = [(j, np.asarray(e, dtype=float)) for j, e in bin_edges.items() if e is not None]
+        self.columns = np.array([j for j, _ in binned], dtype=np.intp)
+        width = max((len(e) for _, e in binned), default=0)
+        self.edges = np.full((len(binned), width), np.inf)
+        for row, (_, edges) in enumerate(binned):
+            self.edges[row, : len(edges)] = edges
+
+    def apply(self, encoded: np.ndarray) -> np.ndarray:
+        """``encoded`` with the binned columns replaced by their bin index."""
+        out = encoded.copy()
+        if len(self.columns):
+            x = encoded[:, self.columns]
+            bins = (self.edges < x[:, :, None]).sum(axis=2).astype(float)
+            out[:, self.columns] = np.where(np.isnan(x), np.nan, bins)
+        return out
 
 
 def _input_mapping(booster: Any) -> tuple[np.ndarray, dict[int, tuple] | None]:
@@ -171,7 +202,9 @@ class CompiledLogistic:
     coefficients, so it equals ``pipeline.decision_function`` bit for bit.
     """
 
-    def __init__(self, pipeline: Any):
+    def __init__(self, pipeline: Any, n_codes: dict[int, int] | None = None):
+        """``n_codes``: for each categorical input column, how many codes the encoder makes
+        (the tables then cover codes the one-hot step never saw, as all zeros)."""
         columns = pipeline.named_steps["columns"]
         logistic = pipeline.named_steps["logistic"]
         if len(logistic.classes_) != 2:
@@ -201,10 +234,22 @@ class CompiledLogistic:
                 widths.append(len(self.fill) + len(self.indicator))
             elif name == "categorical":
                 self.categorical = list(index)
-                self.tables = _one_hot_tables(transformer, len(index))
+                sizes = [(n_codes or {}).get(j, 0) for j in index]
+                self.tables = _one_hot_tables(transformer, sizes)
                 widths.append(sum(t.shape[1] for t in self.tables))
             elif name != "remainder":
                 raise ValueError(f"unknown pipeline part {name!r}: not compiled")
+        if self.tables:  # all one-hot tables as blocks of one table (rows: feature, code)
+            heights = [t.shape[0] for t in self.tables]
+            starts = np.concatenate([[0], np.cumsum(heights)[:-1]])
+            self.first_rows = starts.astype(float)
+            self.missing_rows = (starts + np.array(heights) - 1).astype(float)
+            self.one_hot = np.zeros((sum(heights), sum(t.shape[1] for t in self.tables)))
+            column = 0
+            for start, table in zip(starts, self.tables, strict=True):
+                rows, width = table.shape
+                self.one_hot[start : start + rows, column : column + width] = table
+                column += width
         if sum(widths) != self.coef_T.shape[0]:
             raise ValueError("the compiled design matrix does not match the coefficients")
 
@@ -221,12 +266,12 @@ class CompiledLogistic:
             if self.scale is not None:
                 block = block / self.scale
             blocks.append(block)
-        for j, table in zip(self.categorical, self.tables, strict=True):
-            codes = encoded[:, j]
-            last = table.shape[0] - 1  # the row of a missing value
-            rows = np.where(np.isnan(codes), last, np.clip(np.nan_to_num(codes), 0, last))
-            blocks.append(table[rows.astype(np.intp)])
-        return np.hstack(blocks)
+        if self.categorical:
+            codes = encoded[:, self.categorical]
+            rows = np.where(np.isnan(codes), self.missing_rows, codes + self.first_rows)
+            # each feature's row is zero outside its own block: the sum places the blocks
+            blocks.append(self.one_hot[rows.astype(np.intp)].sum(axis=1))
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
 
     def decision_function(self, encoded: np.ndarray) -> np.ndarray:
         """The logistic regression's log-odds of ``encoded`` rows."""
@@ -234,15 +279,16 @@ class CompiledLogistic:
         return scores.reshape(-1)
 
 
-def _one_hot_tables(encoder: Any, n_features: int) -> list[np.ndarray]:
+def _one_hot_tables(encoder: Any, min_codes: list[int]) -> list[np.ndarray]:
     """Per categorical feature, the one-hot output of codes ``0 .. k-1`` and of a missing
     value (last row), read off the fitted ``OneHotEncoder`` itself."""
     tables = []
+    n_features = len(min_codes)
     sizes = list(encoder._n_features_outs)
     starts = np.concatenate([[0], np.cumsum(sizes)])
     for i in range(n_features):
         known = [c for c in encoder.categories_[i] if not _isnan(c)]
-        k = int(max(known) + 1) if known else 0
+        k = max(int(max(known) + 1) if known else 0, min_codes[i])
         probe = np.tile(
             [_first_known(encoder.categories_[f]) for f in range(n_features)], (k + 1, 1)
         )

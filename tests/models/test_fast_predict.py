@@ -95,7 +95,7 @@ def test_columns_path_equals_predict_proba_bit_for_bit(models, kind, n):
 def test_blend_and_categorical_splits_are_exercised(models):
     model = models["blend"]
     assert model.linear_ is not None and model.linear_weight_ == 0.5
-    forest, linear = model._compiled()
+    _, forest, linear = model._compiled()
     assert forest.has_categorical and linear is not None
     assert model.feature_kinds_ == [
         "numeric",
@@ -135,3 +135,17 @@ def test_compiled_forest_on_plain_boosters(categorical):
     assert np.array_equal(
         CompiledForest(booster).decision_function(probe), booster.decision_function(probe)
     )
+
+
+def test_compiled_logistic_covers_codes_the_one_hot_step_never_saw():
+    from models.churn_eval import encoded_logistic_pipeline
+    from models.fast_predict import CompiledLogistic
+
+    rng = np.random.default_rng(4)
+    encoded = np.column_stack([rng.normal(size=300), rng.integers(0, 3, 300).astype(float)])
+    encoded[::9, 0] = np.nan
+    y = (encoded[:, 1] == 1) ^ (rng.random(300) < 0.2)
+    pipeline = encoded_logistic_pipeline(["numeric", "categorical"]).fit(encoded, y)
+    compiled = CompiledLogistic(pipeline, {1: 5})
+    probe = np.array([[0.5, 4.0], [np.nan, np.nan], [-1.0, 2.0], [0.0, 3.0]])
+    assert np.array_equal(compiled.decision_function(probe), pipeline.decision_function(probe))
