@@ -96,9 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics(request: Request) -> Response:
         return observability.metrics_response(request)
 
+    # the hot route first: requests are matched against the routes in order
+    app.include_router(invocations.router)  # checks the scoring key itself (no dependencies)
     app.include_router(health.router)
     app.include_router(models_info.router, dependencies=[ScoringAuth])
-    app.include_router(invocations.router, dependencies=[ScoringAuth])
     app.include_router(customers.router, dependencies=[ScoringAuth])
     app.include_router(segments.router, dependencies=[ScoringAuth])
     app.include_router(churn.router, dependencies=[ScoringAuth])

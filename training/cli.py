@@ -372,6 +372,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        access_log=False,  # the service writes its own JSON access log (CVM_ACCESS_LOG)
     )
     return 0
 
