@@ -22,7 +22,8 @@ class Settings(BaseSettings):
       version (``7`` or ``models:/cvm-churn/7``), overriding the alias.
     - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
       (header ``X-API-Key``); none configured means open access (warned at start-up).
-    - ``CVM_MAX_BODY_BYTES``: largest request body (413 above it).
+    - ``CVM_MAX_BODY_BYTES``: largest request body (413 above it); NDJSON streams are exempt.
+    - ``CVM_MAX_STREAM_ROWS``: most rows in one NDJSON stream to ``/invocations`` (10 million).
     - ``CVM_CORS_ORIGINS``: comma-separated origins allowed by CORS (off when unset).
     - ``CVM_LOG_FORMAT`` (``json`` or ``text``), ``CVM_LOG_LEVEL``, ``CVM_ACCESS_LOG``.
     - ``CVM_BLAS_THREADS``: BLAS/OpenMP threads (1: small requests thrash otherwise).
@@ -43,6 +44,7 @@ class Settings(BaseSettings):
     api_keys: SecretStr | None = None
     admin_keys: SecretStr | None = None
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    max_stream_rows: int = Field(default=10_000_000, ge=1)
     cors_origins: str | None = None
     log_format: str = "json"
     log_level: str = "INFO"

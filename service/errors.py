@@ -42,12 +42,45 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 def _detail(error: dict[str, Any]) -> dict[str, Any]:
     loc = tuple(error.get("loc", ()))
-    if error.get("type") == "json_invalid" and loc and isinstance(loc[-1], int):
+    if error.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[-1], int):
         # FastAPI's loc is (body, character offset): name the body, say where
         reason = (error.get("ctx") or {}).get("error") or error.get("msg", "")
         message = f"invalid JSON at character {loc[-1]}: {reason}"
         return {"path": "body", "message": message, "type": "json_invalid"}
     return {"path": _path(loc), "message": error.get("msg", ""), "type": error.get("type", "")}
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    details = [_detail(e) for e in exc.errors()]
+    first = details[0] if details else {"path": "body", "message": "invalid request"}
+    message = f"{first['path']}: {first['message']}"
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more)"
+    return message, details
+
+
+def _invalid_message(exc: InvalidInputError) -> tuple[str, list[dict[str, Any]]]:
+    detail: dict[str, Any] = {"path": exc.field or "body", "message": exc.message}
+    if exc.rows:
+        detail["rows"] = exc.rows
+    return exc.message, [detail]
+
+
+def error_payload(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """``(status, {"error": ...})`` of an exception, for errors that cannot be a response of
+    their own (an NDJSON stream whose status is already sent)."""
+    if isinstance(exc, RequestValidationError):
+        status, code, (message, details) = 422, "validation_error", _validation_message(exc)
+    elif isinstance(exc, InvalidInputError):
+        status, code, (message, details) = 422, "invalid_input", _invalid_message(exc)
+    else:
+        status, code, message, details = (
+            500,
+            "internal_error",
+            "internal error; see the service log",
+            [],
+        )
+    return status, {"error": {"code": code, "message": message, "details": details}}
 
 
 def install(app: FastAPI) -> None:
@@ -57,19 +90,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [_detail(e) for e in exc.errors()]
-        first = details[0] if details else {"path": "body", "message": "invalid request"}
-        message = f"{first['path']}: {first['message']}"
-        if len(details) > 1:
-            message += f" (and {len(details) - 1} more)"
+        message, details = _validation_message(exc)
         return error_response(422, "validation_error", message, details)
 
     @app.exception_handler(InvalidInputError)
     async def _invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
-        detail: dict[str, Any] = {"path": exc.field or "body", "message": exc.message}
-        if exc.rows:
-            detail["rows"] = exc.rows
-        return error_response(422, "invalid_input", exc.message, [detail])
+        message, details = _invalid_message(exc)
+        return error_response(422, "invalid_input", message, details)
 
     @app.exception_handler(OutOfBoundsDatetime)
     @app.exception_handler(OutOfBoundsTimedelta)

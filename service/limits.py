@@ -2,7 +2,8 @@
 
 - :class:`BodyLimitMiddleware`: a body larger than ``CVM_MAX_BODY_BYTES`` gets 413 from its
   ``Content-Length`` alone, before any byte of it is read or parsed; a body without a length
-  (chunked) is counted as it arrives.
+  (chunked) is counted as it arrives. NDJSON streams to ``/invocations`` are exempt: they are
+  read and scored a chunk at a time, and ``CVM_MAX_STREAM_ROWS`` bounds them.
 - Native threads: BLAS/OpenMP pools are capped (``CVM_BLAS_THREADS``, default 1): on small
   inputs extra threads only contend with each other and with the event loop. The environment
   defaults are set when this module is imported (before the service imports numpy or
@@ -53,6 +54,17 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+def _is_stream(scope: Scope) -> bool:
+    if not scope.get("path", "").endswith("/invocations"):
+        return False
+    from service.streaming import is_ndjson
+
+    for key, value in scope.get("headers", ()):
+        if key == b"content-type":
+            return is_ndjson(value.decode("latin-1"))
+    return False
+
+
 class BodyLimitMiddleware:
     """413 for bodies over ``max_body_bytes`` (see the module docstring)."""
 
@@ -65,6 +77,9 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _is_stream(scope):  # NDJSON is read chunk by chunk: CVM_MAX_STREAM_ROWS bounds it
             await self.app(scope, receive, send)
             return
         length = _content_length(scope)

@@ -36,7 +36,7 @@ from starlette.responses import Response
 
 from models.churn import risk_band
 from models.exceptions import InvalidInputError
-from service import observability
+from service import observability, streaming
 from service.config import REGISTERED_NAMES
 from service.errors import ServiceUnavailable
 from service.security import API_KEY_HEADER, get_guard
@@ -287,8 +287,9 @@ def _check_rows(n: int, fmt: str, max_rows: int) -> None:
 
 
 def _columns_from_records(
-    rows: Any, loc: tuple[Any, ...], schema: _Compiled, max_rows: int
+    rows: Any, loc: tuple[Any, ...], schema: _Compiled, max_rows: int, offset: int = 0
 ) -> tuple[dict[str, _Cells], int, Any]:
+    """Records as columns; errors name ``(*loc, offset + row index, column)``."""
     if not isinstance(rows, list):
         _fail(loc, f"expected a list of records (objects), got {_describe(rows)}", "list_type")
     _check_rows(len(rows), loc[0], max_rows)
@@ -297,7 +298,9 @@ def _columns_from_records(
         for i, row in enumerate(rows):
             if type(row) is not dict:
                 errors.add(
-                    (*loc, i), f"expected a record (an object), got {_describe(row)}", "dict_type"
+                    (*loc, offset + i),
+                    f"expected a record (an object), got {_describe(row)}",
+                    "dict_type",
                 )
                 if errors.full:
                     break
@@ -310,13 +313,13 @@ def _columns_from_records(
         if not keys <= allowed:
             for name in sorted(keys - allowed):
                 errors.add(
-                    (*loc, i, name),
+                    (*loc, offset + i, name),
                     f"unknown column {name!r}; the model's columns are {_names(schema.schema.names)}",
                     "extra_forbidden",
                 )
         if not keys >= required:
             for name in [c for c in schema.schema.names if c in required and c not in keys]:
-                errors.add((*loc, i, name), f"missing column {name!r}", "missing")
+                errors.add((*loc, offset + i, name), f"missing column {name!r}", "missing")
         if errors.full:
             break
     errors.raise_if_any()
@@ -329,7 +332,7 @@ def _columns_from_records(
         columns = {
             name: [row.get(name) for row in rows] for name in schema.schema.names if name in present
         }
-    return columns, len(rows), lambda i, name: (*loc, i, name)
+    return columns, len(rows), lambda i, name: (*loc, offset + i, name)
 
 
 def _columns_from_dict(
@@ -483,6 +486,23 @@ def parse_columns(raw: bytes, schema: _Compiled, max_rows: int) -> tuple[dict[st
             f"expected records (a list) or columns (an object), got {_describe(value)}",
             "type_error",
         )
+    return _arrays(cells, n, path_of, schema)
+
+
+def parse_records(
+    rows: list[Any], schema: _Compiled, offset: int, loc: tuple[Any, ...] = ("rows",)
+) -> tuple[dict[str, Any], int]:
+    """Parsed JSON records (a chunk of an NDJSON stream) as ``({column: array}, rows)``;
+    errors name the row by ``offset +`` its index in ``rows``."""
+    cells, n, path_of = _columns_from_records(rows, loc, schema, len(rows) or 1, offset)
+    return _arrays(cells, n, path_of, schema)
+
+
+def _arrays(
+    cells: dict[str, _Cells], n: int, path_of: Any, schema: _Compiled
+) -> tuple[dict[str, Any], int]:
+    """Every schema column's cells converted and checked (see :func:`_convert`)."""
+    errors = _Errors()
     arrays: dict[str, Any] = {}
     for column in schema.schema.columns:
         values = cells.get(column.name)
@@ -535,14 +555,25 @@ def score_body(
     raw: bytes, family: str, loaded: Any, schema: _Compiled, max_rows: int
 ) -> tuple[bytes, int]:
     features, n = parse_columns(raw, schema, max_rows)
+    return render(_predict_checked(family, loaded, features, n)), n
+
+
+def score_lines(
+    lines: list[bytes], offset: int, family: str, loaded: Any, schema: _Compiled
+) -> tuple[bytes, int]:
+    """One chunk of an NDJSON stream (rows ``offset`` on) as NDJSON predictions."""
+    features, n = parse_records(streaming.decode_rows(lines, offset), schema, offset)
+    return streaming.render_lines(_predict_checked(family, loaded, features, n)), n
+
+
+def _predict_checked(family: str, loaded: Any, features: dict[str, Any], n: int) -> dict[str, Any]:
     try:
-        columns = predict(family, loaded.estimator, features, n, getattr(loaded, "fast_path", True))
+        return predict(family, loaded.estimator, features, n, getattr(loaded, "fast_path", True))
     except InvalidInputError:  # the model's own check, naming the column and the rows
         raise
     except ValueError as exc:  # e.g. values the estimator cannot use; never a traceback
         message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise InvalidInputError(f"the model could not score these rows: {message}") from exc
-    return render(columns), n
 
 
 _BODY_SCHEMA_CELL: dict[str, Any] = {
@@ -663,11 +694,14 @@ async def invocations(request: Request) -> Response:
         )
     content_type = request.headers.get("content-type", "application/json")
     media, _, parameters = content_type.partition(";")
-    if media.strip().lower() != "application/json" or (
+    stream = streaming.is_ndjson(content_type)
+    if (media.strip().lower() != "application/json" and not stream) or (
         parameters and "utf-8" not in parameters.lower().replace(" ", "")
     ):
         raise StarletteHTTPException(
-            415, f"send application/json (UTF-8); got {content_type[:100]!r}"
+            415,
+            "send application/json (UTF-8), or application/x-ndjson to stream; "
+            f"got {content_type[:100]!r}",
         )
     store = request.app.state.store
     loaded = store.models.get(family)  # one version for the whole request, even mid-reload
@@ -679,6 +713,9 @@ async def invocations(request: Request) -> Response:
         log.warning("input schema of %s unavailable: %s", name, exc)
         raise ServiceUnavailable(f"the input schema of {name} is unavailable") from exc
     observability.tag_model(request, name, loaded.version)
+    headers = {"X-Model-Name": name, "X-Model-Version": loaded.version}
+    if stream:
+        return await _stream(request, name, family, loaded, schema, headers)
     raw = await request.body()
     max_rows = store.settings.max_batch
     started = time.perf_counter()
@@ -696,8 +733,31 @@ async def invocations(request: Request) -> Response:
         rows,
         (time.perf_counter() - started) * 1e3,
     )
-    return Response(
-        content,
-        media_type="application/json",
-        headers={"X-Model-Name": name, "X-Model-Version": loaded.version},
-    )
+    return Response(content, media_type="application/json", headers=headers)
+
+
+async def _stream(
+    request: Request, name: str, family: str, loaded: Any, schema: _Compiled, headers: dict
+) -> streaming.NDJSONStream:
+    """NDJSON in and out (service/streaming.py): the body is spooled as it arrives, the first
+    chunk is scored here (so its errors are a normal 422), the response scores the rest."""
+    file = await streaming.spool(request.stream())
+    try:
+        chunks = streaming.row_chunks(streaming.read_file(file))
+        first = await anext(chunks, None)
+        if first is None:
+            _fail(("rows",), "no rows: send at least one JSON record per line", "too_short")
+
+        def score(lines: list[bytes], offset: int) -> tuple[bytes, int]:
+            return score_lines(lines, offset, family, loaded, schema)
+
+        def on_rows(n: int) -> None:
+            observability.record_rows(name, loaded.version, n)
+
+        body, n = await anyio.to_thread.run_sync(score, first, 0)
+        on_rows(n)
+    except BaseException:
+        file.close()
+        raise
+    max_rows = request.app.state.settings.max_stream_rows
+    return streaming.NDJSONStream(body, n, chunks, score, max_rows, on_rows, headers, file)

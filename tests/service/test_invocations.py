@@ -7,6 +7,7 @@ import math
 
 import mlflow
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -343,3 +344,121 @@ def test_estimators_with_a_columns_api_get_arrays_without_a_frame():
     out = inv.predict("churn", FastChurn(), columns, n)
     assert out["churn_probability"].tolist() == [0.1, 0.9]
     assert out["risk_band"].tolist() == ["low", "high"]
+
+
+# --- NDJSON streaming (service/streaming.py) --------------------------------------------------
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def ndjson(frame: pd.DataFrame) -> bytes:
+    columns = list(frame.columns)
+    return b"".join(
+        orjson.dumps(dict(zip(columns, row, strict=True))) + b"\n" for row in _rows(frame)
+    )
+
+
+def test_ndjson_stream_answers_one_line_per_row_like_the_pyfunc_per_chunk(client, pyfuncs):
+    from service.streaming import CHUNK_ROWS
+
+    n = 2 * CHUNK_ROWS + 321
+    frame = batch(pyfuncs["churn"], n, seed=11)
+    body = ndjson(frame).replace(b"\n", b"\n\n", 7)  # blank lines are skipped
+    response = client.post("/v1/models/cvm-churn/invocations", content=body, headers=NDJSON)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-ndjson"
+    assert response.headers["x-model-version"] == "1"
+    lines = [orjson.loads(line) for line in response.content.splitlines()]
+    assert len(lines) == n
+    want = []
+    for start in range(0, n, CHUNK_ROWS):  # scored a chunk at a time, as the pyfunc would be
+        want += expected(pyfuncs["churn"], frame.iloc[start : start + CHUNK_ROWS])
+    assert lines == want
+
+
+def test_ndjson_stream_may_arrive_in_pieces_and_ignores_the_body_limit(trained_store, pyfuncs):
+    frame = batch(pyfuncs["clv"], 300, seed=2)
+    body = ndjson(frame)
+    settings = Settings(
+        mlflow_tracking_uri=trained_store["uri"], reload_interval=0, max_body_bytes=1000
+    )
+    app = create_app(settings)
+    with TestClient(app) as small:
+        assert app.state.store.wait(120)
+        pieces = (body[i : i + 777] for i in range(0, len(body), 777))  # splits records
+        response = small.post("/v1/models/cvm-clv/invocations", content=pieces, headers=NDJSON)
+        assert response.status_code == 200, response.text
+        lines = [orjson.loads(line) for line in response.content.splitlines()]
+        assert lines == expected(pyfuncs["clv"], frame)
+        # the same rows as one JSON body are over the limit
+        json_body = orjson.dumps(payload(frame, "dataframe_split"))
+        too_big = small.post(
+            "/v1/models/cvm-clv/invocations",
+            content=json_body,
+            headers={"content-type": "application/json"},
+        )
+        assert too_big.status_code == 413
+
+
+def test_ndjson_errors_in_the_first_chunk_are_422_by_row(client, pyfuncs):
+    frame = batch(pyfuncs["churn"], 50, seed=4)
+    lines = ndjson(frame).splitlines()
+    lines[7] = lines[7].replace(b'"region":', b'"region":7,"_was":', 1)
+    lines[9] = b'{"frequency": 1,'
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    error = _error(response)
+    assert error["code"] == "validation_error"
+    assert [d["path"] for d in error["details"]] == ["rows.9"]  # JSON is checked first
+    assert "invalid JSON" in error["details"][0]["message"]
+    lines[9] = lines[8]
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    paths = [d["path"] for d in _error(response)["details"]]
+    assert paths == ["rows.7._was"]
+    empty = client.post("/v1/models/cvm-churn/invocations", content=b"\n \n", headers=NDJSON)
+    assert _error(empty)["details"][0]["path"] == "rows"
+
+
+def test_ndjson_error_after_the_first_chunk_ends_the_stream_with_an_error_line(client, pyfuncs):
+    from service.streaming import CHUNK_ROWS
+
+    frame = batch(pyfuncs["churn"], CHUNK_ROWS + 100, seed=5)
+    lines = ndjson(frame).splitlines()
+    bad = CHUNK_ROWS + 42
+    lines[bad] = orjson.dumps({**orjson.loads(lines[bad]), "age": "old"})
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    assert response.status_code == 200  # sent before the bad row was read
+    out = response.content.splitlines()
+    assert len(out) == CHUNK_ROWS + 1
+    last = orjson.loads(out[-1])
+    assert last["rows_scored"] == CHUNK_ROWS
+    assert last["error"]["code"] == "validation_error"
+    assert [d["path"] for d in last["error"]["details"]] == [f"rows.{bad}.age"]
+
+
+def test_ndjson_limits_long_lines_and_stream_rows(trained_store, pyfuncs, monkeypatch):
+    from service import streaming
+
+    frame = batch(pyfuncs["clv"], 30, seed=6)
+    settings = Settings(
+        mlflow_tracking_uri=trained_store["uri"], reload_interval=0, max_stream_rows=25
+    )
+    app = create_app(settings)
+    monkeypatch.setattr(streaming, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(streaming.row_chunks, "__defaults__", (10, 4096))
+    with TestClient(app) as limited:
+        assert app.state.store.wait(120)
+        response = limited.post(
+            "/v1/models/cvm-clv/invocations", content=ndjson(frame), headers=NDJSON
+        )
+        out = response.content.splitlines()
+        assert len(out) == 21  # two chunks of 10 scored, then the limit
+        last = orjson.loads(out[-1])
+        assert last["rows_scored"] == 20 and "CVM_MAX_STREAM_ROWS" in last["error"]["message"]
+        long_line = b'{"frequency": 1, "pad": "' + b"x" * 5000 + b'"}\n'
+        response = limited.post("/v1/models/cvm-clv/invocations", content=long_line, headers=NDJSON)
+        assert "longer than 4,096 bytes" in _error(response)["message"]
