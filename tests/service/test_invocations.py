@@ -462,3 +462,38 @@ def test_ndjson_limits_long_lines_and_stream_rows(trained_store, pyfuncs, monkey
         long_line = b'{"frequency": 1, "pad": "' + b"x" * 5000 + b'"}\n'
         response = limited.post("/v1/models/cvm-clv/invocations", content=long_line, headers=NDJSON)
         assert "longer than 4,096 bytes" in _error(response)["message"]
+
+
+def test_the_store_checks_a_fast_path_against_the_pyfunc_when_it_loads(pyfuncs):
+    from service.model_store import _check_fast_path
+
+    pyfunc = pyfuncs["churn"]
+    example = pyfunc.input_example
+    scored = pyfunc.predict(example)
+    estimator = pyfunc.unwrap_python_model().model
+    assert _check_fast_path("cvm-churn", 1, estimator, example, scored)
+
+    class Drifting:  # a fast path that no longer matches the estimator
+        def predict_proba_columns(self, columns, n=None):
+            p = estimator.predict_proba_columns(columns, n)
+            return p + np.array([-1e-9, 1e-9])
+
+    class Broken:
+        feature_names_in_ = estimator.feature_names_in_
+
+        def predict_proba_columns(self, columns, n=None):
+            raise RuntimeError("compiled for another version")
+
+        def predict_proba(self, frame):
+            return estimator.predict_proba(frame)
+
+    assert not _check_fast_path("cvm-churn", 1, Drifting(), example, scored)
+    assert not _check_fast_path("cvm-churn", 1, Broken(), example, scored)
+    columns, n = inv.parse_columns(
+        orjson.dumps(payload(example, "dataframe_split")),
+        inv._compile(inv.InputSchema.from_mlflow(pyfunc.metadata.get_input_schema().to_dict())),
+        100,
+    )
+    # a version whose check failed is scored through the DataFrame path, like the pyfunc
+    out = inv.predict("churn", Broken(), columns, n, fast_path=False)
+    assert out["churn_probability"].tolist() == scored["churn_probability"].tolist()
