@@ -66,6 +66,8 @@ def _demo_data(args: argparse.Namespace) -> tuple[Path, Path, str]:
 
 def _report_line(report: Any) -> str:
     line = f"{report.path}: read {report.n_read:,}, kept {report.n_kept:,}, quarantined {report.n_quarantined:,}"
+    if getattr(report, "duplicates_kept", 0):
+        line += f"; {report.duplicates_kept:,} identical repeats kept (--keep-duplicates)"
     if report.n_quarantined:
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.reasons.items()))
         line += f" ({reasons}) -> {report.quarantine_path}"
@@ -100,7 +102,11 @@ def _inputs(args: argparse.Namespace) -> Inputs:
         as_of = args.as_of
     quarantine_dir = config.cvm_home() / "quarantine"
     transactions, tx_report = data.load_transactions(
-        tx_path, as_of=as_of, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
+        tx_path,
+        as_of=as_of,
+        bad_rows=args.bad_rows,
+        quarantine_dir=quarantine_dir,
+        keep_duplicates=getattr(args, "keep_duplicates", False),
     )
     reports = [tx_report]
     customers = None
@@ -391,6 +397,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         default="error",
         help="stop on invalid rows (default) or quarantine them and go on",
     )
+    add(
+        "--keep-duplicates",
+        action="store_true",
+        help="keep rows identical to an earlier row (default: quarantine them); for data "
+        "without transaction ids, where equal purchases on one day can be real",
+    )
     add("--horizon-days", type=int, default=90, help="churn horizon (days)")
     add("--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)")
     add("--clv-horizon-days", type=int, default=365, help="CLV horizon (days)")
@@ -456,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--out", required=True, help="output file: scored.parquet or scored.csv")
     score.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
+    score.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="keep rows identical to an earlier row (default: quarantine them)",
+    )
     score.set_defaults(func=cmd_score)
 
     aud = sub.add_parser("audience", help="export the customers with one label as a target list")
@@ -490,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--chart", default="churn_report.png", help="chart file (PNG)")
     report.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
+    report.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="keep rows identical to an earlier row (default: quarantine them)",
+    )
     report.set_defaults(func=cmd_report)
 
     risk = sub.add_parser("risk", help="high-value, high-risk customers first (P(churn) x CLV)")

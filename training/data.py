@@ -165,10 +165,13 @@ class LoadReport:
     n_quarantined: int
     quarantine_path: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    duplicates_kept: int = 0  # identical rows kept on request (``keep_duplicates=True``)
 
     def summary(self) -> str:
         """One line for logs, e.g. ``tx.csv: read 10, kept 8, quarantined 2 (duplicate: 2)``."""
         text = f"{self.path}: read {self.n_read}, kept {self.n_kept}"
+        if self.duplicates_kept:
+            text += f" (of which {self.duplicates_kept} identical repeats, kept as asked)"
         if self.n_quarantined:
             detail = ", ".join(f"{reason}: {n}" for reason, n in self.reasons.items())
             text += f", quarantined {self.n_quarantined} ({detail}) -> {self.quarantine_path}"
@@ -675,8 +678,13 @@ def load_transactions(
     as_of: str | date | datetime | pd.Timestamp | None = None,
     bad_rows: str = "error",
     quarantine_dir: str | Path | None = None,
+    keep_duplicates: bool = False,
 ) -> tuple[pd.DataFrame, LoadReport]:
     """Load one-row-per-purchase transactions and validate them.
+
+    ``keep_duplicates=True`` keeps rows identical to an earlier row instead of quarantining
+    them (data without a transaction id, where two equal purchases on one day can be real,
+    e.g. CDNOW); the report counts them in ``duplicates_kept``.
 
     Required columns ``customer_id``, ``timestamp``, ``amount``; optional ``cost`` (or
     ``margin``, turned into ``cost``; with both, ``cost`` wins and ``margin`` is kept as an
@@ -737,15 +745,19 @@ def load_transactions(
     ok = problems.ok
     duplicate = np.zeros(len(frame), dtype=bool)
     duplicate[ok] = parsed[ok].duplicated(keep="first").to_numpy()
-    problems.flag("duplicate", duplicate, "customer_id", None)
+    if not keep_duplicates:
+        problems.flag("duplicate", duplicate, "customer_id", None)
 
-    return _finish(
+    kept, report = _finish(
         problems,
         parsed,
         bad_rows=bad_rows,
         quarantine_dir=quarantine_dir,
         sort_by=["customer_id", "timestamp"],
     )
+    if keep_duplicates:
+        report.duplicates_kept = int((duplicate & problems.ok).sum())
+    return kept, report
 
 
 def load_customers(

@@ -32,9 +32,10 @@ def test_train_on_cdnow_csv_without_customer_table_registers_all_three(
         timestamp=cdnow_transactions["timestamp"].dt.strftime("%Y-%m-%d")
     ).to_csv(csv, index=False)
     home = tmp_path / "home"
-    result = cvm("train", "--transactions", str(csv), home=home)
+    result = cvm("train", "--transactions", str(csv), "--keep-duplicates", home=home)
     assert result.returncode == 0, result.stderr
-    assert "read 6,919" in result.stderr
+    assert "read 6,919, kept 6,919" in result.stderr
+    assert "21 identical repeats kept (--keep-duplicates)" in result.stderr
     assert "using the last purchase date, 1998-06-30" in result.stderr
     for name in ("cvm-segmentation", "cvm-churn", "cvm-clv"):
         assert f"registered {name} version 1 as @champion" in result.stdout

@@ -423,6 +423,33 @@ def test_duplicates_and_after_as_of_are_always_quarantined(tmp_path):
     ]
 
 
+def test_keep_duplicates_keeps_identical_rows_and_counts_them(tmp_path):
+    path = write(
+        tmp_path / "tx.csv",
+        HEADER,
+        "a,2024-06-30 10:00,10",
+        "a,2024-06-30 10:00,10",  # two equal purchases, no transaction id: maybe real
+        "a,2024-06-30T10:00:00,10.0",
+        "b,2024-07-01,3",  # after as_of: still quarantined
+    )
+    df, report = load_transactions(path, as_of="2024-06-30", keep_duplicates=True)
+    assert len(df) == 3 and df["amount"].tolist() == [10.0, 10.0, 10.0]
+    assert report.duplicates_kept == 2
+    assert report.reasons == {"after_as_of": 1}
+    assert (report.n_read, report.n_kept, report.n_quarantined) == (4, 3, 1)
+    assert "2 identical repeats, kept as asked" in report.summary()
+
+
+def test_keep_duplicates_on_cdnow_keeps_its_same_day_repeats(tmp_path, cdnow_transactions):
+    path = tmp_path / "cdnow.csv"
+    cdnow_transactions.to_csv(path, index=False)
+    _, default = load_transactions(path, quarantine_dir=tmp_path / "q1")
+    kept, report = load_transactions(path, quarantine_dir=tmp_path / "q2", keep_duplicates=True)
+    assert default.reasons == {"duplicate": 21}
+    assert report.duplicates_kept == 21 and report.n_quarantined == 0
+    assert len(kept) == default.n_kept + 21
+
+
 @pytest.mark.parametrize(
     "as_of",
     [
