@@ -54,6 +54,19 @@ def as_frame(X: Any) -> pd.DataFrame:
     return frame
 
 
+def frame_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame as ``{column: values}`` for :meth:`TableEncoder.transform_columns`: numeric
+    and boolean columns as numpy arrays, any other as a list of values with None for missing."""
+    out: dict[str, Any] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            out[str(name)] = column.to_numpy()
+        else:
+            out[str(name)] = column.astype(object).where(column.notna(), None).tolist()
+    return out
+
+
 def _clean_text(column: pd.Series) -> pd.Series:
     """Stripped text with blanks and missing-value tokens as NA."""
     text = column.astype("string").str.strip()
@@ -187,6 +200,8 @@ class TableEncoder:
                 numeric = pd.to_numeric(text, errors="coerce")
             return numeric.to_numpy(dtype=float, na_value=np.nan)
         categories = self.categories_[name]
+        if isinstance(values, np.ndarray) and values.dtype.kind == "f" and np.isnan(values).all():
+            return np.full(len(values), np.nan)  # an attribute not given: missing everywhere
         if isinstance(values, list) and all(type(v) is str or v is None for v in values):
             # NA tokens are never categories (they were masked at fit): a lookup suffices
             nan = np.nan

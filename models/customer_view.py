@@ -12,6 +12,7 @@ import pandas as pd
 
 from models import playbook as pb
 from models.churn import risk_band
+from models.churn_encoding import frame_columns
 
 
 def segment_frame(models: dict[str, Any], summary: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +36,12 @@ def score_frame(
     out = segment_frame(models, summary)
     churn = models["churn"]
     names = list(churn.feature_names_in_)
-    p_churn = churn.predict_proba(features.reindex(columns=names))[:, 1]
+    inputs = features.reindex(columns=names)
+    fast = getattr(churn, "predict_proba_columns", None)  # the same numbers, no DataFrame work
+    if fast is not None:
+        p_churn = fast(frame_columns(inputs), len(inputs))[:, 1]
+    else:
+        p_churn = churn.predict_proba(inputs)[:, 1]
     threshold = getattr(models["clv"], "high_value_threshold_", np.inf)
     out["churn_probability"] = p_churn
     out["risk_band"] = risk_band(p_churn)

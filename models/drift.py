@@ -66,7 +66,11 @@ class DriftMonitor:
         increments = {}
         for column, edges in self._edges.items():
             if column in frame.columns:
-                values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+                series = frame[column]
+                if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+                    values = series.to_numpy(dtype=float, na_value=np.nan)
+                else:
+                    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
                 increments[column] = _counts(values, edges)
         with self._lock:
             for column, counts in increments.items():

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from models.churn_encoding import frame_columns
 from models.drift import DriftMonitor
 from service.config import REGISTERED_NAMES, Settings
 
@@ -87,16 +87,7 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
             compile_()
         if example is None or scored is None:
             return True
-        columns = {
-            str(c): (
-                example[c].to_numpy()
-                if pd.api.types.is_numeric_dtype(example[c])
-                or pd.api.types.is_bool_dtype(example[c])
-                else example[c].astype(object).where(example[c].notna(), None).tolist()
-            )
-            for c in example.columns
-        }
-        got = np.asarray(fast(columns))[:, 1]
+        got = np.asarray(fast(frame_columns(example), len(example)))[:, 1]
         expected = np.asarray(scored["churn_probability"], dtype=float)
         if np.array_equal(got, expected, equal_nan=True):
             return True

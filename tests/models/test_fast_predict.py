@@ -149,3 +149,15 @@ def test_compiled_logistic_covers_codes_the_one_hot_step_never_saw():
     compiled = CompiledLogistic(pipeline, {1: 5})
     probe = np.array([[0.5, 4.0], [np.nan, np.nan], [-1.0, 2.0], [0.0, 3.0]])
     assert np.array_equal(compiled.decision_function(probe), pipeline.decision_function(probe))
+
+
+def test_frame_columns_and_attributes_not_given(models):
+    """The service's frames: an attribute no caller sent is an all-NaN float column."""
+    from models.churn_encoding import frame_columns
+
+    model = models["blend"]
+    frame = pd.DataFrame(serving_rows(5, seed=9))
+    frame["plan"] = np.nan
+    frame["region"] = frame["region"].astype("str")
+    expected = model.predict_proba(frame)
+    assert np.array_equal(model.predict_proba_columns(frame_columns(frame), 5), expected)
