@@ -321,19 +321,25 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         batches walk the compiled trees (:class:`models.fast_predict.CompiledForest`) and the
         logistic blend is plain array arithmetic.
         """
-        bins, forest, linear = self._compiled()
+        self._check()
         if n is None:
             n = len(next(iter(columns.values()))) if columns else 0
         encoded = self.encoder_.transform_columns(columns, n)
-        if n <= SMALL_BATCH:
+        p = self.probability_from_score(self.raw_score_fast(encoded))
+        return np.column_stack([1 - p, p])
+
+    def raw_score_fast(self, encoded: np.ndarray) -> np.ndarray:
+        """:meth:`raw_score`, bit for bit: batches of up to ``SMALL_BATCH`` rows go through
+        the compiled trees and logistic blend, larger ones through the booster."""
+        bins, forest, linear = self._compiled()
+        if len(encoded) <= SMALL_BATCH:
             score = forest.decision_function(bins.apply(encoded))
         else:
             score = self.booster_.decision_function(self._binned(encoded))
         if self.linear_ is not None:
             w = self.linear_weight_
             score = (1 - w) * score + w * linear.decision_function(encoded)
-        p = self.probability_from_score(np.asarray(score, dtype=float))
-        return np.column_stack([1 - p, p])
+        return np.asarray(score, dtype=float)
 
     def encode(self, X: Any) -> np.ndarray:
         """``X`` as the numeric matrix the models use (columns of ``feature_names_in_``)."""

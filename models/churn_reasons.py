@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.churn_encoding import frame_columns
 from models.exceptions import InvalidInputError
 
 CHURN_TYPES = ("product", "price", "service", "benefit", "management", "industry", "natural")
@@ -88,9 +89,26 @@ def contributions(model: Any, X: Any) -> pd.DataFrame:
     Rows follow ``X`` (its index when a DataFrame), columns ``model.feature_names_in_``;
     ignored columns and features at their typical value contribute 0.
     """
-    encoded = model.encode(X)
+    return _contributions(model, X)[0]
+
+
+def _encode(model: Any, X: Any) -> np.ndarray:
+    """``model.encode(X)``, without pandas work per column for a DataFrame (same numbers)."""
+    if isinstance(X, pd.DataFrame) and hasattr(model, "predict_proba_columns"):
+        return model.encoder_.transform_columns(frame_columns(X), len(X))
+    return model.encode(X)
+
+
+def _raw_score(model: Any, encoded: np.ndarray) -> np.ndarray:
+    fast = getattr(model, "raw_score_fast", None)
+    return fast(encoded) if fast is not None else model.raw_score(encoded)
+
+
+def _contributions(model: Any, X: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    """(:func:`contributions`, the rows' raw log-odds)."""
+    encoded = _encode(model, X)
     n, k = encoded.shape
-    base = model.raw_score(encoded)
+    base = _raw_score(model, encoded)
     baseline = np.asarray(model.baseline_, dtype=float)
     out = np.zeros((n, k))
     active = [
@@ -104,10 +122,10 @@ def contributions(model: Any, X: Any) -> pd.DataFrame:
         stacked = np.repeat(encoded[None, :, :], len(block), axis=0)
         for b, j in enumerate(block):
             stacked[b, :, j] = baseline[j]
-        scores = model.raw_score(stacked.reshape(-1, k)).reshape(len(block), n)
+        scores = _raw_score(model, stacked.reshape(-1, k)).reshape(len(block), n)
         out[:, block] = (base[None, :] - scores).T
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
-    return pd.DataFrame(out, index=index, columns=list(model.feature_names_in_))
+    return pd.DataFrame(out, index=index, columns=list(model.feature_names_in_)), base
 
 
 def _display(model: Any, X: Any, name: str, row: int) -> str:
@@ -145,8 +163,8 @@ def churn_reasons(
     table = types if isinstance(types, ChurnTypeTable) else load_churn_types(types)
     if top < 1:
         raise InvalidInputError("top must be at least 1", field="top")
-    contrib = contributions(model, X)
-    probability = model.predict_proba(X)[:, 1]
+    contrib, base = _contributions(model, X)
+    probability = model.probability_from_score(base)  # = predict_proba(X)[:, 1]
     names = np.array(contrib.columns, dtype=object)
     values = contrib.to_numpy()
     # risk-raising first by size, then risk-lowering by size; zero contributions never count

@@ -161,3 +161,24 @@ def test_frame_columns_and_attributes_not_given(models):
     frame["region"] = frame["region"].astype("str")
     expected = model.predict_proba(frame)
     assert np.array_equal(model.predict_proba_columns(frame_columns(frame), 5), expected)
+
+
+def test_churn_reasons_through_the_fast_path_are_unchanged(models):
+    from models.churn_reasons import churn_reasons, contributions
+
+    model = models["blend"]
+
+    class Reference:  # the same model without its fast path: the pandas/sklearn route
+        def __getattr__(self, name):
+            if name in ("predict_proba_columns", "raw_score_fast"):
+                raise AttributeError(name)
+            return getattr(model, name)
+
+    for n in (1, 3, 40):
+        frame = pd.DataFrame(serving_rows(n, seed=20 + n))
+        fast = contributions(model, frame)
+        slow = contributions(Reference(), frame)
+        assert np.array_equal(fast.to_numpy(), slow.to_numpy())
+        reasons = churn_reasons(model, frame)
+        assert np.array_equal(reasons["churn_probability"], model.predict_proba(frame)[:, 1])
+        assert reasons["reasons"].tolist() == churn_reasons(Reference(), frame)["reasons"].tolist()
