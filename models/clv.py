@@ -62,6 +62,10 @@ def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndar
     return x, t_x, t
 
 
+# discounted_purchases evaluates all months at once up to this many customers
+_BROADCAST_ROWS = 4096
+
+
 class _Indexed:
     """Rows plus their distinct values per column, so per-value work is done once."""
 
@@ -128,9 +132,36 @@ class _PurchaseModel(MLEModel):
         t: np.ndarray,
         periods_per_year: float = WEEKS_PER_YEAR,
     ) -> np.ndarray:
-        """Σ over months of the expected purchases in each month × its discount factor."""
+        """Σ over months of the expected purchases in each month × its discount factor.
+
+        Up to :data:`_BROADCAST_ROWS` customers, all months are evaluated in one broadcast
+        call (a served request's few rows: one call instead of one per month); the sum is
+        accumulated month by month either way, so both give the same numbers bit for bit.
+        """
         n_steps = max(1, int(round(12 * horizon / periods_per_year)))
         step = horizon / n_steps
+        if np.size(x) <= _BROADCAST_ROWS:
+            ends = np.array([k * step for k in range(1, n_steps + 1)])
+            factors = np.array(
+                [
+                    (1 + discount_rate) ** (-(k * step) / periods_per_year)
+                    for k in range(1, n_steps + 1)
+                ]
+            )
+            column = (np.asarray(x)[:, None], np.asarray(t_x)[:, None], np.asarray(t)[:, None])
+            with np.errstate(all="ignore"):
+                cumulative = self._conditional_expectation(params, ends[None, :], *column)
+            cumulative = np.broadcast_to(cumulative, (np.size(x), n_steps))
+            monthly = np.diff(cumulative, axis=1, prepend=0.0) * factors
+            return np.add.accumulate(monthly, axis=1)[:, -1]
+        return self._discounted_purchases_loop(
+            params, n_steps, step, discount_rate, x, t_x, t, periods_per_year
+        )
+
+    def _discounted_purchases_loop(
+        self, params, n_steps, step, discount_rate, x, t_x, t, periods_per_year
+    ) -> np.ndarray:
+        """:meth:`discounted_purchases` month by month (memory of one month at a time)."""
         previous = np.zeros_like(x, dtype=float)
         total = np.zeros_like(x, dtype=float)
         with np.errstate(all="ignore"):

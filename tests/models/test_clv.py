@@ -139,3 +139,18 @@ def test_clv_uses_customer_margin_when_costs_known():
     assert model.margin_source_ == "data"
     out = model.predict(summary)
     np.testing.assert_allclose(out["margin"], margin)
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "pareto"])
+def test_discounted_purchases_broadcast_equals_the_monthly_loop(cdnow_summary, model):
+    from models.clv import WEEKS_PER_YEAR, ParetoNBD
+
+    x, t_x, t = (cdnow_summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
+    fitted = (BGNBD() if model == "bgnbd" else ParetoNBD()).fit(x, t_x, t)
+    params = fitted._param_array(None)
+    fast = fitted.discounted_purchases(params, 52.0, 0.1, x, t_x, t)
+    loop = fitted._discounted_purchases_loop(params, 12, 52.0 / 12, 0.1, x, t_x, t, WEEKS_PER_YEAR)
+    assert np.array_equal(fast, loop)
+    assert np.array_equal(
+        fitted.discounted_purchases(params, 52.0, 0.1, x[:1], t_x[:1], t[:1]), loop[:1]
+    )
