@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from models import MODEL_FORMAT
 from models.churn_encoding import frame_columns
 from models.drift import DriftMonitor
 from service.config import REGISTERED_NAMES, Settings
@@ -73,6 +74,19 @@ class LoadedModel:
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
             "drift": self.drift.report() if self.drift is not None else None,
         }
+
+
+def check_model_format(name: str, version: Any, tags: dict[str, str] | None) -> None:
+    """Refuse a version whose pickled estimators are in another layout than this code reads
+    (its ``cvm_model_format`` tag; versions from before the tag existed are tried as usual)."""
+    saved = (tags or {}).get("cvm_model_format")
+    if saved is None or saved == str(MODEL_FORMAT):
+        return
+    raise ValueError(
+        f"{name} v{version} was saved in model format {saved}; this service reads format "
+        f"{MODEL_FORMAT}. Retrain with this release (cvm retrain, then cvm promote), or serve "
+        "that version with the release that trained it"
+    )
 
 
 def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scored: Any) -> bool:
@@ -199,6 +213,7 @@ class ModelStore:
         import mlflow
 
         name = REGISTERED_NAMES[family]
+        check_model_format(name, version.version, version.tags)
         source = client.get_model_version_download_uri(name, version.version)
         pyfunc = mlflow.pyfunc.load_model(source)
         example = pyfunc.input_example

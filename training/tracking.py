@@ -145,7 +145,11 @@ def log_and_register(
     with mlflow.start_run(run_name=f"train as of {result.params['as_of']}") as run:
         mlflow.log_params({**result.params, **(extra_params or {})})
         mlflow.log_metrics(result.metrics)
-        tags = {"data_fingerprint": data_fingerprint, "as_of": result.params["as_of"]}
+        tags = {
+            "data_fingerprint": data_fingerprint,
+            "as_of": result.params["as_of"],
+            "cvm_model_format": str(models.MODEL_FORMAT),
+        }
         if commit:
             tags["git_commit"] = commit
         mlflow.set_tags(tags)
