@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from models.exceptions import CVMError, InvalidInputError, NotFittedError
 from service import observability
@@ -140,6 +141,13 @@ def install(app: FastAPI) -> None:
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The caller closed the connection before its body was in: nobody reads this answer,
+        # and it is not a server error (499, as nginx counts it).
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return error_response(499, "client_closed_request", "the client closed the connection")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -497,3 +497,60 @@ def test_the_store_checks_a_fast_path_against_the_pyfunc_when_it_loads(pyfuncs):
     # a version whose check failed is scored through the DataFrame path, like the pyfunc
     out = inv.predict("churn", Broken(), columns, n, fast_path=False)
     assert out["churn_probability"].tolist() == scored["churn_probability"].tolist()
+
+
+def test_ndjson_with_crlf_line_ends_and_a_charset(client, pyfuncs):
+    frame = batch(pyfuncs["clv"], 5, seed=8)
+    body = ndjson(frame).replace(b"\n", b"\r\n")
+    response = client.post(
+        "/v1/models/cvm-clv/invocations",
+        content=body,
+        headers={"content-type": "application/x-ndjson; charset=utf-8"},
+    )
+    assert response.status_code == 200, response.text
+    assert [orjson.loads(x) for x in response.content.splitlines()] == expected(
+        pyfuncs["clv"], frame
+    )
+
+
+def test_a_client_gone_before_its_body_is_in_is_not_a_server_error(client):
+    from service import observability
+
+    app = client.app
+
+    async def drive():
+        messages = [
+            {"type": "http.request", "body": b'{"frequency": 1}\n', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent = []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/models/cvm-clv/invocations",
+            "raw_path": b"/v1/models/cvm-clv/invocations",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/x-ndjson")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        await app(scope, receive, send)
+        return sent
+
+    import anyio
+
+    before = observability.ERRORS.labels("499", "client_closed_request")._value.get()
+    sent = anyio.run(drive)
+    assert sent[0]["status"] == 499
+    assert observability.ERRORS.labels("499", "client_closed_request")._value.get() == before + 1
