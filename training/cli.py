@@ -368,9 +368,29 @@ def cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """A one-line error (exit 2) when ``host:port`` cannot be bound, before anything loads."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CVMError(f"cannot serve on --host {host!r}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CVMError(
+                f"cannot serve on {host}:{port}: {exc.strerror} (choose another with --port)"
+            ) from exc
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    _check_port_free(args.host, args.port)
     os.environ.setdefault("CVM_HOST", args.host)
     uvicorn.run(
         "service.app:create_app",

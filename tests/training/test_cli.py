@@ -88,3 +88,17 @@ def test_train_demo_if_missing_trains_once(tmp_path):
     second = cvm("train", "--demo", "--if-missing", home=home)
     assert second.returncode == 0
     assert "nothing to train" in second.stderr
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = cvm("serve", "--host", "127.0.0.1", "--port", str(port), home=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: cannot serve on 127.0.0.1:{port}: Address already in use (choose another with --port)"
+    )
