@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models._columns import as_float
+
 RETRAIN_PSI = 0.2
 _EPS = 1e-4  # floor for empty bins, so that the logarithm stays finite
 
@@ -66,12 +68,7 @@ class DriftMonitor:
         increments = {}
         for column, edges in self._edges.items():
             if column in frame.columns:
-                series = frame[column]
-                if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-                    values = series.to_numpy(dtype=float, na_value=np.nan)
-                else:
-                    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
-                increments[column] = _counts(values, edges)
+                increments[column] = _counts(as_float(frame[column]), edges)
         with self._lock:
             for column, counts in increments.items():
                 self._counts[column] += counts

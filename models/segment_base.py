@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models._columns import as_float
 from models.exceptions import InvalidInputError, NotFittedError
 
 MAX_REFERENCE = 20_000
@@ -30,7 +31,7 @@ def values(table: pd.DataFrame, column: str) -> np.ndarray:
     """A column as float numpy (missing → NaN); an absent column is all NaN."""
     if column not in table.columns:
         return np.full(len(table), np.nan)
-    return pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return as_float(table[column])
 
 
 def reference_sample(column: np.ndarray) -> np.ndarray:
