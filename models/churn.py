@@ -336,7 +336,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             score = forest.decision_function(bins.apply(encoded))
         else:
             score = self.booster_.decision_function(self._binned(encoded))
-        if self.linear_ is not None:
+        if linear is not None:  # compiled exactly when there is a logistic blend
             w = self.linear_weight_
             score = (1 - w) * score + w * linear.decision_function(encoded)
         return np.asarray(score, dtype=float)
