@@ -287,30 +287,39 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(score, dtype=float)
 
     # --- serving: the same numbers without DataFrames ---------------------------------------
-    def _compiled(self) -> tuple[CompiledBins, CompiledForest, CompiledLogistic | None]:
-        compiled = self.__dict__.get("_compiled_")
-        if compiled is None:
+    def _compiled(self) -> tuple[CompiledBins, CompiledForest, CompiledLogistic | None] | None:
+        """The compiled parts, built once; None when this model cannot be compiled (e.g. a
+        future scikit-learn with another tree layout): the fast path then uses the
+        estimators themselves, with the same results."""
+        if "_compiled_" not in self.__dict__:
             self._check()
-            linear = None
-            if self.linear_ is not None:
-                n_codes = {
-                    j: len(self.encoder_.categories_[name])
-                    for j, name in enumerate(self.encoder_.columns_)
-                    if name in self.encoder_.categories_
-                }
-                linear = CompiledLogistic(self.linear_, n_codes)
-            compiled = (CompiledBins(self.bin_edges_), CompiledForest(self.booster_), linear)
+            try:
+                linear = None
+                if self.linear_ is not None:
+                    n_codes = {
+                        j: len(self.encoder_.categories_[name])
+                        for j, name in enumerate(self.encoder_.columns_)
+                        if name in self.encoder_.categories_
+                    }
+                    linear = CompiledLogistic(self.linear_, n_codes)
+                compiled = (CompiledBins(self.bin_edges_), CompiledForest(self.booster_), linear)
+            except Exception as exc:  # never worse than the plain path
+                self.compile_error_ = f"{type(exc).__name__}: {exc}"
+                compiled = None
             self.__dict__["_compiled_"] = compiled
-        return compiled
+        return self.__dict__["_compiled_"]
 
     def compile(self) -> ChurnClassifier:
-        """Prepare :meth:`predict_proba_columns` now (the service does it when it loads)."""
-        self._compiled()
+        """Prepare :meth:`predict_proba_columns` now (the service does it when it loads).
+        ``compiled_`` tells whether the compiled parts are in use (``compile_error_`` why
+        not)."""
+        self.compiled_ = self._compiled() is not None
         return self
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_compiled_", None)  # rebuilt from the fitted parts on first use
+        for key in ("_compiled_", "compiled_", "compile_error_"):
+            state.pop(key, None)  # rebuilt from the fitted parts on first use
         return state
 
     def predict_proba_columns(self, columns: Any, n: int | None = None) -> np.ndarray:
@@ -331,7 +340,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def raw_score_fast(self, encoded: np.ndarray) -> np.ndarray:
         """:meth:`raw_score`, bit for bit: batches of up to ``SMALL_BATCH`` rows go through
         the compiled trees and logistic blend, larger ones through the booster."""
-        bins, forest, linear = self._compiled()
+        compiled = self._compiled()
+        if compiled is None:
+            return self.raw_score(encoded)
+        bins, forest, linear = compiled
         if len(encoded) <= SMALL_BATCH:
             score = forest.decision_function(bins.apply(encoded))
         else:

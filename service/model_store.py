@@ -99,6 +99,13 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
         compile_ = getattr(estimator, "compile", None)
         if compile_ is not None:
             compile_()
+            if getattr(estimator, "compiled_", True) is False:
+                log.warning(
+                    "%s v%s: trees not compiled (%s); small requests use the estimator itself",
+                    name,
+                    version,
+                    getattr(estimator, "compile_error_", "unknown reason"),
+                )
         if example is None or scored is None:
             return True
         got = np.asarray(fast(frame_columns(example), len(example)))[:, 1]

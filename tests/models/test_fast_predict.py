@@ -95,6 +95,8 @@ def test_columns_path_equals_predict_proba_bit_for_bit(models, kind, n):
 def test_blend_and_categorical_splits_are_exercised(models):
     model = models["blend"]
     assert model.linear_ is not None and model.linear_weight_ == 0.5
+    model.compile()
+    assert model.compiled_
     _, forest, linear = model._compiled()
     assert forest.has_categorical and linear is not None
     assert model.feature_kinds_ == [
@@ -182,3 +184,23 @@ def test_churn_reasons_through_the_fast_path_are_unchanged(models):
         reasons = churn_reasons(model, frame)
         assert np.array_equal(reasons["churn_probability"], model.predict_proba(frame)[:, 1])
         assert reasons["reasons"].tolist() == churn_reasons(Reference(), frame)["reasons"].tolist()
+
+
+def test_a_model_that_cannot_be_compiled_still_scores_the_same(models, monkeypatch):
+    import copy
+
+    from models import churn as churn_module
+
+    model = copy.deepcopy(models["sigmoid"])
+    model.__dict__.pop("_compiled_", None)
+
+    def refuse(booster):
+        raise ValueError("a tree layout this code does not know")
+
+    monkeypatch.setattr(churn_module, "CompiledForest", refuse)
+    model.compile()
+    assert not model.compiled_ and "tree layout" in model.compile_error_
+    columns = serving_rows(5, seed=31)
+    assert np.array_equal(
+        model.predict_proba_columns(columns), model.predict_proba(pd.DataFrame(columns))
+    )
