@@ -747,6 +747,11 @@ async def _stream(
         first = await anext(chunks, None)
         if first is None:
             _fail(("rows",), "no rows: send at least one JSON record per line", "too_short")
+        max_rows = request.app.state.settings.max_stream_rows
+        if len(first) > max_rows:
+            raise InvalidInputError(
+                f"the stream has more than {max_rows:,} rows (CVM_MAX_STREAM_ROWS)", field="rows"
+            )
 
         def score(lines: list[bytes], offset: int) -> tuple[bytes, int]:
             return score_lines(lines, offset, family, loaded, schema)
@@ -759,5 +764,4 @@ async def _stream(
     except BaseException:
         file.close()
         raise
-    max_rows = request.app.state.settings.max_stream_rows
     return streaming.NDJSONStream(body, n, chunks, score, max_rows, on_rows, headers, file)

@@ -459,6 +459,13 @@ def test_ndjson_limits_long_lines_and_stream_rows(trained_store, pyfuncs, monkey
         assert len(out) == 21  # two chunks of 10 scored, then the limit
         last = orjson.loads(out[-1])
         assert last["rows_scored"] == 20 and "CVM_MAX_STREAM_ROWS" in last["error"]["message"]
+        # the limit applies to the first chunk too (a normal 422 then)
+        app.state.settings.max_stream_rows = 5
+        response = limited.post(
+            "/v1/models/cvm-clv/invocations", content=ndjson(frame.head(8)), headers=NDJSON
+        )
+        assert "more than 5 rows" in _error(response)["message"]
+        app.state.settings.max_stream_rows = 25
         long_line = b'{"frequency": 1, "pad": "' + b"x" * 5000 + b'"}\n'
         response = limited.post("/v1/models/cvm-clv/invocations", content=long_line, headers=NDJSON)
         assert "longer than 4,096 bytes" in _error(response)["message"]
