@@ -103,10 +103,10 @@ async def spool(body: AsyncIterator[bytes], max_line: int = MAX_LINE_BYTES) -> A
             else:
                 rows += part.count(b"\n")
                 if line + part.find(b"\n") > max_line:
-                    raise _too_long(rows - part.count(b"\n"), max_line)
+                    raise _line_too_long(rows - part.count(b"\n") + 1, max_line)
                 line = len(part) - last - 1
             if line > max_line:
-                raise _too_long(rows, max_line)
+                raise _line_too_long(rows + 1, max_line)
         file.seek(0)
         return file
     except BaseException:
@@ -118,6 +118,15 @@ async def read_file(file: Any, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
     """A spooled body in pieces of ``size`` bytes."""
     while part := file.read(size):
         yield part
+
+
+def _line_too_long(line: int, max_line: int) -> InvalidInputError:
+    """While spooling, lines are counted as received (from 1, blank ones included)."""
+    return InvalidInputError(
+        f"line {line:,} of the body is longer than {max_line:,} bytes "
+        "(send one JSON record per line)",
+        field="body",
+    )
 
 
 def _too_long(row: int, max_line: int) -> InvalidInputError:

@@ -561,3 +561,13 @@ def test_a_client_gone_before_its_body_is_in_is_not_a_server_error(client):
     sent = anyio.run(drive)
     assert sent[0]["status"] == 499
     assert observability.ERRORS.labels("499", "client_closed_request")._value.get() == before + 1
+
+
+def test_ndjson_a_huge_line_is_stopped_while_the_body_arrives(client):
+    from service.streaming import MAX_LINE_BYTES
+
+    good = b'{"frequency": 1}\n\n'
+    pieces = [good] + [b"x" * 65536] * (MAX_LINE_BYTES // 65536 + 2)
+    response = client.post("/v1/models/cvm-clv/invocations", content=iter(pieces), headers=NDJSON)
+    error = _error(response)
+    assert error["message"].startswith("line 3 of the body is longer than 1,048,576 bytes")
