@@ -309,6 +309,11 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__["_compiled_"] = compiled
         return self.__dict__["_compiled_"]
 
+    def disable_fast_path(self, reason: str) -> None:
+        """Score every later call of the fast-path methods through the plain path (the
+        service does this if the fast path ever disagrees with the pyfunc at load)."""
+        self.fast_path_disabled_ = reason
+
     def compile(self) -> ChurnClassifier:
         """Prepare :meth:`predict_proba_columns` now (the service does it when it loads).
         ``compiled_`` tells whether the compiled parts are in use (``compile_error_`` why
@@ -318,7 +323,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        for key in ("_compiled_", "compiled_", "compile_error_"):
+        for key in ("_compiled_", "compiled_", "compile_error_", "fast_path_disabled_"):
             state.pop(key, None)  # rebuilt from the fitted parts on first use
         return state
 
@@ -333,6 +338,9 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self._check()
         if n is None:
             n = len(next(iter(columns.values()))) if columns else 0
+        if getattr(self, "fast_path_disabled_", None):
+            frame = pd.DataFrame(dict(columns), index=pd.RangeIndex(n))
+            return self.predict_proba(frame[list(self.feature_names_in_)])
         encoded = self.encoder_.transform_columns(columns, n)
         p = self.probability_from_score(self.raw_score_fast(encoded))
         return np.column_stack([1 - p, p])
@@ -340,7 +348,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
     def raw_score_fast(self, encoded: np.ndarray) -> np.ndarray:
         """:meth:`raw_score`, bit for bit: batches of up to ``SMALL_BATCH`` rows go through
         the compiled trees and logistic blend, larger ones through the booster."""
-        compiled = self._compiled()
+        compiled = None if getattr(self, "fast_path_disabled_", None) else self._compiled()
         if compiled is None:
             return self.raw_score(encoded)
         bins, forest, linear = compiled

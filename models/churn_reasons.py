@@ -94,7 +94,11 @@ def contributions(model: Any, X: Any) -> pd.DataFrame:
 
 def _encode(model: Any, X: Any) -> np.ndarray:
     """``model.encode(X)``, without pandas work per column for a DataFrame (same numbers)."""
-    if isinstance(X, pd.DataFrame) and hasattr(model, "predict_proba_columns"):
+    if (
+        isinstance(X, pd.DataFrame)
+        and hasattr(model, "predict_proba_columns")
+        and not getattr(model, "fast_path_disabled_", None)
+    ):
         return model.encoder_.transform_columns(frame_columns(X), len(X))
     return model.encode(X)
 

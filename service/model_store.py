@@ -112,17 +112,16 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
         expected = np.asarray(scored["churn_probability"], dtype=float)
         if np.array_equal(got, expected, equal_nan=True):
             return True
-        log.error(
-            "%s v%s: the fast path differs from the pyfunc on the input example (max %.3g); "
-            "scoring through the pyfunc's DataFrame path",
-            name,
-            version,
-            float(np.nanmax(np.abs(got - expected))),
+        reason = (
+            "differs from the pyfunc on the input example "
+            f"(max {float(np.nanmax(np.abs(got - expected))):.3g})"
         )
     except Exception as exc:  # a broken fast path must not stop the version from serving
-        log.error(
-            "%s v%s: fast path unavailable (%s); using the DataFrame path", name, version, exc
-        )
+        reason = f"failed: {type(exc).__name__}: {exc}"
+    log.error("%s v%s: the fast path %s; using the DataFrame path", name, version, reason)
+    disable = getattr(estimator, "disable_fast_path", None)
+    if disable is not None:  # the customer view and churn reasons call the estimator too
+        disable(reason)
     return False
 
 

@@ -204,3 +204,25 @@ def test_a_model_that_cannot_be_compiled_still_scores_the_same(models, monkeypat
     assert np.array_equal(
         model.predict_proba_columns(columns), model.predict_proba(pd.DataFrame(columns))
     )
+
+
+def test_a_disabled_fast_path_scores_through_the_plain_path(models, monkeypatch):
+    import copy
+
+    from models import fast_predict
+    from models.churn_reasons import churn_reasons
+
+    model = copy.deepcopy(models["blend"])
+    model.disable_fast_path("differs from the pyfunc")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("compiled parts used")
+
+    monkeypatch.setattr(fast_predict.CompiledForest, "decision_function", boom)
+    monkeypatch.setattr(model.encoder_, "transform_columns", boom)
+    columns = serving_rows(4, seed=41)
+    frame = pd.DataFrame(columns)
+    assert np.array_equal(model.predict_proba_columns(columns), model.predict_proba(frame))
+    assert np.array_equal(
+        churn_reasons(model, frame)["churn_probability"], model.predict_proba(frame)[:, 1]
+    )

@@ -495,6 +495,17 @@ def test_the_store_checks_a_fast_path_against_the_pyfunc_when_it_loads(pyfuncs):
             return estimator.predict_proba(frame)
 
     assert not _check_fast_path("cvm-churn", 1, Drifting(), example, scored)
+
+    import copy
+
+    drifting = copy.deepcopy(estimator)  # a real model whose fast path disagrees
+    drifting.raw_score_fast = lambda encoded: estimator.raw_score(encoded) + 1e-9
+    assert not _check_fast_path("cvm-churn", 1, drifting, example, scored)
+    assert drifting.fast_path_disabled_.startswith("differs from the pyfunc")
+    columns = {c: example[c].tolist() for c in example.columns}
+    assert np.array_equal(  # disabled: the customer view's calls get the plain path too
+        drifting.predict_proba_columns(columns)[:, 1], scored["churn_probability"].to_numpy()
+    )
     assert not _check_fast_path("cvm-churn", 1, Broken(), example, scored)
     columns, n = inv.parse_columns(
         orjson.dumps(payload(example, "dataframe_split")),
