@@ -570,13 +570,22 @@ class CLVModel(BaseEstimator):
         spend = spend_model.expected_spend(x, monetary)
         n_bg = len(purchases._param_names)
 
+        # The delta method moves one parameter at a time: the purchase part is unchanged when
+        # a spend parameter moves and vice versa, so each part is computed once per distinct
+        # parameter set (5 + 4 evaluations instead of 8 + 8; the same numbers).
+        counts_of: dict[tuple[float, ...], np.ndarray] = {}
+        spend_of: dict[tuple[float, ...], np.ndarray] = {}
+
         def fn(p: np.ndarray) -> np.ndarray:
-            bg = p[:n_bg]
-            gg = dict(zip(spend_model._param_names, p[n_bg:], strict=True))
-            counts = purchases.discounted_purchases(
-                bg, horizon, self.discount_rate, x, t_x, t, per_year
-            )
-            return counts * spend_model.expected_spend(x, monetary, gg) * margins
+            bg_key, gg_key = tuple(p[:n_bg]), tuple(p[n_bg:])
+            if bg_key not in counts_of:
+                counts_of[bg_key] = purchases.discounted_purchases(
+                    p[:n_bg], horizon, self.discount_rate, x, t_x, t, per_year
+                )
+            if gg_key not in spend_of:
+                gg = dict(zip(spend_model._param_names, p[n_bg:], strict=True))
+                spend_of[gg_key] = spend_model.expected_spend(x, monetary, gg)
+            return counts_of[bg_key] * spend_of[gg_key] * margins
 
         log_params = np.r_[purchases.log_params_, spend_model.log_params_]
         cov = np.zeros((len(log_params), len(log_params)))
