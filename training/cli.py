@@ -135,6 +135,7 @@ def _train_config(args: argparse.Namespace, as_of: pd.Timestamp) -> Any:
         discount_rate=args.discount_rate,
         margin=args.margin,
         churn_max_iter=args.churn_max_iter,
+        drop_leaky=not getattr(args, "keep_leaky", False),
     )
 
 
@@ -416,6 +417,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         choices=["error", "quarantine"],
         default="error",
         help="stop on invalid rows (default) or quarantine them and go on",
+    )
+    add(
+        "--keep-leaky",
+        action="store_true",
+        help="keep customer-table columns that alone separate churners (default: leave them "
+        "out of the churn model as probable leaks, with a warning)",
     )
     add(
         "--keep-duplicates",

@@ -18,7 +18,9 @@ LIMITS = {
         "Labels come from a time split: churn means no purchase within the horizon, which "
         "for non-contractual customers is a proxy, not a cancellation.",
         "Customer-table attributes are a snapshot: attributes that changed after the "
-        "feature cutoff (e.g. a later complaint) can leak into training.",
+        "feature cutoff (e.g. a later complaint) can leak into training. Columns that alone "
+        "separate churners (out-of-fold AUC >= 0.95) are left out as probable leaks "
+        "(churn_leaky_columns); subtler leaks are not detected.",
         "Probabilities are calibrated on the training window; re-check calibration after drift.",
     ],
     "segmentation": [

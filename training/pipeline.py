@@ -53,6 +53,8 @@ class TrainConfig:
     time_unit_days: float = 7.0
     clv_model: str = "auto"
     churn_max_iter: int | None = None
+    # Leave out customer-table columns that alone separate churners (models/churn_leakage.py)
+    drop_leaky: bool = True
     random_state: int = 0
 
 
@@ -148,6 +150,7 @@ def train_all(
         horizon_days=config.churn_horizon_days,
         options=churn_options,
         step=step,
+        drop_leaky=config.drop_leaky,
     )
     churn = churn_training.model
     metrics.update(churn_training.metrics)

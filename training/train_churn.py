@@ -18,8 +18,9 @@ from matplotlib.figure import Figure
 
 from models.churn import ChurnClassifier
 from models.churn_eval import LogisticBaseline, calibration_check, compare_models, gains_data
-from models.churn_features import churn_features
+from models.churn_features import DERIVED_FEATURES, SUMMARY_FEATURES, churn_features
 from models.churn_labels import contract_split, time_split
+from models.churn_leakage import LEAK_AUC, leakage_suspects
 from models.clv_contractual import has_contract_data
 from models.exceptions import InvalidInputError
 from training import evaluate
@@ -48,6 +49,34 @@ def _split(transactions, customers, as_of, horizon_days):
     return X, y, "purchase_gap"
 
 
+def _leak_check(
+    windows: list[tuple[pd.DataFrame, pd.Series]], drop: bool, step: Callable[[str], None]
+) -> list[str]:
+    """Customer-table columns that alone separate the churners of either window (see
+    :mod:`models.churn_leakage`). A snapshot column written when customers leave matches the
+    latest window's labels best. Behaviour features come from dated purchases and are not
+    checked."""
+    behaviour = {*SUMMARY_FEATURES, *DERIVED_FEATURES, "main_channel"}
+    found = []
+    for X, y in windows:
+        candidates = [c for c in X.columns if c not in behaviour]
+        found.append(leakage_suspects(X, y.to_numpy(), candidates))
+    suspects = (
+        pd.concat(found)
+        .sort_values("auc", ascending=False, kind="stable")
+        .drop_duplicates("column")
+        .reset_index(drop=True)
+    )
+    for row in suspects.itertuples(index=False):
+        action = "left out of the churn model" if drop else "KEPT (--keep-leaky)"
+        step(
+            f"WARNING churn: the customer-table column '{row.column}' alone separates churners "
+            f"from the rest (out-of-fold AUC {row.auc:.3f} >= {LEAK_AUC}): probably written "
+            f"after the cutoff (a leak); {action}"
+        )
+    return list(suspects["column"])
+
+
 def train_churn(
     transactions: pd.DataFrame,
     customers: pd.DataFrame | None,
@@ -56,10 +85,15 @@ def train_churn(
     horizon_days: int,
     options: dict[str, Any],
     step: Callable[[str], None] = print,
+    drop_leaky: bool = True,
 ) -> ChurnTraining:
     h = pd.Timedelta(days=horizon_days)
     X_train, y_train, label_source = _split(transactions, customers, as_of - h, horizon_days)
     X_test, y_test, _ = _split(transactions, customers, as_of, horizon_days)
+    leaky = _leak_check([(X_train, y_train), (X_test, y_test)], drop_leaky, step)
+    if drop_leaky and leaky:
+        X_train = X_train.drop(columns=leaky)
+        X_test = X_test.drop(columns=[c for c in leaky if c in X_test.columns])
     for label, y in (("training", y_train), ("evaluation", y_test)):
         if y.nunique() < 2 or len(y) < 20:
             raise InvalidInputError(
@@ -104,6 +138,8 @@ def train_churn(
             "churn_n_iter": int(getattr(model, "n_iter_", 0)),
             "churn_calibration": str(getattr(model, "calibration_method_", "")),
             "churn_linear_weight": float(getattr(model, "linear_weight_", 0.0)),
+            "churn_leaky_columns": ",".join(leaky) or "none",
+            "churn_leaky_dropped": bool(drop_leaky and leaky),
         },
         figures={
             "churn_calibration_gains.png": evaluate.plot_calibration_and_gains(

@@ -24,3 +24,52 @@ def test_comparison_and_gains_tables_are_logged(trained_store):
     }
     gains = tables["churn_gains"]
     assert gains["gain"].iloc[-1] == 1.0
+
+
+def test_demo_data_has_no_leaky_column(trained_store):
+    assert trained_store["result"].params["churn_leaky_columns"] == "none"
+
+
+def test_a_column_written_after_the_cutoff_is_caught_and_left_out(demo_data):
+    """A 'last_outcome' field the CRM fills in when a customer is lost (so only churners
+    have it by the time the table is exported) gives the answer away."""
+
+    from models.churn_labels import time_split
+    from training.train_churn import train_churn
+
+    transactions, customers, _ = demo_data
+    as_of = transactions["timestamp"].max().normalize()
+    horizon = 90
+    # today's status: the customers with no purchase in the latest horizon
+    _, y = time_split(transactions, as_of, horizon_days=horizon, customers=customers)
+    lost = set(y.index[y == 1].astype(str))
+    leaky = customers.assign(
+        last_outcome=[
+            "lost" if str(c) in lost else None for c in customers["customer_id"].astype(str)
+        ],
+        lost_on_day=[42.0 if str(c) in lost else float("nan") for c in customers["customer_id"]],
+    )
+    messages = []
+    options = {"max_iter": 60, "cv": 3}
+    result = train_churn(
+        transactions, leaky, as_of, horizon_days=horizon, options=options, step=messages.append
+    )
+    assert set(result.params["churn_leaky_columns"].split(",")) == {"last_outcome", "lost_on_day"}
+    assert result.params["churn_leaky_dropped"] is True
+    assert "last_outcome" not in result.model.feature_names_in_
+    assert "lost_on_day" not in result.holdout_model.feature_names_in_
+    warnings = [m for m in messages if m.startswith("WARNING churn")]
+    assert len(warnings) == 2 and "left out of the churn model" in warnings[0]
+
+    kept = train_churn(
+        transactions,
+        leaky,
+        as_of,
+        horizon_days=horizon,
+        options=options,
+        step=messages.append,
+        drop_leaky=False,
+    )
+    assert "last_outcome" in kept.model.feature_names_in_
+    assert kept.params["churn_leaky_dropped"] is False
+    assert kept.metrics["churn_roc_auc"] > result.metrics["churn_roc_auc"]  # why leaks tempt
