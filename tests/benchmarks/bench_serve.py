@@ -7,7 +7,9 @@ generator for a fixed time per scenario:
 
 - a single row, 1 connection;
 - a single row, 8 connections;
-- a 1,000-row batch, 1 connection.
+- a 1,000-row batch, 1 connection;
+- for this service alone (MLflow's server has no streaming), one NDJSON request of 100,000
+  rows: rows/s and memory.
 
 It prints requests/s, p50/p99 latency, rows/s, the server's CPU time per request and the
 ratios, then checks issue 8's targets (single-row throughput ≥ 10×, batch rows/s ≥ 2.5×, our
@@ -156,6 +158,30 @@ def run(
     latencies, errors, elapsed = asyncio.run(_drive(server.port, request, connections, seconds))
     cpu = _cpu_seconds(server.pids()) - cpu_before
     return Result(len(latencies), errors, elapsed, np.array(latencies), cpu, rows)
+
+
+def stream(server: Server, path: str, body: bytes, rows: int) -> tuple[float, int, float, float]:
+    """POST one NDJSON body; (seconds, answer lines, CPU seconds, peak RSS MB while it ran)."""
+
+    async def go() -> tuple[int, float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Content-Type: application/x-ndjson\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        writer.write(head + body)
+        await writer.drain()
+        status, answer = await _read_response(reader)
+        writer.close()
+        if status != 200:
+            raise RuntimeError(f"stream answered {status}: {answer[:300]!r}")
+        return answer.count(b"\n"), server.rss_mb()
+
+    cpu_before = _cpu_seconds(server.pids())
+    started = time.perf_counter()
+    lines, rss = asyncio.run(go())
+    return time.perf_counter() - started, lines, _cpu_seconds(server.pids()) - cpu_before, rss
 
 
 # --- the servers ------------------------------------------------------------------------------
@@ -364,6 +390,14 @@ def main() -> int:
                     server, routes[server.name], body, connections, args.seconds, args.warmup, rows
                 )
             memory[server.name] = (rss0, server.rss_mb())
+        records = orjson.loads(thousand)["dataframe_split"]
+        lines = b"".join(
+            orjson.dumps(dict(zip(records["columns"], row, strict=True))) + b"\n"
+            for row in records["data"]
+        )
+        stream_rows = 100_000
+        rss_before = ours.rss_mb()
+        streamed = stream(ours, routes["cvm"], lines * (stream_rows // 1000), stream_rows)
     finally:
         for server in (ours, reference):
             server.stop()
@@ -388,6 +422,14 @@ def main() -> int:
         )
     for name, (before, after) in memory.items():
         print(f"{name}: RSS {before:,.0f} MB before the load, {after:,.0f} MB after")
+    seconds, answered, cpu, rss_after = streamed
+    print(
+        f"cvm NDJSON stream of {stream_rows:,} rows in one request: {seconds:.1f} s, "
+        f"{answered / seconds:,.0f} rows/s "
+        f"({answered / seconds / results[('mlflow', '1000 rows, 1 conn')].rows_per_second:.1f}x "
+        f"mlflow's 1,000-row batches), {answered:,} lines back, RSS {rss_before:,.0f} → "
+        f"{rss_after:,.0f} MB"
+    )
 
     single_ratio = min(
         results[("cvm", s)].rps / results[("mlflow", s)].rps
@@ -408,6 +450,7 @@ def main() -> int:
         (f"single-row p99 ≤ 10 ms ({p99:.2f} ms)", p99 <= 10),
         ("predictions identical on the same rows", same),
         (f"no failed request ({errors})", errors == 0),
+        (f"every streamed row answered ({answered:,})", answered == stream_rows),
     ]
     print()
     for text, ok in checks:
