@@ -61,3 +61,23 @@ def recommended_actions(
         )
     ]
     return pd.DataFrame(rows, index=frame.index)
+
+
+# Scheme → the column of :func:`score_frame` that holds its label.
+AUDIENCE_COLUMNS = {
+    "rfm": "rfm_segment",
+    "value_matrix": "value_type",
+    "behaviour": "cluster",
+    "lifecycle": "lifecycle_stage",
+    "nine_grid": "nine_grid",
+    "nine_grid_strategy": "nine_grid_strategy",
+    "churn_risk": "risk_band",
+}
+
+
+def select_audience(frame: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
+    """The rows of a :func:`score_frame` table whose ``scheme`` label is ``label`` (compared
+    as text), highest CLV first (ties in the table's order); empty when none matches."""
+    column = AUDIENCE_COLUMNS[scheme]
+    chosen = frame[frame[column].astype(str) == str(label)]
+    return chosen.sort_values("clv", ascending=False, kind="stable")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -333,3 +333,64 @@ class ChurnResponse(BaseModel):
     as_of: date
     model_version: str
     customers: list[ChurnDetailOut]
+
+
+AudienceScheme = Literal[
+    "rfm", "value_matrix", "behaviour", "lifecycle", "nine_grid", "nine_grid_strategy", "churn_risk"
+]
+
+
+class AudienceRequest(ScoreRequest):
+    """The customers to choose from, and the label that defines the audience."""
+
+    scheme: AudienceScheme = Field(
+        description="The segmentation scheme (see GET /v1/segments), or churn_risk "
+        "(labels low, medium, high)."
+    )
+    label: str = Field(
+        min_length=1,
+        max_length=100,
+        description="One label of the scheme, e.g. at_risk for rfm or Gold for value_matrix.",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of": "2025-12-31",
+                    "scheme": "churn_risk",
+                    "label": "high",
+                    "customers": [
+                        {
+                            "customer_id": "C0001",
+                            "summary": {
+                                "frequency": 4,
+                                "recency": 200,
+                                "T": 300,
+                                "monetary_value": 55.0,
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+
+class AudienceMember(BaseModel):
+    customer_id: str
+    clv: float = Field(description="Discounted CLV over the model's horizon (currency).")
+    churn_probability: float
+    value_at_risk: float = Field(description="P(churn) × CLV (currency).")
+    recommended_action: ActionOut
+
+
+class AudienceResponse(BaseModel):
+    as_of: date
+    scheme: str
+    label: str
+    model_versions: dict[str, str]
+    scored: int = Field(description="Customers in the request.")
+    count: int = Field(description="Customers with the label (the audience).")
+    customers: list[AudienceMember] = Field(description="The audience, highest CLV first.")

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from models import playbook as pb
-from models.churn import risk_band
+from models.churn import RISK_BANDS, risk_band
 from models.churn_features import churn_features, churn_features_from_summary
 from models.churn_reasons import churn_reasons
 from models.churn_rules import early_warnings
-from models.customer_view import recommended_actions, score_frame, segment_frame
+from models.customer_view import recommended_actions, score_frame, segment_frame, select_audience
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
 from service.model_store import ModelStore
@@ -216,3 +216,55 @@ def churn_customers(store: ModelStore, customers: list[CustomerIn], as_of: date)
             }
         )
     return {"model_version": churn.version, "customers": rows}
+
+
+def scheme_labels(store: ModelStore, scheme: str) -> list[str]:
+    """The labels a scheme can give (its catalogue in the served segmentation version)."""
+    if scheme == "churn_risk":
+        return [band for band, _ in RISK_BANDS]
+    book = pb.load_playbook(store.settings.playbook)
+    catalogue = store.get("segmentation").estimator.catalogue(book)
+    return [str(entry["label"]) for entry in catalogue[scheme]["labels"]]
+
+
+def audience_customers(
+    store: ModelStore, customers: list[CustomerIn], as_of: date, scheme: str, label: str
+) -> dict[str, Any]:
+    """The customers carrying ``label`` in ``scheme``, highest CLV first, with their value,
+    risk and recommended action (``{"model_versions", "scored", "count", "customers"}``)."""
+    labels = scheme_labels(store, scheme)
+    if label not in labels:
+        raise InvalidInputError(
+            f"{scheme} has no label {label!r}; its labels are {', '.join(labels)}",
+            field="label",
+        )
+    loaded = store.snapshot()
+    summary, features = build_features(customers, as_of)
+    frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
+    _track_drift(loaded, summary, features)
+    frame = frame.assign(_row=np.arange(len(frame)))
+    chosen = select_audience(frame, scheme, label)
+    actions = recommended_actions(chosen, pb.load_playbook(store.settings.playbook))
+    members = [
+        {
+            "customer_id": customers[int(row)].customer_id,
+            "clv": float(clv),
+            "churn_probability": float(p),
+            "value_at_risk": float(var),
+            "recommended_action": action,
+        }
+        for row, clv, p, var, action in zip(
+            chosen["_row"],
+            chosen["clv"],
+            chosen["churn_probability"],
+            chosen["value_at_risk"],
+            actions.to_dict(orient="records"),
+            strict=True,
+        )
+    ]
+    return {
+        "model_versions": {f: m.version for f, m in loaded.items()},
+        "scored": len(customers),
+        "count": len(members),
+        "customers": members,
+    }

@@ -10,7 +10,12 @@ from typing import Any
 import pandas as pd
 
 from models.churn_features import churn_features
-from models.customer_view import recommended_actions, score_frame
+from models.customer_view import (
+    AUDIENCE_COLUMNS,
+    recommended_actions,
+    score_frame,
+    select_audience,
+)
 from models.exceptions import InvalidInputError
 from models.features import summarize
 
@@ -61,17 +66,6 @@ def read_scored(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"customer_id": str})
 
 
-AUDIENCE_COLUMNS = {
-    "rfm": "rfm_segment",
-    "value_matrix": "value_type",
-    "behaviour": "cluster",
-    "lifecycle": "lifecycle_stage",
-    "nine_grid": "nine_grid",
-    "nine_grid_strategy": "nine_grid_strategy",
-    "churn_risk": "risk_band",
-}
-
-
 def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
     """The customers of ``scored`` carrying ``label`` in ``scheme``, highest CLV first."""
     if scheme not in AUDIENCE_COLUMNS:
@@ -88,7 +82,7 @@ def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
         raise InvalidInputError(
             f"no customer has {scheme} label {label!r} (labels: {known})", field="label"
         )
-    chosen = scored[values == label]
+    chosen = select_audience(scored, scheme, label)
     keep = [
         "customer_id",
         column,
@@ -97,4 +91,4 @@ def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
         "value_at_risk",
         "recommended_action",
     ]
-    return chosen[[c for c in keep if c in chosen.columns]].sort_values("clv", ascending=False)
+    return chosen[[c for c in keep if c in chosen.columns]]

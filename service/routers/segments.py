@@ -1,4 +1,4 @@
-"""Segment labels for marketing tools: one customer's labels, and the catalogue of labels."""
+"""Segment labels for marketing tools: customers' labels, audiences, and the catalogue."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ from fastapi import APIRouter
 from models import playbook as pb
 from service.deps import ReadyStoreDep
 from service.routers.customers import check_batch
-from service.schemas import CatalogueResponse, ErrorResponse, ScoreRequest, SegmentsResponse
-from service.scoring import segment_customers
+from service.schemas import (
+    AudienceRequest,
+    AudienceResponse,
+    CatalogueResponse,
+    ErrorResponse,
+    ScoreRequest,
+    SegmentsResponse,
+)
+from service.scoring import audience_customers, segment_customers
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
@@ -37,3 +44,16 @@ def catalogue(store: ReadyStoreDep) -> dict:
     loaded = store.get("segmentation")
     book = pb.load_playbook(store.settings.playbook)
     return {"model_version": loaded.version, "schemes": loaded.estimator.catalogue(book)}
+
+
+@router.post(
+    "/audience",
+    response_model=AudienceResponse,
+    summary="The customers of the request with one label (an audience), highest CLV first",
+    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
+def audience(body: AudienceRequest, store: ReadyStoreDep) -> dict:
+    check_batch(body, store)
+    as_of = body.as_of or datetime.now(UTC).date()
+    result = audience_customers(store, body.customers, as_of, body.scheme, body.label)
+    return {"as_of": as_of, "scheme": body.scheme, "label": body.label, **result}

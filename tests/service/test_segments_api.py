@@ -47,3 +47,71 @@ def test_catalogue_lists_every_scheme_with_training_sizes(client, trained_store)
         assert sizes == {str(k): v for k, v in model.segment_sizes_[scheme].items()}
     gold = next(e for e in schemes["value_matrix"]["labels"] if e["label"] == "gold")
     assert gold["name"] == "Gold" and gold["actions"]
+
+
+def _customers(transactions, n=40):
+    ids = transactions["customer_id"].drop_duplicates().iloc[:n]
+    return [{"customer_id": c, "transactions": purchases(transactions, c, "cost")} for c in ids]
+
+
+def test_an_audience_is_the_customers_with_the_label_highest_clv_first(client, demo_data):
+    transactions, _, _ = demo_data
+    customers = _customers(transactions)
+    full = client.post(
+        "/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}
+    ).json()["customers"]
+    labels = [c["segments"]["rfm"]["label"] for c in full]
+    label = max(set(labels), key=labels.count)  # the most common RFM segment of the 40
+    response = client.post(
+        "/v1/segments/audience",
+        json={"as_of": "2025-12-31", "scheme": "rfm", "label": label, "customers": customers},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["scheme"], body["label"], body["scored"]) == ("rfm", label, 40)
+    expected = sorted(
+        (c for c in full if c["segments"]["rfm"]["label"] == label),
+        key=lambda c: -c["clv"]["clv"],
+    )
+    assert body["count"] == len(expected) == labels.count(label)
+    assert [m["customer_id"] for m in body["customers"]] == [c["customer_id"] for c in expected]
+    first, want = body["customers"][0], expected[0]
+    assert first["clv"] == want["clv"]["clv"]
+    assert first["churn_probability"] == want["churn"]["probability"]
+    assert first["value_at_risk"] == want["value_at_risk"]
+    assert first["recommended_action"] == want["recommended_action"]
+
+
+def test_churn_risk_audience_and_a_label_nobody_has(client, demo_data):
+    transactions, _, _ = demo_data
+    customers = _customers(transactions, 25)
+    bands = {}
+    for band in ("low", "medium", "high"):
+        body = client.post(
+            "/v1/segments/audience",
+            json={
+                "as_of": "2025-12-31",
+                "scheme": "churn_risk",
+                "label": band,
+                "customers": customers,
+            },
+        ).json()
+        bands[band] = {m["customer_id"] for m in body["customers"]}
+        assert body["count"] == len(bands[band])
+    assert sum(len(v) for v in bands.values()) == 25  # every customer in exactly one band
+    assert set().union(*bands.values()) == {c["customer_id"] for c in customers}
+
+
+def test_audience_errors_name_the_field_and_the_valid_labels(client, demo_data):
+    transactions, _, _ = demo_data
+    customers = _customers(transactions, 3)
+    body = {"as_of": "2025-12-31", "scheme": "rfm", "label": "vip", "customers": customers}
+    response = client.post("/v1/segments/audience", json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["details"][0]["path"] == "label"
+    assert "rfm has no label 'vip'; its labels are" in error["message"]
+    assert "champions" in error["message"]
+    response = client.post("/v1/segments/audience", json={**body, "scheme": "zodiac"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "scheme"
