@@ -306,10 +306,13 @@ def _columns_from_records(
                     break
         errors.raise_if_any()
     allowed, required = schema.allowed, schema.required
-    present: set[str] = set()
-    for i, row in enumerate(rows):
+    # Rows usually share one set of keys: check each distinct key layout once, and go row by
+    # row (to name the rows) only when a layout is wrong.
+    layouts = set(map(tuple, rows))
+    present: set[str] = set().union(*layouts)
+    layouts_ok = all(allowed.issuperset(keys) and required.issubset(keys) for keys in layouts)
+    for i, row in enumerate(() if layouts_ok else rows):
         keys = row.keys()
-        present.update(keys)
         if not keys <= allowed:
             for name in sorted(keys - allowed):
                 errors.add(
