@@ -633,6 +633,13 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 @router.post(
     "/{name}/invocations",
     summary="Score with one registered model, as `mlflow models serve` does",
+    description=(
+        "MLflow's scoring bodies (`dataframe_split`, `dataframe_records`, `instances`, "
+        '`inputs`) in, `{"predictions": [...]}` out. For large batches send '
+        "`Content-Type: application/x-ndjson` instead: one JSON record per line in, one "
+        "prediction per line out, any number of rows in bounded memory (errors after the "
+        'first 2,000 rows end the stream with an `{"error": ..., "rows_scored": n}` line).'
+    ),
     response_class=Response,
     openapi_extra={
         "parameters": [
