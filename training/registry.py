@@ -34,11 +34,29 @@ def _user() -> str:
         return "unknown"
 
 
-def record_event(client: MlflowClient, name: str, version: str, action: str, reason: str) -> None:
-    """Tag the version with who moved which alias, when and why."""
+def _client(tracking_uri: str | None) -> MlflowClient:
+    """A client on ``tracking_uri`` (no global MLflow state changed), or on the configured
+    store (``tracking.setup()``) when None."""
+    if tracking_uri:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    tracking.setup()
+    return MlflowClient()
+
+
+def record_event(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    action: str,
+    reason: str,
+    actor: str | None = None,
+) -> None:
+    """Tag the version with who moved which alias, when and why (``actor``: default the
+    operating-system user)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     key = f"event.{stamp}.{action}"
-    client.set_model_version_tag(name, version, key, f"{action} by {_user()}: {reason}"[:4900])
+    who = actor or _user()
+    client.set_model_version_tag(name, version, key, f"{action} by {who}: {reason}"[:4900])
 
 
 def _version(client: MlflowClient, name: str, alias: str) -> Any | None:
@@ -79,10 +97,14 @@ def promote(
     force: bool = False,
     tolerances: dict[str, float] | None = None,
     reason: str = "",
+    tracking_uri: str | None = None,
+    actor: str | None = None,
 ) -> PromotionOutcome:
-    """Move ``champion`` to the challenger if it passes the gate (or ``force``)."""
-    tracking.setup()
-    client = MlflowClient()
+    """Move ``champion`` to the challenger if it passes the gate (or ``force``).
+
+    ``tracking_uri``: the store (default: the configured one); ``actor``: who, for the alias
+    history (default: the operating-system user)."""
+    client = _client(tracking_uri)
     name = config.REGISTERED_NAMES[family]
     challenger = _version(client, name, CHALLENGER)
     if challenger is None:
@@ -123,9 +145,14 @@ def promote(
             name, challenger.version, "previous_champion", champion.version
         )
         record_event(
-            client, name, champion.version, "retired", f"replaced by v{challenger.version}"
+            client,
+            name,
+            champion.version,
+            "retired",
+            f"replaced by v{challenger.version}",
+            actor,
         )
-    record_event(client, name, challenger.version, "promoted", why)
+    record_event(client, name, challenger.version, "promoted", why, actor)
     return PromotionOutcome(
         family,
         True,
@@ -137,10 +164,12 @@ def promote(
     )
 
 
-def rollback(family: str, *, reason: str = "") -> tuple[str, str]:
-    """Point ``champion`` back at the previous champion; returns (from, to) versions."""
-    tracking.setup()
-    client = MlflowClient()
+def rollback(
+    family: str, *, reason: str = "", tracking_uri: str | None = None, actor: str | None = None
+) -> tuple[str, str]:
+    """Point ``champion`` back at the previous champion; returns (from, to) versions
+    (``tracking_uri`` and ``actor`` as in :func:`promote`)."""
+    client = _client(tracking_uri)
     name = config.REGISTERED_NAMES[family]
     current = _version(client, name, CHAMPION)
     if current is None:
@@ -150,9 +179,16 @@ def rollback(family: str, *, reason: str = "") -> tuple[str, str]:
         raise RegistryError(f"{name} v{current.version} has no previous champion to roll back to")
     client.set_registered_model_alias(name, CHAMPION, previous)
     record_event(
-        client, name, current.version, "rolled_back", reason or f"champion returned to v{previous}"
+        client,
+        name,
+        current.version,
+        "rolled_back",
+        reason or f"champion returned to v{previous}",
+        actor,
     )
-    record_event(client, name, previous, "restored", reason or f"rollback from v{current.version}")
+    record_event(
+        client, name, previous, "restored", reason or f"rollback from v{current.version}", actor
+    )
     return str(current.version), str(previous)
 
 

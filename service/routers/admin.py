@@ -1,22 +1,155 @@
-"""Admin: reload the served models now (admin key required when keys are configured)."""
+"""Admin: reload the served models now, and move the champion alias (promote, roll back).
+
+Admin key required when keys are configured (a scoring key gets 403). Alias moves go through
+the same gate and history as ``cvm promote`` / ``cvm rollback`` (training/registry.py), are
+recorded as made by the admin API with the request id, and are served at once: the model store
+is refreshed before the answer.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from service import observability
 from service.deps import ModelStoreDep
+from service.errors import error_response
+from service.model_store import ModelStore
+from service.schemas import ErrorResponse
 from service.security import require_admin_key
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
+
+Family = Literal["segmentation", "churn", "clv"]
 
 
 @router.post("/reload", summary="Check the registry now and swap in moved aliases or pins")
 async def reload(store: ModelStoreDep) -> dict:
     """Loads in a worker thread; requests keep being served by the current versions."""
     changes = await run_in_threadpool(store.refresh)
+    return _served(store, changes)
+
+
+def _served(store: ModelStore, changes: dict[str, str]) -> dict[str, Any]:
     return {
         "changed": changes,
         "versions": {f: m.version for f, m in store.snapshot().items()},
         "errors": dict(store.errors),
+    }
+
+
+class PromoteRequest(BaseModel):
+    family: Family = Field(description="The model family whose challenger to promote.")
+    force: bool = Field(default=False, description="Promote even if the gate refuses.")
+    tolerances: dict[str, float] | None = Field(
+        default=None,
+        description='Per-metric tolerances of the gate, e.g. {"churn_roc_auc": 0.02}.',
+    )
+    reason: str = Field(default="", max_length=500, description="Why, for the alias history.")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RollbackRequest(BaseModel):
+    family: Family = Field(description="The model family whose champion to roll back.")
+    reason: str = Field(default="", max_length=500, description="Why, for the alias history.")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AliasMove(BaseModel):
+    family: str
+    promoted: bool = Field(description="Whether @champion moved.")
+    from_version: str | None = Field(description="The champion before.")
+    to_version: str | None = Field(description="The version @champion points to now.")
+    message: str
+    gate: list[str] = Field(description="The gate's verdict per metric (empty when not run).")
+    served: dict[str, Any] = Field(
+        description="What the service serves after the move (as /reload)."
+    )
+
+
+def _text(version: Any) -> str | None:
+    return None if version is None else str(version)
+
+
+def _actor(request: Request) -> str:
+    principal = getattr(request.state, "principal", None)
+    role = getattr(principal, "role", "anonymous")
+    return f"admin API ({role} key, request {observability.request_id_var.get() or '-'})"
+
+
+_REFUSED = {"model": ErrorResponse, "description": "the gate refused, or nothing to move"}
+
+
+@router.post(
+    "/promote",
+    response_model=AliasMove,
+    summary="Promote the family's @challenger to @champion through the gate",
+    responses={409: _REFUSED, 422: {"model": ErrorResponse}},
+)
+async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) -> Any:
+    from training import registry
+
+    try:
+        outcome = await run_in_threadpool(
+            lambda: registry.promote(
+                body.family,
+                force=body.force,
+                tolerances=body.tolerances,
+                reason=body.reason,
+                tracking_uri=store.settings.tracking_uri,
+                actor=_actor(request),
+            )
+        )
+    except registry.RegistryError as exc:
+        return error_response(409, "registry_conflict", str(exc))
+    gate = list(outcome.gate.reasons) if outcome.gate is not None else []
+    if not outcome.promoted:
+        details = [{"path": "family", "message": line} for line in gate]
+        return error_response(409, "gate_refused", outcome.message, details)
+    changes = await run_in_threadpool(store.refresh)
+    return {
+        "family": body.family,
+        "promoted": True,
+        "from_version": _text(outcome.from_version),  # the client gives ints at times
+        "to_version": _text(outcome.to_version),
+        "message": outcome.message,
+        "gate": gate,
+        "served": _served(store, changes),
+    }
+
+
+@router.post(
+    "/rollback",
+    response_model=AliasMove,
+    summary="Return the family's @champion to the previous champion",
+    responses={409: _REFUSED, 422: {"model": ErrorResponse}},
+)
+async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep) -> Any:
+    from training import registry
+
+    try:
+        old, new = await run_in_threadpool(
+            lambda: registry.rollback(
+                body.family,
+                reason=body.reason,
+                tracking_uri=store.settings.tracking_uri,
+                actor=_actor(request),
+            )
+        )
+    except registry.RegistryError as exc:
+        return error_response(409, "registry_conflict", str(exc))
+    changes = await run_in_threadpool(store.refresh)
+    return {
+        "family": body.family,
+        "promoted": True,
+        "from_version": _text(old),
+        "to_version": _text(new),
+        "message": f"@champion moved back from v{old} to v{new}",
+        "gate": [],
+        "served": _served(store, changes),
     }

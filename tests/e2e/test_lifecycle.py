@@ -139,3 +139,48 @@ def test_rollback_serves_the_previous_champion_again(server, home):
     assert rolled.returncode == 0, rolled.stderr
     assert "from v2 to v1" in rolled.stdout
     wait_for(lambda: served(server)["churn"] == "1")
+
+
+def test_admin_api_promotes_through_the_gate_and_rolls_back(server, home):
+    """The same moves over HTTP (CVM_ADMIN_KEYS guards them; this server has no keys):
+    served at once, recorded as made by the admin API."""
+    _, env = home
+    from mlflow import MlflowClient
+
+    uri = env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert str(client.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
+    client.set_registered_model_alias("cvm-churn", "challenger", "2")  # compared with v1
+
+    refused = httpx.post(
+        f"{server}/v1/admin/promote",
+        json={"family": "churn", "tolerances": {"churn_roc_auc": -1.0}},
+        timeout=120,
+    )
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "gate_refused" and "churn_roc_auc" in error["message"]
+
+    promoted = httpx.post(
+        f"{server}/v1/admin/promote",
+        json={"family": "churn", "force": True, "reason": "api test"},  # as the CLI test did
+        timeout=120,
+    )
+    assert promoted.status_code == 200, promoted.text
+    body = promoted.json()
+    assert (body["from_version"], body["to_version"]) == ("1", "2")
+    assert body["served"]["versions"]["churn"] == "2"  # served before the answer
+    assert any("churn_roc_auc" in line for line in body["gate"])
+    events = client.get_model_version("cvm-churn", "2").tags
+    assert any(
+        v.startswith("promoted by admin API") for k, v in events.items() if k.startswith("event.")
+    )
+
+    again = httpx.post(f"{server}/v1/admin/promote", json={"family": "churn"}, timeout=120)
+    assert again.status_code == 409 and "no @challenger" in again.json()["error"]["message"]
+
+    rolled = httpx.post(f"{server}/v1/admin/rollback", json={"family": "churn"}, timeout=120)
+    assert rolled.status_code == 200, rolled.text
+    assert (rolled.json()["from_version"], rolled.json()["to_version"]) == ("2", "1")
+    assert rolled.json()["served"]["versions"]["churn"] == "1"
+    assert served(server)["churn"] == "1"

@@ -127,6 +127,14 @@ def test_admin_routes_need_an_admin_key(secured):
     assert _error(forbidden, 403)["code"] == "forbidden"
     ok = secured.post("/v1/admin/reload", headers={"X-API-Key": ADMIN})
     assert ok.status_code == 200, ok.text
+    for path in ("/v1/admin/promote", "/v1/admin/rollback"):  # alias moves
+        body = {"family": "churn"}
+        assert _error(secured.post(path, json=body), 401)["code"] == "unauthorized"
+        forbidden = secured.post(path, json=body, headers={"X-API-Key": SCORING})
+        assert _error(forbidden, 403)["code"] == "forbidden"
+        # with the admin key the move is tried: this store has no challenger / no previous
+        conflict = secured.post(path, json=body, headers={"X-API-Key": ADMIN})
+        assert _error(conflict, 409)["code"] == "registry_conflict"
 
 
 def test_health_metrics_and_docs_stay_open(secured):
