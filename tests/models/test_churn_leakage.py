@@ -50,3 +50,9 @@ def test_threshold_string_labels_and_one_class(table):
     assert list(leakage_suspects(X, labels, ["tenure"], threshold=0.6)["column"]) == ["tenure"]
     assert leakage_suspects(X, labels, ["tenure", "absent"]).empty
     assert np.isnan(single_column_auc(X["tenure"], np.zeros(len(X), dtype=int)))
+
+
+def test_long_tables_are_checked_on_a_sample(table):
+    X, y = table
+    sampled = leakage_suspects(X, y, max_rows=1000)
+    assert set(sampled["column"]) == {"cancel_day", "cancel_reason", "status_flag"}
