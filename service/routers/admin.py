@@ -85,6 +85,33 @@ def _actor(request: Request) -> str:
 _REFUSED = {"model": ErrorResponse, "description": "the gate refused, or nothing to move"}
 
 
+async def _move(move: Any) -> tuple[Any, Any]:
+    """Run a registry move in a worker thread; ``(result, None)``, or ``(None, a 409)`` when
+    there is nothing to move (training/registry.py ``RegistryError``)."""
+    from training import registry
+
+    try:
+        return await run_in_threadpool(move), None
+    except registry.RegistryError as exc:
+        return None, error_response(409, "registry_conflict", str(exc))
+
+
+async def _answer(
+    store: ModelStore, family: str, old: Any, new: Any, message: str, gate: list[str]
+) -> dict[str, Any]:
+    """Serve the move now, then say what moved and what is served."""
+    changes = await run_in_threadpool(store.refresh)
+    return {
+        "family": family,
+        "promoted": True,
+        "from_version": _text(old),
+        "to_version": _text(new),
+        "message": message,
+        "gate": gate,
+        "served": _served(store, changes),
+    }
+
+
 @router.post(
     "/promote",
     response_model=AliasMove,
@@ -94,33 +121,25 @@ _REFUSED = {"model": ErrorResponse, "description": "the gate refused, or nothing
 async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry
 
-    try:
-        outcome = await run_in_threadpool(
-            lambda: registry.promote(
-                body.family,
-                force=body.force,
-                tolerances=body.tolerances,
-                reason=body.reason,
-                tracking_uri=store.settings.tracking_uri,
-                actor=_actor(request),
-            )
-        )
-    except registry.RegistryError as exc:
-        return error_response(409, "registry_conflict", str(exc))
+    outcome, conflict = await _move(
+        lambda: registry.promote(
+            body.family,
+            force=body.force,
+            tolerances=body.tolerances,
+            reason=body.reason,
+            tracking_uri=store.settings.tracking_uri,
+            actor=_actor(request),
+        ),
+    )
+    if conflict is not None:
+        return conflict
     gate = list(outcome.gate.reasons) if outcome.gate is not None else []
     if not outcome.promoted:
         details = [{"path": "family", "message": line} for line in gate]
         return error_response(409, "gate_refused", outcome.message, details)
-    changes = await run_in_threadpool(store.refresh)
-    return {
-        "family": body.family,
-        "promoted": True,
-        "from_version": _text(outcome.from_version),  # the client gives ints at times
-        "to_version": _text(outcome.to_version),
-        "message": outcome.message,
-        "gate": gate,
-        "served": _served(store, changes),
-    }
+    return await _answer(
+        store, body.family, outcome.from_version, outcome.to_version, outcome.message, gate
+    )
 
 
 @router.post(
@@ -132,24 +151,17 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
 async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry
 
-    try:
-        old, new = await run_in_threadpool(
-            lambda: registry.rollback(
-                body.family,
-                reason=body.reason,
-                tracking_uri=store.settings.tracking_uri,
-                actor=_actor(request),
-            )
-        )
-    except registry.RegistryError as exc:
-        return error_response(409, "registry_conflict", str(exc))
-    changes = await run_in_threadpool(store.refresh)
-    return {
-        "family": body.family,
-        "promoted": True,
-        "from_version": _text(old),
-        "to_version": _text(new),
-        "message": f"@champion moved back from v{old} to v{new}",
-        "gate": [],
-        "served": _served(store, changes),
-    }
+    moved, conflict = await _move(
+        lambda: registry.rollback(
+            body.family,
+            reason=body.reason,
+            tracking_uri=store.settings.tracking_uri,
+            actor=_actor(request),
+        ),
+    )
+    if conflict is not None:
+        return conflict
+    old, new = moved
+    return await _answer(
+        store, body.family, old, new, f"@champion moved back from v{old} to v{new}", []
+    )
