@@ -121,8 +121,21 @@ def record_model_load(
         MODEL_LOAD_SECONDS.labels(family).observe(seconds)
 
 
+# Label children, looked up once per label set (``labels()`` costs a few microseconds a call,
+# and every request makes three). The sets are few: routes × statuses × served versions.
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), *labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
+
+
 def record_rows(model: str, version: str, rows: int) -> None:
-    ROWS.labels(model, version).inc(rows)
+    _child(ROWS, model, version).inc(rows)
 
 
 def record_error(status: int, code: str) -> None:
@@ -340,8 +353,8 @@ class ObservabilityMiddleware:
         version = state.get("cvm_model_version", "")
         if not model and template.startswith(_VIEW_PREFIXES) and status < 500:
             model, version = "customer-view", _served_versions(scope.get("app"))
-        REQUESTS.labels(method, template, str(status), model, version).inc()
-        LATENCY.labels(method, template, model, version).observe(elapsed)
+        _child(REQUESTS, method, template, str(status), model, version).inc()
+        _child(LATENCY, method, template, model, version).observe(elapsed)
         if not self.access_log:
             return
         level = logging.DEBUG if template in _QUIET_ROUTES and status < 400 else logging.INFO
