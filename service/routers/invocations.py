@@ -208,6 +208,28 @@ _Cells = list[Any]
 _PathOf = Any  # (row index) -> loc tuple
 
 
+def _flag(
+    column: Column,
+    values: _Cells,
+    allowed: frozenset[Any],
+    expected: str,
+    kind: str,
+    path_of: _PathOf,
+    errors: _Errors,
+) -> None:
+    """Name every value of a type the column does not take (up to the error cap)."""
+    for i, v in enumerate(values):
+        if type(v) not in allowed:
+            hint = ""
+            if expected == "an integer" and type(v) is float and not float(v).is_integer():
+                hint = " (not truncated: send an integer)"
+            errors.add(
+                path_of(i), f"{column.name}: expected {expected}, got {_describe(v)}{hint}", kind
+            )
+            if errors.full:
+                break
+
+
 def _convert(column: Column, values: _Cells, path_of: _PathOf, errors: _Errors) -> Any:
     """One column's JSON values as the array the model gets, or None after adding errors."""
     kind = column.type
@@ -216,63 +238,26 @@ def _convert(column: Column, values: _Cells, path_of: _PathOf, errors: _Errors) 
         if types <= _NUMBER_TYPES:
             array = np.array(values, dtype=np.float64)  # null → NaN
             return array.astype(np.float32) if kind == "float" else array
-        for i, v in enumerate(values):
-            if type(v) not in _NUMBER_TYPES:
-                errors.add(
-                    path_of(i),
-                    f"{column.name}: expected a number, got {_describe(v)}",
-                    "float_type",
-                )
-                if errors.full:
-                    break
+        _flag(column, values, _NUMBER_TYPES, "a number", "float_type", path_of, errors)
         return None
     if kind in ("long", "integer"):
         if types <= _INT_TYPES:
             return np.array(values, dtype=np.int64 if kind == "long" else np.int32)
         if types <= _NULLABLE_INT_TYPES:  # nulls: pandas' nullable integers, not floats
             return pd.array(values, dtype="Int64" if kind == "long" else "Int32")
-        for i, v in enumerate(values):
-            if type(v) not in _NULLABLE_INT_TYPES:
-                hint = (
-                    " (not truncated: send an integer)"
-                    if type(v) is float and not float(v).is_integer()
-                    else ""
-                )
-                errors.add(
-                    path_of(i),
-                    f"{column.name}: expected an integer, got {_describe(v)}{hint}",
-                    "int_type",
-                )
-                if errors.full:
-                    break
+        _flag(column, values, _NULLABLE_INT_TYPES, "an integer", "int_type", path_of, errors)
         return None
     if kind == "boolean":
         if types <= _BOOL_TYPES:
             return np.array(values, dtype=bool)
         if types <= _NULLABLE_BOOL_TYPES:
             return pd.array(values, dtype="boolean")
-        for i, v in enumerate(values):
-            if type(v) not in _NULLABLE_BOOL_TYPES:
-                errors.add(
-                    path_of(i),
-                    f"{column.name}: expected true or false, got {_describe(v)}",
-                    "bool_type",
-                )
-                if errors.full:
-                    break
+        _flag(column, values, _NULLABLE_BOOL_TYPES, "true or false", "bool_type", path_of, errors)
         return None
     if kind == "string":
         if types <= _STRING_TYPES:
             return values
-        for i, v in enumerate(values):
-            if type(v) not in _STRING_TYPES:
-                errors.add(
-                    path_of(i),
-                    f"{column.name}: expected a string, got {_describe(v)}",
-                    "string_type",
-                )
-                if errors.full:
-                    break
+        _flag(column, values, _STRING_TYPES, "a string", "string_type", path_of, errors)
         return None
     return values  # a type this service does not check: passed on as given
 
