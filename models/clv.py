@@ -28,6 +28,7 @@ from models.clv_discrete import BGBB, ShiftedBetaGeometric
 from models.exceptions import InvalidInputError, NotFittedError
 
 __all__ = [
+    "CLV_INPUT_COLUMNS",
     "BGNBD",
     "BGBB",
     "CLVModel",
@@ -39,6 +40,18 @@ __all__ = [
 
 Z95 = 1.959963984540054
 WEEKS_PER_YEAR = 365.25 / 7
+# What the registered CLV model takes (non-contractual models use the first four; margins and
+# the contractual model use the rest): the training pipeline's input example and the service's
+# OpenAPI example both use this list.
+CLV_INPUT_COLUMNS = [
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "margin_rate",
+    "tenure_days",
+    "total_revenue",
+]
 
 
 def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

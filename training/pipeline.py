@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from models.clv import CLV_INPUT_COLUMNS
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
@@ -25,19 +26,9 @@ from training.train_segments import train_segments
 
 Progress = Callable[[str], None]
 
-# What the CLV pyfunc takes (non-contractual models use the first four; margins and the
-# contractual model use the rest).
-# The segmentation pyfunc takes the whole summary plus P(alive) from the CLV model.
+# The segmentation pyfunc takes the whole summary plus P(alive) from the CLV model; the CLV
+# pyfunc takes models.clv.CLV_INPUT_COLUMNS.
 SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
-CLV_INPUT_COLUMNS = [
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "margin_rate",
-    "tenure_days",
-    "total_revenue",
-]
 
 
 @dataclass

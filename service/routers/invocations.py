@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from models.churn import risk_band
+from models.clv import CLV_INPUT_COLUMNS
 from models.exceptions import InvalidInputError
 from service import observability, streaming
 from service.config import REGISTERED_NAMES
@@ -598,17 +599,9 @@ REQUEST_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "minProperties": 1,
 }
-_EXAMPLE = {
+_EXAMPLE = {  # a cvm-clv row
     "dataframe_split": {
-        "columns": [
-            "frequency",
-            "recency",
-            "T",
-            "monetary_value",
-            "margin_rate",
-            "tenure_days",
-            "total_revenue",
-        ],
+        "columns": CLV_INPUT_COLUMNS,
         "data": [[4, 200, 300, 55.0, 0.3, 300, 275.0]],
     }
 }
