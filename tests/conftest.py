@@ -90,3 +90,15 @@ def purchases(transactions: pd.DataFrame, customer_id: str, *extra: str) -> list
             item[column] = float(value) if column == "cost" else value
         items.append(item)
     return items
+
+
+# One valid cvm-clv input row (the MLflow-compatible route's payload tests).
+CLV_ROW = {
+    "frequency": 2,
+    "recency": 30,
+    "T": 90,
+    "monetary_value": 20.0,
+    "margin_rate": 0.3,
+    "tenure_days": 90,
+    "total_revenue": 60.0,
+}

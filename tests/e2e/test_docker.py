@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import CLV_ROW
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 LOCAL_BASE = "cvm-base:bookworm"
@@ -143,19 +145,10 @@ def test_the_container_serves_a_trained_store(image, trained_store):
             time.sleep(1)
         logs = _docker("logs", name, check=False)
         assert status == 200, f"not ready: {status}\n{(logs.stdout + logs.stderr)[-3000:]}"
-        row = {
-            "frequency": 2,
-            "recency": 30,
-            "T": 90,
-            "monetary_value": 20.0,
-            "margin_rate": 0.3,
-            "tenure_days": 90,
-            "total_revenue": 60.0,
-        }
         url = f"{base}/v1/models/cvm-clv/invocations"
-        assert httpx.post(url, json={"dataframe_records": [row]}).status_code == 401
+        assert httpx.post(url, json={"dataframe_records": [CLV_ROW]}).status_code == 401
         scored = httpx.post(
-            url, json={"dataframe_records": [row]}, headers={"X-API-Key": "test-key"}
+            url, json={"dataframe_records": [CLV_ROW]}, headers={"X-API-Key": "test-key"}
         )
         assert scored.status_code == 200, scored.text
         assert scored.json()["predictions"][0]["clv"] > 0

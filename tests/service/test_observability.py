@@ -13,16 +13,8 @@ from fastapi.testclient import TestClient
 from service import observability
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import CLV_ROW
 
-CLV_ROW = {
-    "frequency": 2,
-    "recency": 30,
-    "T": 90,
-    "monetary_value": 20.0,
-    "margin_rate": 0.3,
-    "tenure_days": 90,
-    "total_revenue": 60.0,
-}
 INVOCATIONS = "/v1/models/{name}/invocations"
 
 

@@ -11,18 +11,10 @@ from service import security
 from service.app import create_app
 from service.config import Settings
 from service.routers import invocations
+from tests.conftest import CLV_ROW
 
 SCORING, OTHER_SCORING, ADMIN = "score-key-1", "score-key-2", "admin-key-1"
 SUMMARY = {"frequency": 1, "recency": 5, "T": 9, "monetary_value": 3.0}
-CLV_ROW = {
-    "frequency": 2,
-    "recency": 30,
-    "T": 90,
-    "monetary_value": 20.0,
-    "margin_rate": 0.3,
-    "tenure_days": 90,
-    "total_revenue": 60.0,
-}
 
 
 def _app(trained_store, **settings):
