@@ -22,14 +22,6 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 @pytest.fixture(scope="module")
-def client(trained_store):
-    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"], reload_interval=0))
-    with TestClient(app) as c:
-        assert app.state.store.wait(120), app.state.store.error
-        yield c
-
-
-@pytest.fixture(scope="module")
 def pyfuncs(trained_store):
     """Each family's registered pyfunc, loaded the way `mlflow models serve` loads it."""
     client = mlflow.MlflowClient(trained_store["uri"], trained_store["uri"])

@@ -7,23 +7,10 @@ import json
 import logging
 import re
 
-import pytest
-from fastapi.testclient import TestClient
-
 from service import observability
-from service.app import create_app
-from service.config import Settings
 from tests.conftest import CLV_ROW
 
 INVOCATIONS = "/v1/models/{name}/invocations"
-
-
-@pytest.fixture(scope="module")
-def client(trained_store):
-    app = create_app(Settings(mlflow_tracking_uri=trained_store["uri"], reload_interval=0))
-    with TestClient(app) as c:
-        assert app.state.store.wait(120), app.state.store.error
-        yield c
 
 
 def sample(text: str, metric: str, /, **labels: str) -> float:
