@@ -36,6 +36,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 90.0, every: floa
 @contextlib.contextmanager
 def running_server(env: dict[str, str], log_file: Path, timeout: float = 300.0) -> Iterator[str]:
     """Yield the base URL of a ready server (bound to 127.0.0.1); terminate it on exit."""
+    with running_process(env, log_file, timeout) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def running_process(
+    env: dict[str, str], log_file: Path, timeout: float = 300.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """As :func:`running_server`, also giving the server process (for its memory)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(log_file, "w") as log:
@@ -60,7 +69,7 @@ def running_server(env: dict[str, str], log_file: Path, timeout: float = 300.0) 
                 wait_for(ready, timeout=timeout)
             except AssertionError:
                 pytest.fail(f"server not ready in {timeout:.0f} s:\n{log_file.read_text()[-3000:]}")
-            yield base
+            yield base, process
         finally:
             process.terminate()
             try:

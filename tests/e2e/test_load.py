@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,16 +17,11 @@ import httpx
 import orjson
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e.server import running_process
+
 SECONDS = float(os.environ.get("CVM_LOAD_SECONDS", "60"))
 CONNECTIONS = 4
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kb(pid: int) -> int:
@@ -41,7 +33,6 @@ def rss_kb(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def server(trained_store, tmp_path_factory):
-    port = free_port()
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": trained_store["uri"],
@@ -50,33 +41,8 @@ def server(trained_store, tmp_path_factory):
         "CVM_ACCESS_LOG": "false",
     }
     log = tmp_path_factory.mktemp("load") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("server not ready within 120 s")
-        yield port, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with running_process(env, log, timeout=120) as (base, process):
+        yield int(base.rsplit(":", 1)[1]), process
 
 
 def requests(port: int, trained_store) -> list[bytes]:
