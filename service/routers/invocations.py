@@ -18,7 +18,6 @@ arrays, with no per-row Python objects beyond the parsed JSON.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -112,29 +111,7 @@ _SCHEMAS: dict[tuple[str, str, str | None], _Compiled] = {}
 _SCHEMA_LOCK = threading.Lock()
 
 
-def _fetch_mlflow_schema(store: Any, loaded: Any) -> list[dict[str, Any]]:
-    """The input schema in the registered version's MLmodel file (explicit URIs: no global
-    MLflow state is changed), for a LoadedModel built without its input_schema."""
-    import mlflow
-    from mlflow.models import Model
-
-    uri = store.settings.tracking_uri
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    source = client.get_model_version_download_uri(loaded.name, loaded.version)
-    with tempfile.TemporaryDirectory(prefix="cvm-mlmodel-") as tmp:
-        path = mlflow.artifacts.download_artifacts(
-            artifact_uri=source.rstrip("/") + "/MLmodel",
-            dst_path=tmp,
-            tracking_uri=uri,
-            registry_uri=uri,
-        )
-        schema = Model.load(path).get_input_schema()
-    if schema is None:
-        raise LookupError(f"{loaded.name} version {loaded.version} has no input signature")
-    return list(schema.to_dict())
-
-
-def schema_for(store: Any, loaded: Any) -> _Compiled:
+def schema_for(loaded: Any) -> _Compiled:
     """The compiled input schema of a loaded model version (cached per version)."""
     key = (loaded.name, str(loaded.version), loaded.run_id)
     compiled = _SCHEMAS.get(key)
@@ -143,9 +120,9 @@ def schema_for(store: Any, loaded: Any) -> _Compiled:
     with _SCHEMA_LOCK:
         compiled = _SCHEMAS.get(key)
         if compiled is None:
-            spec = getattr(loaded, "input_schema", None)
+            spec = loaded.input_schema  # read from the MLmodel file by the model store
             if spec is None:
-                spec = _fetch_mlflow_schema(store, loaded)
+                raise LookupError(f"{loaded.name} version {loaded.version} has no input signature")
             compiled = _compile(InputSchema.from_mlflow(spec))
             _SCHEMAS[key] = compiled
     return compiled
@@ -155,7 +132,7 @@ def warm_schemas(store: Any) -> None:
     """Compile every served model's input schema now (called when models are (re)loaded)."""
     for loaded in list(store.models.values()):
         try:
-            schema_for(store, loaded)
+            schema_for(loaded)
         except Exception as exc:  # the route reports it as 503 on use
             log.warning("no input schema for %s version %s: %s", loaded.name, loaded.version, exc)
 
@@ -696,7 +673,7 @@ async def invocations(request: Request) -> Response:
     if loaded is None:
         raise ServiceUnavailable(store.error or "models are loading")
     try:
-        schema = schema_for(store, loaded)
+        schema = schema_for(loaded)
     except Exception as exc:
         log.warning("input schema of %s unavailable: %s", name, exc)
         raise ServiceUnavailable(f"the input schema of {name} is unavailable") from exc
