@@ -156,13 +156,22 @@ def segment_customers(
     return {"model_version": loaded["segmentation"].version, "customers": rows}
 
 
-def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> dict[str, Any]:
-    """Segments, churn, CLV, value at risk and the recommended action per customer, with the
-    versions that computed them (``{"model_versions", "customers"}``)."""
-    loaded = store.snapshot()  # one consistent set of versions for the whole request
+def _customer_view(
+    store: ModelStore, customers: list[CustomerIn], as_of: date
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(the served versions, :func:`score_frame` of the customers), with drift tracked; one
+    consistent set of versions for the whole request."""
+    loaded = store.snapshot()
     summary, features = build_features(customers, as_of)
     frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     _track_drift(loaded, summary, features)
+    return loaded, frame
+
+
+def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> dict[str, Any]:
+    """Segments, churn, CLV, value at risk and the recommended action per customer, with the
+    versions that computed them (``{"model_versions", "customers"}``)."""
+    loaded, frame = _customer_view(store, customers, as_of)
     book = pb.load_playbook(store.settings.playbook)
     actions = recommended_actions(frame, book)
     segment_model = loaded["segmentation"].estimator
@@ -238,10 +247,7 @@ def audience_customers(
             f"{scheme} has no label {label!r}; its labels are {', '.join(labels)}",
             field="label",
         )
-    loaded = store.snapshot()
-    summary, features = build_features(customers, as_of)
-    frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
-    _track_drift(loaded, summary, features)
+    loaded, frame = _customer_view(store, customers, as_of)
     frame = frame.assign(_row=np.arange(len(frame)))
     chosen = select_audience(frame, scheme, label)
     actions = recommended_actions(chosen, pb.load_playbook(store.settings.playbook))

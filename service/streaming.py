@@ -158,18 +158,6 @@ def decode_rows(lines: list[bytes], offset: int) -> list[Any]:
     return rows
 
 
-def render_lines(columns: dict[str, Any]) -> bytes:
-    """One JSON record per line (NaN → null), as :func:`render` writes the records."""
-    import numpy as np
-
-    names = list(columns)
-    lists = [np.asarray(v).tolist() for v in columns.values()]
-    dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    return b"".join(
-        dumps(dict(zip(names, row, strict=True)), option=option) for row in zip(*lists, strict=True)
-    )
-
-
 Scorer = Callable[[list[bytes], int], tuple[bytes, int]]  # (lines, first row) -> (ndjson, rows)
 
 
@@ -256,6 +244,5 @@ __all__ = [
     "NDJSONStream",
     "decode_rows",
     "is_ndjson",
-    "render_lines",
     "row_chunks",
 ]

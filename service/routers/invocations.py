@@ -509,12 +509,22 @@ def predict(
     raise LookupError(f"unknown model family {family!r}")
 
 
-def render(columns: dict[str, Any]) -> bytes:
-    """``{"predictions": [records]}`` as MLflow's server writes it (NaN → null)."""
+def records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Prediction columns as one record per row, in plain Python values (NaN stays NaN;
+    orjson writes it as null, as MLflow's server does)."""
     names = list(columns)
     lists = [np.asarray(v).tolist() for v in columns.values()]
-    records = [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
-    return orjson.dumps({"predictions": records})
+    return [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
+
+
+def render(columns: dict[str, Any]) -> bytes:
+    """``{"predictions": [records]}`` as MLflow's server writes it."""
+    return orjson.dumps({"predictions": records(columns)})
+
+
+def render_lines(columns: dict[str, Any]) -> bytes:
+    """The same records as NDJSON, one per line."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records(columns))
 
 
 def score_body(
@@ -529,7 +539,7 @@ def score_lines(
 ) -> tuple[bytes, int]:
     """One chunk of an NDJSON stream (rows ``offset`` on) as NDJSON predictions."""
     features, n = parse_records(streaming.decode_rows(lines, offset), schema, offset)
-    return streaming.render_lines(_predict_checked(family, loaded, features, n)), n
+    return render_lines(_predict_checked(family, loaded, features, n)), n
 
 
 def _predict_checked(family: str, loaded: Any, features: dict[str, Any], n: int) -> dict[str, Any]:
