@@ -73,9 +73,7 @@ class CompiledForest:
             # per categorical split, where each category code 0..255 goes: left when in the
             # split's left set, right when a known category, else as a missing value
             cat_nodes = np.flatnonzero(self.is_categorical)
-            self.cat_row = np.zeros(len(nodes), dtype=np.intp)
-            self.cat_row[cat_nodes] = np.arange(1, len(cat_nodes) + 1)
-            table = np.zeros((len(cat_nodes) + 1, 256), dtype=bool)
+            table = np.zeros((len(cat_nodes), 256), dtype=bool)  # one row per such split
             codes = np.arange(256)
             unknown = np.zeros(256, dtype=bool)
             raw_left = np.concatenate([t.raw_left_cat_bitsets for t in trees])
@@ -85,7 +83,7 @@ class CompiledForest:
                 ).astype(np.intp),
                 sizes,
             )
-            for row, node in enumerate(cat_nodes, start=1):
+            for row, node in enumerate(cat_nodes):
                 feature = nodes["feature_idx"][node]
                 mapped, not_mapped = codes, unknown
                 if ordinal_codes is not None:  # the booster's ordinal code of each input code
@@ -97,7 +95,7 @@ class CompiledForest:
                 table[row] = np.where(not_mapped, self.missing_left[node], side)
             self.cat_left = table
             self.cat_nodes = cat_nodes
-            self.cat_rows = self.cat_row[cat_nodes]
+            self.cat_rows = np.arange(len(cat_nodes))
             self.cat_missing_left = self.missing_left[cat_nodes]
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
