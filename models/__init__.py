@@ -1,7 +1,20 @@
-"""Pure modelling code (numpy, scipy, scikit-learn): no MLflow, no web framework."""
+"""Pure modelling code (numpy, scipy, scikit-learn): no MLflow, no web framework.
+
+One package per model family (:mod:`models.clv`, :mod:`models.churn`,
+:mod:`models.segments`); the modules at this level are shared by all of them (features,
+exceptions, drift, the customer view, the playbook).
+"""
+
+from models import _legacy
 
 # The layout of the fitted estimators' pickled state. Registered versions carry it as the
 # ``cvm_model_format`` tag, and the service refuses, with a clear message, a version saved
-# in another format (older versions without the tag are loaded as before). Bump it with any
-# change that makes an earlier pickle unloadable or silently different.
-MODEL_FORMAT = 1
+# in a format it cannot read (versions without the tag are loaded as before). Bump it with
+# any change that makes an earlier pickle unloadable or silently different.
+# 2: the model families became packages (``models.segments.bundle.CustomerSegments``, ...).
+MODEL_FORMAT = 2
+# Older formats this code still reads: format 1 pickles name the module paths from before
+# the packages, which :mod:`models._legacy` maps to where the code is now.
+LEGACY_FORMATS: tuple[int, ...] = (1,)
+
+_legacy.install()

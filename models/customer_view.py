@@ -12,7 +12,8 @@ import pandas as pd
 
 from models import playbook as pb
 from models.churn import risk_band
-from models.churn_encoding import frame_columns
+from models.churn.encoding import frame_columns
+from models.segments.schemes import LABEL_COLUMNS
 
 
 def segment_frame(models: dict[str, Any], summary: pd.DataFrame) -> pd.DataFrame:
@@ -63,16 +64,8 @@ def recommended_actions(
     return pd.DataFrame(rows, index=frame.index)
 
 
-# Scheme → the column of :func:`score_frame` that holds its label.
-AUDIENCE_COLUMNS = {
-    "rfm": "rfm_segment",
-    "value_matrix": "value_type",
-    "behaviour": "cluster",
-    "lifecycle": "lifecycle_stage",
-    "nine_grid": "nine_grid",
-    "nine_grid_strategy": "nine_grid_strategy",
-    "churn_risk": "risk_band",
-}
+# Scheme → the column of :func:`score_frame` that holds its label (segment schemes and churn risk).
+AUDIENCE_COLUMNS: dict[str, str] = {**LABEL_COLUMNS, "churn_risk": "risk_band"}
 
 
 def select_audience(frame: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:

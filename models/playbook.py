@@ -48,7 +48,7 @@ def load_playbook(path: str | None = None) -> dict[str, Any]:
                     )
     table = book.get("schemes", {}).get("rfm", {}).get("segment_table")
     if table is not None:
-        from models.segmentation import check_segment_table  # late: heavy import
+        from models.segments.rfm import check_segment_table  # late: heavy import
 
         try:
             check_segment_table(table)
@@ -128,7 +128,7 @@ def missing_labels(
     scheme_labels: Mapping[str, Iterable[str]], playbook: dict[str, Any] | None = None
 ) -> list[str]:
     """``"scheme.label"`` for every label of ``scheme_labels`` the playbook does not describe
-    (e.g. check a user's playbook against ``models.segmentation.SCHEME_LABELS``)."""
+    (e.g. check a user's playbook against ``models.segments.rfm.SCHEME_LABELS``)."""
     book = playbook or load_playbook()
     schemes = book.get("schemes", {})
     return [

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from models import MODEL_FORMAT
-from models.churn_encoding import frame_columns
+from models import LEGACY_FORMATS, MODEL_FORMAT
+from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
 from service.config import REGISTERED_NAMES, Settings
 
@@ -77,10 +77,11 @@ class LoadedModel:
 
 
 def check_model_format(name: str, version: Any, tags: dict[str, str] | None) -> None:
-    """Refuse a version whose pickled estimators are in another layout than this code reads
-    (its ``cvm_model_format`` tag; versions from before the tag existed are tried as usual)."""
+    """Refuse a version whose pickled estimators are in a layout this code cannot read (its
+    ``cvm_model_format`` tag: this release's format or an older one it still reads; versions
+    from before the tag existed are tried as usual)."""
     saved = (tags or {}).get("cvm_model_format")
-    if saved is None or saved == str(MODEL_FORMAT):
+    if saved is None or saved in {str(f) for f in (MODEL_FORMAT, *LEGACY_FORMATS)}:
         return
     raise ValueError(
         f"{name} v{version} was saved in model format {saved}; this service reads format "

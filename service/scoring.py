@@ -14,9 +14,9 @@ import pandas as pd
 
 from models import playbook as pb
 from models.churn import RISK_BANDS, risk_band
-from models.churn_features import churn_features, churn_features_from_summary
-from models.churn_reasons import churn_reasons
-from models.churn_rules import early_warnings
+from models.churn.features import churn_features, churn_features_from_summary
+from models.churn.reasons import churn_reasons
+from models.churn.rules import early_warnings
 from models.customer_view import recommended_actions, score_frame, segment_frame, select_audience
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from models.churn_features import churn_features
+from models.churn.features import churn_features
 from models.customer_view import (
     AUDIENCE_COLUMNS,
     recommended_actions,

@@ -317,7 +317,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.churn_kpi import churn_table
+    from models.churn.kpi import churn_table
 
     inputs = _inputs(args)
     end = inputs.as_of
@@ -348,7 +348,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_risk(args: argparse.Namespace) -> int:
     """The high-value, high-risk customers first: P(churn) × CLV with the champion models."""
-    from models.churn_kpi import value_at_risk
+    from models.churn.kpi import value_at_risk
     from training import batch, tracking
 
     models = tracking.load_champions()

@@ -44,7 +44,7 @@ class TrainConfig:
     time_unit_days: float = 7.0
     clv_model: str = "auto"
     churn_max_iter: int | None = None
-    # Leave out customer-table columns that alone separate churners (models/churn_leakage.py)
+    # Leave out customer-table columns that alone separate churners (models/churn/leakage.py)
     drop_leaky: bool = True
     random_state: int = 0
 

@@ -17,11 +17,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.churn import ChurnClassifier
-from models.churn_eval import LogisticBaseline, calibration_check, compare_models, gains_data
-from models.churn_features import DERIVED_FEATURES, SUMMARY_FEATURES, churn_features
-from models.churn_labels import contract_split, time_split
-from models.churn_leakage import LEAK_AUC, leakage_suspects
-from models.clv_contractual import has_contract_data
+from models.churn.evaluation import LogisticBaseline, calibration_check, compare_models, gains_data
+from models.churn.features import DERIVED_FEATURES, SUMMARY_FEATURES, churn_features
+from models.churn.labels import contract_split, time_split
+from models.churn.leakage import LEAK_AUC, leakage_suspects
+from models.clv.contractual import has_contract_data
 from models.exceptions import InvalidInputError
 from training import evaluate
 
@@ -53,7 +53,7 @@ def _leak_check(
     windows: list[tuple[pd.DataFrame, pd.Series]], drop: bool, step: Callable[[str], None]
 ) -> list[str]:
     """Customer-table columns that alone separate the churners of either window (see
-    :mod:`models.churn_leakage`). A snapshot column written when customers leave matches the
+    :mod:`models.churn.leakage`). A snapshot column written when customers leave matches the
     latest window's labels best. Behaviour features come from dated purchases and are not
     checked."""
     behaviour = {*SUMMARY_FEATURES, *DERIVED_FEATURES, "main_channel"}

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.clv import PURCHASE_MODELS, CLVModel
-from models.clv_contractual import ContractualCLV, has_contract_data
+from models.clv.contractual import ContractualCLV, has_contract_data
 from models.features import summarize
 from training import evaluate
 

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from models.segment_bundle import CustomerSegments  # noqa: E402
+from models.segments.bundle import CustomerSegments  # noqa: E402
 
 
 @dataclass

@@ -148,7 +148,7 @@ def test_id_column_is_ignored_and_does_not_change_scores():
 
 
 def test_cross_val_auc_on_telco_like_table_beats_logistic_baseline():
-    from models.churn_eval import LogisticBaseline
+    from models.churn.evaluation import LogisticBaseline
 
     X, y = telco_like(2500, seed=3)
     ours = cross_val_score(ChurnClassifier(), X, y, scoring="roc_auc", cv=4).mean()
@@ -192,7 +192,7 @@ def test_cross_fit_chooses_rounds_blend_and_reports_brier():
 
 
 def test_calibration_check_on_a_holdout():
-    from models.churn_eval import calibration_check
+    from models.churn.evaluation import calibration_check
 
     X, y = telco_like(3000, seed=7)
     model = ChurnClassifier(class_weight="balanced", linear_weights=(0.0,))

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import cross_val_score
 
-from models.churn_eval import (
+from models.churn.evaluation import (
     LogisticBaseline,
     calibration_curve_data,
     churn_evaluation,

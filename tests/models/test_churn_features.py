@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn_features import churn_features, churn_features_from_summary
+from models.churn.features import churn_features, churn_features_from_summary
 from models.features import summarize
 
 

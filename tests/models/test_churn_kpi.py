@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn_kpi import (
+from models.churn.kpi import (
     active_from_transactions,
     churn_by_period,
     churn_loss,

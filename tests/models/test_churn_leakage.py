@@ -1,10 +1,10 @@
-"""Single-column leak checks (models/churn_leakage.py)."""
+"""Single-column leak checks (models/churn/leakage.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn_leakage import leakage_suspects, single_column_auc
+from models.churn.leakage import leakage_suspects, single_column_auc
 
 
 @pytest.fixture(scope="module")

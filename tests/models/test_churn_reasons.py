@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from models.churn import ChurnClassifier
-from models.churn_features import churn_features
-from models.churn_reasons import (
+from models.churn.features import churn_features
+from models.churn.reasons import (
     CHURN_TYPES,
     churn_reasons,
     contributions,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.churn_rules import DEFAULT_RULES, Rule, early_warnings, load_rules
+from models.churn.rules import DEFAULT_RULES, Rule, early_warnings, load_rules
 from models.exceptions import InvalidInputError
 
 FEATURES = pd.DataFrame(

@@ -143,7 +143,7 @@ def test_clv_uses_customer_margin_when_costs_known():
 
 @pytest.mark.parametrize("model", ["bgnbd", "pareto"])
 def test_discounted_purchases_broadcast_equals_the_monthly_loop(cdnow_summary, model):
-    from models.clv import WEEKS_PER_YEAR, ParetoNBD
+    from models.clv.noncontractual import WEEKS_PER_YEAR, ParetoNBD
 
     x, t_x, t = (cdnow_summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
     fitted = (BGNBD() if model == "bgnbd" else ParetoNBD()).fit(x, t_x, t)

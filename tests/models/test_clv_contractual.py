@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.clv_contractual import ContractualCLV, contract_durations, has_contract_data
+from models.clv.contractual import ContractualCLV, contract_durations, has_contract_data
 from models.features import summarize
 
 

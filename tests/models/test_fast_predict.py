@@ -1,4 +1,4 @@
-"""The serving fast path equals the estimator bit for bit (models/fast_predict.py)."""
+"""The serving fast path equals the estimator bit for bit (models/churn/fast_predict.py)."""
 
 import pickle
 
@@ -8,7 +8,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from models.churn import ChurnClassifier
-from models.fast_predict import SMALL_BATCH, CompiledForest
+from models.churn.fast_predict import SMALL_BATCH, CompiledForest
 
 
 def mixed_table(n, seed):
@@ -140,8 +140,8 @@ def test_compiled_forest_on_plain_boosters(categorical):
 
 
 def test_compiled_logistic_covers_codes_the_one_hot_step_never_saw():
-    from models.churn_eval import encoded_logistic_pipeline
-    from models.fast_predict import CompiledLogistic
+    from models.churn.evaluation import encoded_logistic_pipeline
+    from models.churn.fast_predict import CompiledLogistic
 
     rng = np.random.default_rng(4)
     encoded = np.column_stack([rng.normal(size=300), rng.integers(0, 3, 300).astype(float)])
@@ -155,7 +155,7 @@ def test_compiled_logistic_covers_codes_the_one_hot_step_never_saw():
 
 def test_frame_columns_and_attributes_not_given(models):
     """The service's frames: an attribute no caller sent is an all-NaN float column."""
-    from models.churn_encoding import frame_columns
+    from models.churn.encoding import frame_columns
 
     model = models["blend"]
     frame = pd.DataFrame(serving_rows(5, seed=9))
@@ -166,7 +166,7 @@ def test_frame_columns_and_attributes_not_given(models):
 
 
 def test_churn_reasons_through_the_fast_path_are_unchanged(models):
-    from models.churn_reasons import churn_reasons, contributions
+    from models.churn.reasons import churn_reasons, contributions
 
     model = models["blend"]
 
@@ -189,7 +189,7 @@ def test_churn_reasons_through_the_fast_path_are_unchanged(models):
 def test_a_model_that_cannot_be_compiled_still_scores_the_same(models, monkeypatch):
     import copy
 
-    from models import churn as churn_module
+    from models.churn import classifier as churn_module
 
     model = copy.deepcopy(models["sigmoid"])
     model.__dict__.pop("_compiled_", None)
@@ -209,8 +209,8 @@ def test_a_model_that_cannot_be_compiled_still_scores_the_same(models, monkeypat
 def test_a_disabled_fast_path_scores_through_the_plain_path(models, monkeypatch):
     import copy
 
-    from models import fast_predict
-    from models.churn_reasons import churn_reasons
+    from models.churn import fast_predict
+    from models.churn.reasons import churn_reasons
 
     model = copy.deepcopy(models["blend"])
     model.disable_fast_path("differs from the pyfunc")

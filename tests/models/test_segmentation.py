@@ -19,7 +19,7 @@ from models.playbook import (
     rfm_segment_table,
     scheme_description,
 )
-from models.segmentation import (
+from models.segments import (
     DEFAULT_NINE_GRID_STRATEGIES,
     DEFAULT_RFM_SEGMENTS,
     NINE_GRID_STRATEGIES,

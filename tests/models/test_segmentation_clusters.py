@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
 from models.exceptions import InvalidInputError, NotFittedError
-from models.segmentation import BEHAVIOUR_TRAITS, BehaviourClusters
+from models.segments import BEHAVIOUR_TRAITS, BehaviourClusters
 
 FEATURES = [f"x{j}" for j in range(6)]
 

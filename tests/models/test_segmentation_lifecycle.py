@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from models.exceptions import InvalidInputError
-from models.segmentation import LIFECYCLE_STAGES, LifecycleStage
+from models.segments import LIFECYCLE_STAGES, LifecycleStage
 
 # name: (tenure_days, days_since_last, n_purchases, activity_trend, expected stage)
 ROWS = {

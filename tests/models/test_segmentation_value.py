@@ -6,7 +6,7 @@ import pytest
 
 from models.exceptions import InvalidInputError
 from models.features import summarize
-from models.segmentation import (
+from models.segments import (
     DEFAULT_NINE_GRID_STRATEGIES,
     NINE_GRID_CELLS,
     NineGrid,

@@ -70,7 +70,7 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
         "clv_upper",
     }
     # The service computes what the trained models compute offline (same feature function).
-    from models.churn_features import churn_features
+    from models.churn.features import churn_features
     from models.features import summarize
 
     transactions, customers, _ = demo_data

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from models.churn_features import churn_features
+from models.churn.features import churn_features
 from tests.conftest import purchases
 
 TYPES = {"product", "price", "service", "benefit", "management", "industry", "natural"}

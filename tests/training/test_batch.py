@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from models.churn_features import churn_features
+from models.churn.features import churn_features
 from models.customer_view import score_frame
 from models.features import summarize
 from training.cli import main

@@ -34,7 +34,7 @@ def test_a_column_written_after_the_cutoff_is_caught_and_left_out(demo_data):
     """A 'last_outcome' field the CRM fills in when a customer is lost (so only churners
     have it by the time the table is exported) gives the answer away."""
 
-    from models.churn_labels import time_split
+    from models.churn.labels import time_split
     from training.train_churn import train_churn
 
     transactions, customers, _ = demo_data

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from models.clv import CLVModel
-from models.clv_contractual import ContractualCLV
+from models.clv.contractual import ContractualCLV
 from models.features import summarize
 from training.train_clv import purchase_days_between, train_clv
 

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from models.churn_features import churn_features, churn_features_from_summary
+from models.churn.features import churn_features, churn_features_from_summary
 from models.exceptions import InvalidInputError
 from models.features import customer_features, end_of_day, summarize
 
@@ -36,7 +36,7 @@ def time_split(
     Returns ``(X, y)`` for customers whose first purchase is on or before the cutoff; y = 1
     when they did not buy in ``(cutoff, as_of]``. ``features="summary"`` gives
     :func:`models.features.customer_features`, ``"churn"`` the richer
-    :func:`models.churn_features.churn_features`. Purchases after the cutoff cannot change X.
+    :func:`models.churn.features.churn_features`. Purchases after the cutoff cannot change X.
     """
     cutoff = end_of_day(as_of) - pd.Timedelta(days=horizon_days)
     if features == "churn":
@@ -69,7 +69,7 @@ def contract_split(
     - y = 1 when ``churn_date`` falls in ``(cutoff, as_of]``, else 0 (still a customer at
       ``as_of``, or leaving only after it).
 
-    X is :func:`models.churn_features.churn_features_from_summary` as of the cutoff: the
+    X is :func:`models.churn.features.churn_features_from_summary` as of the cutoff: the
     purchase summary when ``transactions`` are given (customers without purchases get
     missing summary values) and every customer attribute, outcome columns excluded.
     """

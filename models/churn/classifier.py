@@ -1,7 +1,7 @@
 """Churn: a calibrated gradient-boosted classifier for raw CRM tables, and risk bands.
 
-The leak-free labels live in :mod:`models.churn_labels` (re-exported here: :func:`time_split`,
-:func:`contract_split`), the features in :mod:`models.churn_features`.
+The leak-free labels live in :mod:`models.churn.labels`, the features in
+:mod:`models.churn.features`, the serving fast path in :mod:`models.churn.fast_predict`.
 """
 
 from __future__ import annotations
@@ -18,18 +18,15 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from models.churn_encoding import TableEncoder, as_frame
-from models.churn_eval import encoded_logistic_pipeline
-from models.churn_labels import contract_split, time_split
+from models.churn.encoding import TableEncoder, as_frame
+from models.churn.evaluation import encoded_logistic_pipeline
+from models.churn.fast_predict import SMALL_BATCH, CompiledBins, CompiledForest, CompiledLogistic
 from models.exceptions import InvalidInputError, NotFittedError
-from models.fast_predict import SMALL_BATCH, CompiledBins, CompiledForest, CompiledLogistic
 
 __all__ = [
     "RISK_BANDS",
     "ChurnClassifier",
-    "contract_split",
     "risk_band",
-    "time_split",
 ]
 
 RISK_BANDS = (("low", 0.0), ("medium", 0.3), ("high", 0.6))
@@ -51,7 +48,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 class ChurnClassifier(ClassifierMixin, BaseEstimator):
     """Calibrated gradient boosting on a raw DataFrame of mixed numeric and string columns.
 
-    - Column typing by :class:`models.churn_encoding.TableEncoder`: numbers stored as text are
+    - Column typing by :class:`models.churn.encoding.TableEncoder`: numbers stored as text are
       parsed (blanks and "N/A" become missing), other text is categorical with native support
       in the booster (rare and unseen categories become missing), ID-like and empty columns
       are ignored (``feature_kinds_``).
@@ -67,7 +64,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
       ``"auto"`` uses sigmoid only when it lowers the cross-fitted out-of-fold Brier score.
       ``brier_uncalibrated_`` / ``brier_calibrated_`` are those out-of-fold Brier scores
       (``calibration_helps_`` = calibrated no worse); :meth:`predict_proba_uncalibrated` and
-      :func:`models.churn_eval.calibration_check` compare them on a holdout.
+      :func:`models.churn.evaluation.calibration_check` compare them on a holdout.
     - Class imbalance: folds are stratified, rounds are chosen on log loss (not accuracy),
       and probabilities are calibrated, so a 5–30 % churn rate needs no resampling.
       ``class_weight="balanced"`` or ``"sqrt"`` reweights the classes in the booster (and its
@@ -332,7 +329,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
         Equal to ``predict_proba(pd.DataFrame(columns))`` bit for bit, without a DataFrame:
         columns are encoded by lookups (:meth:`TableEncoder.transform_columns`), small
-        batches walk the compiled trees (:class:`models.fast_predict.CompiledForest`) and the
+        batches walk the compiled trees (:class:`models.churn.fast_predict.CompiledForest`) and the
         logistic blend is plain array arithmetic.
         """
         self._check()

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.churn_encoding import coerce_numeric
+from models.churn.encoding import coerce_numeric
 from models.features import NON_FEATURE_ATTRIBUTES, SUMMARY_COLUMNS, end_of_day, summarize
 
 # The shared summary without what the derived gap features replace (recency, T, n_purchases).

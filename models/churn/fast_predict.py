@@ -10,7 +10,7 @@ read the fitted state once and predict with a handful of numpy operations:
   tree by tree in the booster's order (``np.add.accumulate``), so the raw score equals
   ``decision_function`` bit for bit.
 - :class:`CompiledLogistic`: the ``encoded_logistic_pipeline`` of
-  :mod:`models.churn_eval` (median imputation with indicators, standard scaling, one-hot
+  :mod:`models.churn.evaluation` (median imputation with indicators, standard scaling, one-hot
   codes, logistic regression) as array arithmetic and lookup tables, building the same
   design matrix and taking the same matrix product as the pipeline.
 
@@ -193,7 +193,7 @@ def _in_bitset(bitset: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 
 class CompiledLogistic:
-    """A fitted ``encoded_logistic_pipeline`` (see :mod:`models.churn_eval`) as arrays.
+    """A fitted ``encoded_logistic_pipeline`` (see :mod:`models.churn.evaluation`) as arrays.
 
     :meth:`decision_function` builds the pipeline's design matrix (imputed and scaled numeric
     columns with missing indicators, then one-hot blocks) and takes the same product with the

@@ -3,8 +3,7 @@
 Own vectorised numpy/scipy code (not ``lifetimes``): log-space likelihoods, fits on collapsed
 (distinct-row) data with weights, an analytic gradient for BG/NBD and Gamma-Gamma, Newton
 polish to the published precision, and standard errors from the Hessian. The discrete-time
-and contractual models (BG/BB, shifted-beta-geometric) live in :mod:`models.clv_discrete`
-and are re-exported here.
+and contractual models (BG/BB, shifted-beta-geometric) live in :mod:`models.clv.discrete`.
 
 References: Fader, Hardie & Lee (2005) "Counting your customers the easy way" (BG/NBD);
 Schmittlein, Morrison & Colombo (1987) and Fader & Hardie (2005) "A note on deriving the
@@ -23,18 +22,15 @@ import pandas as pd
 from scipy import special
 from sklearn.base import BaseEstimator
 
-from models._mle import MLEModel, as_array, check_weights, collapse, delta_standard_error
-from models.clv_discrete import BGBB, ShiftedBetaGeometric
+from models.clv._mle import MLEModel, as_array, check_weights, collapse, delta_standard_error
 from models.exceptions import InvalidInputError, NotFittedError
 
 __all__ = [
     "CLV_INPUT_COLUMNS",
     "BGNBD",
-    "BGBB",
     "CLVModel",
     "GammaGamma",
     "ParetoNBD",
-    "ShiftedBetaGeometric",
     "check_rft",
 ]
 

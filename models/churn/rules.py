@@ -3,7 +3,7 @@
 A rule is ``{"name", "label", "feature", "op", "value"}``: the customer is flagged when
 ``feature op value`` holds (``op`` one of ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``,
 ``in``). A missing feature value never raises a flag. The default rules work on
-:func:`models.churn_features.churn_features` columns; a team can pass its own list, or a
+:func:`models.churn.features.churn_features` columns; a team can pass its own list, or a
 JSON file of that list (:func:`load_rules`), e.g. a low-balance rule on a ``balance`` column.
 """
 

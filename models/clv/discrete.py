@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from models._mle import MLEModel, as_array, check_weights, collapse
+from models.clv._mle import MLEModel, as_array, check_weights, collapse
 from models.exceptions import InvalidInputError
 
 

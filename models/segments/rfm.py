@@ -1,24 +1,5 @@
-"""Customer segmentation: every scheme of the source texts, with labels marketing can use.
+"""RFM segmentation: recency, frequency and monetary scores and the named segments.
 
-This module holds the RFM scheme and re-exports the others, so that one import gives the
-whole public API (class → playbook scheme → label column of ``predict``):
-
-- :class:`RFMSegmenter` → ``rfm`` → ``rfm_segment`` (module :mod:`models.segmentation`)
-- :class:`ValueMatrix` → ``value_matrix`` → ``value_type`` (:mod:`models.segment_value`)
-- :class:`BehaviourClusters` → ``behaviour`` (its labels are the traits cluster names are
-  made of) → ``cluster`` (stable id) and ``cluster_name`` (:mod:`models.clusters`)
-- :class:`LifecycleStage` → ``lifecycle`` → ``lifecycle_stage`` (:mod:`models.lifecycle`)
-- :class:`NineGrid` → ``nine_grid`` and ``nine_grid_strategy`` → ``nine_grid`` and
-  ``nine_grid_strategy`` (:mod:`models.segment_value`)
-
-Each is a scikit-learn style estimator (``__init__`` stores settings, ``fit(table)`` returns
-self, learned state ends in ``_``, picklable) whose ``fit``/``predict`` take the
-per-customer table of :func:`models.features.summarize`; each fitted model has
-``segment_sizes_`` (label → customers at training time). :data:`SCHEME_LABELS` lists every
-label of the fixed schemes (the playbook must describe each).
-
-RFM
----
 Recency, frequency and monetary scores 1–5 against the training population: score = 1 +
 floor(5 · F(v)), F(v) the share of the training population *strictly below* v. Tied values
 always share a score, and the lowest value always scores 1 however many customers share it
@@ -42,38 +23,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models.clusters import BEHAVIOUR_TRAITS, DEFAULT_BEHAVIOUR_FEATURES, BehaviourClusters
 from models.exceptions import InvalidInputError
-from models.lifecycle import LIFECYCLE_STAGES, LifecycleStage
-from models.segment_base import check_fitted, reference_sample, require_columns, values
-from models.segment_value import (
-    DEFAULT_NINE_GRID_STRATEGIES,
-    GROWTH_TIERS,
-    NINE_GRID_CELLS,
-    NINE_GRID_STRATEGIES,
-    VALUE_TIERS,
-    VALUE_TYPES,
-    NineGrid,
-    ValueMatrix,
-)
+from models.segments.base import check_fitted, reference_sample, require_columns, values
 
 __all__ = [
-    "BEHAVIOUR_TRAITS",
-    "DEFAULT_BEHAVIOUR_FEATURES",
-    "DEFAULT_NINE_GRID_STRATEGIES",
     "DEFAULT_RFM_SEGMENTS",
-    "GROWTH_TIERS",
-    "LIFECYCLE_STAGES",
-    "NINE_GRID_CELLS",
-    "NINE_GRID_STRATEGIES",
-    "SCHEME_LABELS",
-    "VALUE_TIERS",
-    "VALUE_TYPES",
-    "BehaviourClusters",
-    "LifecycleStage",
-    "NineGrid",
+    "RFM_OTHER",
     "RFMSegmenter",
-    "ValueMatrix",
+    "check_segment_table",
     "quintile_score",
 ]
 
@@ -199,15 +156,3 @@ class RFMSegmenter(BaseEstimator):
             },
             index=summary.index,
         )
-
-
-# Every label of every fixed scheme (the playbook describes each). Behaviour clusters are
-# data-driven: their playbook labels are the traits a cluster's generated name is made of.
-SCHEME_LABELS: dict[str, tuple[str, ...]] = {
-    "rfm": (*dict.fromkeys(rule["segment"] for rule in DEFAULT_RFM_SEGMENTS), RFM_OTHER),
-    "value_matrix": VALUE_TYPES,
-    "behaviour": BEHAVIOUR_TRAITS,
-    "lifecycle": LIFECYCLE_STAGES,
-    "nine_grid": NINE_GRID_CELLS,
-    "nine_grid_strategy": NINE_GRID_STRATEGIES,
-}

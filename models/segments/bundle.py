@@ -15,20 +15,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from models import playbook as pb
-from models.clusters import BehaviourClusters
 from models.exceptions import NotFittedError
-from models.lifecycle import LifecycleStage
-from models.segment_value import NineGrid, ValueMatrix
-from models.segmentation import RFMSegmenter
-
-# The label column of each scheme in ``predict``'s output, in response order.
-SCHEME_COLUMNS: dict[str, str] = {
-    "rfm": "rfm_segment",
-    "value_matrix": "value_type",
-    "behaviour": "cluster",
-    "lifecycle": "lifecycle_stage",
-    "nine_grid": "nine_grid",
-}
+from models.segments.clusters import BehaviourClusters
+from models.segments.lifecycle import LifecycleStage
+from models.segments.rfm import RFMSegmenter
+from models.segments.value import NineGrid, ValueMatrix
 
 
 class CustomerSegments(BaseEstimator):

@@ -43,7 +43,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from models.exceptions import InvalidInputError
-from models.segment_base import (
+from models.segments.base import (
     check_fitted,
     check_not_empty,
     mid_rank,

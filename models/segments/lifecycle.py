@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from models.exceptions import InvalidInputError
-from models.segment_base import check_fitted, check_not_empty, require_columns, sizes, values
+from models.segments.base import check_fitted, check_not_empty, require_columns, sizes, values
 
 LIFECYCLE_STAGES: tuple[str, ...] = ("acquisition", "growth", "maturity", "decline", "lapsed")
 _COLUMNS = ("tenure_days", "days_since_last", "n_purchases")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.churn import risk_band
+from models.churn.classifier import risk_band
 from models.exceptions import InvalidInputError
 from models.features import end_of_day
 

@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from models.churn_encoding import TableEncoder, as_frame
+from models.churn.encoding import TableEncoder, as_frame
 from models.exceptions import InvalidInputError, NotFittedError
 
 

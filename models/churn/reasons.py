@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.churn_encoding import frame_columns
+from models.churn.encoding import frame_columns
 from models.exceptions import InvalidInputError
 
 CHURN_TYPES = ("product", "price", "service", "benefit", "management", "industry", "natural")

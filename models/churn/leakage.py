@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from models.churn_encoding import coerce_numeric
+from models.churn.encoding import coerce_numeric
 
 LEAK_AUC = 0.95
 _BINS = 20

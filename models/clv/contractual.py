@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from models._mle import delta_standard_error
-from models.clv import clv_frame, customer_margins, learn_margin
-from models.clv_discrete import ShiftedBetaGeometric
+from models.clv._mle import delta_standard_error
+from models.clv.discrete import ShiftedBetaGeometric
+from models.clv.noncontractual import clv_frame, customer_margins, learn_margin
 from models.exceptions import InvalidInputError, NotFittedError
 from models.features import end_of_day
 

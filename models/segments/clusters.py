@@ -37,7 +37,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from models.exceptions import InvalidInputError
-from models.segment_base import check_fitted, check_not_empty, require_columns, values
+from models.segments.base import check_fitted, check_not_empty, require_columns, values
 
 DEFAULT_BEHAVIOUR_FEATURES: tuple[str, ...] = (
     "n_purchases",

@@ -1,0 +1,19 @@
+"""Churn: who will stop buying, why, and what it costs.
+
+- :mod:`models.churn.classifier`: :class:`ChurnClassifier` (calibrated gradient boosting for
+  raw CRM tables) and the risk bands.
+- :mod:`models.churn.labels`: leak-free labels (time split, contract split).
+- :mod:`models.churn.features`: the churn model's features from the per-customer summary.
+- :mod:`models.churn.encoding`: raw customer-table columns to model inputs.
+- :mod:`models.churn.evaluation`: baselines, calibration and gains.
+- :mod:`models.churn.leakage`: the single-column leak check.
+- :mod:`models.churn.reasons`, :mod:`models.churn.rules`: per-customer reasons, churn types
+  and early-warning rules.
+- :mod:`models.churn.kpi`: churn-rate and churn-loss KPIs.
+- :mod:`models.churn.fast_predict`: the serving fast path (compiled trees and blend).
+"""
+
+from models.churn.classifier import RISK_BANDS, ChurnClassifier, risk_band
+from models.churn.labels import contract_split, time_split
+
+__all__ = ["RISK_BANDS", "ChurnClassifier", "contract_split", "risk_band", "time_split"]
