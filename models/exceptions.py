@@ -27,3 +27,8 @@ class NotFittedError(CVMError, RuntimeError):
 
 class ConvergenceError(CVMError, RuntimeError):
     """A maximum-likelihood fit did not converge."""
+
+
+class RegistryError(CVMError):
+    """A registry move that cannot be made: no challenger to promote, nothing to roll back
+    to, or a comparison made against another champion."""

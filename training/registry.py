@@ -16,15 +16,12 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
+from models.exceptions import RegistryError
 from training import config, tracking
 from training.compare import GateResult, gate
 
 CHAMPION = tracking.CHAMPION
 CHALLENGER = tracking.CHALLENGER
-
-
-class RegistryError(Exception):
-    """A registry operation that cannot be done (no challenger, nothing to roll back to)."""
 
 
 def _user() -> str:
