@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.families import REGISTERED_NAMES
+
 
 class Settings(BaseSettings):
     """What the service serves and how.
@@ -59,8 +61,4 @@ class Settings(BaseSettings):
         return f"sqlite:///{Path(os.path.expanduser(self.home)).resolve() / 'mlflow.db'}"
 
 
-REGISTERED_NAMES = {
-    "segmentation": "cvm-segmentation",
-    "churn": "cvm-churn",
-    "clv": "cvm-clv",
-}
+__all__ = ["REGISTERED_NAMES", "Settings"]

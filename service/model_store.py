@@ -28,15 +28,10 @@ import numpy as np
 from models import LEGACY_FORMATS, MODEL_FORMAT
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
+from models.families import FAMILIES
 from service.config import REGISTERED_NAMES, Settings
 
 log = logging.getLogger("cvm.models")
-
-KEY_METRICS = {
-    "segmentation": ("n_customers", "segment_behaviour_silhouette"),
-    "churn": ("churn_roc_auc", "churn_pr_auc", "churn_brier", "churn_base_rate"),
-    "clv": ("clv_holdout_mae", "clv_holdout_total_error_pct", "clv_mean"),
-}
 
 
 @dataclass
@@ -67,7 +62,9 @@ class LoadedModel:
             "version": self.version,
             "alias": self.alias,
             "run_id": self.run_id,
-            "metrics": {k: self.metrics[k] for k in KEY_METRICS[self.family] if k in self.metrics},
+            "metrics": {
+                k: self.metrics[k] for k in FAMILIES[self.family].key_metrics if k in self.metrics
+            },
             "as_of": self.tags.get("as_of") or self.params.get("as_of"),
             "data_fingerprint": self.tags.get("data_fingerprint"),
             "git_commit": self.tags.get("git_commit"),

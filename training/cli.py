@@ -10,13 +10,13 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from models.exceptions import CVMError
+from models.families import FAMILIES
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 3  # promote: the gate refused
@@ -51,77 +51,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_data(args: argparse.Namespace) -> tuple[Path, Path, str]:
-    from training import config, synthetic
+def _inputs(args: argparse.Namespace) -> Any:
+    """The files named by the shared data options, validated (or demo data with --demo)."""
+    from training.inputs import load_inputs
 
-    out = config.cvm_home() / "demo"
-    as_of = str(args.as_of.date()) if args.as_of is not None else "2025-12-31"
-    _say(f"generating demo data ({args.demo_customers:,} customers) into {out} ...")
-    transactions, customers, truth = synthetic.generate(
-        args.demo_customers, seed=args.seed, as_of=as_of
-    )
-    paths = synthetic.write(out, transactions, customers, truth, fmt="csv")
-    return Path(paths["transactions"]), Path(paths["customers"]), as_of
-
-
-def _report_line(report: Any) -> str:
-    line = f"{report.path}: read {report.n_read:,}, kept {report.n_kept:,}, quarantined {report.n_quarantined:,}"
-    if getattr(report, "duplicates_kept", 0):
-        line += f"; {report.duplicates_kept:,} identical repeats kept (--keep-duplicates)"
-    if report.n_quarantined:
-        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.reasons.items()))
-        line += f" ({reasons}) -> {report.quarantine_path}"
-    return line
-
-
-@dataclass
-class Inputs:
-    """Validated training inputs and where they came from."""
-
-    transactions: pd.DataFrame
-    customers: pd.DataFrame | None
-    as_of: pd.Timestamp
-    tx_path: Path
-    cust_path: Path | None
-    quarantined: list[Path]
-
-
-def _inputs(args: argparse.Namespace) -> Inputs:
-    """Load and validate the files named by the options (or generate demo data)."""
-    from training import config, data
-
-    cust_path: Path | None
-    if getattr(args, "demo", False):
-        tx_path, cust_path, as_of_text = _demo_data(args)
-        as_of: Any = pd.Timestamp(args.as_of or as_of_text)
-    else:
-        if not args.transactions:
-            raise CVMError("give --transactions FILE (and optionally --customers FILE), or --demo")
-        tx_path = Path(args.transactions)
-        cust_path = Path(args.customers) if args.customers else None
-        as_of = args.as_of
-    quarantine_dir = config.cvm_home() / "quarantine"
-    transactions, tx_report = data.load_transactions(
-        tx_path,
-        as_of=as_of,
+    return load_inputs(
+        args.transactions,
+        args.customers,
+        args.as_of,
         bad_rows=args.bad_rows,
-        quarantine_dir=quarantine_dir,
-        keep_duplicates=getattr(args, "keep_duplicates", False),
+        keep_duplicates=args.keep_duplicates,
+        demo_customers=args.demo_customers if getattr(args, "demo", False) else None,
+        seed=getattr(args, "seed", 0),
+        progress=_say,
     )
-    reports = [tx_report]
-    customers = None
-    if cust_path is not None:
-        customers, cust_report = data.load_customers(
-            cust_path, bad_rows=args.bad_rows, quarantine_dir=quarantine_dir
-        )
-        reports.append(cust_report)
-    for report in reports:
-        _say(_report_line(report))
-    if as_of is None:
-        as_of = transactions["timestamp"].max().normalize()
-        _say(f"--as-of not given: using the last purchase date, {as_of.date()}")
-    quarantined = [Path(r.quarantine_path) for r in reports if r.quarantine_path]
-    return Inputs(transactions, customers, pd.Timestamp(as_of), tx_path, cust_path, quarantined)
 
 
 def _train_config(args: argparse.Namespace, as_of: pd.Timestamp) -> Any:
@@ -135,38 +78,8 @@ def _train_config(args: argparse.Namespace, as_of: pd.Timestamp) -> Any:
         discount_rate=args.discount_rate,
         margin=args.margin,
         churn_max_iter=args.churn_max_iter,
-        drop_leaky=not getattr(args, "keep_leaky", False),
+        drop_leaky=not args.keep_leaky,
     )
-
-
-def _train_and_register(
-    args: argparse.Namespace, inputs: Inputs, previous: dict[str, Any], alias: str | None
-) -> tuple[Any, dict[str, dict[str, str]]]:
-    from training import data, tracking
-    from training.pipeline import train_all
-
-    if previous:
-        _say("matching segment ids to the current champion's")
-    _say(f"training as of {inputs.as_of.date()} ...")
-    result = train_all(
-        inputs.transactions,
-        inputs.customers,
-        _train_config(args, inputs.as_of),
-        progress=_say,
-        previous=previous,
-    )
-    registered = tracking.log_and_register(
-        result,
-        data_fingerprint=data.fingerprint(inputs.transactions),
-        extra_params={
-            "transactions_file": str(inputs.tx_path),
-            "customers_file": str(inputs.cust_path or ""),
-        },
-        extra_artifacts=inputs.quarantined,
-        alias=alias,
-        progress=_say,
-    )
-    return result, registered
 
 
 def _print_registered(registered: dict[str, dict[str, str]]) -> None:
@@ -180,6 +93,7 @@ def _print_registered(registered: dict[str, dict[str, str]]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from training import tracking
     from training.pipeline import metrics_table
+    from training.retrain import train_and_register
 
     if args.if_missing:
         existing = tracking.champion_versions()
@@ -188,46 +102,32 @@ def cmd_train(args: argparse.Namespace) -> int:
             _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
             return 0
     inputs = _inputs(args)
-    result, registered = _train_and_register(args, inputs, tracking.load_champions(), alias=None)
+    result, registered = train_and_register(
+        inputs, _train_config(args, inputs.as_of), tracking.load_champions(), progress=_say
+    )
     print(metrics_table(result.metrics))
     print()
     _print_registered(registered)
     return 0
 
 
-def _by_family(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
-    prefixes = {"churn": "churn_", "clv": "clv_", "segmentation": "segment_"}
-    return {f: {k: v for k, v in metrics.items() if k.startswith(p)} for f, p in prefixes.items()}
-
-
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Train challengers and compare them with the champions on the same fresh holdout."""
-    from training import compare, registry, tracking
+    from training import tracking
+    from training.retrain import retrain
 
-    previous = tracking.load_champions()
-    if not previous:
+    champions = tracking.load_champions()
+    if not champions:
         _say("error: no champion models to compare with: run cvm train first")
         return EXIT_USAGE
     inputs = _inputs(args)
-    result, registered = _train_and_register(args, inputs, previous, alias=tracking.CHALLENGER)
-    _say("evaluating champion and challenger on the same fresh holdout ...")
-    options = {"churn_horizon_days": args.horizon_days, "clv_holdout_days": args.holdout_days}
-    data_args = (inputs.transactions, inputs.customers, inputs.as_of)
-    old = _by_family(compare.holdout_metrics(previous, *data_args, **options))
-    new = _by_family(compare.holdout_metrics(result.holdout_models, *data_args, **options))
-    champions = registry.alias_versions()
-    for family, info in registered.items():
-        champion_version = champions[family]["champion"]
-        registry.save_comparison(
-            family, info["version"], champion_version, old[family], new[family]
-        )
-    tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
-    print(compare.comparison_table(old, new))
+    comparison = retrain(inputs, _train_config(args, inputs.as_of), champions, progress=_say)
+    print(comparison.table())
     print()
-    for family in registered:
-        print(compare.gate(family, old[family], new[family]).message())
+    for result in comparison.gates.values():
+        print(result.message())
     print()
-    _print_registered(registered)
+    _print_registered(comparison.registered)
     print("promote with: cvm promote [--family F] [--force]")
     return 0
 
@@ -246,9 +146,9 @@ def _tolerances(values: list[str]) -> dict[str, float]:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from training import config, registry
+    from training import registry
 
-    families = [args.family] if args.family else list(config.REGISTERED_NAMES)
+    families = [args.family] if args.family else list(FAMILIES)
     tolerances = _tolerances(args.tolerance)
     refused = False
     for family in families:
@@ -271,11 +171,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from training import registry
 
-    try:
-        old, new = registry.rollback(args.family, reason=args.reason or "")
-    except registry.RegistryError as exc:
-        _say(f"error: {exc}")
-        return EXIT_USAGE
+    old, new = registry.rollback(args.family, reason=args.reason or "")  # errors: exit 2
     print(f"{args.family}: @champion moved back from v{old} to v{new}")
     return 0
 
@@ -284,7 +180,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from training import batch, tracking
 
     models = tracking.load_champions()
-    missing = [f for f in ("segmentation", "churn", "clv") if f not in models]
+    missing = [f for f in FAMILIES if f not in models]
     if missing:
         _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
         return EXIT_USAGE
@@ -312,37 +208,19 @@ def cmd_audience(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Churn rate and churn loss by period (and segment), with the change from the period before."""
-    import matplotlib
+    from training.reports import churn_report, plot_churn_rates
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from models.churn.kpi import churn_table
-
-    inputs = _inputs(args)
-    end = inputs.as_of
-    start = pd.Timestamp(args.start) if args.start else end - pd.DateOffset(months=12)
-    table = churn_table(
-        start,
-        end,
+    table = churn_report(
+        _inputs(args),
+        start=pd.Timestamp(args.start) if args.start else None,
         freq=args.freq,
-        transactions=inputs.transactions,
-        customers=inputs.customers,
         segment=args.segment,
         active_days=args.active_days,
         margin=args.margin,
     )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, group in table.groupby("segment"):
-        ax.plot(group["period_start"], 100 * group["churn_rate"], "o-", label=str(name))
-    ax.set_ylabel("churn rate (%)")
-    ax.legend()
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(args.chart)
-    _say(f"wrote the chart to {args.chart}")
+    _say(f"wrote the chart to {plot_churn_rates(table, args.chart)}")
     return 0
 
 
@@ -404,14 +282,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _training_options(parser: argparse.ArgumentParser) -> None:
+def _data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """The input options every data command shares (train, retrain, score, report, risk)."""
     add = parser.add_argument
-    add("--transactions", help="transactions file (CSV or Parquet)")
-    add("--customers", help="customer table (CSV or Parquet), optional")
+    add("--transactions", required=required, help="transactions file (CSV or Parquet)")
+    add(
+        "--customers",
+        help="customer table (CSV or Parquet), optional: attributes, signup and contract "
+        "dates, a segment column for reports",
+    )
     add("--as-of", type=_parse_date, default=None, help="as of this date (default: last purchase)")
-    add("--demo", action="store_true", help="generate demo data first and train on it")
-    add("--demo-customers", type=int, default=5000)
-    add("--seed", type=int, default=0, help="demo data seed")
     add(
         "--bad-rows",
         choices=["error", "quarantine"],
@@ -419,16 +299,24 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="stop on invalid rows (default) or quarantine them and go on",
     )
     add(
-        "--keep-leaky",
-        action="store_true",
-        help="keep customer-table columns that alone separate churners (default: leave them "
-        "out of the churn model as probable leaks, with a warning)",
-    )
-    add(
         "--keep-duplicates",
         action="store_true",
         help="keep rows identical to an earlier row (default: quarantine them); for data "
         "without transaction ids, where equal purchases on one day can be real",
+    )
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    _data_options(parser, required=False)
+    add = parser.add_argument
+    add("--demo", action="store_true", help="generate demo data first and train on it")
+    add("--demo-customers", type=int, default=5000)
+    add("--seed", type=int, default=0, help="demo data seed")
+    add(
+        "--keep-leaky",
+        action="store_true",
+        help="keep customer-table columns that alone separate churners (default: leave them "
+        "out of the churn model as probable leaks, with a warning)",
     )
     add("--horizon-days", type=int, default=90, help="churn horizon (days)")
     add("--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)")
@@ -466,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     _training_options(retrain)
     retrain.set_defaults(func=cmd_retrain)
 
-    families = ["segmentation", "churn", "clv"]
+    families = list(FAMILIES)
     promote = sub.add_parser(
         "promote", help="move @champion to the challenger if it passes the gate"
     )
@@ -488,25 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.set_defaults(func=cmd_rollback)
 
     score = sub.add_parser("score", help="score every customer with the champion models")
-    score.add_argument("--transactions", required=True, help="transactions file (CSV or Parquet)")
-    score.add_argument("--customers", help="customer table (CSV or Parquet), optional")
-    score.add_argument(
-        "--as-of", type=_parse_date, default=None, help="score as of (default: last purchase)"
-    )
+    _data_options(score)
     score.add_argument("--out", required=True, help="output file: scored.parquet or scored.csv")
-    score.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
-    score.add_argument(
-        "--keep-duplicates",
-        action="store_true",
-        help="keep rows identical to an earlier row (default: quarantine them)",
-    )
     score.set_defaults(func=cmd_score)
 
     aud = sub.add_parser("audience", help="export the customers with one label as a target list")
     aud.add_argument(
         "--scheme",
         required=True,
-        help="rfm, value_matrix, behaviour, lifecycle, nine_grid, nine_grid_strategy or churn_risk",
+        help="a segmentation scheme (e.g. rfm) or churn_risk; an unknown one is answered "
+        "with the list of valid ones",
     )
     aud.add_argument("--label", required=True, help="e.g. at_risk, gold, 2, lapsed, high")
     aud.add_argument("--from", dest="source", required=True, help="a file written by cvm score")
@@ -517,9 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="reports; `cvm report churn` prints churn KPIs by period"
     )
     report.add_argument("kind", choices=["churn"])
-    report.add_argument("--transactions", required=True)
-    report.add_argument("--customers", help="customer table (contract dates, segment column)")
-    report.add_argument("--as-of", type=_parse_date, default=None, help="end of the report")
+    _data_options(report)
     report.add_argument("--start", help="start date (default: 12 months before the end)")
     report.add_argument("--freq", default="MS", help="period: MS (months), QS (quarters), YS")
     report.add_argument("--segment", help="customer-table column to break the rate down by")
@@ -533,21 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--margin", type=float, default=None, help="profit margin for the churn loss"
     )
     report.add_argument("--chart", default="churn_report.png", help="chart file (PNG)")
-    report.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
-    report.add_argument(
-        "--keep-duplicates",
-        action="store_true",
-        help="keep rows identical to an earlier row (default: quarantine them)",
-    )
     report.set_defaults(func=cmd_report)
 
     risk = sub.add_parser("risk", help="high-value, high-risk customers first (P(churn) x CLV)")
-    risk.add_argument("--transactions", required=True)
-    risk.add_argument("--customers")
-    risk.add_argument("--as-of", type=_parse_date, default=None)
+    _data_options(risk)
     risk.add_argument("--top", type=int, default=20, help="how many customers to list")
     risk.add_argument("--out", help="also write them to this .csv/.parquet file")
-    risk.add_argument("--bad-rows", choices=["error", "quarantine"], default="error")
     risk.set_defaults(func=cmd_risk)
 
     serve = sub.add_parser("serve", help="serve the champion models over HTTP")

@@ -1,4 +1,5 @@
-"""Champion vs challenger on the same fresh holdout, and the promotion gate (no MLflow here).
+"""Champion vs challenger on the same fresh holdout (no MLflow here; the gate that judges
+the comparison is :mod:`training.gate`).
 
 The fresh holdout is the latest window before ``as_of`` of the retraining data: churn labels
 in ``(as_of − horizon, as_of]`` with features before them, CLV purchases in
@@ -9,7 +10,6 @@ has seen it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,14 +20,6 @@ from models.churn import time_split
 from models.features import summarize
 from training import evaluate
 from training.train_clv import purchase_days_between
-
-# (metric, better direction, default tolerance): the gate allows the challenger to be worse
-# by at most the tolerance (absolute, in the metric's units).
-GATES: dict[str, list[tuple[str, str, float]]] = {
-    "churn": [("churn_roc_auc", "higher", 0.01), ("churn_brier", "lower", 0.005)],
-    "clv": [("clv_holdout_mae", "lower", 0.02)],
-    "segmentation": [("segment_silhouette", "higher", 0.05)],
-}
 
 
 def holdout_metrics(
@@ -73,69 +65,3 @@ def holdout_metrics(
                 silhouette_score(z, labels, sample_size=min(sample_size, len(z)), random_state=0)
             )
     return out
-
-
-def label_stability(old: Any, new: Any, summary: pd.DataFrame) -> dict[str, float]:
-    """Share of customers keeping their label between two segmentation models."""
-    a = old.predict(summary.assign(probability_alive=np.nan))
-    b = new.predict(summary.assign(probability_alive=np.nan))
-    return {
-        "segment_cluster_stability": float(
-            np.mean(a["cluster"].to_numpy() == b["cluster"].to_numpy())
-        ),
-        "segment_rfm_stability": float(
-            np.mean(a["rfm_segment"].to_numpy() == b["rfm_segment"].to_numpy())
-        ),
-    }
-
-
-@dataclass
-class GateResult:
-    family: str
-    passed: bool
-    reasons: list[str]
-
-    def message(self) -> str:
-        verdict = "passes" if self.passed else "fails"
-        return f"{self.family}: {verdict} the gate: " + "; ".join(self.reasons)
-
-
-def gate(
-    family: str,
-    champion: dict[str, float],
-    challenger: dict[str, float],
-    tolerances: dict[str, float] | None = None,
-) -> GateResult:
-    """Is the challenger no worse than the champion on the family's gate metrics?"""
-    tolerances = tolerances or {}
-    reasons, passed = [], True
-    for metric, direction, default in GATES[family]:
-        if metric not in champion or metric not in challenger:
-            reasons.append(f"{metric} not measured on both, not gated")
-            continue
-        tolerance = tolerances.get(metric, default)
-        old, new = champion[metric], challenger[metric]
-        worse = (old - new) if direction == "higher" else (new - old)
-        ok = worse <= tolerance
-        passed &= ok
-        sign = "≥" if direction == "higher" else "≤"
-        reasons.append(
-            f"{metric} {new:.4f} vs champion {old:.4f} "
-            f"({'ok' if ok else 'WORSE'}: needs {sign} champion {'-' if direction == 'higher' else '+'}"
-            f" {tolerance:g})"
-        )
-    return GateResult(family, passed, reasons)
-
-
-def comparison_table(
-    champion: dict[str, dict[str, float]], challenger: dict[str, dict[str, float]]
-) -> str:
-    """Side-by-side text table of the gate metrics per family."""
-    lines = [f"{'family':<13} {'metric':<22} {'champion':>10} {'challenger':>11}"]
-    for family, gates in GATES.items():
-        for metric, _, _ in gates:
-            old = champion.get(family, {}).get(metric)
-            new = challenger.get(family, {}).get(metric)
-            fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-            lines.append(f"{family:<13} {metric:<22} {fmt(old):>10} {fmt(new):>11}")
-    return "\n".join(lines)

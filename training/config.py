@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REGISTERED_NAMES = {
-    "segmentation": "cvm-segmentation",
-    "churn": "cvm-churn",
-    "clv": "cvm-clv",
-}
+from models.families import REGISTERED_NAMES
+
+__all__ = ["REGISTERED_NAMES", "artifact_root", "cvm_home", "experiment_name", "tracking_uri"]
 
 
 def cvm_home() -> Path:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from models.families import FAMILIES
+
 LIMITS = {
     "clv": [
         "BG/NBD and Pareto/NBD assume purchases at a steady individual rate while the customer "
@@ -30,12 +32,6 @@ LIMITS = {
     ],
 }
 
-FAMILY_METRICS = {
-    "clv": ("clv_",),
-    "churn": ("churn_",),
-    "segmentation": ("segment_behaviour", "n_customers"),
-}
-
 
 def model_card(
     family: str, name: str, result: Any, data_fingerprint: str, commit: str | None
@@ -43,7 +39,9 @@ def model_card(
     """The card's Markdown text (the registry version number is on the version itself)."""
     params = result.params
     metrics = {
-        k: v for k, v in sorted(result.metrics.items()) if k.startswith(FAMILY_METRICS[family])
+        k: v
+        for k, v in sorted(result.metrics.items())
+        if k.startswith(FAMILIES[family].card_metrics)
     }
     lines = [
         f"# Model card: {name}",

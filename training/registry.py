@@ -3,6 +3,10 @@
 Every alias move is recorded on the model version it points to, as tags:
 ``event.<UTC time>`` = "<action> by <user>: <reason>", plus ``previous_champion`` on a new
 champion (what ``rollback`` returns to).
+
+Shared by the CLI and the service's admin routes, so it imports MLflow's client and the pure
+gate only: never the training pipeline, tracking or plotting (a test checks that the serving
+process does not load them).
 """
 
 from __future__ import annotations
@@ -17,11 +21,9 @@ import mlflow
 from mlflow import MlflowClient
 
 from models.exceptions import RegistryError
-from training import config, tracking
-from training.compare import GateResult, gate
-
-CHAMPION = tracking.CHAMPION
-CHALLENGER = tracking.CHALLENGER
+from models.families import CHALLENGER, CHAMPION, REGISTERED_NAMES
+from training import config
+from training.gate import GateResult, gate
 
 
 def _user() -> str:
@@ -32,12 +34,10 @@ def _user() -> str:
 
 
 def _client(tracking_uri: str | None) -> MlflowClient:
-    """A client on ``tracking_uri`` (no global MLflow state changed), or on the configured
-    store (``tracking.setup()``) when None."""
-    if tracking_uri:
-        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    tracking.setup()
-    return MlflowClient()
+    """A client on ``tracking_uri``, or on the configured store (``MLFLOW_TRACKING_URI`` or
+    the SQLite file under ``CVM_HOME``) when None; no global MLflow state is changed."""
+    uri = tracking_uri or config.tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def record_event(
@@ -71,9 +71,8 @@ def save_comparison(
     challenger: dict[str, float],
 ) -> None:
     """Store the holdout comparison on the challenger version (read by :func:`promote`)."""
-    tracking.setup()
-    client = MlflowClient()
-    name = config.REGISTERED_NAMES[family]
+    client = _client(None)
+    name = REGISTERED_NAMES[family]
     payload = {"champion_version": champion_version, "champion": champion, "challenger": challenger}
     client.set_model_version_tag(name, version, "gate_metrics", json.dumps(payload))
 
@@ -102,7 +101,7 @@ def promote(
     ``tracking_uri``: the store (default: the configured one); ``actor``: who, for the alias
     history (default: the operating-system user)."""
     client = _client(tracking_uri)
-    name = config.REGISTERED_NAMES[family]
+    name = REGISTERED_NAMES[family]
     challenger = _version(client, name, CHALLENGER)
     if challenger is None:
         raise RegistryError(f"{name} has no @{CHALLENGER}: run cvm retrain first")
@@ -167,7 +166,7 @@ def rollback(
     """Point ``champion`` back at the previous champion; returns (from, to) versions
     (``tracking_uri`` and ``actor`` as in :func:`promote`)."""
     client = _client(tracking_uri)
-    name = config.REGISTERED_NAMES[family]
+    name = REGISTERED_NAMES[family]
     current = _version(client, name, CHAMPION)
     if current is None:
         raise RegistryError(f"{name} has no @{CHAMPION} to roll back")
@@ -191,10 +190,9 @@ def rollback(
 
 def alias_versions() -> dict[str, dict[str, str | None]]:
     """``{family: {"champion": v, "challenger": v}}``."""
-    tracking.setup()
-    client = MlflowClient()
+    client = _client(None)
     out: dict[str, dict[str, str | None]] = {}
-    for family, name in config.REGISTERED_NAMES.items():
+    for family, name in REGISTERED_NAMES.items():
         out[family] = {}
         for alias in (CHAMPION, CHALLENGER):
             version = _version(client, name, alias)

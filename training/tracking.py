@@ -6,12 +6,15 @@ The only training module (with :mod:`training.pyfunc`) that imports mlflow.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import io
 import json
 import logging
+import re
 import subprocess
 import tempfile
 import time
+import tomllib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,23 +27,35 @@ from mlflow.models import infer_signature
 
 import models
 import training
+from models.families import CHALLENGER, CHAMPION
 from training import config
 from training.model_card import model_card
 from training.pipeline import TrainResult
 from training.pyfunc import CVMModel, score
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+# What the registered pyfunc needs at load time (the service's web stack is not among it).
+PYFUNC_DEPENDENCIES = ("numpy", "scipy", "pandas", "scikit-learn", "joblib", "mlflow")
 
-# Pinned lower bounds of what the pyfunc needs; explicit to skip MLflow's slow inference.
-PIP_REQUIREMENTS = [
-    "numpy>=1.26",
-    "scipy>=1.11",
-    "pandas>=2.2",
-    "scikit-learn>=1.5",
-    "joblib>=1.3",
-    "mlflow>=3.0",
-]
+
+def pip_requirements() -> list[str]:
+    """The pyfunc's pip requirements with the lower bounds this package declares (its
+    installed metadata, else ``pyproject.toml`` next to the sources); explicit, so MLflow
+    skips its slow inference, and never out of step with the package."""
+    try:
+        declared = importlib.metadata.requires("cvm") or []
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    by_name = {}
+    for requirement in declared:
+        if ";" in requirement:  # extras and markers: not needed to load the model
+            continue
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower()
+        by_name[name] = requirement.replace(" ", "")
+    missing = [name for name in PYFUNC_DEPENDENCIES if name not in by_name]
+    if missing:
+        raise RuntimeError(f"pyproject.toml does not declare {', '.join(missing)}")
+    return [by_name[name] for name in PYFUNC_DEPENDENCIES]
 
 
 def setup() -> str:
@@ -190,7 +205,7 @@ def log_and_register(
                         code_paths=code_paths,
                         signature=signature,
                         input_example=example.reset_index(drop=True),
-                        pip_requirements=PIP_REQUIREMENTS,
+                        pip_requirements=pip_requirements(),
                         registered_model_name=name,
                     )
                 version = str(info.registered_model_version)

@@ -29,15 +29,19 @@ __all__ = [
     "risk_band",
 ]
 
-RISK_BANDS = (("low", 0.0), ("medium", 0.3), ("high", 0.6))
+# (band, lowest churn probability in it), in increasing order: the one home of the thresholds.
+RISK_BANDS: tuple[tuple[str, float], ...] = (("low", 0.0), ("medium", 0.3), ("high", 0.6))
 _CHUNK = 20  # boosting rounds added at a time while cross-fitting
 _PATIENCE = 60  # rounds without a better validation loss before a fold stops
 
 
 def risk_band(probability: Any) -> np.ndarray:
-    """``low`` (< 0.3), ``medium`` (< 0.6) or ``high`` churn risk."""
+    """The :data:`RISK_BANDS` band of each churn probability (``low`` < 0.3 ≤ ``medium`` <
+    0.6 ≤ ``high``; a missing probability is ``low``)."""
     p = np.asarray(probability, dtype=float)
-    return np.where(p >= 0.6, "high", np.where(p >= 0.3, "medium", "low"))
+    names = np.array([name for name, _ in RISK_BANDS])
+    above = sum((p >= low).astype(int) for _, low in RISK_BANDS[1:])
+    return names[above]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator
 
 from models.exceptions import ConvergenceError, InvalidInputError, NotFittedError
 
+# The standard normal 97.5 % quantile: every 95 % interval of the product uses it.
 Z95 = 1.959963984540054
 
 

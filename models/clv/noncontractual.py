@@ -22,7 +22,14 @@ import pandas as pd
 from scipy import special
 from sklearn.base import BaseEstimator
 
-from models.clv._mle import MLEModel, as_array, check_weights, collapse, delta_standard_error
+from models.clv._mle import (
+    Z95,
+    MLEModel,
+    as_array,
+    check_weights,
+    collapse,
+    delta_standard_error,
+)
 from models.exceptions import InvalidInputError, NotFittedError
 
 __all__ = [
@@ -34,7 +41,6 @@ __all__ = [
     "check_rft",
 ]
 
-Z95 = 1.959963984540054
 WEEKS_PER_YEAR = 365.25 / 7
 # What the registered CLV model takes (non-contractual models use the first four; margins and
 # the contractual model use the rest): the training pipeline's input example and the service's

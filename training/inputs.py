@@ -1,0 +1,103 @@
+"""The validated inputs of a training or scoring job: files (or generated demo data) loaded
+through the data contract, with one progress line per file (read / kept / quarantined)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from models.exceptions import CVMError
+from training import config, data, synthetic
+
+DEMO_AS_OF = "2025-12-31"
+
+
+@dataclass
+class Inputs:
+    """Validated inputs and where they came from."""
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame | None
+    as_of: pd.Timestamp
+    tx_path: Path
+    cust_path: Path | None
+    quarantined: list[Path] = field(default_factory=list)
+
+
+def report_line(report: Any) -> str:
+    """One line per loaded file: counts read, kept and quarantined (and why, and where)."""
+    line = (
+        f"{report.path}: read {report.n_read:,}, kept {report.n_kept:,}, "
+        f"quarantined {report.n_quarantined:,}"
+    )
+    if getattr(report, "duplicates_kept", 0):
+        line += f"; {report.duplicates_kept:,} identical repeats kept (--keep-duplicates)"
+    if report.n_quarantined:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.reasons.items()))
+        line += f" ({reasons}) -> {report.quarantine_path}"
+    return line
+
+
+def demo_files(
+    n_customers: int, seed: int, as_of: pd.Timestamp | None, progress: Callable[[str], None]
+) -> tuple[Path, Path, str]:
+    """Generate the demo data set under ``$CVM_HOME/demo``; (transactions, customers, as_of)."""
+    out = config.cvm_home() / "demo"
+    as_of_text = str(as_of.date()) if as_of is not None else DEMO_AS_OF
+    progress(f"generating demo data ({n_customers:,} customers) into {out} ...")
+    transactions, customers, truth = synthetic.generate(n_customers, seed=seed, as_of=as_of_text)
+    paths = synthetic.write(out, transactions, customers, truth, fmt="csv")
+    return Path(paths["transactions"]), Path(paths["customers"]), as_of_text
+
+
+def load_inputs(
+    transactions: str | Path | None,
+    customers: str | Path | None = None,
+    as_of: pd.Timestamp | None = None,
+    *,
+    bad_rows: str = "error",
+    keep_duplicates: bool = False,
+    demo_customers: int | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] = print,
+) -> Inputs:
+    """Load and validate the named files, or generate demo data when ``demo_customers`` is
+    given. ``as_of`` defaults to the last purchase date (said in a progress line)."""
+    cust_path: Path | None
+    if demo_customers is not None:
+        tx_path, cust_path, as_of_text = demo_files(demo_customers, seed, as_of, progress)
+        as_of = pd.Timestamp(as_of or as_of_text)
+    else:
+        if not transactions:
+            raise CVMError("give --transactions FILE (and optionally --customers FILE), or --demo")
+        tx_path = Path(transactions)
+        cust_path = Path(customers) if customers else None
+    quarantine_dir = config.cvm_home() / "quarantine"
+    tx_frame, tx_report = data.load_transactions(
+        tx_path,
+        as_of=as_of,
+        bad_rows=bad_rows,
+        quarantine_dir=quarantine_dir,
+        keep_duplicates=keep_duplicates,
+    )
+    reports = [tx_report]
+    cust_frame = None
+    if cust_path is not None:
+        cust_frame, cust_report = data.load_customers(
+            cust_path, bad_rows=bad_rows, quarantine_dir=quarantine_dir
+        )
+        reports.append(cust_report)
+    for report in reports:
+        progress(report_line(report))
+    if as_of is None:
+        as_of = tx_frame["timestamp"].max().normalize()
+        progress(f"--as-of not given: using the last purchase date, {as_of.date()}")
+    quarantined = [Path(r.quarantine_path) for r in reports if r.quarantine_path]
+    return Inputs(tx_frame, cust_frame, pd.Timestamp(as_of), tx_path, cust_path, quarantined)
+
+
+__all__ = ["DEMO_AS_OF", "Inputs", "demo_files", "load_inputs", "report_line"]

@@ -1,0 +1,98 @@
+"""Training jobs: train and register the three families, and retrain challengers compared
+with the champions on the same fresh holdout (the comparison is stored on each challenger
+version, where ``promote`` and the admin API's gate read it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from models.families import CHALLENGER, metrics_by_family
+from training import compare, data, registry, tracking
+from training.gate import GateResult, comparison_table, gate
+from training.inputs import Inputs
+from training.pipeline import TrainConfig, TrainResult, train_all
+
+
+def train_and_register(
+    inputs: Inputs,
+    config: TrainConfig,
+    previous: dict[str, Any],
+    *,
+    alias: str | None = None,
+    progress: Callable[[str], None] = print,
+) -> tuple[TrainResult, dict[str, dict[str, str]]]:
+    """Fit every family on ``inputs`` and register one version each (``alias``: None gives a
+    family's first version ``champion`` and later ones ``challenger``). ``previous``: the
+    current champions (their cluster ids are kept)."""
+    if previous:
+        progress("matching segment ids to the current champion's")
+    progress(f"training as of {inputs.as_of.date()} ...")
+    result = train_all(
+        inputs.transactions, inputs.customers, config, progress=progress, previous=previous
+    )
+    registered = tracking.log_and_register(
+        result,
+        data_fingerprint=data.fingerprint(inputs.transactions),
+        extra_params={
+            "transactions_file": str(inputs.tx_path),
+            "customers_file": str(inputs.cust_path or ""),
+        },
+        extra_artifacts=inputs.quarantined,
+        alias=alias,
+        progress=progress,
+    )
+    return result, registered
+
+
+@dataclass
+class Comparison:
+    """Champion and challenger gate metrics by family on the same holdout, and the verdicts."""
+
+    champion: dict[str, dict[str, float]]
+    challenger: dict[str, dict[str, float]]
+    registered: dict[str, dict[str, str]]
+    gates: dict[str, GateResult]
+
+    def table(self) -> str:
+        return comparison_table(self.champion, self.challenger)
+
+
+def retrain(
+    inputs: Inputs,
+    config: TrainConfig,
+    champions: dict[str, Any],
+    *,
+    progress: Callable[[str], None] = print,
+) -> Comparison:
+    """Train challengers (registered as ``challenger``), measure them and the ``champions``
+    on the same fresh holdout, and store the comparison on each challenger version."""
+    result, registered = train_and_register(
+        inputs, config, champions, alias=CHALLENGER, progress=progress
+    )
+    progress("evaluating champion and challenger on the same fresh holdout ...")
+
+    def measure(models: dict[str, Any]) -> dict[str, dict[str, float]]:
+        metrics = compare.holdout_metrics(
+            models,
+            inputs.transactions,
+            inputs.customers,
+            inputs.as_of,
+            churn_horizon_days=config.churn_horizon_days,
+            clv_holdout_days=config.clv_holdout_days,
+        )
+        return metrics_by_family(metrics)
+
+    old, new = measure(champions), measure(result.holdout_models)
+    aliases = registry.alias_versions()
+    for family, info in registered.items():
+        registry.save_comparison(
+            family, info["version"], aliases[family]["champion"], old[family], new[family]
+        )
+    tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
+    gates = {family: gate(family, old[family], new[family]) for family in registered}
+    return Comparison(old, new, registered, gates)
+
+
+__all__ = ["Comparison", "retrain", "train_and_register"]
