@@ -194,10 +194,6 @@ def train_all(
     )
 
 
-def _fmt(params: dict[str, float]) -> str:
-    return ", ".join(f"{k}={v:.3f}" for k, v in params.items())
-
-
 def metrics_table(metrics: dict[str, float]) -> str:
     """The metrics as an aligned two-column text table."""
     width = max(len(k) for k in metrics)

@@ -153,6 +153,82 @@ def _timestamps(start: pd.Timestamp, seconds: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class _Clock:
+    """The time axis: ``start`` is second 0; ends are exclusive, in seconds after it."""
+
+    start: pd.Timestamp
+    obs_end: int
+    sim_end: int
+
+
+@dataclass(frozen=True)
+class _Latent:
+    """Latent per-customer values (arrays of length n)."""
+
+    birth_f: np.ndarray  # first purchase, seconds after the clock start (float)
+    birth: np.ndarray  # the same, whole seconds (int64)
+    lam: np.ndarray  # repeat purchases per week while alive
+    p_drop: np.ndarray  # dropout probability after each repeat purchase
+    nu: np.ndarray  # Gamma-Gamma rate, 1/currency unit
+
+
+@dataclass(frozen=True)
+class _Channels:
+    """Per-customer channel use (arrays of length n)."""
+
+    n_channels: np.ndarray  # 1, 2 or 3
+    perm: np.ndarray  # (n, 3) channel codes; the first n_channels are used
+    multiplier: np.ndarray  # spend multiplier by number of channels
+
+
+@dataclass(frozen=True)
+class _Repeats:
+    """Kept BG/NBD repeat-purchase events before problems, sorted by (customer, time)."""
+
+    cust: np.ndarray  # customer index of each event
+    time: np.ndarray  # whole seconds after the clock start (int64)
+    rank: np.ndarray  # 0-based rank of the event among its customer's repeats
+    dies: np.ndarray  # per customer: drops out before the end of the simulation
+    dropout: np.ndarray  # per customer: dropout second, -1 if none
+
+
+@dataclass(frozen=True)
+class _Problems:
+    """Per-customer problems and their handling (arrays of length n)."""
+
+    problem: np.ndarray  # bool
+    handling_code: np.ndarray  # index into COMPLAINT_HANDLINGS (meaningful if problem)
+    problem_time: np.ndarray  # whole seconds after the clock start, -1 without problem
+    stopped: np.ndarray  # bool: stopped buying right after the problem
+    resolution_draw: np.ndarray  # days to resolution (used only when resolved)
+
+
+@dataclass(frozen=True)
+class _Purchases:
+    """All kept purchases (first + repeats, observed + future) in (customer, time) order."""
+
+    cust: np.ndarray  # customer index
+    time: np.ndarray  # whole seconds after the clock start (int64)
+    channel: np.ndarray  # index into CHANNELS
+    amount: np.ndarray  # currency units, rounded to cents
+    observed: np.ndarray  # bool: before the end of the observation
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    """Realised per-customer truth derived from the purchases (arrays of length n)."""
+
+    x_obs: np.ndarray  # repeat purchases observed
+    future_purchases: np.ndarray  # purchases after as_of, within the horizon
+    future_revenue: np.ndarray  # their amount, currency units
+    death: np.ndarray  # second the customer stopped, -1 if alive at the end of simulation
+    alive_at_as_of: np.ndarray  # bool
+    churn_reason: np.ndarray  # index into CHURN_REASONS
+    freq_high: np.ndarray  # bool: frequency class high
+    value_type: np.ndarray  # index into VALUE_TYPES
+
+
 def generate(
     n_customers: int = 5000,
     seed: int = 0,
@@ -197,13 +273,52 @@ def generate(
         unless resolved).
         ``truth``: :class:`SyntheticTruth`.
     """
+    model = {"r": r, "alpha": alpha, "a": a, "b": b, "p": p, "q": q, "gamma": gamma}
+    _check_arguments(n_customers, model, horizon_days, acquisition_days, history_days, problem_rate)
+    as_of_day = _as_of_day(as_of)
+    n = int(n_customers)
+    # The order of the steps below is the order of the random draws: keep it, or the same
+    # seed no longer gives the same data.
+    rng = np.random.default_rng(seed)
+    clock = _clock(as_of_day, history_days, horizon_days)
+    latent = _draw_latent(rng, n, acquisition_days, r=r, alpha=alpha, a=a, b=b, q=q, gamma=gamma)
+    channels = _draw_channels(rng, n)
+    high_margin, margin = _draw_margins(rng, n)
+    repeats = _simulate_repeats(rng, latent, clock.sim_end)
+    problems = _draw_problems(rng, latent.birth_f, repeats, clock.obs_end, problem_rate)
+    tx_cust, tx_time = _purchase_times(latent.birth, repeats, problems)
+    tx_channel = _draw_transaction_channels(rng, tx_cust, channels)
+    amount = _draw_spend(rng, tx_cust, latent.nu, channels.multiplier, p)
+    purchases = _Purchases(tx_cust, tx_time, tx_channel, amount, tx_time < clock.obs_end)
+    outcomes = _realised_outcomes(n, purchases, repeats, problems, high_margin, clock.obs_end)
+
+    id_index = _customer_ids(n)
+    transactions = _transactions_frame(rng, id_index, purchases, margin, clock.start)
+    customers = _customers_frame(rng, id_index, latent.birth, problems, clock.start)
+    truth_customers = _truth_frame(
+        id_index, latent, channels, high_margin, margin, repeats, problems, outcomes, clock, p
+    )
+    params = _params(
+        as_of_day, clock, n, seed, model, horizon_days, acquisition_days, history_days, problem_rate
+    )
+    return transactions, customers, SyntheticTruth(params=params, customers=truth_customers)
+
+
+def _check_arguments(
+    n_customers: int,
+    model: dict[str, float],
+    horizon_days: int,
+    acquisition_days: int,
+    history_days: int,
+    problem_rate: float,
+) -> None:
+    """Raise :class:`InvalidInputError` for arguments of :func:`generate` out of range
+    (``model``: the BG/NBD and Gamma-Gamma parameters, all positive)."""
     if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
         raise InvalidInputError("n_customers must be an integer", field="n_customers")
     if n_customers < 1:
         raise InvalidInputError("n_customers must be >= 1", field="n_customers")
-    _check_positive(
-        r=r, alpha=alpha, a=a, b=b, p=p, q=q, gamma=gamma, acquisition_days=acquisition_days
-    )
+    _check_positive(**model, acquisition_days=acquisition_days)
     if horizon_days < 0:
         raise InvalidInputError("horizon_days must be >= 0", field="horizon_days")
     if acquisition_days > history_days:
@@ -213,131 +328,249 @@ def generate(
         )
     if not 0.0 <= problem_rate <= 1.0:
         raise InvalidInputError("problem_rate must be in [0, 1]", field="problem_rate")
+
+
+def _as_of_day(as_of: str | pd.Timestamp) -> pd.Timestamp:
+    """The ``as_of`` date at midnight, timezone-naive (wall time kept if it had a zone)."""
     try:
         as_of_day = pd.Timestamp(as_of).normalize()
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"as_of is not a date: {as_of!r}", field="as_of") from exc
     if as_of_day.tz is not None:
         as_of_day = as_of_day.tz_localize(None)
+    return as_of_day
 
-    n = int(n_customers)
-    rng = np.random.default_rng(seed)
-    start = as_of_day - pd.Timedelta(days=history_days)  # time origin, in seconds below
-    obs_end = (history_days + 1) * SECONDS_PER_DAY  # exclusive end of the observation
-    sim_end = obs_end + horizon_days * SECONDS_PER_DAY  # exclusive end of the simulation
-    idx = np.arange(n)
 
-    # --- latent per-customer parameters -------------------------------------------------
+def _clock(as_of_day: pd.Timestamp, history_days: int, horizon_days: int) -> _Clock:
+    """Time origin ``history_days`` before ``as_of``; observation and simulation ends in
+    seconds after it (exclusive: end of the ``as_of`` day, then ``horizon_days`` more)."""
+    obs_end = (history_days + 1) * SECONDS_PER_DAY
+    sim_end = obs_end + horizon_days * SECONDS_PER_DAY
+    return _Clock(as_of_day - pd.Timedelta(days=history_days), obs_end, sim_end)
+
+
+def _draw_latent(
+    rng: np.random.Generator,
+    n: int,
+    acquisition_days: int,
+    *,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    q: float,
+    gamma: float,
+) -> _Latent:
+    """Draw, per customer, the birth (first purchase, seconds uniform over the acquisition
+    window), ``lambda ~ Gamma(r, rate alpha)`` (repeat purchases per week), ``p ~ Beta(a, b)``
+    (dropout probability per repeat purchase) and ``nu ~ Gamma(q, rate gamma)`` (1/currency)."""
     birth_f = rng.uniform(0.0, acquisition_days * SECONDS_PER_DAY, n)
     birth = np.floor(birth_f).astype(np.int64)
     lam = rng.gamma(r, 1.0 / alpha, n)
     p_drop = rng.beta(a, b, n)
     nu = rng.gamma(q, 1.0 / gamma, n)
+    return _Latent(birth_f, birth, lam, p_drop, nu)
+
+
+def _draw_channels(rng: np.random.Generator, n: int) -> _Channels:
+    """Draw each customer's number of channels (1-3, CHANNEL_COUNT_PROBABILITIES) and a random
+    order of the channels (the first ``n_channels`` are used); the spend multiplier follows
+    from the number (CHANNEL_MULTIPLIERS, dimensionless)."""
     n_channels = rng.choice(3, size=n, p=CHANNEL_COUNT_PROBABILITIES) + 1
-    channel_perm = np.argsort(rng.random((n, 3)), axis=1)  # first n_channels are used
+    perm = np.argsort(rng.random((n, 3)), axis=1)
     multipliers = np.array([CHANNEL_MULTIPLIERS[str(k)] for k in (1, 2, 3)])
-    multiplier = multipliers[n_channels - 1]
+    return _Channels(n_channels, perm, multipliers[n_channels - 1])
+
+
+def _draw_margins(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw each customer's margin class (high with HIGH_MARGIN_SHARE) and margin (fraction of
+    the amount, uniform in the class's MARGIN_RANGES). Returns ``(high_margin, margin)``."""
     high_margin = rng.random(n) < HIGH_MARGIN_SHARE
     lo_h, hi_h = MARGIN_RANGES["high"]
     lo_l, hi_l = MARGIN_RANGES["low"]
     u_margin = rng.random(n)
     margin = np.where(high_margin, lo_h + (hi_h - lo_h) * u_margin, lo_l + (hi_l - lo_l) * u_margin)
+    return high_margin, margin
 
-    # --- BG/NBD repeat purchases --------------------------------------------------------
-    span = sim_end - birth_f  # seconds from birth to the end of the simulation
-    n_events = rng.poisson(lam * span / SECONDS_PER_WEEK)  # purchases if never dropping out
-    n_drop = rng.geometric(np.clip(p_drop, 1e-12, 1.0))  # repeats until dropout, >= 1
+
+def _simulate_repeats(rng: np.random.Generator, latent: _Latent, sim_end: int) -> _Repeats:
+    """Draw the BG/NBD repeat purchases from birth to ``sim_end`` (seconds): ``N ~ Poisson(
+    lambda * weeks)`` events, ``J ~ Geometric(p)`` repeats until dropout, the first
+    ``min(N, J)`` event times kept (whole seconds) and the dropout time when ``J <= N``."""
+    n = latent.birth_f.size
+    span = sim_end - latent.birth_f  # seconds from birth to the end of the simulation
+    n_events = rng.poisson(latent.lam * span / SECONDS_PER_WEEK)  # if never dropping out
+    n_drop = rng.geometric(np.clip(latent.p_drop, 1e-12, 1.0))  # repeats until dropout, >= 1
     dies = n_events >= n_drop
     n_kept = np.minimum(n_events, n_drop)
     # The first k of N sorted uniforms on [0, 1] are S_j / (S_k + G), S_j the cumulative
     # sums of k standard exponentials and G ~ Gamma(N + 1 - k): this gives the kept event
     # times already sorted, without drawing or sorting the N - k discarded ones.
-    ev_cust = np.repeat(idx, n_kept)
+    ev_cust = np.repeat(np.arange(n), n_kept)
     ev_first = np.cumsum(n_kept) - n_kept
     csum = np.cumsum(rng.standard_exponential(ev_cust.size))
     before = np.concatenate(([0.0], csum))[ev_first]  # cumulative sum before each customer
     s_j = csum - before[ev_cust]
     s_k = np.concatenate(([0.0], csum))[ev_first + n_kept] - before
     denominator = s_k + rng.gamma(n_events - n_kept + 1.0)
-    ev_time = np.floor(birth_f[ev_cust] + s_j / denominator[ev_cust] * span[ev_cust])
+    ev_time = np.floor(latent.birth_f[ev_cust] + s_j / denominator[ev_cust] * span[ev_cust])
     ev_time = np.minimum(ev_time.astype(np.int64), sim_end - 1)
     ev_rank = np.arange(ev_cust.size) - ev_first[ev_cust]
     dropout = np.full(n, -1, dtype=np.int64)
     dropout[dies] = ev_time[ev_first[dies] + n_kept[dies] - 1]
+    return _Repeats(ev_cust, ev_time, ev_rank, dies, dropout)
 
-    # --- problems and complaints --------------------------------------------------------
+
+def _draw_problems(
+    rng: np.random.Generator,
+    birth_f: np.ndarray,
+    repeats: _Repeats,
+    obs_end: int,
+    problem_rate: float,
+) -> _Problems:
+    """Draw, per customer: a problem (probability ``problem_rate``), its handling code
+    (COMPLAINT_HANDLING_PROBABILITIES), its time (whole seconds, uniform over the observed
+    active life), a stop after it (probability 1 - COMPLAINT_REPURCHASE) and the days to
+    resolution (RESOLUTION_DAYS: both ranges drawn for everyone, the quick one first)."""
+    n = birth_f.size
     problem = rng.random(n) < problem_rate
     handling_code = rng.choice(4, size=n, p=COMPLAINT_HANDLING_PROBABILITIES)
-    active_end = np.where(dies, np.minimum(dropout, obs_end), obs_end)
+    active_end = np.where(repeats.dies, np.minimum(repeats.dropout, obs_end), obs_end)
     problem_f = birth_f + rng.random(n) * (active_end - birth_f)
     problem_time = np.where(problem, np.floor(problem_f).astype(np.int64), -1)
     repurchase = np.array([COMPLAINT_REPURCHASE[h] for h in COMPLAINT_HANDLINGS])
     stopped = problem & (rng.random(n) >= repurchase[handling_code])
-    keep = ~(stopped[ev_cust] & (ev_time > problem_time[ev_cust]))  # a prefix per customer
     resolution_draw = np.where(
         handling_code == 3,
         rng.integers(*RESOLUTION_DAYS["resolved_quickly"], size=n, endpoint=True),
         rng.integers(*RESOLUTION_DAYS["resolved"], size=n, endpoint=True),
     )
+    return _Problems(problem, handling_code, problem_time, stopped, resolution_draw)
 
-    # --- all kept purchases (first purchase + repeats), in (customer, time) order ------
-    rep_cust = ev_cust[keep]
-    rep_time = ev_time[keep]
-    rep_rank = ev_rank[keep]
-    n_repeat = np.bincount(rep_cust, minlength=n)
-    tx_count = n_repeat + 1
+
+def _purchase_times(
+    birth: np.ndarray, repeats: _Repeats, problems: _Problems
+) -> tuple[np.ndarray, np.ndarray]:
+    """No draws: the first purchase plus the repeats not cut off by a complaint stop, as
+    ``(customer index, time in whole seconds)`` in (customer, time) order."""
+    n = birth.size
+    keep = ~(  # a prefix of each customer's repeats
+        problems.stopped[repeats.cust] & (repeats.time > problems.problem_time[repeats.cust])
+    )
+    rep_cust = repeats.cust[keep]
+    tx_count = np.bincount(rep_cust, minlength=n) + 1
     tx_first = np.cumsum(tx_count) - tx_count
-    n_tx = int(tx_count.sum())
-    tx_cust = np.repeat(idx, tx_count)
-    tx_time = np.empty(n_tx, dtype=np.int64)
+    tx_cust = np.repeat(np.arange(n), tx_count)
+    tx_time = np.empty(int(tx_count.sum()), dtype=np.int64)
     tx_time[tx_first] = birth
-    tx_time[tx_first[rep_cust] + 1 + rep_rank] = rep_time
-    channel_pick = np.floor(rng.random(n_tx) * n_channels[tx_cust]).astype(np.int64)
-    tx_channel = channel_perm[tx_cust, channel_pick]
-    base_spend = rng.gamma(p, 1.0 / nu[tx_cust])
-    amount = np.maximum(np.round(base_spend * multiplier[tx_cust], 2), 0.01)
-    observed = tx_time < obs_end
+    tx_time[tx_first[rep_cust] + 1 + repeats.rank[keep]] = repeats.time[keep]
+    return tx_cust, tx_time
 
-    # --- realised truth -----------------------------------------------------------------
-    x_obs = np.bincount(tx_cust[observed], minlength=n) - 1
-    future = ~observed
+
+def _draw_transaction_channels(
+    rng: np.random.Generator, tx_cust: np.ndarray, channels: _Channels
+) -> np.ndarray:
+    """Draw each transaction's channel (index into CHANNELS), uniform among its customer's."""
+    pick = np.floor(rng.random(tx_cust.size) * channels.n_channels[tx_cust]).astype(np.int64)
+    return channels.perm[tx_cust, pick]
+
+
+def _draw_spend(
+    rng: np.random.Generator,
+    tx_cust: np.ndarray,
+    nu: np.ndarray,
+    multiplier: np.ndarray,
+    p: float,
+) -> np.ndarray:
+    """Draw each transaction's amount: ``Gamma(p, rate nu)`` times the customer's channel
+    multiplier, in currency units rounded to cents (at least 0.01)."""
+    base_spend = rng.gamma(p, 1.0 / nu[tx_cust])
+    return np.maximum(np.round(base_spend * multiplier[tx_cust], 2), 0.01)
+
+
+def _realised_outcomes(
+    n: int,
+    purchases: _Purchases,
+    repeats: _Repeats,
+    problems: _Problems,
+    high_margin: np.ndarray,
+    obs_end: int,
+) -> _Outcomes:
+    """No draws: observed repeat counts, future purchases and revenue (currency units), the
+    death time (seconds, -1 if none), churn reason, frequency class and value type."""
+    tx_cust, amount = purchases.cust, purchases.amount
+    x_obs = np.bincount(tx_cust[purchases.observed], minlength=n) - 1
+    future = ~purchases.observed
     future_purchases = np.bincount(tx_cust[future], minlength=n)
     future_revenue = np.round(np.bincount(tx_cust[future], weights=amount[future], minlength=n), 2)
-    death = np.where(stopped, problem_time, dropout)
+    death = np.where(problems.stopped, problems.problem_time, repeats.dropout)
     alive_at_as_of = (death < 0) | (death >= obs_end)
-    churn_reason = np.where(stopped, 2, np.where(dies, 1, 0))  # codes of CHURN_REASONS
+    churn_reason = np.where(problems.stopped, 2, np.where(repeats.dies, 1, 0))
     freq_high = x_obs >= VALUE_TYPE_REPEAT_THRESHOLD
     # codes of VALUE_TYPES: Gold 0, Meteor 1, Stream 2, Burden 3
     value_type = (~high_margin).astype(np.int64) * 2 + (~freq_high).astype(np.int64)
+    return _Outcomes(
+        x_obs,
+        future_purchases,
+        future_revenue,
+        death,
+        alive_at_as_of,
+        churn_reason,
+        freq_high,
+        value_type,
+    )
 
-    # --- frames -------------------------------------------------------------------------
+
+def _customer_ids(n: int) -> pd.Index:
+    """Customer ids ``C1`` .. ``Cn``, zero-padded to the width of ``n``."""
     width = len(str(n))
     ids = np.strings.add(
         "C", np.strings.zfill(np.arange(1, n + 1).astype(np.dtypes.StringDType()), width)
     )
-    id_index = pd.Index(ids.astype(object), dtype="str")
+    return pd.Index(ids.astype(object), dtype="str")
 
-    obs_cust = tx_cust[observed]
-    obs_amount = amount[observed]
+
+def _transactions_frame(
+    rng: np.random.Generator,
+    id_index: pd.Index,
+    purchases: _Purchases,
+    margin: np.ndarray,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
+    """Draw the cost noise (``1 + N(0, COST_NOISE_SD)`` per observed transaction) and build the
+    observed transactions: cost ``amount * (1 - margin) * noise`` in currency units (cents)."""
+    observed = purchases.observed
+    obs_cust = purchases.cust[observed]
+    obs_amount = purchases.amount[observed]
     noise = 1.0 + rng.normal(0.0, COST_NOISE_SD, obs_cust.size)
     cost = np.round(obs_amount * (1.0 - margin[obs_cust]) * noise, 2)
-    transactions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "customer_id": id_index.take(obs_cust),
-            "timestamp": _timestamps(start, tx_time[observed]),
+            "timestamp": _timestamps(start, purchases.time[observed]),
             "amount": obs_amount,
             "cost": cost,
-            "channel": _labels(CHANNELS, tx_channel[observed]),
+            "channel": _labels(CHANNELS, purchases.channel[observed]),
         }
     )
 
-    complained = problem & (handling_code > 0)
-    resolved = problem & (handling_code >= 2)
-    birth_ts = _timestamps(start, birth)
+
+def _customers_frame(
+    rng: np.random.Generator,
+    id_index: pd.Index,
+    birth: np.ndarray,
+    problems: _Problems,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
+    """Draw the noise attributes (region, age in whole years, acquisition channel, in that
+    order) and build the customer table with complaints and resolution (days and dates)."""
+    n = birth.size
+    complained = problems.problem & (problems.handling_code > 0)
+    resolved = problems.problem & (problems.handling_code >= 2)
     customers = pd.DataFrame(
         {
             "customer_id": id_index,
-            "signup_date": pd.DatetimeIndex(birth_ts).normalize(),
+            "signup_date": pd.DatetimeIndex(_timestamps(start, birth)).normalize(),
             "region": _labels(REGIONS, rng.integers(0, len(REGIONS), n)),
             "age": rng.integers(AGE_RANGE[0], AGE_RANGE[1], size=n, endpoint=True),
             "acquisition_channel": _labels(
@@ -346,65 +579,94 @@ def generate(
             ),
             "complaints": complained.astype(np.int64),
             "complaint_resolved": np.where(complained, resolved.astype(float), np.nan),
-            "resolution_days": np.where(resolved, resolution_draw.astype(float), np.nan),
+            "resolution_days": np.where(resolved, problems.resolution_draw.astype(float), np.nan),
         }
     )
     # When the complaint was made and resolved: lets a time split drop complaints made after
     # its feature cutoff (otherwise the snapshot would leak the future into churn features).
     complaint_day = pd.DatetimeIndex(
-        _timestamps(start, np.where(complained, problem_time, 0))
+        _timestamps(start, np.where(complained, problems.problem_time, 0))
     ).normalize()
     customers["complaint_date"] = complaint_day.where(complained)
     customers["resolution_date"] = (
         complaint_day
         + pd.to_timedelta(np.nan_to_num(customers["resolution_days"].to_numpy()), unit="D")
     ).where(resolved)
+    return customers
 
+
+def _truth_frame(
+    id_index: pd.Index,
+    latent: _Latent,
+    channels: _Channels,
+    high_margin: np.ndarray,
+    margin: np.ndarray,
+    repeats: _Repeats,
+    problems: _Problems,
+    outcomes: _Outcomes,
+    clock: _Clock,
+    p: float,
+) -> pd.DataFrame:
+    """No draws: ``SyntheticTruth.customers``, one row per customer (see its docstring)."""
+    start = clock.start
     # the customer's channel set as a bit mask (1..7) and its label, e.g. "store|catalog"
-    used = np.arange(3)[None, :] < n_channels[:, None]
-    channel_mask = np.where(used, 1 << channel_perm, 0).sum(axis=1)
+    used = np.arange(3)[None, :] < channels.n_channels[:, None]
+    channel_mask = np.where(used, 1 << channels.perm, 0).sum(axis=1)
     mask_labels = ["|".join(c for j, c in enumerate(CHANNELS) if m >> j & 1) for m in range(8)]
-    handling_label = np.where(problem, handling_code + 1, 0)
-    truth_customers = pd.DataFrame(
+    handling_label = np.where(problems.problem, problems.handling_code + 1, 0)
+    return pd.DataFrame(
         {
             "customer_id": id_index,
-            "lambda_": lam,
-            "p_": p_drop,
-            "nu_": nu,
-            "true_mean_spend": p / nu * multiplier,
-            "n_channels": n_channels.astype(np.int64),
+            "lambda_": latent.lam,
+            "p_": latent.p_drop,
+            "nu_": latent.nu,
+            "true_mean_spend": p / latent.nu * channels.multiplier,
+            "n_channels": channels.n_channels.astype(np.int64),
             "channels": _labels(mask_labels, channel_mask),
-            "channel_multiplier": multiplier,
+            "channel_multiplier": channels.multiplier,
             "margin": margin,
             "margin_class": _labels(("low", "high"), high_margin.astype(np.int64)),
-            "frequency_class": _labels(("low", "high"), freq_high.astype(np.int64)),
-            "value_type": _labels(VALUE_TYPES, value_type),
-            "birth_time": birth_ts,
-            "T_weeks": (obs_end - birth) / SECONDS_PER_WEEK,
-            "dropout_time": _timestamps(start, dropout),
-            "death_time": _timestamps(start, death),
-            "alive_at_as_of": alive_at_as_of,
-            "repeat_purchases_observed": x_obs.astype(np.int64),
-            "future_purchases": future_purchases.astype(np.int64),
-            "future_revenue": future_revenue,
-            "problem": problem,
-            "problem_time": _timestamps(start, problem_time),
+            "frequency_class": _labels(("low", "high"), outcomes.freq_high.astype(np.int64)),
+            "value_type": _labels(VALUE_TYPES, outcomes.value_type),
+            "birth_time": _timestamps(start, latent.birth),
+            "T_weeks": (clock.obs_end - latent.birth) / SECONDS_PER_WEEK,
+            "dropout_time": _timestamps(start, repeats.dropout),
+            "death_time": _timestamps(start, outcomes.death),
+            "alive_at_as_of": outcomes.alive_at_as_of,
+            "repeat_purchases_observed": outcomes.x_obs.astype(np.int64),
+            "future_purchases": outcomes.future_purchases.astype(np.int64),
+            "future_revenue": outcomes.future_revenue,
+            "problem": problems.problem,
+            "problem_time": _timestamps(start, problems.problem_time),
             "complaint_handling": _labels(("none", *COMPLAINT_HANDLINGS), handling_label),
-            "stopped_after_problem": stopped,
-            "churn_reason": _labels(CHURN_REASONS, churn_reason),
+            "stopped_after_problem": problems.stopped,
+            "churn_reason": _labels(CHURN_REASONS, outcomes.churn_reason),
         }
     )
 
-    params: dict[str, Any] = {
-        "bgnbd": {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)},
-        "gamma_gamma": {"p": float(p), "q": float(q), "gamma": float(gamma)},
+
+def _params(
+    as_of_day: pd.Timestamp,
+    clock: _Clock,
+    n: int,
+    seed: Any,
+    model: dict[str, float],
+    horizon_days: int,
+    acquisition_days: int,
+    history_days: int,
+    problem_rate: float,
+) -> dict[str, Any]:
+    """No draws: the JSON-serialisable ``SyntheticTruth.params`` (see its docstring)."""
+    return {
+        "bgnbd": {k: float(model[k]) for k in ("r", "alpha", "a", "b")},
+        "gamma_gamma": {k: float(model[k]) for k in ("p", "q", "gamma")},
         "time_unit_days": TIME_UNIT_DAYS,
         "as_of": as_of_day.strftime("%Y-%m-%d"),
         "horizon_days": int(horizon_days),
         "acquisition_days": int(acquisition_days),
         "history_days": int(history_days),
-        "observation_end": (start + pd.Timedelta(seconds=obs_end)).isoformat(),
-        "simulation_end": (start + pd.Timedelta(seconds=sim_end)).isoformat(),
+        "observation_end": (clock.start + pd.Timedelta(seconds=clock.obs_end)).isoformat(),
+        "simulation_end": (clock.start + pd.Timedelta(seconds=clock.sim_end)).isoformat(),
         "n_customers": n,
         "seed": int(seed) if isinstance(seed, int | np.integer) else repr(seed),
         "channels": list(CHANNELS),
@@ -432,7 +694,6 @@ def generate(
             zip(ACQUISITION_CHANNELS, ACQUISITION_CHANNEL_PROBABILITIES, strict=True)
         ),
     }
-    return transactions, customers, SyntheticTruth(params=params, customers=truth_customers)
 
 
 def _write_frame(frame: pd.DataFrame, path: Path, fmt: str) -> None:
