@@ -61,7 +61,7 @@ import pandas as pd
 
 from models.exceptions import InvalidInputError
 
-__all__ = ["SyntheticTruth", "generate", "read", "write"]
+__all__ = ["SyntheticTruth", "generate", "read", "simulate_bgnbd_summary", "write"]
 
 SECONDS_PER_DAY = 86_400
 TIME_UNIT_DAYS = 7
