@@ -67,19 +67,22 @@ def _inputs(args: argparse.Namespace) -> Any:
     )
 
 
+# TrainConfig field ← the training option that sets it.
+_CONFIG_OPTIONS = {
+    "churn_horizon_days": "horizon_days",
+    "clv_holdout_days": "holdout_days",
+    "clv_horizon_days": "clv_horizon_days",
+    "discount_rate": "discount_rate",
+    "margin": "margin",
+    "churn_max_iter": "churn_max_iter",
+}
+
+
 def _train_config(args: argparse.Namespace, as_of: pd.Timestamp) -> Any:
     from training.pipeline import TrainConfig
 
-    return TrainConfig(
-        as_of=as_of,
-        churn_horizon_days=args.horizon_days,
-        clv_holdout_days=args.holdout_days,
-        clv_horizon_days=args.clv_horizon_days,
-        discount_rate=args.discount_rate,
-        margin=args.margin,
-        churn_max_iter=args.churn_max_iter,
-        drop_leaky=not args.keep_leaky,
-    )
+    settings = {field: getattr(args, option) for field, option in _CONFIG_OPTIONS.items()}
+    return TrainConfig(as_of=as_of, drop_leaky=not args.keep_leaky, **settings)
 
 
 def _print_registered(registered: dict[str, dict[str, str]]) -> None:

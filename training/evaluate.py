@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import matplotlib
 
@@ -48,6 +49,26 @@ def clv_holdout_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, 
     }
 
 
+def finish(
+    fig: Figure,
+    ax: Any,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    *,
+    legend: bool | dict[str, Any] = False,
+) -> Figure:
+    """The end of every plot: axis labels, the legend (``legend``: True or its options),
+    and the layout."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(**(legend if isinstance(legend, dict) else {}))
+    fig.tight_layout()
+    return fig
+
+
 def plot_holdout_by_frequency(
     frequency: np.ndarray, predicted: Mapping[str, np.ndarray], actual: np.ndarray
 ) -> Figure:
@@ -59,11 +80,13 @@ def plot_holdout_by_frequency(
     ax.plot(means.index, means["actual"], "o-", color="black", label="actual")
     for name in predicted:
         ax.plot(means.index, means[name], "s--", label=name)
-    ax.set_xlabel("repeat purchases in calibration (7 = 7+)")
-    ax.set_ylabel("mean repeat purchases in holdout")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(
+        fig,
+        ax,
+        "repeat purchases in calibration (7 = 7+)",
+        "mean repeat purchases in holdout",
+        legend=True,
+    )
 
 
 def plot_cumulative_tracking(tracking: pd.DataFrame) -> Figure:
@@ -76,11 +99,8 @@ def plot_cumulative_tracking(tracking: pd.DataFrame) -> Figure:
     holdout = tracking.loc[tracking["holdout"], "day"]
     if len(holdout):
         ax.axvspan(holdout.iloc[0], holdout.iloc[-1], color="grey", alpha=0.15, label="holdout")
-    ax.set_ylabel("cumulative repeat purchases")
-    ax.legend()
     fig.autofmt_xdate()
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, ylabel="cumulative repeat purchases", legend=True)
 
 
 def plot_retention(table: pd.DataFrame) -> Figure:
@@ -88,11 +108,8 @@ def plot_retention(table: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(table["period"], table["survival"], "o-", label="survival S(t)")
     ax.plot(table["period"], table["retention_rate"], "s--", label="retention rate r(t)")
-    ax.set_xlabel("period")
     ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, "period", legend=True)
 
 
 def plot_clv_distribution(clv: np.ndarray) -> Figure:
@@ -100,10 +117,7 @@ def plot_clv_distribution(clv: np.ndarray) -> Figure:
     values = np.asarray(clv, dtype=float)
     values = values[np.isfinite(values)]
     ax.hist(values, bins=50)
-    ax.set_xlabel("CLV over the horizon (currency)")
-    ax.set_ylabel("customers")
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, "CLV over the horizon (currency)", "customers")
 
 
 def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> Figure:
@@ -122,9 +136,7 @@ def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> F
     share = np.arange(1, len(y) + 1) / len(y)
     right.plot(share, gains, label="model")
     right.plot([0, 1], [0, 1], ":", color="grey", label="random")
-    right.set_xlabel("share of customers contacted")
-    right.set_ylabel("share of churners reached")
     right.set_title("cumulative gains")
-    right.legend()
-    fig.tight_layout()
-    return fig
+    return finish(
+        fig, right, "share of customers contacted", "share of churners reached", legend=True
+    )

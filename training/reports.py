@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from models.churn.kpi import churn_table
 from training.inputs import Inputs
@@ -36,22 +37,14 @@ def churn_report(
 
 def plot_churn_rates(table: pd.DataFrame, path: str | Path) -> Path:
     """A line chart of the churn rate (%) per period, one line per segment, saved as PNG."""
-    import matplotlib  # late: plotting is only needed for this chart
+    from training.evaluate import finish  # late: plotting is only needed for this chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    try:
-        for name, group in table.groupby("segment"):
-            ax.plot(group["period_start"], 100 * group["churn_rate"], "o-", label=str(name))
-        ax.set_ylabel("churn rate (%)")
-        ax.legend()
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    for name, group in table.groupby("segment"):
+        ax.plot(group["period_start"], 100 * group["churn_rate"], "o-", label=str(name))
+    fig.autofmt_xdate()
+    finish(fig, ax, ylabel="churn rate (%)", legend=True).savefig(path)
     return Path(path)
 
 

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from models.segments.bundle import CustomerSegments  # noqa: E402
+from training.evaluate import finish  # noqa: E402
 
 
 @dataclass
@@ -78,11 +79,7 @@ def plot_silhouette(scores: dict[int, float], chosen: int) -> Figure:
     ks = sorted(scores)
     ax.plot(ks, [scores[k] for k in ks], "o-")
     ax.axvline(chosen, color="grey", linestyle=":", label=f"chosen K = {chosen}")
-    ax.set_xlabel("K (clusters)")
-    ax.set_ylabel("mean silhouette")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, "K (clusters)", "mean silhouette", legend=True)
 
 
 def plot_rfm_heatmap(labels: pd.DataFrame) -> Figure:
@@ -97,11 +94,8 @@ def plot_rfm_heatmap(labels: pd.DataFrame) -> Figure:
             ax.text(f, r, str(counts.to_numpy()[r, f]), ha="center", va="center", fontsize=8)
     ax.set_xticks(range(5), labels=[str(i) for i in range(1, 6)])
     ax.set_yticks(range(5), labels=[str(i) for i in range(1, 6)])
-    ax.set_xlabel("F score")
-    ax.set_ylabel("R score")
     fig.colorbar(image, ax=ax, label="customers")
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, "F score", "R score")
 
 
 def plot_value_matrix(labels: pd.DataFrame, model: CustomerSegments) -> Figure:
@@ -118,11 +112,9 @@ def plot_value_matrix(labels: pd.DataFrame, model: CustomerSegments) -> Figure:
         )
     ax.axhline(model.value_matrix_.profit_threshold_, color="grey", linestyle=":")
     ax.axvline(model.value_matrix_.repeat_threshold_ - 0.5, color="grey", linestyle=":")
-    ax.set_xlabel("repeat purchases")
-    ax.set_ylabel("profit per purchase (currency)")
-    ax.legend(markerscale=4)
-    fig.tight_layout()
-    return fig
+    return finish(
+        fig, ax, "repeat purchases", "profit per purchase (currency)", legend={"markerscale": 4}
+    )
 
 
 def plot_nine_grid(labels: pd.DataFrame) -> Figure:
@@ -138,7 +130,4 @@ def plot_nine_grid(labels: pd.DataFrame) -> Figure:
             ax.text(j, i, str(counts.to_numpy()[i, j]), ha="center", va="center")
     ax.set_xticks(range(3), labels=growth)
     ax.set_yticks(range(3), labels=tiers)
-    ax.set_xlabel("growth")
-    ax.set_ylabel("value")
-    fig.tight_layout()
-    return fig
+    return finish(fig, ax, "growth", "value")
