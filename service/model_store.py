@@ -28,6 +28,7 @@ import numpy as np
 from models import LEGACY_FORMATS, MODEL_FORMAT
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
+from service import observability
 from service.config import REGISTERED_NAMES, Settings
 
 log = logging.getLogger("cvm.models")
@@ -126,17 +127,6 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
     return False
 
 
-def _record_load(family: str, version: str, ok: bool, seconds: float | None = None) -> None:
-    """Count a model load event in the service metrics (when the metrics module is there)."""
-    try:
-        from service import observability
-    except ImportError:  # metrics are optional for the store
-        return
-    recorder = getattr(observability, "record_model_load", None)
-    if recorder is not None:
-        recorder(family, version, ok, seconds)
-
-
 class ModelStore:
     """The served models by family; ``ready`` when all three are loaded."""
 
@@ -188,14 +178,14 @@ class ModelStore:
 
     # --- loading -------------------------------------------------------------------------------
     def _client(self) -> Any:
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # heavy: imported by the loader thread, not at start-up
 
         uri = self.settings.tracking_uri
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def _target(self, client: Any, family: str) -> tuple[Any, str | None]:
         """The model version to serve for ``family`` and the alias it came from (None if pinned)."""
-        import mlflow
+        import mlflow  # heavy: imported by the loader thread, not at start-up
 
         name = REGISTERED_NAMES[family]
         pin = getattr(self.settings, f"{family}_model", None)
@@ -217,7 +207,7 @@ class ModelStore:
 
     def _load(self, client: Any, family: str, version: Any, alias: str | None) -> LoadedModel:
         """Load one version and check it by scoring its own input example."""
-        import mlflow
+        import mlflow  # heavy: imported by the loader thread, not at start-up
 
         name = REGISTERED_NAMES[family]
         check_model_format(name, version.version, version.tags)
@@ -286,11 +276,13 @@ class ModelStore:
                         f"v{current.version}" if current else "nothing",
                         self.errors[family],
                     )
-                    _record_load(family, "unknown", False)
+                    observability.record_model_load(family, "unknown", False)
                     continue
                 self.models = {**self.models, family: loaded}  # one atomic reference swap
                 self.errors.pop(family, None)
-                _record_load(family, loaded.version, True, time.perf_counter() - started)
+                observability.record_model_load(
+                    family, loaded.version, True, time.perf_counter() - started
+                )
                 old = current.version if current else "none"
                 changes[family] = f"{old} -> {loaded.version}"
                 log.info(

@@ -40,6 +40,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.responses import error_json
+
 log = logging.getLogger("cvm.service")
 access_log = logging.getLogger("cvm.access")
 
@@ -334,9 +336,8 @@ class ObservabilityMiddleware:
             )
             if response_started:
                 raise
-            from service.errors import error_response
-
-            response = error_response(500, "internal_error", "internal error; see the service log")
+            record_error(500, "internal_error")
+            response = error_json(500, "internal_error", "internal error; see the service log")
             await response(scope, receive, send_with_id)
         finally:
             IN_FLIGHT.dec()

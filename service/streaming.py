@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from models.exceptions import InvalidInputError
 from service import observability
+from service.errors import error_payload
 
 log = logging.getLogger("cvm.invocations")
 
@@ -223,8 +224,6 @@ class NDJSONStream(Response):
         await send({"type": "http.response.body", "body": ended, "more_body": False})
 
     def _error_line(self, exc: Exception) -> bytes:
-        from service.errors import error_payload
-
         status, payload = error_payload(exc)
         observability.record_error(status, payload["error"]["code"])
         if status >= 500:
