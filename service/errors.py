@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from models.exceptions import CVMError, InvalidInputError, NotFittedError
+from models.exceptions import CVMError, InvalidInputError, NotFittedError, RegistryError
 from service import observability
 from service.responses import JSONResponse, error_json
 from service.security import API_KEY_HEADER, AuthError
@@ -109,6 +109,11 @@ def install(app: FastAPI) -> None:
         response = error_response(503, "not_ready", exc.message)
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.exception_handler(RegistryError)
+    async def _registry(request: Request, exc: RegistryError) -> JSONResponse:
+        # a registry move that cannot be made: no challenger, nothing to roll back to, ...
+        return error_response(409, "registry_conflict", str(exc))
 
     @app.exception_handler(NotFittedError)
     @app.exception_handler(CVMError)
