@@ -103,5 +103,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router, dependencies=[ScoringAuth])
     app.include_router(segments.router, dependencies=[ScoringAuth])
     app.include_router(churn.router, dependencies=[ScoringAuth])
-    app.include_router(admin.router)  # its own AdminAuth dependency
+    app.include_router(admin.router)  # its own admin-key dependency
     return app

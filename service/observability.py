@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -380,13 +380,6 @@ class ObservabilityMiddleware:
                     "model_version": version or None,
                 },
             )
-
-
-def iter_metric_lines(text: str, name: str) -> Iterator[str]:
-    """The sample lines of one metric in an exposition text (for tests and the benchmark)."""
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            yield line
 
 
 __all__ = [
