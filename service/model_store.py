@@ -30,6 +30,7 @@ from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
 from service import observability
 from service.config import REGISTERED_NAMES, Settings
+from service.input_schema import InputSchema
 
 log = logging.getLogger("cvm.models")
 
@@ -55,8 +56,9 @@ class LoadedModel:
     tags: dict[str, str] = field(default_factory=dict)
     drift: DriftMonitor | None = None
     loaded_at: float = field(default_factory=time.time)
-    # MLflow's input schema (``Schema.to_dict()``): the invocations route validates with it
-    input_schema: list[dict[str, Any]] | None = None
+    # The version's input columns, compiled once here: the invocations route validates with
+    # them (None when the version has no usable signature: that route answers 503)
+    input_schema: InputSchema | None = None
     # False when the estimator's column-wise fast path did not reproduce the pyfunc on the
     # version's input example: the route then scores through the DataFrame path
     fast_path: bool = True
@@ -125,6 +127,19 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
     if disable is not None:  # the customer view and churn reasons call the estimator too
         disable(reason)
     return False
+
+
+def _input_schema(name: str, version: Any, signature: Any) -> InputSchema | None:
+    """The version's MLflow input signature compiled for validation; None (logged) when it
+    has none or it cannot be served (the customer routes still use the version)."""
+    if signature is None:
+        log.warning("%s v%s has no input signature: /invocations answers 503", name, version)
+        return None
+    try:
+        return InputSchema.from_mlflow(signature.to_dict())
+    except Exception as exc:
+        log.warning("%s v%s: no input schema for /invocations: %s", name, version, exc)
+        return None
 
 
 class ModelStore:
@@ -223,7 +238,7 @@ class ModelStore:
                 )
         wrapper = pyfunc.unwrap_python_model()
         fast_path = _check_fast_path(name, version.version, wrapper.model, example, scored)
-        schema = pyfunc.metadata.get_input_schema()
+        input_schema = _input_schema(name, version.version, pyfunc.metadata.get_input_schema())
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
         if version.run_id:
@@ -241,7 +256,7 @@ class ModelStore:
             params=params,
             tags=dict(version.tags or {}),
             drift=DriftMonitor(reference) if reference else None,
-            input_schema=list(schema.to_dict()) if schema is not None else None,
+            input_schema=input_schema,
             fast_path=fast_path,
         )
 

@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.exceptions import InvalidInputError
+from service import mlflow_payload, mlflow_scoring
 from service.app import create_app
 from service.config import Settings
-from service.routers import invocations as inv
+from service.input_schema import InputSchema
 
 FAMILIES = ("segmentation", "churn", "clv")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -243,15 +244,13 @@ def test_rows_scored_are_counted_per_model_version(client, pyfuncs):
 
 
 # --- strict conversion, without a model -------------------------------------------------------
-SCHEMA = inv._compile(
-    inv.InputSchema.from_mlflow(
-        [
-            {"name": "n", "type": "long", "required": True},
-            {"name": "x", "type": "double", "required": True},
-            {"name": "flag", "type": "boolean", "required": False},
-            {"name": "label", "type": "string", "required": False},
-        ]
-    )
+SCHEMA = InputSchema.from_mlflow(
+    [
+        {"name": "n", "type": "long", "required": True},
+        {"name": "x", "type": "double", "required": True},
+        {"name": "flag", "type": "boolean", "required": False},
+        {"name": "label", "type": "string", "required": False},
+    ]
 )
 
 
@@ -259,7 +258,7 @@ def _validation_errors(body: bytes) -> list[dict]:
     from fastapi.exceptions import RequestValidationError
 
     with pytest.raises(RequestValidationError) as caught:
-        inv.parse_payload(body, SCHEMA, 100)
+        mlflow_payload.parse_payload(body, SCHEMA, 100)
     return list(caught.value.errors())
 
 
@@ -273,7 +272,7 @@ def test_no_silent_float_to_int_truncation():
 
 
 def test_types_are_converted_exactly():
-    frame = inv.parse_payload(
+    frame = mlflow_payload.parse_payload(
         b'{"dataframe_records": [{"n": 1, "x": 2, "flag": true, "label": "a"},'
         b' {"n": 9007199254740993, "x": null}]}',
         SCHEMA,
@@ -284,7 +283,9 @@ def test_types_are_converted_exactly():
     assert frame["x"].dtype == np.float64 and np.isnan(frame["x"].iloc[1])
     assert frame["label"].tolist()[0] == "a" and pd.isna(frame["label"].tolist()[1])
     assert frame["flag"].dtype == "boolean" and pd.isna(frame["flag"].iloc[1])
-    nullable = inv.parse_payload(b'{"inputs": {"n": [1, null], "x": [1, 2]}}', SCHEMA, 100)
+    nullable = mlflow_payload.parse_payload(
+        b'{"inputs": {"n": [1, null], "x": [1, 2]}}', SCHEMA, 100
+    )
     assert nullable["n"].dtype == "Int64" and nullable["n"].tolist()[0] == 1
     errors = _validation_errors(b'{"dataframe_records": [{"n": 1, "x": "1.5", "flag": 1}]}')
     assert {e["loc"][-1]: e["type"] for e in errors} == {"x": "float_type", "flag": "bool_type"}
@@ -293,9 +294,9 @@ def test_types_are_converted_exactly():
 def test_errors_are_capped_and_batch_limit_comes_first():
     rows = b",".join(b'{"n": "a", "x": "b"}' for _ in range(50))
     errors = _validation_errors(b'{"dataframe_records": [' + rows + b"]}")
-    assert len(errors) == inv.MAX_ERRORS
+    assert len(errors) == mlflow_payload.MAX_ERRORS
     with pytest.raises(InvalidInputError, match="50 rows in one request; the limit is 10"):
-        inv.parse_payload(b'{"dataframe_records": [' + rows + b"]}", SCHEMA, 10)
+        mlflow_payload.parse_payload(b'{"dataframe_records": [' + rows + b"]}", SCHEMA, 10)
 
 
 # --- the error contract on the customer routes -----------------------------------------------
@@ -332,8 +333,10 @@ def test_estimators_with_a_columns_api_get_arrays_without_a_frame():
         def predict_proba(self, frame):  # pragma: no cover - the fast path must win
             raise AssertionError("DataFrame path used")
 
-    columns, n = inv.parse_columns(b'{"inputs": {"n": [1, 2], "x": [0.1, 0.9]}}', SCHEMA, 10)
-    out = inv.predict("churn", FastChurn(), columns, n)
+    columns, n = mlflow_payload.parse_columns(
+        b'{"inputs": {"n": [1, 2], "x": [0.1, 0.9]}}', SCHEMA, 10
+    )
+    out = mlflow_scoring.predict("churn", FastChurn(), columns, n)
     assert out["churn_probability"].tolist() == [0.1, 0.9]
     assert out["risk_band"].tolist() == ["low", "high"]
 
@@ -499,13 +502,13 @@ def test_the_store_checks_a_fast_path_against_the_pyfunc_when_it_loads(pyfuncs):
         drifting.predict_proba_columns(columns)[:, 1], scored["churn_probability"].to_numpy()
     )
     assert not _check_fast_path("cvm-churn", 1, Broken(), example, scored)
-    columns, n = inv.parse_columns(
+    columns, n = mlflow_payload.parse_columns(
         orjson.dumps(payload(example, "dataframe_split")),
-        inv._compile(inv.InputSchema.from_mlflow(pyfunc.metadata.get_input_schema().to_dict())),
+        InputSchema.from_mlflow(pyfunc.metadata.get_input_schema().to_dict()),
         100,
     )
     # a version whose check failed is scored through the DataFrame path, like the pyfunc
-    out = inv.predict("churn", Broken(), columns, n, fast_path=False)
+    out = mlflow_scoring.predict("churn", Broken(), columns, n, fast_path=False)
     assert out["churn_probability"].tolist() == scored["churn_probability"].tolist()
 
 
