@@ -9,7 +9,10 @@ every bad value is reported with its path, which holds the row index (at most
 list per column and then into numpy arrays, with no per-row Python objects beyond the parsed
 JSON.
 
-The columns are those of the version's :class:`~service.input_schema.InputSchema`.
+MLflow's ``NaN``, ``Infinity`` and ``-Infinity`` literals are read as its server reads them
+(:mod:`service.mlflow_json`): ``NaN`` is a missing value, as ``null`` is; an infinity is named
+as an error wherever it is (no column takes one). The columns are those of the version's
+:class:`~service.input_schema.InputSchema`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 
 from models.exceptions import InvalidInputError
 from service.input_schema import Column, InputSchema
+from service.mlflow_json import loads
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_ERRORS = 20
@@ -76,6 +80,8 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return f"string {text!r}"
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, int | float):
         return f"number {value!r}"
     if isinstance(value, list):
@@ -121,7 +127,7 @@ def decode_lines(lines: list[bytes], offset: int) -> list[Any]:
     errors = _Errors()
     for k, line in enumerate(lines):
         try:
-            rows.append(orjson.loads(line))
+            rows.append(loads(line))
         except orjson.JSONDecodeError as exc:
             errors.add(("rows", offset + k), f"invalid JSON: {exc}", "json_invalid")
             if errors.full:
@@ -163,6 +169,12 @@ def _convert(column: Column, values: Cells, path_of: PathOf, errors: _Errors) ->
     if kind in ("double", "float"):
         if types <= _NUMBER_TYPES:
             array = np.array(values, dtype=np.float64)  # null → NaN
+            infinite = np.isinf(array)
+            if infinite.any():  # only MLflow's Infinity literals get here
+                for i in np.flatnonzero(infinite)[:MAX_ERRORS].tolist():
+                    message = f"{column.name}: expected a finite number, got {describe(values[i])}"
+                    errors.add(path_of(i, column.name), message, "finite_number")
+                return None
             return array.astype(np.float32) if kind == "float" else array
         _flag(column, values, _NUMBER_TYPES, "a number", "float_type", path_of, errors)
         return None
@@ -345,7 +357,7 @@ def _columns_from_split(
 def parse_columns(raw: bytes, schema: InputSchema, max_rows: int) -> tuple[dict[str, Any], int]:
     """An MLflow scoring body as ``({column: array}, rows)``, every schema column present."""
     try:
-        body = orjson.loads(raw)
+        body = loads(raw)
     except orjson.JSONDecodeError as exc:
         fail((), f"invalid JSON: {exc}", "json_invalid")
     if not isinstance(body, dict):

@@ -577,3 +577,124 @@ def test_ndjson_a_huge_line_is_stopped_while_the_body_arrives(client):
     response = client.post("/v1/models/cvm-clv/invocations", content=iter(pieces), headers=NDJSON)
     error = _error(response)
     assert error["message"].startswith("line 3 of the body is longer than 1,048,576 bytes")
+
+
+# --- MLflow's NaN / Infinity literals ---------------------------------------------------------
+def _literals(raw: bytes) -> list[str]:
+    """The NaN / Infinity literals of a JSON text (outside strings), as the stdlib reads them."""
+    import json
+
+    found: list[str] = []
+    json.loads(raw, parse_constant=lambda name: found.append(name))
+    return found
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_models_own_serving_input_example_is_served_unchanged(
+    client, trained_store, pyfuncs, family
+):
+    """The body MLflow wrote for the version (`mlflow models serve` accepts it) gets 200 here."""
+    from pathlib import Path
+
+    name = f"cvm-{family}"
+    version = client.app.state.store.models[family].version
+    registry = mlflow.MlflowClient(trained_store["uri"], trained_store["uri"])
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=registry.get_model_version_download_uri(name, version),
+        tracking_uri=trained_store["uri"],
+    )
+    raw = (Path(local) / "serving_input_example.json").read_bytes()
+    if family == "churn":  # the case this guards: MLflow writes missing values as NaN
+        assert "NaN" in _literals(raw), "the churn example has no NaN literal any more"
+    response = client.post(
+        f"/v1/models/{name}/invocations",
+        content=raw,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    rows = len(orjson.loads(raw.replace(b"NaN", b"null"))["dataframe_split"]["data"])
+    predictions = response.json()["predictions"]
+    assert len(predictions) == rows
+    assert predictions == expected(pyfuncs[family], pyfuncs[family].input_example)
+
+
+def test_nan_literals_are_missing_values_in_every_form():
+    records = (
+        b'{"dataframe_records": [{"n": 1, "x": NaN, "flag": NaN, "label": "NaN Infinity"},'
+        b' {"n": NaN, "x": 2.5, "label": NaN}]}'
+    )
+    frame = mlflow_payload.parse_payload(records, SCHEMA, 100)
+    assert np.isnan(frame["x"].iloc[0]) and frame["x"].iloc[1] == 2.5
+    assert frame["n"].dtype == "Int64" and pd.isna(frame["n"].iloc[1])
+    assert pd.isna(frame["flag"]).all()
+    assert frame["label"].iloc[0] == "NaN Infinity" and pd.isna(frame["label"].iloc[1])
+    split = b'{"dataframe_split": {"columns": ["n", "x"], "data": [[1, NaN], [2, 3.0]]}}'
+    assert np.isnan(mlflow_payload.parse_payload(split, SCHEMA, 100)["x"].iloc[0])
+    columnar = b'{"inputs": {"n": [1, 2], "x": [NaN, NaN]}}'
+    assert mlflow_payload.parse_payload(columnar, SCHEMA, 100)["x"].isna().all()
+
+
+def test_infinity_literals_are_named_errors():
+    errors = _validation_errors(b'{"inputs": {"n": [1, 2], "x": [Infinity, -Infinity]}}')
+    assert [(e["loc"], e["type"]) for e in errors] == [
+        (("body", "inputs", "x", 0), "finite_number"),
+        (("body", "inputs", "x", 1), "finite_number"),
+    ]
+    assert errors[0]["msg"] == "x: expected a finite number, got Infinity"
+    assert errors[1]["msg"] == "x: expected a finite number, got -Infinity"
+    errors = _validation_errors(b'{"dataframe_records": [{"n": Infinity, "x": NaN}]}')
+    assert [(e["loc"], e["msg"]) for e in errors] == [
+        (("body", "dataframe_records", 0, "n"), "n: expected an integer, got Infinity")
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": {"n": [NaN, 1}}',  # broken elsewhere
+        b'{"inputs": {"n": [1], "x": [-NaN]}}',  # not a literal Python writes or reads
+        b'{"inputs": {"n": [1], "x": [NaNa]}}',
+        b'{"inputs": {"n": [1], "x": [nan]}}',
+        b'{"inputs": {"n": [1], "x": [1e999]}}',
+        b'{"inputs": {"n": [1], "x": [Infinity], "\xff": 1}}',  # not UTF-8
+    ],
+)
+def test_bodies_that_are_not_json_with_literals_stay_invalid(body):
+    errors = _validation_errors(body)
+    assert [e["type"] for e in errors] == ["json_invalid"]
+    assert errors[0]["msg"].startswith("invalid JSON: ")
+
+
+def test_nan_and_infinity_literals_through_the_route_and_ndjson(client, pyfuncs):
+    frame = batch(pyfuncs["churn"], 6, seed=9)
+    body = orjson.dumps(payload(frame, "dataframe_split")).replace(b"null", b"NaN")
+    response = client.post(
+        "/v1/models/cvm-churn/invocations",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == expected(pyfuncs["churn"], frame)
+    lines = ndjson(frame).replace(b"null", b"NaN").splitlines()
+    assert any(b"NaN" in line for line in lines)
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    assert response.status_code == 200, response.text
+    assert [orjson.loads(x) for x in response.content.splitlines()] == expected(
+        pyfuncs["churn"], frame
+    )
+    lines[4] = lines[4].replace(b'"age":', b'"age":Infinity,"_age":', 1)
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    error = _error(response)
+    assert [d["path"] for d in error["details"]] == ["rows.4._age"]  # columns are checked first
+    lines[4] = orjson.dumps(
+        {**orjson.loads(lines[1].replace(b"NaN", b"null")), "age": 1.0}
+    ).replace(b'"age":1.0', b'"age":-Infinity')
+    error = _error(
+        client.post("/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON)
+    )
+    assert [(d["path"], d["type"]) for d in error["details"]] == [("rows.4.age", "finite_number")]
+    assert error["message"] == "rows.4.age: age: expected a finite number, got -Infinity"
