@@ -2,8 +2,9 @@
 ``Infinity`` and ``-Infinity`` literals, which MLflow writes (e.g. missing values in the
 ``serving_input_example.json`` of a model) and its server accepts.
 
-``NaN`` is read as ``None``, a missing value; an infinity as ``±inf``, for the column check
-to name as an error (no column takes one). orjson reads every body first: only one it
+``NaN`` is read as ``None``, a missing value; an infinity as :class:`NonFinite`, a float
+of a type no column takes, so that the column check names it as an error at no cost to other
+bodies. orjson reads every body first: only one it
 refuses and that holds such a literal is read again, so ordinary bodies cost nothing extra.
 """
 
@@ -18,13 +19,19 @@ import orjson
 
 # A JSON string (skipped) or one of Python's non-finite literals outside strings.
 _LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(-?Infinity|NaN)', re.DOTALL)
-_LITERALS = {"NaN": None, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+class NonFinite(float):
+    """An ``Infinity`` or ``-Infinity`` literal, read only to be named as an error."""
+
+
+_LITERALS = {"NaN": None, "Infinity": NonFinite(math.inf), "-Infinity": NonFinite(-math.inf)}
 
 
 def loads(raw: bytes) -> Any:
     """JSON as orjson reads it, plus MLflow's ``NaN`` (→ None, a missing value), ``Infinity``
-    and ``-Infinity`` (→ ±inf, which the column check names); raises orjson's error for
-    anything else orjson refuses. A body orjson accepts is read once."""
+    and ``-Infinity`` (→ :class:`NonFinite`); raises orjson's error for anything else orjson
+    refuses. A body orjson accepts is read once."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

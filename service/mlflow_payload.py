@@ -17,7 +17,6 @@ as an error wherever it is (no column takes one). The columns are those of the v
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -28,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 
 from models.exceptions import InvalidInputError
 from service.input_schema import Column, InputSchema
-from service.mlflow_json import loads
+from service.mlflow_json import NonFinite, loads
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_ERRORS = 20
@@ -80,7 +79,7 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return f"string {text!r}"
-    if isinstance(value, float) and math.isinf(value):
+    if type(value) is NonFinite:
         return "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, int | float):
         return f"number {value!r}"
@@ -149,14 +148,15 @@ def _flag(
     """Name every value of a type the column does not take (up to the error cap)."""
     for i, v in enumerate(values):
         if type(v) not in allowed:
-            hint = ""
-            fraction = type(v) is float and math.isfinite(v) and not v.is_integer()
-            if expected == "an integer" and fraction:
+            text, error, hint = expected, kind, ""
+            if type(v) is NonFinite and kind == "float_type":
+                text, error = "a finite number", "finite_number"
+            elif expected == "an integer" and type(v) is float and not v.is_integer():
                 hint = " (not truncated: send an integer)"
             errors.add(
                 path_of(i, column.name),
-                f"{column.name}: expected {expected}, got {describe(v)}{hint}",
-                kind,
+                f"{column.name}: expected {text}, got {describe(v)}{hint}",
+                error,
             )
             if errors.full:
                 break
@@ -169,12 +169,6 @@ def _convert(column: Column, values: Cells, path_of: PathOf, errors: _Errors) ->
     if kind in ("double", "float"):
         if types <= _NUMBER_TYPES:
             array = np.array(values, dtype=np.float64)  # null → NaN
-            infinite = np.isinf(array)
-            if infinite.any():  # only MLflow's Infinity literals get here
-                for i in np.flatnonzero(infinite)[:MAX_ERRORS].tolist():
-                    message = f"{column.name}: expected a finite number, got {describe(values[i])}"
-                    errors.add(path_of(i, column.name), message, "finite_number")
-                return None
             return array.astype(np.float32) if kind == "float" else array
         _flag(column, values, _NUMBER_TYPES, "a number", "float_type", path_of, errors)
         return None
