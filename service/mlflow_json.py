@@ -2,10 +2,10 @@
 ``Infinity`` and ``-Infinity`` literals, which MLflow writes (e.g. missing values in the
 ``serving_input_example.json`` of a model) and its server accepts.
 
-``NaN`` is read as ``None``, a missing value; an infinity as :class:`NonFinite`, a float
-of a type no column takes, so that the column check names it as an error at no cost to other
-bodies. orjson reads every body first: only one it
-refuses and that holds such a literal is read again, so ordinary bodies cost nothing extra.
+``NaN`` is read as ``None``, a missing value; an infinity as :class:`NonFinite`, a float of
+a type no column takes, so that the column check names it as an error. orjson reads every
+body first: only one it refuses that holds such a literal is read again, so ordinary bodies
+cost nothing extra.
 """
 
 from __future__ import annotations
