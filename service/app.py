@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,20 +27,6 @@ from service.routers import (
 log = logging.getLogger("cvm.service")
 
 
-async def _watch_models(app: FastAPI) -> None:
-    """Compile the input schemas of newly served model versions (the store freezes the heap)."""
-    seen: tuple[tuple[str, str, int], ...] | None = None
-    while True:
-        store: ModelStore = app.state.store
-        served = tuple(
-            (family, m.version, id(m.estimator)) for family, m in sorted(store.models.items())
-        )
-        if store.ready and served != seen:
-            seen = served
-            await asyncio.to_thread(invocations.warm_schemas, store)
-        await asyncio.sleep(0.2 if seen is None else 2.0)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; models load in the background when it starts (see ``/health/ready``)."""
     settings = settings or Settings()
@@ -53,17 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         observability.configure_logging(settings.log_format, settings.log_level)
         limits.cap_native_threads(settings.blas_threads)
         security.log_startup_warnings(guard)
-        watcher = None
         if settings.load_on_startup:
             log.info("loading models @%s from %s", settings.model_alias, settings.tracking_uri)
             app.state.store.start_loading()
-            watcher = asyncio.create_task(_watch_models(app))
         yield
         app.state.store.stop()
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
 
     app = FastAPI(
         title="Customer value management",
@@ -103,5 +81,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(customers.router, dependencies=[ScoringAuth])
     app.include_router(segments.router, dependencies=[ScoringAuth])
     app.include_router(churn.router, dependencies=[ScoringAuth])
-    app.include_router(admin.router)  # its own AdminAuth dependency
+    app.include_router(admin.router)  # its own admin-key dependency
     return app

@@ -6,14 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.config import Settings
 from service.errors import ServiceUnavailable
 from service.model_store import ModelStore
-from service.security import Principal, require_admin_key, require_api_key
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+from service.security import require_api_key
 
 
 def get_store(request: Request) -> ModelStore:
@@ -28,15 +23,9 @@ def get_ready_store(request: Request) -> ModelStore:
     return store
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelStoreDep = Annotated[ModelStore, Depends(get_store)]
 ReadyStoreDep = Annotated[ModelStore, Depends(get_ready_store)]
 
-
-# API keys (service/security.py). Scoring routers are included with
-# ``dependencies=[ScoringAuth]``; admin routes use ``dependencies=[AdminAuth]`` (or take
-# ``principal: AdminDep`` to know who called).
+# API keys (service/security.py): the scoring routers are included with
+# ``dependencies=[ScoringAuth]``; the admin router has its own admin-key dependency.
 ScoringAuth = Depends(require_api_key)
-AdminAuth = Depends(require_admin_key)
-ScoringDep = Annotated[Principal, Depends(require_api_key)]
-AdminDep = Annotated[Principal, Depends(require_admin_key)]

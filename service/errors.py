@@ -10,9 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from models.exceptions import CVMError, InvalidInputError, NotFittedError
+from models.exceptions import CVMError, InvalidInputError, NotFittedError, RegistryError
 from service import observability
-from service.responses import JSONResponse
+from service.responses import JSONResponse, error_json
 from service.security import API_KEY_HEADER, AuthError
 
 log = logging.getLogger("cvm.errors")
@@ -29,11 +29,9 @@ class ServiceUnavailable(Exception):
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
+    """An error response in the one shape, counted in the metrics."""
     observability.record_error(status, code)
-    return JSONResponse(
-        status_code=status,
-        content={"error": {"code": code, "message": message, "details": details or []}},
-    )
+    return error_json(status, code, message, details)
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -111,6 +109,11 @@ def install(app: FastAPI) -> None:
         response = error_response(503, "not_ready", exc.message)
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.exception_handler(RegistryError)
+    async def _registry(request: Request, exc: RegistryError) -> JSONResponse:
+        # a registry move that cannot be made: no challenger, nothing to roll back to, ...
+        return error_response(409, "registry_conflict", str(exc))
 
     @app.exception_handler(NotFittedError)
     @app.exception_handler(CVMError)

@@ -19,6 +19,8 @@ import os
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.streaming import is_ndjson
+
 log = logging.getLogger("cvm.service")
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -37,7 +39,7 @@ def cap_native_threads(threads: int) -> None:
     """Limit the BLAS/OpenMP pools of the libraries loaded in this process."""
     set_thread_environment(threads)
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # optional: only to cap the pools
 
         threadpool_limits(limits=threads)
     except Exception as exc:  # threadpoolctl is a scikit-learn dependency; never fatal
@@ -57,8 +59,6 @@ def _content_length(scope: Scope) -> int | None:
 def _is_stream(scope: Scope) -> bool:
     if not scope.get("path", "").endswith("/invocations"):
         return False
-    from service.streaming import is_ndjson
-
     for key, value in scope.get("headers", ()):
         if key == b"content-type":
             return is_ndjson(value.decode("latin-1"))

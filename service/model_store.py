@@ -29,7 +29,9 @@ from models import LEGACY_FORMATS, MODEL_FORMAT
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
 from models.families import FAMILIES
+from service import observability
 from service.config import REGISTERED_NAMES, Settings
+from service.input_schema import InputSchema
 
 log = logging.getLogger("cvm.models")
 
@@ -49,8 +51,9 @@ class LoadedModel:
     tags: dict[str, str] = field(default_factory=dict)
     drift: DriftMonitor | None = None
     loaded_at: float = field(default_factory=time.time)
-    # MLflow's input schema (``Schema.to_dict()``): the invocations route validates with it
-    input_schema: list[dict[str, Any]] | None = None
+    # The version's input columns, compiled once here: the invocations route validates with
+    # them (None when the version has no usable signature: that route answers 503)
+    input_schema: InputSchema | None = None
     # False when the estimator's column-wise fast path did not reproduce the pyfunc on the
     # version's input example: the route then scores through the DataFrame path
     fast_path: bool = True
@@ -123,15 +126,17 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
     return False
 
 
-def _record_load(family: str, version: str, ok: bool, seconds: float | None = None) -> None:
-    """Count a model load event in the service metrics (when the metrics module is there)."""
+def _input_schema(name: str, version: Any, signature: Any) -> InputSchema | None:
+    """The version's MLflow input signature compiled for validation; None (logged) when it
+    has none or it cannot be served (the customer routes still use the version)."""
+    if signature is None:
+        log.warning("%s v%s has no input signature: /invocations answers 503", name, version)
+        return None
     try:
-        from service import observability
-    except ImportError:  # metrics are optional for the store
-        return
-    recorder = getattr(observability, "record_model_load", None)
-    if recorder is not None:
-        recorder(family, version, ok, seconds)
+        return InputSchema.from_mlflow(signature.to_dict())
+    except Exception as exc:
+        log.warning("%s v%s: no input schema for /invocations: %s", name, version, exc)
+        return None
 
 
 class ModelStore:
@@ -185,14 +190,14 @@ class ModelStore:
 
     # --- loading -------------------------------------------------------------------------------
     def _client(self) -> Any:
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # heavy: imported by the loader thread, not at start-up
 
         uri = self.settings.tracking_uri
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def _target(self, client: Any, family: str) -> tuple[Any, str | None]:
         """The model version to serve for ``family`` and the alias it came from (None if pinned)."""
-        import mlflow
+        import mlflow  # heavy: imported by the loader thread, not at start-up
 
         name = REGISTERED_NAMES[family]
         pin = getattr(self.settings, f"{family}_model", None)
@@ -214,7 +219,7 @@ class ModelStore:
 
     def _load(self, client: Any, family: str, version: Any, alias: str | None) -> LoadedModel:
         """Load one version and check it by scoring its own input example."""
-        import mlflow
+        import mlflow  # heavy: imported by the loader thread, not at start-up
 
         name = REGISTERED_NAMES[family]
         check_model_format(name, version.version, version.tags)
@@ -230,7 +235,7 @@ class ModelStore:
                 )
         wrapper = pyfunc.unwrap_python_model()
         fast_path = _check_fast_path(name, version.version, wrapper.model, example, scored)
-        schema = pyfunc.metadata.get_input_schema()
+        input_schema = _input_schema(name, version.version, pyfunc.metadata.get_input_schema())
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
         if version.run_id:
@@ -248,7 +253,7 @@ class ModelStore:
             params=params,
             tags=dict(version.tags or {}),
             drift=DriftMonitor(reference) if reference else None,
-            input_schema=list(schema.to_dict()) if schema is not None else None,
+            input_schema=input_schema,
             fast_path=fast_path,
         )
 
@@ -283,11 +288,13 @@ class ModelStore:
                         f"v{current.version}" if current else "nothing",
                         self.errors[family],
                     )
-                    _record_load(family, "unknown", False)
+                    observability.record_model_load(family, "unknown", False)
                     continue
                 self.models = {**self.models, family: loaded}  # one atomic reference swap
                 self.errors.pop(family, None)
-                _record_load(family, loaded.version, True, time.perf_counter() - started)
+                observability.record_model_load(
+                    family, loaded.version, True, time.perf_counter() - started
+                )
                 old = current.version if current else "none"
                 changes[family] = f"{old} -> {loaded.version}"
                 log.info(

@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,8 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.responses import error_json
 
 log = logging.getLogger("cvm.service")
 access_log = logging.getLogger("cvm.access")
@@ -334,9 +336,8 @@ class ObservabilityMiddleware:
             )
             if response_started:
                 raise
-            from service.errors import error_response
-
-            response = error_response(500, "internal_error", "internal error; see the service log")
+            record_error(500, "internal_error")
+            response = error_json(500, "internal_error", "internal error; see the service log")
             await response(scope, receive, send_with_id)
         finally:
             IN_FLIGHT.dec()
@@ -379,13 +380,6 @@ class ObservabilityMiddleware:
                     "model_version": version or None,
                 },
             )
-
-
-def iter_metric_lines(text: str, name: str) -> Iterator[str]:
-    """The sample lines of one metric in an exposition text (for tests and the benchmark)."""
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            yield line
 
 
 __all__ = [

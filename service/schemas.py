@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from models.churn import RISK_BANDS
+from models.customer_view import AUDIENCE_COLUMNS
 
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -192,9 +196,15 @@ class SegmentsOut(BaseModel):
     nine_grid: NineGridOut
 
 
+def _risk_bands() -> str:
+    """The bands of ``models.churn.RISK_BANDS`` as text: "low (< 0.3), medium (< 0.6) or high"."""
+    upper = [f"{name} (< {bound:g})" for (name, _), (_, bound) in pairwise(RISK_BANDS)]
+    return f"{', '.join(upper)} or {RISK_BANDS[-1][0]}"
+
+
 class ChurnOut(BaseModel):
     probability: float = Field(description="P(no purchase within horizon_days), 0–1.")
-    risk_band: str = Field(description="low (< 0.3), medium (< 0.6) or high.")
+    risk_band: str = Field(description=f"{_risk_bands()}.")
     horizon_days: int
 
 
@@ -335,17 +345,16 @@ class ChurnResponse(BaseModel):
     customers: list[ChurnDetailOut]
 
 
-AudienceScheme = Literal[
-    "rfm", "value_matrix", "behaviour", "lifecycle", "nine_grid", "nine_grid_strategy", "churn_risk"
-]
+# The segmentation schemes and churn_risk (models.customer_view.AUDIENCE_COLUMNS).
+AudienceScheme = Literal[tuple(AUDIENCE_COLUMNS)]  # type: ignore[valid-type]
 
 
 class AudienceRequest(ScoreRequest):
     """The customers to choose from, and the label that defines the audience."""
 
-    scheme: AudienceScheme = Field(
+    scheme: AudienceScheme = Field(  # type: ignore[valid-type]
         description="The segmentation scheme (see GET /v1/segments), or churn_risk "
-        "(labels low, medium, high)."
+        f"(labels {', '.join(name for name, _ in RISK_BANDS)})."
     )
     label: str = Field(
         min_length=1,

@@ -30,13 +30,13 @@ from typing import Any
 
 import anyio
 import orjson
-from fastapi.exceptions import RequestValidationError
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from models.exceptions import InvalidInputError
 from service import observability
+from service.errors import error_payload
 
 log = logging.getLogger("cvm.invocations")
 
@@ -136,28 +136,6 @@ def _too_long(row: int, max_line: int) -> InvalidInputError:
     )
 
 
-def decode_rows(lines: list[bytes], offset: int) -> list[Any]:
-    """Each line as JSON; a line that is not JSON is named by its row number."""
-    rows = []
-    errors = []
-    for k, line in enumerate(lines):
-        try:
-            rows.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            errors.append(
-                {
-                    "loc": ("body", "rows", offset + k),
-                    "msg": f"invalid JSON: {exc}",
-                    "type": "json_invalid",
-                }
-            )
-            if len(errors) >= 20:
-                break
-    if errors:
-        raise RequestValidationError(errors)
-    return rows
-
-
 Scorer = Callable[[list[bytes], int], tuple[bytes, int]]  # (lines, first row) -> (ndjson, rows)
 
 
@@ -223,8 +201,6 @@ class NDJSONStream(Response):
         await send({"type": "http.response.body", "body": ended, "more_body": False})
 
     def _error_line(self, exc: Exception) -> bytes:
-        from service.errors import error_payload
-
         status, payload = error_payload(exc)
         observability.record_error(status, payload["error"]["code"])
         if status >= 500:
@@ -242,7 +218,6 @@ __all__ = [
     "read_file",
     "spool",
     "NDJSONStream",
-    "decode_rows",
     "is_ndjson",
     "row_chunks",
 ]

@@ -82,18 +82,9 @@ def _actor(request: Request) -> str:
     return f"admin API ({role} key, request {observability.request_id_var.get() or '-'})"
 
 
+# A move that cannot be made (models.exceptions.RegistryError) is a 409 registry_conflict,
+# mapped in service/errors.py.
 _REFUSED = {"model": ErrorResponse, "description": "the gate refused, or nothing to move"}
-
-
-async def _move(move: Any) -> tuple[Any, Any]:
-    """Run a registry move in a worker thread; ``(result, None)``, or ``(None, a 409)`` when
-    there is nothing to move (training/registry.py ``RegistryError``)."""
-    from training import registry
-
-    try:
-        return await run_in_threadpool(move), None
-    except registry.RegistryError as exc:
-        return None, error_response(409, "registry_conflict", str(exc))
 
 
 async def _answer(
@@ -121,7 +112,7 @@ async def _answer(
 async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry
 
-    outcome, conflict = await _move(
+    outcome = await run_in_threadpool(
         lambda: registry.promote(
             body.family,
             force=body.force,
@@ -131,8 +122,6 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
             actor=_actor(request),
         ),
     )
-    if conflict is not None:
-        return conflict
     gate = list(outcome.gate.reasons) if outcome.gate is not None else []
     if not outcome.promoted:
         details = [{"path": "family", "message": line} for line in gate]
@@ -151,7 +140,7 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
 async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry
 
-    moved, conflict = await _move(
+    old, new = await run_in_threadpool(
         lambda: registry.rollback(
             body.family,
             reason=body.reason,
@@ -159,9 +148,6 @@ async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep
             actor=_actor(request),
         ),
     )
-    if conflict is not None:
-        return conflict
-    old, new = moved
     return await _answer(
         store, body.family, old, new, f"@champion moved back from v{old} to v{new}", []
     )

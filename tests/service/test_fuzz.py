@@ -19,9 +19,10 @@ from pydantic import ValidationError
 from schemathesis.checks import not_a_server_error
 
 from models.exceptions import InvalidInputError
+from service import mlflow_payload as inv
 from service.app import create_app
 from service.config import Settings
-from service.routers import invocations as inv
+from service.input_schema import InputSchema
 from service.schemas import ScoreRequest
 
 EXAMPLES = int(os.environ.get("CVM_FUZZ_EXAMPLES", "60"))
@@ -86,14 +87,12 @@ def test_no_route_answers_a_server_error(api, mode):
 
 
 # --- hypothesis: the MLflow payload parser -----------------------------------------------------
-SCHEMA = inv._compile(
-    inv.InputSchema.from_mlflow(
-        [
-            {"name": "n", "type": "long", "required": True},
-            {"name": "x", "type": "double", "required": True},
-            {"name": "s", "type": "string", "required": False},
-        ]
-    )
+SCHEMA = InputSchema.from_mlflow(
+    [
+        {"name": "n", "type": "long", "required": True},
+        {"name": "x", "type": "double", "required": True},
+        {"name": "s", "type": "string", "required": False},
+    ]
 )
 json_values = st.recursive(
     st.none()

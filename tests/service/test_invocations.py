@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from models.exceptions import InvalidInputError
+from service import mlflow_payload, mlflow_scoring
 from service.app import create_app
 from service.config import Settings
-from service.routers import invocations as inv
+from service.input_schema import InputSchema
 
 FAMILIES = ("segmentation", "churn", "clv")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -243,15 +244,13 @@ def test_rows_scored_are_counted_per_model_version(client, pyfuncs):
 
 
 # --- strict conversion, without a model -------------------------------------------------------
-SCHEMA = inv._compile(
-    inv.InputSchema.from_mlflow(
-        [
-            {"name": "n", "type": "long", "required": True},
-            {"name": "x", "type": "double", "required": True},
-            {"name": "flag", "type": "boolean", "required": False},
-            {"name": "label", "type": "string", "required": False},
-        ]
-    )
+SCHEMA = InputSchema.from_mlflow(
+    [
+        {"name": "n", "type": "long", "required": True},
+        {"name": "x", "type": "double", "required": True},
+        {"name": "flag", "type": "boolean", "required": False},
+        {"name": "label", "type": "string", "required": False},
+    ]
 )
 
 
@@ -259,7 +258,7 @@ def _validation_errors(body: bytes) -> list[dict]:
     from fastapi.exceptions import RequestValidationError
 
     with pytest.raises(RequestValidationError) as caught:
-        inv.parse_payload(body, SCHEMA, 100)
+        mlflow_payload.parse_payload(body, SCHEMA, 100)
     return list(caught.value.errors())
 
 
@@ -273,7 +272,7 @@ def test_no_silent_float_to_int_truncation():
 
 
 def test_types_are_converted_exactly():
-    frame = inv.parse_payload(
+    frame = mlflow_payload.parse_payload(
         b'{"dataframe_records": [{"n": 1, "x": 2, "flag": true, "label": "a"},'
         b' {"n": 9007199254740993, "x": null}]}',
         SCHEMA,
@@ -284,7 +283,9 @@ def test_types_are_converted_exactly():
     assert frame["x"].dtype == np.float64 and np.isnan(frame["x"].iloc[1])
     assert frame["label"].tolist()[0] == "a" and pd.isna(frame["label"].tolist()[1])
     assert frame["flag"].dtype == "boolean" and pd.isna(frame["flag"].iloc[1])
-    nullable = inv.parse_payload(b'{"inputs": {"n": [1, null], "x": [1, 2]}}', SCHEMA, 100)
+    nullable = mlflow_payload.parse_payload(
+        b'{"inputs": {"n": [1, null], "x": [1, 2]}}', SCHEMA, 100
+    )
     assert nullable["n"].dtype == "Int64" and nullable["n"].tolist()[0] == 1
     errors = _validation_errors(b'{"dataframe_records": [{"n": 1, "x": "1.5", "flag": 1}]}')
     assert {e["loc"][-1]: e["type"] for e in errors} == {"x": "float_type", "flag": "bool_type"}
@@ -293,9 +294,9 @@ def test_types_are_converted_exactly():
 def test_errors_are_capped_and_batch_limit_comes_first():
     rows = b",".join(b'{"n": "a", "x": "b"}' for _ in range(50))
     errors = _validation_errors(b'{"dataframe_records": [' + rows + b"]}")
-    assert len(errors) == inv.MAX_ERRORS
+    assert len(errors) == mlflow_payload.MAX_ERRORS
     with pytest.raises(InvalidInputError, match="50 rows in one request; the limit is 10"):
-        inv.parse_payload(b'{"dataframe_records": [' + rows + b"]}", SCHEMA, 10)
+        mlflow_payload.parse_payload(b'{"dataframe_records": [' + rows + b"]}", SCHEMA, 10)
 
 
 # --- the error contract on the customer routes -----------------------------------------------
@@ -332,8 +333,10 @@ def test_estimators_with_a_columns_api_get_arrays_without_a_frame():
         def predict_proba(self, frame):  # pragma: no cover - the fast path must win
             raise AssertionError("DataFrame path used")
 
-    columns, n = inv.parse_columns(b'{"inputs": {"n": [1, 2], "x": [0.1, 0.9]}}', SCHEMA, 10)
-    out = inv.predict("churn", FastChurn(), columns, n)
+    columns, n = mlflow_payload.parse_columns(
+        b'{"inputs": {"n": [1, 2], "x": [0.1, 0.9]}}', SCHEMA, 10
+    )
+    out = mlflow_scoring.predict("churn", FastChurn(), columns, n)
     assert out["churn_probability"].tolist() == [0.1, 0.9]
     assert out["risk_band"].tolist() == ["low", "high"]
 
@@ -499,13 +502,13 @@ def test_the_store_checks_a_fast_path_against_the_pyfunc_when_it_loads(pyfuncs):
         drifting.predict_proba_columns(columns)[:, 1], scored["churn_probability"].to_numpy()
     )
     assert not _check_fast_path("cvm-churn", 1, Broken(), example, scored)
-    columns, n = inv.parse_columns(
+    columns, n = mlflow_payload.parse_columns(
         orjson.dumps(payload(example, "dataframe_split")),
-        inv._compile(inv.InputSchema.from_mlflow(pyfunc.metadata.get_input_schema().to_dict())),
+        InputSchema.from_mlflow(pyfunc.metadata.get_input_schema().to_dict()),
         100,
     )
     # a version whose check failed is scored through the DataFrame path, like the pyfunc
-    out = inv.predict("churn", Broken(), columns, n, fast_path=False)
+    out = mlflow_scoring.predict("churn", Broken(), columns, n, fast_path=False)
     assert out["churn_probability"].tolist() == scored["churn_probability"].tolist()
 
 
@@ -574,3 +577,124 @@ def test_ndjson_a_huge_line_is_stopped_while_the_body_arrives(client):
     response = client.post("/v1/models/cvm-clv/invocations", content=iter(pieces), headers=NDJSON)
     error = _error(response)
     assert error["message"].startswith("line 3 of the body is longer than 1,048,576 bytes")
+
+
+# --- MLflow's NaN / Infinity literals ---------------------------------------------------------
+def _literals(raw: bytes) -> list[str]:
+    """The NaN / Infinity literals of a JSON text (outside strings), as the stdlib reads them."""
+    import json
+
+    found: list[str] = []
+    json.loads(raw, parse_constant=lambda name: found.append(name))
+    return found
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_models_own_serving_input_example_is_served_unchanged(
+    client, trained_store, pyfuncs, family
+):
+    """The body MLflow wrote for the version (`mlflow models serve` accepts it) gets 200 here."""
+    from pathlib import Path
+
+    name = f"cvm-{family}"
+    version = client.app.state.store.models[family].version
+    registry = mlflow.MlflowClient(trained_store["uri"], trained_store["uri"])
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=registry.get_model_version_download_uri(name, version),
+        tracking_uri=trained_store["uri"],
+    )
+    raw = (Path(local) / "serving_input_example.json").read_bytes()
+    if family == "churn":  # the case this guards: MLflow writes missing values as NaN
+        assert "NaN" in _literals(raw), "the churn example has no NaN literal any more"
+    response = client.post(
+        f"/v1/models/{name}/invocations",
+        content=raw,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    rows = len(orjson.loads(raw.replace(b"NaN", b"null"))["dataframe_split"]["data"])
+    predictions = response.json()["predictions"]
+    assert len(predictions) == rows
+    assert predictions == expected(pyfuncs[family], pyfuncs[family].input_example)
+
+
+def test_nan_literals_are_missing_values_in_every_form():
+    records = (
+        b'{"dataframe_records": [{"n": 1, "x": NaN, "flag": NaN, "label": "NaN Infinity"},'
+        b' {"n": NaN, "x": 2.5, "label": NaN}]}'
+    )
+    frame = mlflow_payload.parse_payload(records, SCHEMA, 100)
+    assert np.isnan(frame["x"].iloc[0]) and frame["x"].iloc[1] == 2.5
+    assert frame["n"].dtype == "Int64" and pd.isna(frame["n"].iloc[1])
+    assert pd.isna(frame["flag"]).all()
+    assert frame["label"].iloc[0] == "NaN Infinity" and pd.isna(frame["label"].iloc[1])
+    split = b'{"dataframe_split": {"columns": ["n", "x"], "data": [[1, NaN], [2, 3.0]]}}'
+    assert np.isnan(mlflow_payload.parse_payload(split, SCHEMA, 100)["x"].iloc[0])
+    columnar = b'{"inputs": {"n": [1, 2], "x": [NaN, NaN]}}'
+    assert mlflow_payload.parse_payload(columnar, SCHEMA, 100)["x"].isna().all()
+
+
+def test_infinity_literals_are_named_errors():
+    errors = _validation_errors(b'{"inputs": {"n": [1, 2], "x": [Infinity, -Infinity]}}')
+    assert [(e["loc"], e["type"]) for e in errors] == [
+        (("body", "inputs", "x", 0), "finite_number"),
+        (("body", "inputs", "x", 1), "finite_number"),
+    ]
+    assert errors[0]["msg"] == "x: expected a finite number, got Infinity"
+    assert errors[1]["msg"] == "x: expected a finite number, got -Infinity"
+    errors = _validation_errors(b'{"dataframe_records": [{"n": Infinity, "x": NaN}]}')
+    assert [(e["loc"], e["msg"]) for e in errors] == [
+        (("body", "dataframe_records", 0, "n"), "n: expected an integer, got Infinity")
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": {"n": [NaN, 1}}',  # broken elsewhere
+        b'{"inputs": {"n": [1], "x": [-NaN]}}',  # not a literal Python writes or reads
+        b'{"inputs": {"n": [1], "x": [NaNa]}}',
+        b'{"inputs": {"n": [1], "x": [nan]}}',
+        b'{"inputs": {"n": [1], "x": [1e999]}}',
+        b'{"inputs": {"n": [1], "x": [Infinity], "\xff": 1}}',  # not UTF-8
+    ],
+)
+def test_bodies_that_are_not_json_with_literals_stay_invalid(body):
+    errors = _validation_errors(body)
+    assert [e["type"] for e in errors] == ["json_invalid"]
+    assert errors[0]["msg"].startswith("invalid JSON: ")
+
+
+def test_nan_and_infinity_literals_through_the_route_and_ndjson(client, pyfuncs):
+    frame = batch(pyfuncs["churn"], 6, seed=9)
+    body = orjson.dumps(payload(frame, "dataframe_split")).replace(b"null", b"NaN")
+    response = client.post(
+        "/v1/models/cvm-churn/invocations",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == expected(pyfuncs["churn"], frame)
+    lines = ndjson(frame).replace(b"null", b"NaN").splitlines()
+    assert any(b"NaN" in line for line in lines)
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    assert response.status_code == 200, response.text
+    assert [orjson.loads(x) for x in response.content.splitlines()] == expected(
+        pyfuncs["churn"], frame
+    )
+    lines[4] = lines[4].replace(b'"age":', b'"age":Infinity,"_age":', 1)
+    response = client.post(
+        "/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON
+    )
+    error = _error(response)
+    assert [d["path"] for d in error["details"]] == ["rows.4._age"]  # columns are checked first
+    lines[4] = orjson.dumps(
+        {**orjson.loads(lines[1].replace(b"NaN", b"null")), "age": 1.0}
+    ).replace(b'"age":1.0', b'"age":-Infinity')
+    error = _error(
+        client.post("/v1/models/cvm-churn/invocations", content=b"\n".join(lines), headers=NDJSON)
+    )
+    assert [(d["path"], d["type"]) for d in error["details"]] == [("rows.4.age", "finite_number")]
+    assert error["message"] == "rows.4.age: age: expected a finite number, got -Infinity"

@@ -15,7 +15,9 @@ INVOCATIONS = "/v1/models/{name}/invocations"
 
 def sample(text: str, metric: str, /, **labels: str) -> float:
     """The value of one sample in an exposition text (0 when absent)."""
-    for line in observability.iter_metric_lines(text, metric + "{"):
+    for line in text.splitlines():
+        if not line.startswith(metric + "{"):
+            continue
         found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit(" ", 1)[0]))
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])

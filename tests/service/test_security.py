@@ -7,10 +7,9 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from service import security
+from service import mlflow_payload, mlflow_scoring, security
 from service.app import create_app
 from service.config import Settings
-from service.routers import invocations
 from tests.conftest import CLV_ROW
 
 SCORING, OTHER_SCORING, ADMIN = "score-key-1", "score-key-2", "admin-key-1"
@@ -151,7 +150,7 @@ def test_without_keys_everything_is_open(trained_store):
 # --- limits -----------------------------------------------------------------------------------
 def test_oversized_body_is_413_before_parsing(trained_store, monkeypatch):
     parsed = []
-    monkeypatch.setattr(invocations, "parse_payload", lambda *a: parsed.append(a))
+    monkeypatch.setattr(mlflow_payload, "parse_columns", lambda *a: parsed.append(a))
     with TestClient(_app(trained_store, load_on_startup=False, max_body_bytes=1000)) as c:
         big = b'{"inputs": {"x": [' + b"1," * 600 + b"1]}}"
         response = c.post(
@@ -191,7 +190,7 @@ def test_unexpected_errors_show_no_traceback(secured, monkeypatch, caplog):
     def boom(*args):
         raise RuntimeError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(invocations, "predict", boom)
+    monkeypatch.setattr(mlflow_scoring, "predict", boom)
     with caplog.at_level(logging.ERROR):
         response = secured.post(
             "/v1/models/cvm-clv/invocations",

@@ -1,0 +1,81 @@
+"""Scoring for ``POST /v1/models/{name}/invocations``: a parsed MLflow payload through the
+served estimator, dispatched as the pyfunc wrapper does (training/pyfunc.py ``score``), and
+the answer in MLflow's shape, ``{"predictions": [{column: value, ...}, ...]}`` (or NDJSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from models.churn import risk_band
+from models.exceptions import InvalidInputError
+from service import mlflow_payload
+from service.input_schema import InputSchema
+
+
+def predict(
+    family: str, estimator: Any, columns: dict[str, Any], n: int, fast_path: bool = True
+) -> dict[str, Any]:
+    """The pyfunc's output for the input ``columns``, column by column. The churn estimator's
+    ``predict_proba_columns`` gets the arrays directly, with no DataFrame built per request,
+    unless ``fast_path`` is False (the model store found it differing from the pyfunc when it
+    loaded the version)."""
+    if family == "churn":
+        fast = getattr(estimator, "predict_proba_columns", None) if fast_path else None
+        if fast is not None:
+            p = np.asarray(fast(columns, n))[:, 1]
+        else:
+            names = list(estimator.feature_names_in_)
+            p = estimator.predict_proba(pd.DataFrame(columns, columns=names))[:, 1]
+        return {"churn_probability": p, "risk_band": risk_band(p)}
+    if family in ("segmentation", "clv"):
+        out = estimator.predict(pd.DataFrame(columns, columns=list(columns)))
+        return {str(c): out[c].to_numpy() for c in out.columns}
+    raise LookupError(f"unknown model family {family!r}")
+
+
+def records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Prediction columns as one record per row, in plain Python values (NaN stays NaN;
+    orjson writes it as null, as MLflow's server does)."""
+    names = list(columns)
+    lists = [np.asarray(v).tolist() for v in columns.values()]
+    return [dict(zip(names, row, strict=True)) for row in zip(*lists, strict=True)]
+
+
+def render(columns: dict[str, Any]) -> bytes:
+    """``{"predictions": [records]}`` as MLflow's server writes it."""
+    return orjson.dumps({"predictions": records(columns)})
+
+
+def render_lines(columns: dict[str, Any]) -> bytes:
+    """The same records as NDJSON, one per line."""
+    return b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records(columns))
+
+
+def score_body(
+    raw: bytes, family: str, loaded: Any, schema: InputSchema, max_rows: int
+) -> tuple[bytes, int]:
+    """A JSON body scored: ``(the answer, rows)``."""
+    features, n = mlflow_payload.parse_columns(raw, schema, max_rows)
+    return render(_predict_checked(family, loaded, features, n)), n
+
+
+def score_lines(
+    lines: list[bytes], offset: int, family: str, loaded: Any, schema: InputSchema
+) -> tuple[bytes, int]:
+    """One chunk of an NDJSON stream (rows ``offset`` on) as NDJSON predictions."""
+    features, n = mlflow_payload.parse_lines(lines, schema, offset)
+    return render_lines(_predict_checked(family, loaded, features, n)), n
+
+
+def _predict_checked(family: str, loaded: Any, features: dict[str, Any], n: int) -> dict[str, Any]:
+    try:
+        return predict(family, loaded.estimator, features, n, getattr(loaded, "fast_path", True))
+    except InvalidInputError:  # the model's own check, naming the column and the rows
+        raise
+    except ValueError as exc:  # e.g. values the estimator cannot use; never a traceback
+        message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise InvalidInputError(f"the model could not score these rows: {message}") from exc
