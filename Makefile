@@ -1,6 +1,6 @@
 # Customer value management: one command to run, one to test.
 #   make run    install, train demo models if none exist, serve on http://127.0.0.1:8000
-#   make test   install, run the whole test suite
+#   make test   install, lint (ruff + mypy), run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -29,7 +29,8 @@ run: install
 	$(BIN)/cvm train --demo --if-missing
 	$(BIN)/cvm serve --host $(HOST) --port $(PORT)
 
-test: install
+# The linters run first: a lint or type error fails the suite as a failing test does.
+test: install lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: install

@@ -288,13 +288,8 @@ def _columns_from_dict(
     return dict(obj), n, lambda i, name: (*loc, name, i)
 
 
-def _columns_from_split(
-    obj: Any, schema: InputSchema, max_rows: int
-) -> tuple[dict[str, Cells], int, PathOf]:
-    loc: Loc = ("dataframe_split",)
-    if not isinstance(obj, dict):
-        fail(loc, f"expected an object with 'columns' and 'data', got {describe(obj)}", "dict_type")
-    errors = _Errors()
+def _check_split_fields(obj: dict, loc: Loc, errors: _Errors) -> None:
+    """``dataframe_split`` holds ``columns`` and ``data`` (and optionally ``index``), no more."""
     for key in obj:
         if key not in ("columns", "data", "index"):
             errors.add(
@@ -306,6 +301,35 @@ def _columns_from_split(
         if key not in obj:
             errors.add((*loc, key), "field required", "missing")
     errors.raise_if_any()
+
+
+def _check_split_rows(data: list, width: int, loc: Loc, errors: _Errors) -> None:
+    """Every row of ``dataframe_split.data`` is a list of ``width`` values (one pass over the
+    types and lengths; rows are named only when one is wrong)."""
+    if set(map(type, data)) == {list} and set(map(len, data)) == {width}:
+        return
+    for i, row in enumerate(data):
+        if type(row) is not list:
+            errors.add(
+                (*loc, "data", i), f"expected a row (a list), got {describe(row)}", "list_type"
+            )
+        elif len(row) != width:
+            errors.add(
+                (*loc, "data", i), f"{len(row)} values where there are {width} columns", "length"
+            )
+        if errors.full:
+            break
+    errors.raise_if_any()
+
+
+def _columns_from_split(
+    obj: Any, schema: InputSchema, max_rows: int
+) -> tuple[dict[str, Cells], int, PathOf]:
+    loc: Loc = ("dataframe_split",)
+    if not isinstance(obj, dict):
+        fail(loc, f"expected an object with 'columns' and 'data', got {describe(obj)}", "dict_type")
+    errors = _Errors()
+    _check_split_fields(obj, loc, errors)
     columns, data = obj["columns"], obj["data"]
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         fail((*loc, "columns"), "expected a list of column names (strings)", "list_type")
@@ -321,22 +345,7 @@ def _columns_from_split(
         seen.add(name)
     _check_columns(columns, schema, errors, (*loc, "columns"), by_index=True)
     errors.raise_if_any()
-    width = len(columns)
-    if set(map(type, data)) != {list} or set(map(len, data)) != {width}:
-        for i, row in enumerate(data):
-            if type(row) is not list:
-                errors.add(
-                    (*loc, "data", i), f"expected a row (a list), got {describe(row)}", "list_type"
-                )
-            elif len(row) != width:
-                errors.add(
-                    (*loc, "data", i),
-                    f"{len(row)} values where there are {width} columns",
-                    "length",
-                )
-            if errors.full:
-                break
-        errors.raise_if_any()
+    _check_split_rows(data, len(columns), loc, errors)
     index = obj.get("index")
     if index is not None and (not isinstance(index, list) or len(index) != len(data)):
         fail((*loc, "index"), f"expected a list of {len(data)} labels (one per row)", "length")

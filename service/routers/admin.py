@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from models.families import FAMILIES
 from service import observability
 from service.deps import ModelStoreDep
 from service.errors import error_response
@@ -23,7 +24,8 @@ from service.security import require_admin_key
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
 
-Family = Literal["segmentation", "churn", "clv"]
+# The model families (models.families), as the request schemas' enum.
+Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
 
 
 @router.post("/reload", summary="Check the registry now and swap in moved aliases or pins")
@@ -42,7 +44,9 @@ def _served(store: ModelStore, changes: dict[str, str]) -> dict[str, Any]:
 
 
 class PromoteRequest(BaseModel):
-    family: Family = Field(description="The model family whose challenger to promote.")
+    family: Family = Field(  # type: ignore[valid-type]
+        description="The model family whose challenger to promote."
+    )
     force: bool = Field(default=False, description="Promote even if the gate refuses.")
     tolerances: dict[str, float] | None = Field(
         default=None,
@@ -54,7 +58,9 @@ class PromoteRequest(BaseModel):
 
 
 class RollbackRequest(BaseModel):
-    family: Family = Field(description="The model family whose champion to roll back.")
+    family: Family = Field(  # type: ignore[valid-type]
+        description="The model family whose champion to roll back."
+    )
     reason: str = Field(default="", max_length=500, description="Why, for the alias history.")
 
     model_config = ConfigDict(extra="forbid")
@@ -110,7 +116,7 @@ async def _answer(
     responses={409: _REFUSED, 422: {"model": ErrorResponse}},
 )
 async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) -> Any:
-    from training import registry
+    from training import registry  # late: MLflow's client, needed only for alias moves
 
     outcome = await run_in_threadpool(
         lambda: registry.promote(
@@ -138,7 +144,7 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
     responses={409: _REFUSED, 422: {"model": ErrorResponse}},
 )
 async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep) -> Any:
-    from training import registry
+    from training import registry  # late: MLflow's client, needed only for alias moves
 
     old, new = await run_in_threadpool(
         lambda: registry.rollback(
