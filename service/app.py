@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from models.redact import redact
 from service import errors, limits, observability, security
 from service.config import Settings
 from service.deps import ScoringAuth
@@ -38,7 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limits.cap_native_threads(settings.blas_threads)
         security.log_startup_warnings(guard)
         if settings.load_on_startup:
-            log.info("loading models @%s from %s", settings.model_alias, settings.tracking_uri)
+            where = redact(settings.tracking_uri)
+            log.info("loading models @%s from %s", settings.model_alias, where)
             app.state.store.start_loading()
         yield
         app.state.store.stop()

@@ -29,7 +29,8 @@ from models import LEGACY_FORMATS, MODEL_FORMAT
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
 from models.families import FAMILIES
-from service import observability
+from models.redact import redact
+from service import observability, registry_errors
 from service.config import REGISTERED_NAMES, Settings
 from service.input_schema import InputSchema
 
@@ -207,14 +208,24 @@ class ModelStore:
                 raise ValueError(
                     f"CVM_{family.upper()}_MODEL={pin!r}: use a version number or models:/{name}/N"
                 )
-            return client.get_model_version(name, match.group(1)), None
+            try:
+                return client.get_model_version(name, match.group(1)), None
+            except mlflow.exceptions.MlflowException as exc:
+                if not registry_errors.is_missing(exc):
+                    raise  # unreachable, locked, ...: described by registry_errors
+                raise LookupError(
+                    f"{name} has no version {match.group(1)} in the registry at "
+                    f"{redact(self.settings.tracking_uri)}: check CVM_{family.upper()}_MODEL"
+                ) from exc
         alias = self.settings.model_alias
         try:
             return client.get_model_version_by_alias(name, alias), alias
         except mlflow.exceptions.MlflowException as exc:
+            if not registry_errors.is_missing(exc):
+                raise  # unreachable, locked, ...: described by registry_errors
             raise LookupError(
-                f"no '{name}@{alias}' in the registry at {self.settings.tracking_uri}: train first "
-                "(cvm train --demo)"
+                f"no '{name}@{alias}' in the registry at {redact(self.settings.tracking_uri)}: "
+                "train first (cvm train --demo)"
             ) from exc
 
     def _load(self, client: Any, family: str, version: Any, alias: str | None) -> LoadedModel:
@@ -267,7 +278,7 @@ class ModelStore:
             try:
                 client = self._client()
             except Exception as exc:  # an unreachable store must not stop the service
-                self.errors["registry"] = f"{type(exc).__name__}: {exc}"
+                self.errors["registry"] = registry_errors.describe(exc, self.settings.tracking_uri)
                 return changes
             self.errors.pop("registry", None)
             for family in REGISTERED_NAMES:
@@ -281,7 +292,7 @@ class ModelStore:
                     started = time.perf_counter()
                     loaded = self._load(client, family, version, alias)
                 except Exception as exc:  # reported, never raised: the old version keeps serving
-                    self.errors[family] = f"{type(exc).__name__}: {exc}"
+                    self.errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
                     log.error(
                         "loading %s failed, serving %s: %s",
                         family,

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.redact import redact
 from service.responses import error_json
 
 log = logging.getLogger("cvm.service")
@@ -225,7 +226,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),  # a store URI's credentials never leave
         }
         request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
@@ -235,7 +236,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(out, default=str).decode()
 
 
@@ -246,7 +247,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not getattr(record, "request_id", None):
             record.request_id = request_id_var.get() or "-"
-        return super().format(record)
+        return redact(super().format(record))  # the message and any traceback
 
 
 def configure_logging(log_format: str = "json", level: str = "INFO") -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from models.exceptions import CVMError
 from models.families import FAMILIES
+from models.redact import redact
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 3  # promote: the gate refused
@@ -90,7 +91,8 @@ def _print_registered(registered: dict[str, dict[str, str]]) -> None:
 
     for info in registered.values():
         print(f"registered {info['name']} version {info['version']} as @{info['alias']}")
-    print(f"MLflow run {next(iter(registered.values()))['run_id']} in {config.tracking_uri()}")
+    where = redact(config.tracking_uri())
+    print(f"MLflow run {next(iter(registered.values()))['run_id']} in {where}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -439,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, CVMError) as exc:
         if os.environ.get("CVM_DEBUG"):
             raise
-        _say(f"error: {exc}")
+        _say(f"error: {redact(exc)}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         _say("interrupted")
