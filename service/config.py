@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     - ``CVM_SEGMENTATION_MODEL``, ``CVM_CHURN_MODEL``, ``CVM_CLV_MODEL``: pin a family to a
       version (``7`` or ``models:/cvm-churn/7``), overriding the alias.
     - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
-      (header ``X-API-Key``); none configured means open access (warned at start-up).
+      (header ``X-API-Key``); none configured (unset or empty) means open access (warned at
+      start-up); a value holding no key (``","``) is a start-up error.
     - ``CVM_MAX_BODY_BYTES``: largest request body (413 above it); NDJSON streams are exempt.
     - ``CVM_MAX_STREAM_ROWS``: most rows in one NDJSON stream to ``/invocations`` (10 million).
     - ``CVM_CORS_ORIGINS``: comma-separated origins allowed by CORS (off when unset).

@@ -7,7 +7,8 @@ presented key is compared with every digest in constant time (``hmac.compare_dig
 Rules:
 
 - no key configured at all: every route is open (a development set-up; a loud warning is
-  logged at start-up);
+  logged at start-up); a setting that is empty counts as unset, but one that is present and
+  holds no key (``CVM_API_KEYS=","``) is a start-up error, never an open door;
 - scoring keys configured: scoring routes need a scoring or an admin key (401 otherwise);
 - admin keys configured: admin routes need an admin key (401 without a valid key, 403 with a
   scoring key);
@@ -25,7 +26,9 @@ from typing import Literal
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
 
+from models.exceptions import CVMError
 from service.config import Settings
 
 log = logging.getLogger("cvm.security")
@@ -53,6 +56,23 @@ class AuthError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class KeySettingError(CVMError, ValueError):
+    """A key setting present but holding no key (a start-up error: ``cvm serve`` exits 2)."""
+
+
+def _configured_keys(setting: str, value: SecretStr | None) -> list[str]:
+    """The keys of one setting. Unset or empty (``CVM_API_KEYS=``, as Docker Compose passes an
+    unset variable) means none; anything else must hold at least one key."""
+    raw = value.get_secret_value() if value is not None else ""
+    keys = parse_keys(raw)
+    if raw and not keys:
+        raise KeySettingError(
+            f"{setting} is set but holds no key (only commas and spaces): list the keys "
+            f"separated by commas, or unset {setting}"
+        )
+    return keys
 
 
 def _digest(key: str) -> bytes:
@@ -100,9 +120,12 @@ class Guard:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
-        api = settings.api_keys.get_secret_value() if settings.api_keys else None
-        admin = settings.admin_keys.get_secret_value() if settings.admin_keys else None
-        return cls(KeyRing(parse_keys(api)), KeyRing(parse_keys(admin)))
+        """The guard of ``settings``; :class:`KeySettingError` when a key setting is present
+        but holds no key (``","``, ``" , "``): that must not silently open the routes."""
+        return cls(
+            KeyRing(_configured_keys("CVM_API_KEYS", settings.api_keys)),
+            KeyRing(_configured_keys("CVM_ADMIN_KEYS", settings.admin_keys)),
+        )
 
     @property
     def open(self) -> bool:
@@ -207,6 +230,7 @@ __all__ = [
     "AuthError",
     "Guard",
     "KeyRing",
+    "KeySettingError",
     "Principal",
     "log_startup_warnings",
     "parse_keys",

@@ -271,9 +271,19 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def _check_service_settings() -> None:
+    """Settings the service would refuse at start-up (a key setting holding no key) are a
+    one-line error (exit 2) here, not a traceback from inside uvicorn."""
+    from service.config import Settings
+    from service.security import Guard
+
+    Guard.from_settings(Settings())  # raises KeySettingError, a CVMError
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    _check_service_settings()
     _check_port_free(args.host, args.port)
     os.environ.setdefault("CVM_HOST", args.host)
     uvicorn.run(

@@ -91,6 +91,27 @@ def test_startup_warns_loudly_without_keys(trained_store, caplog):
     assert warnings == ["CVM_ADMIN_KEYS is not set: admin routes are disabled"]
 
 
+@pytest.mark.parametrize(
+    ("api", "admin", "setting"),
+    [(",", "k", "CVM_API_KEYS"), ("k", " , ", "CVM_ADMIN_KEYS"), (" ,, ", None, "CVM_API_KEYS")],
+)
+def test_a_key_setting_holding_no_key_stops_the_start(trained_store, api, admin, setting):
+    with pytest.raises(security.KeySettingError) as caught:
+        _app(trained_store, load_on_startup=False, api_keys=api, admin_keys=admin)
+    assert str(caught.value) == (
+        f"{setting} is set but holds no key (only commas and spaces): list the keys separated "
+        f"by commas, or unset {setting}"
+    )
+
+
+def test_an_empty_key_setting_is_unset(trained_store):
+    # Docker Compose passes an unset variable as "" (docker-compose.yml): open, as documented
+    guard = _app(trained_store, load_on_startup=False, api_keys="", admin_keys="").state.guard
+    assert guard.open
+    guard = _app(trained_store, load_on_startup=False, api_keys="s", admin_keys="").state.guard
+    assert len(guard.scoring) == 1 and len(guard.admin) == 0
+
+
 # --- over HTTP --------------------------------------------------------------------------------
 def test_scoring_routes_need_a_key(secured):
     routes = [

@@ -1,6 +1,7 @@
 """The ``cvm`` command as a user runs it: real processes, exit codes, one-line errors."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cvm(*args, home: Path, timeout=300):
-    env = {**os.environ, "CVM_HOME": str(home)}
+def cvm(*args, home: Path, timeout=300, env_extra: dict[str, str] | None = None):
+    env = {**os.environ, "CVM_HOME": str(home), **(env_extra or {})}
     env.pop("MLFLOW_TRACKING_URI", None)  # the store under CVM_HOME
     return subprocess.run(
         [sys.executable, "-m", "training", *args],
@@ -91,8 +92,6 @@ def test_train_demo_if_missing_trains_once(tmp_path):
 
 
 def test_serve_on_a_port_in_use_is_a_one_line_error(tmp_path):
-    import socket
-
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -101,4 +100,20 @@ def test_serve_on_a_port_in_use_is_a_one_line_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: cannot serve on 127.0.0.1:{port}: Address already in use (choose another with --port)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("CVM_API_KEYS", ","), ("CVM_ADMIN_KEYS", " , "), ("CVM_API_KEYS", " ")]
+)
+def test_serve_with_a_key_setting_holding_no_key_is_a_one_line_error(tmp_path, setting, value):
+    with socket.socket() as probe:  # a free port: without the check the server would start
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    keys = {"CVM_API_KEYS": "a-scoring-key", "CVM_ADMIN_KEYS": "an-admin-key", setting: value}
+    result = cvm("serve", "--port", str(port), home=tmp_path, timeout=60, env_extra=keys)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {setting} is set but holds no key (only commas and spaces): list the keys "
+        f"separated by commas, or unset {setting}"
     )
