@@ -1,8 +1,9 @@
 """Registry lifecycle: champion/challenger aliases, promotion gate, rollback, alias history.
 
 Every alias move is recorded on the model version it points to, as tags:
-``event.<UTC time>`` = "<action> by <user>: <reason>", plus ``previous_champion`` on a new
-champion (what ``rollback`` returns to).
+``event.<UTC time>-<random>.<action>`` = "<action> by <user>: <reason>" (one key per event:
+see :func:`event_key`), plus ``previous_champion`` on a new champion (what ``rollback``
+returns to).
 
 Shared by the CLI and the service's admin routes, so it imports MLflow's client and the pure
 gate only: never the training pipeline, tracking or plotting (a test checks that the serving
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 import getpass
 import json
-import time
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
@@ -49,11 +51,19 @@ def record_event(
     actor: str | None = None,
 ) -> None:
     """Tag the version with who moved which alias, when and why (``actor``: default the
-    operating-system user)."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    key = f"event.{stamp}.{action}"
+    operating-system user), under a key of its own (:func:`event_key`): no event overwrites
+    another, even two moves in the same microsecond from two processes."""
     who = actor or _user()
-    client.set_model_version_tag(name, version, key, f"{action} by {who}: {reason}"[:4900])
+    client.set_model_version_tag(
+        name, version, event_key(action), f"{action} by {who}: {reason}"[:4900]
+    )
+
+
+def event_key(action: str) -> str:
+    """``event.<UTC time to the microsecond>-<8 random hex>.<action>``: unique, sorts by time,
+    ends with the action (readers match ``event.`` and ``.<action>``)."""
+    now = datetime.now(UTC)
+    return f"event.{now:%Y-%m-%dT%H:%M:%S.%fZ}-{secrets.token_hex(4)}.{action}"
 
 
 def _version(client: MlflowClient, name: str, alias: str) -> Any | None:

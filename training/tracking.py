@@ -13,7 +13,6 @@ import logging
 import re
 import subprocess
 import tempfile
-import time
 import tomllib
 import warnings
 from pathlib import Path
@@ -32,6 +31,7 @@ from training import config
 from training.model_card import model_card
 from training.pipeline import TrainResult
 from training.pyfunc import CVMModel, score
+from training.registry import event_key
 
 # What the registered pyfunc needs at load time (the service's web stack is not among it).
 PYFUNC_DEPENDENCIES = ("numpy", "scipy", "pandas", "scikit-learn", "joblib", "mlflow")
@@ -211,12 +211,8 @@ def log_and_register(
                 version = str(info.registered_model_version)
                 target = alias or (CHALLENGER if _has_alias(client, name, CHAMPION) else CHAMPION)
                 client.set_registered_model_alias(name, target, version)
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 client.set_model_version_tag(
-                    name,
-                    version,
-                    f"event.{stamp}.registered",
-                    f"registered as @{target} by training",
+                    name, version, event_key("registered"), f"registered as @{target} by training"
                 )
                 for key, value in {**tags, "family": family, "run_id": run.info.run_id}.items():
                     client.set_model_version_tag(name, version, key, value)

@@ -1,5 +1,7 @@
 """Promotion gate, rollback and alias history on a registry of its own."""
 
+import time
+
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -77,3 +79,49 @@ def test_stale_comparison_and_forced_promotion(store, capsys):
 def test_rollback_without_history_is_a_clear_error(store, capsys):
     assert main(["rollback", "--family", "churn"]) == 2
     assert "no previous champion" in capsys.readouterr().err
+
+
+def _history(client, version):
+    """The version's alias events, oldest first: [(action, text)]."""
+    tags = client.get_model_version("cvm-churn", version).tags
+    return [(k.rsplit(".", 1)[1], v) for k, v in sorted(tags.items()) if k.startswith("event.")]
+
+
+def _at_the_start_of_a_second():
+    time.sleep(1.02 - time.time() % 1)
+    return int(time.time())
+
+
+def test_events_in_the_same_second_are_all_kept(store):
+    second = _at_the_start_of_a_second()
+    registry.record_event(store, "cvm-churn", "1", "promoted", "first try", actor="ops")
+    registry.record_event(store, "cvm-churn", "1", "promoted", "second try", actor="ops")
+    assert int(time.time()) == second  # both within one second: keys by the second collided
+    assert _history(store, "1") == [
+        ("promoted", "promoted by ops: first try"),
+        ("promoted", "promoted by ops: second try"),
+    ]
+
+
+def test_promote_rollback_promote_rollback_keeps_every_event(store):
+    compare(0.80, 0.83)
+    _at_the_start_of_a_second()
+    started = time.perf_counter()
+    for round_ in ("1", "2"):
+        registry.promote("churn", reason=f"round {round_}", actor="ops")
+        registry.rollback("churn", reason=f"undo {round_}", actor="ops")
+        store.set_registered_model_alias("cvm-churn", "challenger", "2")
+        compare(0.80, 0.83)
+    elapsed = time.perf_counter() - started
+    assert _history(store, "2") == [
+        ("promoted", "promoted by ops: round 1"),
+        ("rolled_back", "rolled_back by ops: undo 1"),
+        ("promoted", "promoted by ops: round 2"),
+        ("rolled_back", "rolled_back by ops: undo 2"),
+    ], elapsed
+    assert _history(store, "1") == [
+        ("retired", "retired by ops: replaced by v2"),
+        ("restored", "restored by ops: undo 1"),
+        ("retired", "retired by ops: replaced by v2"),
+        ("restored", "restored by ops: undo 2"),
+    ], elapsed
