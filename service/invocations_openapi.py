@@ -100,6 +100,15 @@ ROUTE: dict[str, Any] = {
                 }
             },
         },
+        401: {
+            **_error("no valid API key in X-API-Key (when keys are configured)"),
+            "headers": {
+                "WWW-Authenticate": {
+                    "description": 'ApiKey header="X-API-Key"',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
         404: _error("no such model is served"),
         413: _error("body over CVM_MAX_BODY_BYTES"),
         415: _error("not JSON"),

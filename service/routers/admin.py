@@ -16,13 +16,18 @@ from starlette.concurrency import run_in_threadpool
 
 from models.families import FAMILIES
 from service import observability
-from service.deps import ModelStoreDep
+from service.deps import ADMIN_RESPONSES, ModelStoreDep
 from service.errors import error_response
 from service.model_store import ModelStore
 from service.schemas import ErrorResponse
 from service.security import require_admin_key
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin_key)],
+    responses=ADMIN_RESPONSES,
+)
 
 # The model families (models.families), as the request schemas' enum.
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]

@@ -161,6 +161,50 @@ def test_health_metrics_and_docs_stay_open(secured):
     }
 
 
+_SCORING, _ADMIN = {"401"}, {"401", "403"}
+AUTH_STATUSES = {
+    ("POST", "/v1/models/{name}/invocations"): _SCORING,
+    ("GET", "/v1/models"): _SCORING,
+    ("POST", "/v1/customers/score"): _SCORING,
+    ("GET", "/v1/segments"): _SCORING,
+    ("POST", "/v1/segments"): _SCORING,
+    ("POST", "/v1/segments/audience"): _SCORING,
+    ("POST", "/v1/churn"): _SCORING,
+    ("POST", "/v1/admin/reload"): _ADMIN,
+    ("POST", "/v1/admin/promote"): _ADMIN,
+    ("POST", "/v1/admin/rollback"): _ADMIN,
+    ("GET", "/health/live"): set(),
+    ("GET", "/health/ready"): set(),
+}
+
+
+def test_openapi_declares_401_and_403_where_a_key_is_needed(secured):
+    spec = secured.get("/openapi.json").json()
+    assert "/metrics" not in spec["paths"]  # open, and not an API route
+    error_schema = {"$ref": "#/components/schemas/ErrorResponse"}
+    declared = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            statuses = {s for s in responses if s in ("401", "403")}
+            declared[(method.upper(), path)] = statuses
+            assert ("security" in operation) == bool(statuses), (method, path)
+            for status in statuses:
+                assert responses[status]["content"]["application/json"]["schema"] == error_schema
+            if "401" in statuses:
+                header = responses["401"]["headers"]["WWW-Authenticate"]
+                assert header["schema"] == {"type": "string"}
+    assert declared == AUTH_STATUSES
+    # and what the routes answer is what they declare
+    for (method, path), statuses in AUTH_STATUSES.items():
+        url = path.replace("{name}", "cvm-churn")
+        if statuses:
+            assert secured.request(method, url, json={}).status_code == 401, url
+        if "403" in statuses:
+            scoring = secured.request(method, url, json={}, headers={"X-API-Key": SCORING})
+            assert scoring.status_code == 403, url
+
+
 def test_without_keys_everything_is_open(trained_store):
     with TestClient(_app(trained_store, load_on_startup=False)) as c:
         assert c.get("/v1/models").status_code == 200
