@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from service import errors, limits, observability, security
 from service.config import Settings
-from service.deps import ScoringAuth
+from service.deps import SCORING_RESPONSES, ScoringAuth
 from service.model_store import ModelStore
 from service.routers import (
     admin,
@@ -77,9 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hot route first: requests are matched against the routes in order
     app.include_router(invocations.router)  # checks the scoring key itself (no dependencies)
     app.include_router(health.router)
-    app.include_router(models_info.router, dependencies=[ScoringAuth])
-    app.include_router(customers.router, dependencies=[ScoringAuth])
-    app.include_router(segments.router, dependencies=[ScoringAuth])
-    app.include_router(churn.router, dependencies=[ScoringAuth])
+    for router in (models_info.router, customers.router, segments.router, churn.router):
+        app.include_router(router, dependencies=[ScoringAuth], responses=SCORING_RESPONSES)
     app.include_router(admin.router)  # its own admin-key dependency
     return app

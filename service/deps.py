@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from service.errors import ServiceUnavailable
 from service.model_store import ModelStore
+from service.schemas import ErrorResponse
 from service.security import require_api_key
 
 
@@ -29,3 +30,8 @@ ReadyStoreDep = Annotated[ModelStore, Depends(get_ready_store)]
 # API keys (service/security.py): the scoring routers are included with
 # ``dependencies=[ScoringAuth]``; the admin router has its own admin-key dependency.
 ScoringAuth = Depends(require_api_key)
+# What every route behind the scoring key may also answer (documented on each route).
+SCORING_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorResponse, "description": "no valid API key in X-API-Key"},
+    413: {"model": ErrorResponse, "description": "body over CVM_MAX_BODY_BYTES"},
+}

@@ -9,12 +9,15 @@
   through, which cannot be encoded later; it is refused here, naming the field. Length-bounded
   ``str`` fields get this check from pydantic itself (in its compiled code, at no cost).
 - Customer attributes are text, finite numbers, 64-bit integers, booleans or null.
+- Dates and times are ISO 8601 text within the years the models handle (a number is not
+  read as a Unix time); the years are in the JSON schema too, as a pattern.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date
+import re
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
@@ -40,7 +43,9 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 Days = Annotated[float, Field(strict=True, ge=0, le=MAX_DAYS, allow_inf_nan=False)]
 Share = Annotated[float, Field(strict=True, ge=-1, le=1, allow_inf_nan=False)]
-Count = Annotated[int, BeforeValidator(_not_text_or_bool), Field(ge=0)]
+# Integer bounds before the validator: they show in the JSON schema as minimum/maximum.
+PurchaseDays = Annotated[int, Field(ge=0, le=MAX_DAYS), BeforeValidator(_not_text_or_bool)]
+Channels = Annotated[int, Field(ge=0, le=MAX_CHANNELS), BeforeValidator(_not_text_or_bool)]
 Text = Annotated[str, StringConstraints(max_length=200)]  # compiled check: valid Unicode
 
 
@@ -77,6 +82,32 @@ def _attribute_value(value: Any) -> Any:
         )
     return value
 
+
+_NUMBER = re.compile(r"\s*[+-]?[0-9]+(\.[0-9]*)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    """Not a number, nor a number as text: pydantic's lax mode reads 1700000000 as a time."""
+    if not isinstance(value, str) or _NUMBER.fullmatch(value):
+        raise PydanticCustomError(
+            "iso_8601", "Input should be ISO 8601 text, e.g. 2025-01-31 or 2025-01-31T10:00:00"
+        )
+    return value
+
+
+def _in_range(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return value
+
+
+_YEARS = {"pattern": r"^(19[0-9]{2}|2[01][0-9]{2}|2200)-"}
+Timestamp = Annotated[
+    datetime, BeforeValidator(_iso_text), AfterValidator(_in_range), Field(json_schema_extra=_YEARS)
+]
+Day = Annotated[
+    date, BeforeValidator(_iso_text), AfterValidator(_in_range), Field(json_schema_extra=_YEARS)
+]
 
 AttributeName = Annotated[str, StringConstraints(max_length=200)]
 AttributeValue = Annotated[str | float | int | bool | None, AfterValidator(_attribute_value)]

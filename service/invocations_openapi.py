@@ -10,14 +10,19 @@ from typing import Any
 from starlette.responses import Response
 
 from models.clv import CLV_INPUT_COLUMNS
+from models.families import REGISTERED_NAMES
 
 _BODY_SCHEMA_CELL: dict[str, Any] = {
     "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]
 }
-_RECORDS = {"type": "array", "items": {"type": "object", "additionalProperties": _BODY_SCHEMA_CELL}}
+_RECORDS = {
+    "type": "array",
+    "items": {"type": "object", "additionalProperties": _BODY_SCHEMA_CELL},
+    "minItems": 1,
+}
 _COLUMNAR = {
     "type": "object",
-    "additionalProperties": {"type": "array", "items": _BODY_SCHEMA_CELL},
+    "additionalProperties": {"type": "array", "items": _BODY_SCHEMA_CELL, "minItems": 1},
 }
 CSV_DESCRIPTION = (
     "A header row with the model's column names, then one row per line (UTF-8); empty fields "
@@ -35,7 +40,11 @@ REQUEST_SCHEMA: dict[str, Any] = {
             "type": "object",
             "properties": {
                 "columns": {"type": "array", "items": {"type": "string"}},
-                "data": {"type": "array", "items": {"type": "array", "items": _BODY_SCHEMA_CELL}},
+                "data": {
+                    "type": "array",
+                    "items": {"type": "array", "items": _BODY_SCHEMA_CELL},
+                    "minItems": 1,
+                },
                 "index": {"type": "array"},
             },
             "required": ["columns", "data"],
@@ -47,7 +56,10 @@ REQUEST_SCHEMA: dict[str, Any] = {
         "params": {"type": "object", "maxProperties": 0},
     },
     "additionalProperties": False,
-    "minProperties": 1,
+    "oneOf": [
+        {"required": [name]}
+        for name in ("dataframe_split", "dataframe_records", "instances", "inputs")
+    ],
 }
 _EXAMPLE = {  # a cvm-clv row
     "dataframe_split": {
@@ -86,7 +98,7 @@ ROUTE: dict[str, Any] = {
                 "in": "path",
                 "required": True,
                 "description": "The registered model: cvm-segmentation, cvm-churn or cvm-clv.",
-                "schema": {"type": "string", "maxLength": 100, "examples": ["cvm-churn"]},
+                "schema": {"type": "string", "enum": list(REGISTERED_NAMES.values())},
             }
         ],
         "security": [{"ApiKey": []}],
@@ -116,6 +128,7 @@ ROUTE: dict[str, Any] = {
                 }
             },
         },
+        401: _error("no valid API key in X-API-Key"),
         404: _error("no such model is served"),
         413: _error("body over CVM_MAX_BODY_BYTES"),
         415: _error("not JSON, CSV or NDJSON"),

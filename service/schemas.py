@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from itertools import pairwise
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.churn import RISK_BANDS
 from models.customer_view import AUDIENCE_COLUMNS
 from service.fields import (
-    MAX_CHANNELS,
-    MAX_DAYS,
-    MAX_YEAR,
-    MIN_YEAR,
     AttributeName,
     AttributeValue,
-    Count,
+    Channels,
+    Day,
     Days,
     NonNegative,
     Number,
+    PurchaseDays,
     Share,
     Text,
+    Timestamp,
 )
-
-
-def _in_range(value: date) -> date:
-    if not MIN_YEAR <= value.year <= MAX_YEAR:
-        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
-    return value
-
-
-Timestamp = Annotated[datetime, AfterValidator(_in_range)]
-Day = Annotated[date, AfterValidator(_in_range)]
 
 
 class Transaction(BaseModel):
@@ -54,9 +43,7 @@ class Summary(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frequency: Count = Field(
-        le=MAX_DAYS, description="Repeat purchases: distinct purchase days − 1."
-    )
+    frequency: PurchaseDays = Field(description="Repeat purchases: distinct purchase days − 1.")
     recency: Days = Field(description="Days from the first to the last purchase.")
     T: Days = Field(description="Days from the first purchase to as_of (customer age).")
     monetary_value: NonNegative = Field(
@@ -67,9 +54,7 @@ class Summary(BaseModel):
         description="Revenue to date (currency); default monetary_value × (frequency + 1).",
     )
     margin_rate: Number | None = Field(default=None, description="Profit / revenue, e.g. 0.3.")
-    n_channels: Count | None = Field(
-        default=None, le=MAX_CHANNELS, description="Distinct sales channels used."
-    )
+    n_channels: Channels | None = Field(default=None, description="Distinct sales channels used.")
     activity_trend: Share | None = Field(
         default=None,
         description="(recent − earlier) / (recent + earlier) purchase days over the last two 90-day windows.",
@@ -90,7 +75,21 @@ class Summary(BaseModel):
 class CustomerIn(BaseModel):
     """A customer to score: raw ``transactions`` or a ``summary``, plus optional attributes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # exactly one of the two (checked by _one_source)
+            "oneOf": [
+                {
+                    "required": ["transactions"],
+                    "properties": {"transactions": {"type": "array"}, "summary": {"type": "null"}},
+                },
+                {
+                    "required": ["summary"],
+                    "properties": {"summary": {"type": "object"}, "transactions": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     customer_id: str = Field(min_length=1, max_length=200)
     transactions: list[Transaction] | None = Field(default=None, min_length=1, max_length=100_000)

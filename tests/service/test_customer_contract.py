@@ -331,6 +331,18 @@ def test_numbers_must_be_numbers(client, customer, path, message, kind):
     assert error_of(response) == validation(path, message, kind)
 
 
+@pytest.mark.parametrize("stamp", [1700000000, "1700000000", 17.5])
+def test_times_are_text_not_unix_numbers(client, stamp):
+    """pydantic's lax mode read a number (or a number as text) as seconds since 1970."""
+    customer = {"customer_id": "a", "transactions": [{"timestamp": stamp, "amount": 5.0}]}
+    path = "customers.0.transactions.0.timestamp"
+    message = "Input should be ISO 8601 text, e.g. 2025-01-31 or 2025-01-31T10:00:00"
+    assert error_of(post(client, "/v1/churn", [customer])) == validation(path, message, "iso_8601")
+    body = {"as_of": 20251231, "customers": [{"customer_id": "a", "summary": SUMMARY}]}
+    response = client.post("/v1/customers/score", json=body)
+    assert error_of(response) == validation("as_of", message, "iso_8601")
+
+
 def test_whole_floats_still_count(client):
     as_float_count = {**SUMMARY, "frequency": 4.0, "n_channels": 2.0}
     as_int = {**SUMMARY, "n_channels": 2}
