@@ -381,3 +381,18 @@ def test_invocations_answer_unreadable_json_with_a_422_json_invalid(client, case
     error = error_of(response)
     assert error["code"] == "validation_error"
     assert [d["type"] for d in error["details"]] == ["json_invalid"]
+
+
+def test_an_answer_echoing_text_that_is_not_unicode_is_still_sent():
+    """orjson refuses a lone surrogate: an error answer naming such text (a dict key in a
+    path) would have become a 500 while it was being written."""
+    from service.errors import error_response
+
+    response = error_response(422, "validation_error", "a\ud800: bad", [{"path": "a.\udfff"}])
+    assert orjson.loads(response.body) == {
+        "error": {
+            "code": "validation_error",
+            "message": "a\\ud800: bad",
+            "details": [{"path": "a.\\udfff"}],
+        }
+    }
