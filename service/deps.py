@@ -42,7 +42,10 @@ _UNAUTHORIZED: dict[str, Any] = {
         }
     },
 }
-SCORING_RESPONSES: dict[int | str, dict[str, Any]] = {401: _UNAUTHORIZED}
+SCORING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _UNAUTHORIZED,
+    413: {"model": ErrorResponse, "description": "body over CVM_MAX_BODY_BYTES"},
+}
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _UNAUTHORIZED,
     403: {

@@ -58,6 +58,22 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
     return message, details
 
 
+def _unreadable_json(cause: BaseException) -> JSONResponse:
+    """The 422 ``json_invalid`` of a JSON body FastAPI could not read for a reason other than
+    its syntax (it answers those 400): bytes that are not UTF-8, nesting past the parser's
+    recursion limit."""
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start : cause.start + 1].hex()
+        reason = f"the body is not valid UTF-8 (byte {cause.start} is 0x{byte}); send UTF-8"
+    elif isinstance(cause, RecursionError):
+        reason = "arrays or objects are nested too deeply"
+    else:
+        reason = "the body could not be read"
+    message = f"invalid JSON: {reason}"
+    details = [{"path": "body", "message": message, "type": "json_invalid"}]
+    return error_response(422, "validation_error", f"body: {message}", details)
+
+
 def _invalid_message(exc: InvalidInputError) -> tuple[str, list[dict[str, Any]]]:
     detail: dict[str, Any] = {"path": exc.field or "body", "message": exc.message}
     if exc.rows:
@@ -129,6 +145,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI reads a JSON body with json.loads, and answers 400 when that fails with
+            # anything but a syntax error; the caller's mistake is the same: invalid JSON
+            return _unreadable_json(exc.__cause__)
         codes = {
             400: "bad_request",
             401: "unauthorized",

@@ -1,6 +1,13 @@
 """Scoring for ``POST /v1/models/{name}/invocations``: a parsed MLflow payload through the
 served estimator, dispatched as the pyfunc wrapper does (training/pyfunc.py ``score``), and
-the answer in MLflow's shape, ``{"predictions": [{column: value, ...}, ...]}`` (or NDJSON)."""
+the answer in MLflow's shape, ``{"predictions": [{column: value, ...}, ...]}`` (or NDJSON).
+
+A prediction is never a NaN written as null where the model always has a number: a row whose
+churn probability, or whose CLV figures (all but the interval, ``clv_lower`` and
+``clv_upper``, null when it cannot be computed), are not finite numbers cannot be scored (its
+values are too large for the model), and is a 422 naming the row. The segmentation model's
+numbers are null where an input they come from is missing, as in MLflow's server.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,16 @@ import pandas as pd
 
 from models.churn import risk_band
 from models.exceptions import InvalidInputError
-from service import mlflow_payload
+from service import mlflow_csv, mlflow_payload
 from service.input_schema import InputSchema
+
+# The parsers of the bodies that are not streamed, by media type.
+PARSERS = {"json": mlflow_payload.parse_columns, "csv": mlflow_csv.parse_csv}
+# Per family, the predictions that are always numbers (see the module docstring).
+ALWAYS_NUMBERS = {
+    "churn": ("churn_probability",),
+    "clv": ("expected_purchases", "probability_alive", "expected_spend", "clv", "margin"),
+}
 
 
 def predict(
@@ -56,10 +71,10 @@ def render_lines(columns: dict[str, Any]) -> bytes:
 
 
 def score_body(
-    raw: bytes, family: str, loaded: Any, schema: InputSchema, max_rows: int
+    raw: bytes, family: str, loaded: Any, schema: InputSchema, max_rows: int, media: str = "json"
 ) -> tuple[bytes, int]:
-    """A JSON body scored: ``(the answer, rows)``."""
-    features, n = mlflow_payload.parse_columns(raw, schema, max_rows)
+    """A JSON (or, with ``media="csv"``, CSV) body scored: ``(the answer, rows)``."""
+    features, n = PARSERS[media](raw, schema, max_rows)
     return render(_predict_checked(family, loaded, features, n)), n
 
 
@@ -68,14 +83,37 @@ def score_lines(
 ) -> tuple[bytes, int]:
     """One chunk of an NDJSON stream (rows ``offset`` on) as NDJSON predictions."""
     features, n = mlflow_payload.parse_lines(lines, schema, offset)
-    return render_lines(_predict_checked(family, loaded, features, n)), n
+    return render_lines(_predict_checked(family, loaded, features, n, offset)), n
 
 
-def _predict_checked(family: str, loaded: Any, features: dict[str, Any], n: int) -> dict[str, Any]:
+def _predict_checked(
+    family: str, loaded: Any, features: dict[str, Any], n: int, offset: int = 0
+) -> dict[str, Any]:
     try:
-        return predict(family, loaded.estimator, features, n, getattr(loaded, "fast_path", True))
+        out = predict(family, loaded.estimator, features, n, getattr(loaded, "fast_path", True))
     except InvalidInputError:  # the model's own check, naming the column and the rows
         raise
     except ValueError as exc:  # e.g. values the estimator cannot use; never a traceback
         message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise InvalidInputError(f"the model could not score these rows: {message}") from exc
+    check_numbers(family, out, offset)
+    return out
+
+
+def check_numbers(family: str, out: dict[str, Any], offset: int = 0) -> None:
+    """The predictions of :data:`ALWAYS_NUMBERS` finite in every row (rows counted from
+    ``offset``); else a 422 naming the rows that are not."""
+    for name in ALWAYS_NUMBERS.get(family, ()):
+        finite = np.isfinite(np.asarray(out[name], dtype=float))
+        if finite.all():
+            continue
+        rows = (np.flatnonzero(~finite) + offset).tolist()
+        which = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows[:10]))}"
+        which += "" if len(rows) <= 10 else f" and {len(rows) - 10} more"
+        their = "its" if len(rows) == 1 else "their"
+        raise InvalidInputError(
+            f"{which} cannot be scored: {their} values are too large for the model ({name} "
+            "would not be a finite number)",
+            field=f"rows.{rows[0]}",
+            rows=rows,
+        )

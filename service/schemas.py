@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from itertools import pairwise
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.churn import RISK_BANDS
 from models.customer_view import AUDIENCE_COLUMNS
-
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-# Dates the models can handle (pandas' nanosecond timestamps end in 2262).
-MIN_YEAR, MAX_YEAR = 1900, 2200
-
-
-def _in_range(value: date) -> date:
-    if not MIN_YEAR <= value.year <= MAX_YEAR:
-        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
-    return value
-
-
-Timestamp = Annotated[datetime, AfterValidator(_in_range)]
-Day = Annotated[date, AfterValidator(_in_range)]
+from service.fields import (
+    AttributeName,
+    AttributeValue,
+    Channels,
+    Day,
+    Days,
+    NonNegative,
+    Number,
+    PurchaseDays,
+    Share,
+    Text,
+    Timestamp,
+)
 
 
 class Transaction(BaseModel):
@@ -36,10 +34,8 @@ class Transaction(BaseModel):
         description="Time of the purchase (ISO 8601); same-day purchases are merged."
     )
     amount: NonNegative = Field(description="Revenue of the purchase (currency).")
-    cost: float | None = Field(
-        default=None, allow_inf_nan=False, description="Direct cost (currency)."
-    )
-    channel: str | None = Field(default=None, description="Sales channel, e.g. store, online.")
+    cost: Number | None = Field(default=None, description="Direct cost (currency).")
+    channel: Text | None = Field(default=None, description="Sales channel, e.g. store, online.")
 
 
 class Summary(BaseModel):
@@ -47,9 +43,9 @@ class Summary(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frequency: int = Field(ge=0, description="Repeat purchases: distinct purchase days − 1.")
-    recency: NonNegative = Field(description="Days from the first to the last purchase.")
-    T: NonNegative = Field(description="Days from the first purchase to as_of (customer age).")
+    frequency: PurchaseDays = Field(description="Repeat purchases: distinct purchase days − 1.")
+    recency: Days = Field(description="Days from the first to the last purchase.")
+    T: Days = Field(description="Days from the first purchase to as_of (customer age).")
     monetary_value: NonNegative = Field(
         description="Mean amount of the repeat purchase days (currency); 0 when frequency is 0."
     )
@@ -57,19 +53,13 @@ class Summary(BaseModel):
         default=None,
         description="Revenue to date (currency); default monetary_value × (frequency + 1).",
     )
-    margin_rate: float | None = Field(
-        default=None, allow_inf_nan=False, description="Profit / revenue, e.g. 0.3."
-    )
-    n_channels: int | None = Field(default=None, ge=0, description="Distinct sales channels used.")
-    activity_trend: float | None = Field(
+    margin_rate: Number | None = Field(default=None, description="Profit / revenue, e.g. 0.3.")
+    n_channels: Channels | None = Field(default=None, description="Distinct sales channels used.")
+    activity_trend: Share | None = Field(
         default=None,
-        ge=-1,
-        le=1,
         description="(recent − earlier) / (recent + earlier) purchase days over the last two 90-day windows.",
     )
-    spend_trend: float | None = Field(
-        default=None, ge=-1, le=1, description="The same for revenue."
-    )
+    spend_trend: Share | None = Field(default=None, description="The same for revenue.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Summary:
@@ -85,12 +75,26 @@ class Summary(BaseModel):
 class CustomerIn(BaseModel):
     """A customer to score: raw ``transactions`` or a ``summary``, plus optional attributes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # exactly one of the two (checked by _one_source)
+            "oneOf": [
+                {
+                    "required": ["transactions"],
+                    "properties": {"transactions": {"type": "array"}, "summary": {"type": "null"}},
+                },
+                {
+                    "required": ["summary"],
+                    "properties": {"summary": {"type": "object"}, "transactions": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     customer_id: str = Field(min_length=1, max_length=200)
     transactions: list[Transaction] | None = Field(default=None, min_length=1, max_length=100_000)
     summary: Summary | None = None
-    attributes: dict[str, str | float | int | bool | None] | None = Field(
+    attributes: dict[AttributeName, AttributeValue] | None = Field(
         default=None,
         description="Customer-table attributes used by the churn model (e.g. region, age).",
     )
@@ -334,7 +338,10 @@ class ChurnDetailOut(BaseModel):
     probability: float = Field(description="P(no purchase within horizon_days), 0–1.")
     risk_band: str
     horizon_days: int
-    churn_type: str = Field(description="The churn type of the strongest driver.")
+    churn_type: str | None = Field(
+        description="The churn type of the strongest risk-raising driver; null when no driver "
+        "raises the risk."
+    )
     reasons: list[ChurnReason] = Field(description="Top 3 drivers, strongest first.")
     alerts: list[str] = Field(description="Early-warning rules the customer trips.")
 

@@ -22,6 +22,7 @@ from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
 from service.model_store import ModelStore
 from service.schemas import CustomerIn
+from service.score_checks import attribute_rows, check_churn, check_scores, check_summary
 
 
 def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
@@ -97,8 +98,7 @@ def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFra
         )
     with_tx = [(i, c) for i, c in enumerate(customers) if c.transactions is not None]
     with_summary = [(i, c) for i, c in enumerate(customers) if c.summary is not None]
-    attribute_rows = [{"customer_id": c.customer_id, **(c.attributes or {})} for c in customers]
-    attributes = pd.DataFrame(attribute_rows)
+    attributes = pd.DataFrame(attribute_rows(customers))
     summaries, features = [], []
     if with_tx:  # the training feature functions on the raw purchases: no train/serve skew
         tx = _transaction_frame(with_tx)
@@ -109,12 +109,18 @@ def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFra
         summaries.append(summary_part)
         features.append(churn_features_from_summary(summary_part, attributes, pd.Timestamp(as_of)))
     summary = pd.concat(summaries).loc[ids]
+    check_summary(summary, customers)
     return summary, pd.concat(features).reindex(ids)
 
 
 def _num(value: Any) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A label, or None where there is none (never the text "None")."""
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _track_drift(loaded: dict[str, Any], summary: pd.DataFrame, features: pd.DataFrame) -> None:
@@ -164,6 +170,7 @@ def _customer_view(
     loaded = store.snapshot()
     summary, features = build_features(customers, as_of)
     frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
+    check_scores(frame, customers)
     _track_drift(loaded, summary, features)
     return loaded, frame
 
@@ -204,6 +211,7 @@ def churn_customers(store: ModelStore, customers: list[CustomerIn], as_of: date)
     churn = loaded["churn"]
     model = churn.estimator
     reasons = churn_reasons(model, features.reindex(columns=list(model.feature_names_in_)))
+    check_churn(reasons, customers)
     alerts = early_warnings(features)
     _track_drift(loaded, summary, features)
     horizon = int(float(churn.params.get("churn_horizon_days", 90)))
@@ -216,7 +224,7 @@ def churn_customers(store: ModelStore, customers: list[CustomerIn], as_of: date)
                 "probability": probability,
                 "risk_band": str(risk_band([probability])[0]),
                 "horizon_days": horizon,
-                "churn_type": str(reasons["churn_type"].iloc[i]),
+                "churn_type": _text_or_none(reasons["churn_type"].iloc[i]),
                 "reasons": [
                     {**r, "value": str(r["value"]), "contribution": float(r["contribution"])}
                     for r in reasons["reasons"].iloc[i]

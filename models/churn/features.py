@@ -49,6 +49,8 @@ DERIVED_FEATURES: list[str] = ["mean_gap_days", "gap_ratio", "frequency_change",
 COMPLAINT_FEATURES: list[str] = ["complaints", "unresolved_complaints", "resolution_days"]
 # dated columns of the customer table used to keep complaint fields as of the date
 _DATED = ("complaint_date", "resolution_date")
+# Customer-table columns read as dates (a request's attributes are parsed and checked first).
+DATE_ATTRIBUTES = ("signup_date", *_DATED)
 
 
 def _num(frame: pd.DataFrame, column: str) -> np.ndarray:

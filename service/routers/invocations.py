@@ -1,7 +1,8 @@
 """MLflow-compatible scoring: ``POST /v1/models/{name}/invocations``.
 
-Accepts the bodies ``mlflow models serve`` accepts and answers in its shape, so a caller can
-switch servers by changing the URL. The model is the served version of the registered model
+Accepts the bodies ``mlflow models serve`` accepts (JSON, and ``text/csv``:
+:mod:`service.mlflow_csv`) and answers in its shape, so a caller can switch servers by
+changing the URL. The model is the served version of the registered model
 ``name`` (``cvm-segmentation``, ``cvm-churn`` or ``cvm-clv``). This module is the route: key,
 model and media type; the body is parsed and validated by :mod:`service.mlflow_payload`
 against the version's input schema (compiled by the model store when it loaded the version),
@@ -26,6 +27,7 @@ from service.config import REGISTERED_NAMES
 from service.errors import ServiceUnavailable
 from service.input_schema import InputSchema
 from service.invocations_openapi import ROUTE
+from service.mlflow_csv import CSV
 from service.mlflow_payload import fail, quoted
 from service.security import API_KEY_HEADER, get_guard
 
@@ -37,6 +39,8 @@ FAMILY_OF = {name: family for family, name in REGISTERED_NAMES.items()}
 # Bodies up to this size are scored on the event loop (no thread hand-off); larger ones in a
 # worker thread, so that health checks and small requests are not held up behind them.
 INLINE_BODY_BYTES = 64 * 1024
+# The media types of whole bodies, and their parsers' names (mlflow_scoring.PARSERS).
+BODY_MEDIA = {"application/json": "json", CSV: "csv"}
 
 
 @router.post("/{name}/invocations", **ROUTE)
@@ -53,13 +57,14 @@ async def invocations(request: Request) -> Response:
         )
     content_type = request.headers.get("content-type", "application/json")
     media, _, parameters = content_type.partition(";")
-    stream = streaming.is_ndjson(content_type)
-    if (media.strip().lower() != "application/json" and not stream) or (
+    media = media.strip().lower()
+    stream = media in streaming.NDJSON_TYPES
+    if (media not in BODY_MEDIA and not stream) or (
         parameters and "utf-8" not in parameters.lower().replace(" ", "")
     ):
         raise StarletteHTTPException(
             415,
-            "send application/json (UTF-8), or application/x-ndjson to stream; "
+            "send application/json or text/csv (UTF-8), or application/x-ndjson to stream; "
             f"got {content_type[:100]!r}",
         )
     store = request.app.state.store
@@ -77,10 +82,12 @@ async def invocations(request: Request) -> Response:
     max_rows = store.settings.max_batch
     started = time.perf_counter()
     if len(raw) <= INLINE_BODY_BYTES:
-        content, rows = mlflow_scoring.score_body(raw, family, loaded, schema, max_rows)
+        content, rows = mlflow_scoring.score_body(
+            raw, family, loaded, schema, max_rows, BODY_MEDIA[media]
+        )
     else:
         content, rows = await anyio.to_thread.run_sync(
-            mlflow_scoring.score_body, raw, family, loaded, schema, max_rows
+            mlflow_scoring.score_body, raw, family, loaded, schema, max_rows, BODY_MEDIA[media]
         )
     observability.record_rows(name, loaded.version, rows)
     log.debug(

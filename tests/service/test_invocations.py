@@ -210,7 +210,9 @@ def test_invalid_json_unknown_model_and_media_type(client):
     error = _error(client.post("/v1/models/cvm-foo/invocations", json={"inputs": {}}), 404)
     assert error["code"] == "not_found" and "cvm-churn" in error["message"]
     response = client.post(
-        "/v1/models/cvm-clv/invocations", content=b"a,b\n1,2", headers={"content-type": "text/csv"}
+        "/v1/models/cvm-clv/invocations",
+        content=b"a,b\n1,2",
+        headers={"content-type": "text/plain"},
     )
     assert _error(response, 415)["code"] == "unsupported_media_type"
 
