@@ -8,6 +8,8 @@ is refreshed before the answer.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -28,19 +30,37 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
 
 
+RELOAD_WAIT_SECONDS = 60.0
+
+
 @router.post("/reload", summary="Check the registry now and swap in moved aliases or pins")
 async def reload(store: ModelStoreDep) -> dict:
-    """Loads in a worker thread; requests keep being served by the current versions."""
-    changes = await run_in_threadpool(store.refresh)
-    return _served(store, changes)
+    """Loads in the background; requests keep being served by the current versions."""
+    return _served(store, *await _reloaded(store))
 
 
-def _served(store: ModelStore, changes: dict[str, str]) -> dict[str, Any]:
-    return {
+async def _reloaded(store: ModelStore) -> tuple[dict[str, str], bool]:
+    """Have the loader thread reload now and await it: (changes, finished in time)."""
+    ticket = store.request_reload()
+    if ticket is None:  # no loader thread (models not loaded at start-up): reload here
+        return await run_in_threadpool(store.refresh), True
+    deadline = time.monotonic() + RELOAD_WAIT_SECONDS
+    while (changes := store.reload_outcome(ticket)) is None:
+        if time.monotonic() > deadline:
+            return {}, False
+        await asyncio.sleep(0.02)
+    return changes, True
+
+
+def _served(store: ModelStore, changes: dict[str, str], finished: bool = True) -> dict[str, Any]:
+    served: dict[str, Any] = {
         "changed": changes,
         "versions": {f: m.version for f, m in store.snapshot().items()},
         "errors": dict(store.errors),
     }
+    if not finished:
+        served["pending"] = True  # still loading: GET /v1/models shows when it is done
+    return served
 
 
 class PromoteRequest(BaseModel):
@@ -97,7 +117,7 @@ async def _answer(
     store: ModelStore, family: str, old: Any, new: Any, message: str, gate: list[str]
 ) -> dict[str, Any]:
     """Serve the move now, then say what moved and what is served."""
-    changes = await run_in_threadpool(store.refresh)
+    served = _served(store, *await _reloaded(store))
     return {
         "family": family,
         "promoted": True,
@@ -105,7 +125,7 @@ async def _answer(
         "to_version": _text(new),
         "message": message,
         "gate": gate,
-        "served": _served(store, changes),
+        "served": served,
     }
 
 
