@@ -73,6 +73,11 @@ class PromoteRequest(BaseModel):
         description='Per-metric tolerances of the gate, e.g. {"churn_roc_auc": 0.02}.',
     )
     reason: str = Field(default="", max_length=500, description="Why, for the alias history.")
+    skip_load_check: bool = Field(
+        default=False,
+        description="Promote without first loading the challenger and scoring its input "
+        "example (force does not skip that check).",
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -146,6 +151,7 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
             reason=body.reason,
             tracking_uri=store.settings.tracking_uri,
             actor=_actor(request),
+            skip_load_check=body.skip_load_check,
         ),
     )
     gate = list(outcome.gate.reasons) if outcome.gate is not None else []
