@@ -34,8 +34,17 @@ class ReloadLoop:
         self._finished: deque[tuple[int, dict[str, str]]] = deque(maxlen=64)
 
     def start(self) -> None:
+        """Start the thread; a second start (the app's lifespan run twice) keeps the one
+        running."""
+        self._stop.clear()
+        if self.running:
+            return
         self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
@@ -44,7 +53,7 @@ class ReloadLoop:
     def request_reload(self) -> tuple[int, int] | None:
         """Ask for a reload now: a ticket for :meth:`reload_outcome` (None when the thread
         is not running: the caller reloads itself)."""
-        if self._thread is None or not self._thread.is_alive():
+        if not self.running:
             return None
         with self._tickets:
             self._asked += 1
@@ -54,10 +63,13 @@ class ReloadLoop:
 
     def reload_outcome(self, ticket: tuple[int, int]) -> dict[str, str] | None:
         """None until a reload started after the ticket was asked has finished; then what the
-        reloads finished since the ticket changed. Never blocks."""
+        reloads finished since the ticket changed. Never blocks. LookupError when the thread
+        stopped before answering it (the caller reloads itself)."""
         asked, runs = ticket
         with self._tickets:
             if self._answered < asked:
+                if not self.running:
+                    raise LookupError("the loader thread stopped")
                 return None
             changes: dict[str, str] = {}
             for run, made in self._finished:
@@ -87,4 +99,4 @@ class ReloadLoop:
         with self._tickets:
             self._runs += 1
             self._finished.append((self._runs, changes))
-            self._answered = asked
+            self._answered = max(self._answered, asked)

@@ -45,10 +45,13 @@ async def _reloaded(store: ModelStore) -> tuple[dict[str, str], bool]:
     if ticket is None:  # no loader thread (models not loaded at start-up): reload here
         return await run_in_threadpool(store.refresh), True
     deadline = time.monotonic() + RELOAD_WAIT_SECONDS
-    while (changes := store.reload_outcome(ticket)) is None:
-        if time.monotonic() > deadline:
-            return {}, False
-        await asyncio.sleep(0.02)
+    try:
+        while (changes := store.reload_outcome(ticket)) is None:
+            if time.monotonic() > deadline:
+                return {}, False
+            await asyncio.sleep(0.02)
+    except LookupError:  # the loader thread stopped (shutting down)
+        return await run_in_threadpool(store.refresh), True
     return changes, True
 
 

@@ -198,3 +198,34 @@ def test_requests_racing_a_reload_never_get_mixed_versions(live):
         tuple(sorted(ALL_ONE.items())),
         (("churn", "2"), ("clv", "2"), ("segmentation", "2")),
     }, seen
+
+
+def test_the_app_started_twice_keeps_one_loader_and_answers_every_reload(live):
+    """Schemathesis runs the app's lifespan a second time on an app a TestClient started:
+    two loader threads answered tickets out of order and an admin reload hung."""
+    store = ModelStore(Settings(mlflow_tracking_uri=live, reload_interval=0))
+    before = {t.ident for t in threading.enumerate() if t.name == "model-loader"}
+    store.start_loading()
+    store.start_loading()
+    try:
+        loaders = [t for t in threading.enumerate() if t.name == "model-loader"]
+        assert len([t for t in loaders if t.ident not in before]) == 1
+        assert store.wait(120), store.error
+        for _ in range(20):
+            ticket = store.request_reload()
+            deadline = time.monotonic() + 30
+            while (outcome := store.reload_outcome(ticket)) is None:
+                assert time.monotonic() < deadline, "reload never answered"
+                time.sleep(0.005)
+            assert outcome == {}
+    finally:
+        store.stop()
+    store._loop._thread.join(10)
+    with pytest.raises(LookupError):  # stopped: the caller reloads itself
+        store.reload_outcome((ticket[0] + 1, 0))
+    assert store.request_reload() is None
+    store.start_loading()  # a lifespan started again after a stop reloads again
+    try:
+        assert store.request_reload() is not None
+    finally:
+        store.stop()
