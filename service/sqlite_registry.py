@@ -16,11 +16,14 @@ that imports it).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+log = logging.getLogger("cvm.models")
 
 
 class RegistryFileError(Exception):
@@ -62,7 +65,15 @@ class SqliteRegistry:
             ) from None
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._identity:
-            _install_engine(self.uri, self.timeout)
+            try:
+                _install_engine(self.uri, self.timeout)
+            except Exception as exc:  # MLflow's internals moved: load as MLflow would
+                log.warning(
+                    "cannot renew MLflow's database engines (%s: %s): a replaced registry "
+                    "file is seen after a restart only, and a lock may hold a reload 20 s",
+                    type(exc).__name__,
+                    exc,
+                )
             self._identity = identity
         self._probe()
 
@@ -123,7 +134,10 @@ def _swap_engine(uri: str, engine: Any | None) -> None:
 
 
 def _drop_engines(uri: str) -> None:
-    _swap_engine(uri, None)
+    try:
+        _swap_engine(uri, None)
+    except Exception as exc:  # MLflow's internals moved: nothing cached to drop
+        log.warning("cannot drop MLflow's database engines: %s: %s", type(exc).__name__, exc)
 
 
 def _install_engine(uri: str, timeout: float) -> None:

@@ -229,3 +229,18 @@ def test_the_app_started_twice_keeps_one_loader_and_answers_every_reload(live):
         assert store.request_reload() is not None
     finally:
         store.stop()
+
+
+def test_the_store_still_loads_when_mlflow_engine_caches_move(live, monkeypatch, caplog):
+    """The engine renewal reaches into MLflow's internals: if a release moves them, models
+    still load (as MLflow itself would), with a warning."""
+    from service import sqlite_registry
+
+    def moved():
+        raise AttributeError("type object 'SqlAlchemyStore' has no attribute '_engine_map'")
+
+    monkeypatch.setattr(sqlite_registry, "_store_classes", moved)
+    store = ModelStore(Settings(mlflow_tracking_uri=live, reload_interval=0))
+    assert store.refresh() == {f: "none -> 1" for f in ALL_ONE}
+    assert store.errors == {}
+    assert "cannot renew MLflow's database engines (AttributeError" in caplog.text
