@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     - ``CVM_MAX_BATCH``: most customers in one scoring request.
     - ``CVM_PLAYBOOK``: path of a playbook JSON replacing the shipped one.
     - ``CVM_RELOAD_INTERVAL``: seconds between checks for alias moves (0 = never; default 30).
+    - ``CVM_REGISTRY_TIMEOUT``: seconds a reload waits on a locked SQLite registry before it
+      reports the lock and gives up until the next reload (default 5).
     - ``CVM_SEGMENTATION_MODEL``, ``CVM_CHURN_MODEL``, ``CVM_CLV_MODEL``: pin a family to a
       version (``7`` or ``models:/cvm-churn/7``), overriding the alias.
     - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
@@ -41,6 +43,7 @@ class Settings(BaseSettings):
     playbook: str | None = None
     load_on_startup: bool = True
     reload_interval: float = Field(default=30.0, ge=0)
+    registry_timeout: float = Field(default=5.0, gt=0)
     segmentation_model: str | None = None
     churn_model: str | None = None
     clv_model: str | None = None

@@ -1,16 +1,21 @@
 """Loads the served model versions from the MLflow registry and swaps in new ones live
-(the only service module that imports mlflow).
+(with ``service/sqlite_registry.py``, the only service modules that import mlflow).
 
 - Models load in the background after start-up: liveness answers at once, readiness turns
   200 when all three families are in memory.
 - Which version: a per-family pin (``CVM_CHURN_MODEL=7`` or ``models:/cvm-churn/7``) wins;
   otherwise the alias (``CVM_MODEL_ALIAS``, default ``champion``).
-- Hot reload: every ``CVM_RELOAD_INTERVAL`` seconds (and on ``POST /v1/admin/reload``) the
-  store resolves each family's target version; a new one is loaded in the background,
-  checked by scoring its own input example, and swapped in with one reference assignment.
-  Requests in flight keep the models they started with (they take a snapshot). When loading
-  or the check fails, the old version keeps serving and the error is reported in
-  ``/v1/models`` and counted in the metrics.
+- Hot reload: every ``CVM_RELOAD_INTERVAL`` seconds (and on ``POST /v1/admin/reload``, which
+  asks the loader thread and waits for it without holding a worker thread) the store checks
+  the registry (a SQLite file: missing, locked or replaced, see ``service/sqlite_registry.py``)
+  and resolves every family's target version; the changed ones are loaded, each checked by
+  scoring its own input example, and then all are swapped in with one reference assignment.
+  A request takes one snapshot of the dict, so it never mixes versions of two reloads.
+- When loading or the check fails, the old version keeps serving, shown as a fallback: its
+  ``alias`` is null and ``alias_target`` says which version the alias points to and why it
+  is not served. A replica with nothing loaded yet falls back to the previous champion (the
+  ``previous_champion`` tag of the broken champion). Errors are in ``/v1/models``, the
+  fallbacks in ``/health/ready`` and the metrics, and logged at error level.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,11 +33,13 @@ import numpy as np
 from models import LEGACY_FORMATS, MODEL_FORMAT
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
-from models.families import FAMILIES
+from models.families import CHAMPION, FAMILIES
 from models.redact import redact
 from service import observability, registry_errors
 from service.config import REGISTERED_NAMES, Settings
 from service.input_schema import InputSchema
+from service.reload_loop import ReloadLoop
+from service.sqlite_registry import RegistryFileError, SqliteRegistry, sqlite_file
 
 log = logging.getLogger("cvm.models")
 
@@ -58,6 +65,13 @@ class LoadedModel:
     # False when the estimator's column-wise fast path did not reproduce the pyfunc on the
     # version's input example: the route then scores through the DataFrame path
     fast_path: bool = True
+    # Set while this version serves in place of the one its alias (or pin) points to, which
+    # failed to load: {"alias", "version", "error"} (a fallback; None when it is the target)
+    alias_target: dict[str, str | None] | None = None
+
+    @property
+    def fallback(self) -> bool:
+        return self.alias_target is not None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -74,6 +88,8 @@ class LoadedModel:
             "git_commit": self.tags.get("git_commit"),
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
             "drift": self.drift.report() if self.drift is not None else None,
+            "fallback": self.fallback,
+            "alias_target": self.alias_target,
         }
 
 
@@ -145,12 +161,17 @@ class ModelStore:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        # Both dicts are replaced whole, never changed in place: readers take them lock-free
         self.models: dict[str, LoadedModel] = {}
         self.errors: dict[str, str] = {}
         self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._first_load = threading.Event()
+        self._loop = ReloadLoop(self.refresh, settings.reload_interval)
+        path = sqlite_file(settings.tracking_uri)
+        self._sqlite = (
+            SqliteRegistry(settings.tracking_uri, path, settings.registry_timeout)
+            if path is not None
+            else None
+        )
 
     # --- state ------------------------------------------------------------------------------
     @property
@@ -168,31 +189,31 @@ class ModelStore:
         """The models a request uses from start to end, even if a reload swaps one meanwhile."""
         return dict(self.models)
 
-    # --- background work ----------------------------------------------------------------------
+    # --- background work (service/reload_loop.py) ------------------------------------------
     def start_loading(self) -> None:
-        """Load now in a background thread, then poll for alias moves every interval."""
-        self._thread = threading.Thread(target=self._run, name="model-loader", daemon=True)
-        self._thread.start()
+        """Load now in a background thread, then reload every interval and when asked."""
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._loop.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the first load attempt finished; returns ``ready``."""
-        self._first_load.wait(timeout)
+        self._loop.first_load.wait(timeout)
         return self.ready
 
-    def _run(self) -> None:
-        self.refresh()
-        self._first_load.set()
-        interval = self.settings.reload_interval
-        while interval > 0 and not self._stop.wait(interval):
-            self.refresh()
+    def request_reload(self) -> tuple[int, int] | None:
+        return self._loop.request_reload()
+
+    def reload_outcome(self, ticket: tuple[int, int]) -> dict[str, str] | None:
+        return self._loop.reload_outcome(ticket)
 
     # --- loading -------------------------------------------------------------------------------
     def _client(self) -> Any:
         from mlflow import MlflowClient  # heavy: imported by the loader thread, not at start-up
 
+        if self._sqlite is not None:
+            self._sqlite.check()  # missing, locked or replaced: see service/sqlite_registry.py
         uri = self.settings.tracking_uri
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
@@ -271,51 +292,142 @@ class ModelStore:
     def refresh(self) -> dict[str, str]:
         """Swap in every family whose target version changed; ``{family: "old -> new"}``.
 
-        Failures keep the old version serving and are kept in ``errors``.
+        Every changed family is loaded first, then all are swapped in one assignment. Failures
+        keep the old version serving (a fallback, :meth:`_stand_in`) and are kept in
+        ``errors``; a registry that cannot be read stops the reload and keeps everything.
         """
-        changes: dict[str, str] = {}
         with self._refresh_lock:
             try:
                 client = self._client()
             except Exception as exc:  # an unreachable store must not stop the service
-                self.errors["registry"] = registry_errors.describe(exc, self.settings.tracking_uri)
-                return changes
-            self.errors.pop("registry", None)
-            for family in REGISTERED_NAMES:
-                current = self.models.get(family)
-                try:
-                    version, alias = self._target(client, family)
-                    if current is not None and current.version == str(version.version):
-                        current.alias = alias
-                        self.errors.pop(family, None)
-                        continue
-                    started = time.perf_counter()
-                    loaded = self._load(client, family, version, alias)
-                except Exception as exc:  # reported, never raised: the old version keeps serving
-                    self.errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
-                    log.error(
-                        "loading %s failed, serving %s: %s",
-                        family,
-                        f"v{current.version}" if current else "nothing",
-                        self.errors[family],
-                    )
-                    observability.record_model_load(family, "unknown", False)
-                    continue
-                self.models = {**self.models, family: loaded}  # one atomic reference swap
-                self.errors.pop(family, None)
-                observability.record_model_load(
-                    family, loaded.version, True, time.perf_counter() - started
+                message = (
+                    redact(str(exc))
+                    if isinstance(exc, RegistryFileError)
+                    else registry_errors.describe(exc, self.settings.tracking_uri)
                 )
-                old = current.version if current else "none"
-                changes[family] = f"{old} -> {loaded.version}"
-                log.info(
-                    "serving %s v%s (@%s), loaded in %.1fs",
-                    loaded.name,
-                    loaded.version,
-                    alias or "pinned",
-                    time.perf_counter() - started,
-                )
+                self.errors = {**self.errors, "registry": message}
+                log.error("reading the registry failed, serving what is loaded: %s", message)
+                return {}
+            errors: dict[str, str] = {}
+            targets = self._targets(client, errors)
+            current = self.models
+            updates: dict[str, LoadedModel] = {}
+            for family, (version, alias) in targets.items():
+                update = self._update(client, family, version, alias, current.get(family), errors)
+                if update is not None:
+                    updates[family] = update
+            changes = {
+                family: f"{current[family].version if family in current else 'none'} -> "
+                f"{model.version}"
+                for family, model in updates.items()
+                if family not in current or current[family].version != model.version
+            }
+            self.models = {**current, **updates}  # one swap: every family together
+            self.errors = errors
             if changes:
                 gc.collect()
                 gc.freeze()  # long-lived model objects out of the collector's way (p99 latency)
         return changes
+
+    def _targets(self, client: Any, errors: dict[str, str]) -> dict[str, tuple[Any, str | None]]:
+        """Every family's target version and alias, resolved before anything loads."""
+        targets: dict[str, tuple[Any, str | None]] = {}
+        for family in REGISTERED_NAMES:
+            try:
+                targets[family] = self._target(client, family)
+            except Exception as exc:  # reported, never raised: the old version keeps serving
+                errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
+                current = self.models.get(family)
+                log.error(
+                    "loading %s failed, serving %s: %s",
+                    family,
+                    f"v{current.version}" if current else "nothing",
+                    errors[family],
+                )
+                observability.record_model_load(family, "unknown", False)
+        return targets
+
+    def _update(
+        self,
+        client: Any,
+        family: str,
+        version: Any,
+        alias: str | None,
+        current: LoadedModel | None,
+        errors: dict[str, str],
+    ) -> LoadedModel | None:
+        """What ``family`` serves after this reload (None: unchanged)."""
+        target = str(version.version)
+        if current is not None and current.version == target:
+            if current.alias == alias and current.alias_target is None:
+                return None
+            return replace(current, alias=alias, alias_target=None)
+        started = time.perf_counter()
+        try:
+            loaded = self._load(client, family, version, alias)
+        except Exception as exc:  # reported, never raised: the old version keeps serving
+            errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
+            observability.record_model_load(family, target, False)
+            return self._stand_in(client, family, version, alias, current, errors)
+        seconds = time.perf_counter() - started
+        observability.record_model_load(family, loaded.version, True, seconds)
+        log.info(
+            "serving %s v%s (@%s), loaded in %.1fs",
+            loaded.name,
+            loaded.version,
+            alias or "pinned",
+            seconds,
+        )
+        return loaded
+
+    def _stand_in(
+        self,
+        client: Any,
+        family: str,
+        version: Any,
+        alias: str | None,
+        current: LoadedModel | None,
+        errors: dict[str, str],
+    ) -> LoadedModel | None:
+        """What serves in place of a target that failed to load: the version served so far
+        or, on a replica with nothing loaded yet, the previous champion; flagged as a
+        fallback (``alias_target``) and logged at error level."""
+        target = str(version.version)
+        stand_in = current
+        if stand_in is None and alias == CHAMPION:
+            stand_in = self._previous_champion(client, family, version, errors)
+        if stand_in is None:
+            log.error("loading %s v%s failed, serving nothing: %s", family, target, errors[family])
+            return None
+        log.error(
+            "loading %s v%s failed; FALLBACK: serving v%s in its place until %s loads: %s",
+            family,
+            target,
+            stand_in.version,
+            f"@{alias}" if alias else "the pinned version",
+            errors[family],
+        )
+        failed = {"alias": alias, "version": target, "error": errors[family]}
+        return replace(stand_in, alias=None, alias_target=failed)
+
+    def _previous_champion(
+        self, client: Any, family: str, version: Any, errors: dict[str, str]
+    ) -> LoadedModel | None:
+        """The version ``version`` replaced as champion (its ``previous_champion`` tag), loaded;
+        None when there is none or it fails too (added to the family's error)."""
+        previous = (version.tags or {}).get("previous_champion")
+        if not previous or previous == str(version.version):
+            return None
+        started = time.perf_counter()
+        try:
+            prior = client.get_model_version(REGISTERED_NAMES[family], previous)
+            loaded = self._load(client, family, prior, None)
+        except Exception as exc:
+            errors[family] += (
+                f"; the previous champion v{previous} did not load either: "
+                f"{registry_errors.describe(exc, self.settings.tracking_uri)}"
+            )
+            observability.record_model_load(family, previous, False)
+            return None
+        observability.record_model_load(family, previous, True, time.perf_counter() - started)
+        return loaded

@@ -179,8 +179,17 @@ class StoreCollector(Collector):
             "1 while the latest load of a family failed (the previous version keeps serving).",
             labels=("family",),
         )
+        fallback = GaugeMetricFamily(
+            "cvm_model_fallback",
+            "1 while a family serves a version in place of its alias target, which failed to "
+            "load (/v1/models says why).",
+            labels=("family", "version", "instead_of"),
+        )
         for family, model in list(self.store.models.items()):
             info.add_metric([family, model.name, model.version, model.alias or ""], 1)
+            target = getattr(model, "alias_target", None)
+            if target is not None:
+                fallback.add_metric([family, model.version, str(target["version"])], 1)
             loaded_at.add_metric([family], float(model.loaded_at))
             monitor = getattr(model, "drift", None)
             if monitor is not None:
@@ -194,6 +203,7 @@ class StoreCollector(Collector):
         yield loaded_at
         yield drift
         yield load_errors
+        yield fallback
         yield ready
 
 

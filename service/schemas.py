@@ -258,11 +258,19 @@ class DriftOut(BaseModel):
     retrain: bool = Field(description="True when any feature's PSI is above the threshold.")
 
 
+class AliasTarget(BaseModel):
+    alias: str | None = Field(description="The alias (null: a pinned version).")
+    version: str = Field(description="The version the alias or pin points to.")
+    error: str = Field(description="Why that version is not served: its load error.")
+
+
 class ModelInfo(BaseModel):
     family: str
     name: str
     version: str
-    alias: str | None
+    alias: str | None = Field(
+        description="The alias that points to this version; null when pinned or a fallback."
+    )
     run_id: str | None
     metrics: dict[str, float]
     as_of: str | None
@@ -270,6 +278,15 @@ class ModelInfo(BaseModel):
     git_commit: str | None
     loaded_at: str
     drift: DriftOut | None = None
+    fallback: bool = Field(
+        default=False,
+        description="True while this version serves in place of its alias target, which "
+        "failed to load (see alias_target).",
+    )
+    alias_target: AliasTarget | None = Field(
+        default=None,
+        description="When a fallback: the version the alias points to and why it is not served.",
+    )
 
 
 class ModelsResponse(BaseModel):

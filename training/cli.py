@@ -159,7 +159,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
     for family in families:
         try:
             outcome = registry.promote(
-                family, force=args.force, tolerances=tolerances, reason=args.reason or ""
+                family,
+                force=args.force,
+                tolerances=tolerances,
+                reason=args.reason or "",
+                skip_load_check=args.skip_load_check,
             )
         except registry.RegistryError as exc:
             _say(f"{family}: {exc}")
@@ -383,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="allowed worsening, e.g. churn_roc_auc=0.02 (repeatable)",
     )
     promote.add_argument("--reason", help="why (recorded on the model version)")
+    promote.add_argument(
+        "--skip-load-check",
+        action="store_true",
+        help="promote without loading the challenger and scoring its input example first",
+    )
     promote.set_defaults(func=cmd_promote)
 
     rollback = sub.add_parser("rollback", help="move @champion back to the previous champion")

@@ -87,6 +87,27 @@ def save_comparison(
     client.set_model_version_tag(name, version, "gate_metrics", json.dumps(payload))
 
 
+def check_loads(client: MlflowClient, name: str, version: str) -> None:
+    """Load the version's pyfunc as the service does and score its input example;
+    :class:`RegistryError` naming the cause when it cannot (a broken or missing artifact, a
+    version this code cannot read)."""
+    import mlflow.pyfunc  # the pyfunc loader only; never the training pipeline
+
+    try:
+        model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(name, version))
+        example = model.input_example
+        if example is not None:
+            scored = model.predict(example)
+            if len(scored) != len(example):
+                raise ValueError(f"it scored {len(scored)} rows for {len(example)}")
+    except Exception as exc:
+        raise _LoadError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _LoadError(Exception):
+    pass
+
+
 @dataclass
 class PromotionOutcome:
     family: str
@@ -105,9 +126,12 @@ def promote(
     reason: str = "",
     tracking_uri: str | None = None,
     actor: str | None = None,
+    skip_load_check: bool = False,
 ) -> PromotionOutcome:
-    """Move ``champion`` to the challenger if it passes the gate (or ``force``).
+    """Move ``champion`` to the challenger if it passes the gate (or ``force``) and loads.
 
+    Before the alias moves, the challenger is loaded and scores its input example
+    (:func:`check_loads`); ``force`` does not skip that, only ``skip_load_check`` does.
     ``tracking_uri``: the store (default: the configured one); ``actor``: who, for the alias
     history (default: the operating-system user)."""
     client = _client(tracking_uri)
@@ -139,6 +163,8 @@ def promote(
             result,
             f"refused: {result.message()}",
         )
+    if not skip_load_check:
+        _check_before_promotion(client, name, challenger.version, champion)
     why = reason or (
         "forced"
         if force and (result is None or not result.passed)
@@ -168,6 +194,20 @@ def promote(
         f"promoted v{challenger.version} to @{CHAMPION}"
         + (f" (was v{champion.version})" if champion else ""),
     )
+
+
+def _check_before_promotion(
+    client: MlflowClient, name: str, version: str, champion: Any | None
+) -> None:
+    try:
+        check_loads(client, name, version)
+    except _LoadError as exc:
+        stays = f"@{CHAMPION} stays on v{champion.version}" if champion else f"no @{CHAMPION} set"
+        raise RegistryError(
+            f"{name} v{version} was not promoted: it does not load and score its input example "
+            f"({exc}). {stays}. Register a version that loads (cvm retrain); to promote it "
+            'anyway, skip the check (cvm promote --skip-load-check, or "skip_load_check": true)'
+        ) from exc
 
 
 def rollback(

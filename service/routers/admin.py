@@ -8,6 +8,8 @@ is refreshed before the answer.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -33,19 +35,40 @@ router = APIRouter(
 Family = Literal[tuple(FAMILIES)]  # type: ignore[valid-type]
 
 
+RELOAD_WAIT_SECONDS = 60.0
+
+
 @router.post("/reload", summary="Check the registry now and swap in moved aliases or pins")
 async def reload(store: ModelStoreDep) -> dict:
-    """Loads in a worker thread; requests keep being served by the current versions."""
-    changes = await run_in_threadpool(store.refresh)
-    return _served(store, changes)
+    """Loads in the background; requests keep being served by the current versions."""
+    return _served(store, *await _reloaded(store))
 
 
-def _served(store: ModelStore, changes: dict[str, str]) -> dict[str, Any]:
-    return {
+async def _reloaded(store: ModelStore) -> tuple[dict[str, str], bool]:
+    """Have the loader thread reload now and await it: (changes, finished in time)."""
+    ticket = store.request_reload()
+    if ticket is None:  # no loader thread (models not loaded at start-up): reload here
+        return await run_in_threadpool(store.refresh), True
+    deadline = time.monotonic() + RELOAD_WAIT_SECONDS
+    try:
+        while (changes := store.reload_outcome(ticket)) is None:
+            if time.monotonic() > deadline:
+                return {}, False
+            await asyncio.sleep(0.02)
+    except LookupError:  # the loader thread stopped (shutting down)
+        return await run_in_threadpool(store.refresh), True
+    return changes, True
+
+
+def _served(store: ModelStore, changes: dict[str, str], finished: bool = True) -> dict[str, Any]:
+    served: dict[str, Any] = {
         "changed": changes,
         "versions": {f: m.version for f, m in store.snapshot().items()},
         "errors": dict(store.errors),
     }
+    if not finished:
+        served["pending"] = True  # still loading: GET /v1/models shows when it is done
+    return served
 
 
 class PromoteRequest(BaseModel):
@@ -58,6 +81,11 @@ class PromoteRequest(BaseModel):
         description='Per-metric tolerances of the gate, e.g. {"churn_roc_auc": 0.02}.',
     )
     reason: str = Field(default="", max_length=500, description="Why, for the alias history.")
+    skip_load_check: bool = Field(
+        default=False,
+        description="Promote without first loading the challenger and scoring its input "
+        "example (force does not skip that check).",
+    )
 
     model_config = ConfigDict(extra="forbid")
 
@@ -102,7 +130,7 @@ async def _answer(
     store: ModelStore, family: str, old: Any, new: Any, message: str, gate: list[str]
 ) -> dict[str, Any]:
     """Serve the move now, then say what moved and what is served."""
-    changes = await run_in_threadpool(store.refresh)
+    served = _served(store, *await _reloaded(store))
     return {
         "family": family,
         "promoted": True,
@@ -110,7 +138,7 @@ async def _answer(
         "to_version": _text(new),
         "message": message,
         "gate": gate,
-        "served": _served(store, changes),
+        "served": served,
     }
 
 
@@ -131,6 +159,7 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
             reason=body.reason,
             tracking_uri=store.settings.tracking_uri,
             actor=_actor(request),
+            skip_load_check=body.skip_load_check,
         ),
     )
     gate = list(outcome.gate.reasons) if outcome.gate is not None else []

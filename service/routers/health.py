@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from service.deps import ModelStoreDep
@@ -22,7 +24,22 @@ def live() -> dict[str, str]:
     responses={503: {"description": "models not loaded yet, or loading failed"}},
 )
 def ready(store: ModelStoreDep) -> JSONResponse:
-    if store.ready:
-        versions = {f: m.version for f, m in store.models.items()}
-        return JSONResponse({"status": "ready", "models": versions})
-    return error_response(503, "not_ready", store.error or "models are loading")
+    """200 while every family has a version in memory, even if the latest reload failed (the
+    registry unreadable, a version that does not load): those versions still answer. Then
+    ``errors`` says what failed and ``fallback`` which families serve a version other than
+    their alias target."""
+    models = store.snapshot()
+    if not store.ready:
+        return error_response(503, "not_ready", store.error or "models are loading")
+    body: dict[str, Any] = {"status": "ready", "models": {f: m.version for f, m in models.items()}}
+    fallback = {
+        f: {"version": m.version, "instead_of": m.alias_target["version"]}
+        for f, m in models.items()
+        if m.alias_target is not None
+    }
+    if fallback:
+        body["fallback"] = fallback
+    errors = store.errors
+    if errors:
+        body["errors"] = dict(errors)
+    return JSONResponse(body)

@@ -1,7 +1,10 @@
 """Promotion gate, rollback and alias history on a registry of its own."""
 
 import time
+from pathlib import Path
 
+import mlflow.pyfunc
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -10,15 +13,36 @@ from training import registry, tracking
 from training.cli import main
 
 
+class Doubled(mlflow.pyfunc.PythonModel):
+    """A tiny pyfunc that loads and scores: promotion loads the challenger first."""
+
+    def predict(self, context, model_input, params=None):
+        return model_input * 2
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory) -> dict[str, Path]:
+    """A pyfunc model folder that loads, and a copy whose pickled model is garbage."""
+    folder = tmp_path_factory.mktemp("pyfunc")
+    good, broken = folder / "good", folder / "broken"
+    example = pd.DataFrame({"x": [1.0, 2.0]})
+    for path in (good, broken):
+        mlflow.pyfunc.save_model(
+            path, python_model=Doubled(), input_example=example, pip_requirements=[]
+        )
+    (broken / "python_model.pkl").write_bytes(b"not a model")
+    return {"good": good, "broken": broken}
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, model_dirs):
     uri = f"sqlite:///{tmp_path}/registry.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("CVM_HOME", str(tmp_path))
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model("cvm-churn")
     for _ in range(2):
-        client.create_model_version("cvm-churn", source=str(tmp_path / "model"))
+        client.create_model_version("cvm-churn", source=str(model_dirs["good"]))
     client.set_registered_model_alias("cvm-churn", "champion", "1")
     client.set_registered_model_alias("cvm-churn", "challenger", "2")
     yield client
@@ -125,3 +149,28 @@ def test_promote_rollback_promote_rollback_keeps_every_event(store):
         ("retired", "retired by ops: replaced by v2"),
         ("restored", "restored by ops: undo 2"),
     ], elapsed
+
+
+def test_a_challenger_that_does_not_load_is_not_promoted_even_forced(store, model_dirs, capsys):
+    compare(0.80, 0.83)
+    store.create_model_version("cvm-churn", source=str(model_dirs["broken"]))
+    store.set_registered_model_alias("cvm-churn", "challenger", "3")
+    assert main(["promote", "--family", "churn", "--force"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "churn: cvm-churn v3 was not promoted: it does not load and score its input example ("
+    )
+    assert "). @champion stays on v1. Register a version that loads (cvm retrain)" in err
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
+    assert "previous_champion" not in store.get_model_version("cvm-churn", "3").tags
+
+    assert main(["promote", "--family", "churn", "--force", "--skip-load-check"]) == 0
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "3"
+
+
+def test_promotion_scores_the_input_example_of_the_challenger(store, monkeypatch, capsys):
+    compare(0.80, 0.83)
+    monkeypatch.setattr(Doubled, "predict", lambda self, context, model_input, params=None: [1])
+    assert main(["promote", "--family", "churn"]) == 3
+    assert "(ValueError: it scored 1 rows for 2)" in capsys.readouterr().err
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
