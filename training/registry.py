@@ -88,9 +88,9 @@ def save_comparison(
 
 
 def check_loads(client: MlflowClient, name: str, version: str) -> None:
-    """Load the version's pyfunc as the service does and score its input example;
-    :class:`RegistryError` naming the cause when it cannot (a broken or missing artifact, a
-    version this code cannot read)."""
+    """Load the version's pyfunc as the service does and score its input example; an
+    exception naming the cause when it cannot (a broken or missing artifact, a version this
+    code cannot read, an input example it does not score)."""
     import mlflow.pyfunc  # the pyfunc loader only; never the training pipeline
 
     try:
@@ -105,7 +105,7 @@ def check_loads(client: MlflowClient, name: str, version: str) -> None:
 
 
 class _LoadError(Exception):
-    pass
+    """The version does not load or score (the cause as text)."""
 
 
 @dataclass
@@ -202,7 +202,7 @@ def _check_before_promotion(
     try:
         check_loads(client, name, version)
     except _LoadError as exc:
-        stays = f"@{CHAMPION} stays on v{champion.version}" if champion else f"no @{CHAMPION} set"
+        stays = f"@{CHAMPION} stays on v{champion.version}" if champion else f"@{CHAMPION} unset"
         raise RegistryError(
             f"{name} v{version} was not promoted: it does not load and score its input example "
             f"({exc}). {stays}. Register a version that loads (cvm retrain); to promote it "
