@@ -26,6 +26,14 @@ class ServiceUnavailable(Exception):
         self.message = message
 
 
+class InsufficientStorage(Exception):
+    """The server has no room left (disk full) for what the request needs it to hold."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
@@ -109,6 +117,12 @@ def install(app: FastAPI) -> None:
         response = error_response(503, "not_ready", exc.message)
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.exception_handler(InsufficientStorage)
+    async def _no_space(request: Request, exc: InsufficientStorage) -> JSONResponse:
+        # the server's disk, not the caller's mistake: 507, and the operator is told in the log
+        log.error("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.__cause__)
+        return error_response(507, "insufficient_storage", exc.message)
 
     @app.exception_handler(RegistryError)
     async def _registry(request: Request, exc: RegistryError) -> JSONResponse:

@@ -23,6 +23,7 @@ Errors:
 
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -36,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from models.exceptions import InvalidInputError
 from service import observability
-from service.errors import error_payload
+from service.errors import InsufficientStorage, error_payload
 
 log = logging.getLogger("cvm.invocations")
 
@@ -96,7 +97,7 @@ async def spool(body: AsyncIterator[bytes], max_line: int = MAX_LINE_BYTES) -> A
     rows = 0
     try:
         async for part in body:
-            file.write(part)
+            _write(file, part)
             last = part.rfind(b"\n")
             if last < 0:
                 line += len(part)
@@ -112,6 +113,22 @@ async def spool(body: AsyncIterator[bytes], max_line: int = MAX_LINE_BYTES) -> A
     except BaseException:
         file.close()
         raise
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _write(file: Any, part: bytes) -> None:
+    """A piece of the body into the spool; a full disk is the server's 507, not a 500."""
+    try:
+        file.write(part)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise InsufficientStorage(
+            "the server has no disk space left to receive this stream; try again later, "
+            "or send the rows in smaller streams"
+        ) from exc
 
 
 async def read_file(file: Any, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
