@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     - ``CVM_CORS_ORIGINS``: comma-separated origins allowed by CORS (off when unset).
     - ``CVM_LOG_FORMAT`` (``json`` or ``text``), ``CVM_LOG_LEVEL``, ``CVM_ACCESS_LOG``.
     - ``CVM_BLAS_THREADS``: BLAS/OpenMP threads (1: small requests thrash otherwise).
+    - ``CVM_MAX_HEADER_BYTES`` (64 KiB), ``CVM_MAX_HEADERS`` (100): the largest request head
+      (request line and headers) and most headers; 431 above them (``cvm serve``).
+    - ``CVM_HEADER_TIMEOUT`` (10 s): a request's headers must arrive within it, and a new
+      connection must send one; ``CVM_BODY_TIMEOUT`` (10 s): the longest pause while a body
+      arrives. 408 after either (``cvm serve``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CVM_", extra="ignore")
@@ -52,6 +57,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     access_log: bool = True
     blas_threads: int = Field(default=1, ge=1)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=10.0, gt=0)
 
     @property
     def tracking_uri(self) -> str:

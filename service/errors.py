@@ -163,8 +163,11 @@ def install(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # The caller closed the connection before its body was in: nobody reads this answer,
         # and it is not a server error (499, as nginx counts it).
-        log.info("client disconnected during %s %s", request.method, request.url.path)
-        return error_response(499, "client_closed_request", "the client closed the connection")
+        status = request.scope.get("state", {}).get("cvm_status", 499)  # 408: the body timed out
+        if status == 499:
+            log.info("client disconnected during %s %s", request.method, request.url.path)
+            return error_response(499, "client_closed_request", "the client closed the connection")
+        return error_json(status, "request_timeout", "the request body stopped arriving")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
