@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -156,7 +156,8 @@ def _too_long(row: int, max_line: int) -> InvalidInputError:
     )
 
 
-Scorer = Callable[[list[bytes], int], tuple[bytes, int]]  # (lines, first row) -> (ndjson, rows)
+# (lines, first row) -> (ndjson, rows), scored in a worker thread
+Scorer = Callable[[list[bytes], int], Awaitable[tuple[bytes, int]]]
 
 
 class NDJSONStream(Response):
@@ -235,7 +236,7 @@ class NDJSONStream(Response):
                         f"the stream has more than {self.max_rows:,} rows (CVM_MAX_STREAM_ROWS)",
                         field="body",
                     )
-                body, n = await anyio.to_thread.run_sync(self.score, lines, self.rows_done)
+                body, n = await self.score(lines, self.rows_done)
                 self.rows_done += n
                 self.on_rows(n)
                 await send({"type": "http.response.body", "body": body, "more_body": True})

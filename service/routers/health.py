@@ -1,10 +1,10 @@
-"""Liveness and readiness."""
+"""Liveness and readiness. Both are ``async`` and take no dependencies: they run on the event
+loop at once, never in the worker threads that scoring keeps busy."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from service.deps import ModelStoreDep
 from service.errors import error_response
 from service.responses import JSONResponse
 
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 
 @router.get("/live", summary="The process is up")
-def live() -> dict[str, str]:
+async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -21,7 +21,8 @@ def live() -> dict[str, str]:
     summary="All models are loaded (503 until then)",
     responses={503: {"description": "models not loaded yet, or loading failed"}},
 )
-def ready(store: ModelStoreDep) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
+    store = request.app.state.store
     if store.ready:
         versions = {f: m.version for f, m in store.models.items()}
         return JSONResponse({"status": "ready", "models": versions})

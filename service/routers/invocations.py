@@ -15,7 +15,6 @@ import logging
 import time
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -78,9 +77,9 @@ async def invocations(request: Request) -> Response:
     started = time.perf_counter()
     if len(raw) <= INLINE_BODY_BYTES:
         content, rows = mlflow_scoring.score_body(raw, family, loaded, schema, max_rows)
-    else:
-        content, rows = await anyio.to_thread.run_sync(
-            mlflow_scoring.score_body, raw, family, loaded, schema, max_rows
+    else:  # in a worker thread, once a scoring slot is free (service/concurrency.py)
+        content, rows = await request.app.state.slots.run(
+            mlflow_scoring.score_body, raw, family, loaded, schema, max_rows, size=len(raw)
         )
     observability.record_rows(name, loaded.version, rows)
     log.debug(
@@ -116,9 +115,15 @@ async def _stream(
         def on_rows(n: int) -> None:
             observability.record_rows(name, loaded.version, n)
 
-        body, n = await anyio.to_thread.run_sync(score, first, 0)
+        slots = request.app.state.slots
+        body, n = await slots.run(score, first, 0)  # 503 if no slot frees in time
+
+        async def run(lines: list[bytes], offset: int) -> tuple[bytes, int]:
+            # once the 200 is sent, each chunk waits its turn: no 503 mid-stream
+            return await slots.run(score, lines, offset, wait=False)
+
         on_rows(n)
     except BaseException:
         file.close()
         raise
-    return streaming.NDJSONStream(body, n, chunks, score, max_rows, on_rows, headers, file)
+    return streaming.NDJSONStream(body, n, chunks, run, max_rows, on_rows, headers, file)

@@ -129,7 +129,8 @@ def test_a_huge_header_is_431_at_once_and_the_service_stays_responsive(port):
         "headers_too_large", "the request's headers are larger than the limit of 65,536 bytes"
     )
     assert sent < 16 * 1024 * 1024, f"{sent:,} bytes were read before the answer"
-    assert probe.latencies and max(probe.latencies) < 0.1, max(probe.latencies)
+    # the stall was 15 s; the bound leaves room for this process's own threads and a busy box
+    assert probe.latencies and max(probe.latencies) < 0.5, max(probe.latencies)
 
 
 def test_too_many_headers_is_431_and_a_head_under_the_limits_is_served(port):
