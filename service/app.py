@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from models.redact import redact
-from service import errors, limits, observability, security
+from service import errors, limits, observability, request_body, security
+from service.concurrency import ScoringSlots
 from service.config import Settings
 from service.deps import SCORING_RESPONSES, ScoringAuth
 from service.model_store import ModelStore
@@ -24,6 +25,7 @@ from service.routers import (
     models_info,
     segments,
 )
+from service.schemas import AudienceRequest, ScoreRequest
 
 log = logging.getLogger("cvm.service")
 
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = ModelStore(settings)
     app.state.guard = guard
+    app.state.slots = ScoringSlots(settings.max_concurrent, settings.queue_timeout)
     app.state.metrics_registry = observability.app_registry(app.state.store)
     errors.install(app)
     # Middleware: the last added runs first (outermost).
@@ -82,4 +85,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for scoring in (models_info, customers, segments, churn):
         app.include_router(scoring.router, dependencies=[ScoringAuth], responses=SCORING_RESPONSES)
     app.include_router(admin.router)  # its own admin-key dependency
+    _document_request_bodies(app)
     return app
+
+
+def _document_request_bodies(app: FastAPI) -> None:
+    """The customer-view routes read their bodies themselves (service/request_body.py): their
+    models go into the OpenAPI document's components as FastAPI would have put them."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            request_body.add_schemas(generate(), [ScoreRequest, AudienceRequest])
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -12,11 +12,17 @@ from service.schemas import ErrorResponse
 from service.security import API_KEY_HEADER, require_api_key
 
 
-def get_store(request: Request) -> ModelStore:
+# async: FastAPI runs a plain ``def`` dependency in its worker threads, which scoring may keep
+# busy; these only read an attribute.
+async def get_store(request: Request) -> ModelStore:
     return request.app.state.store
 
 
-def get_ready_store(request: Request) -> ModelStore:
+async def get_ready_store(request: Request) -> ModelStore:
+    return ready_store(request)
+
+
+def ready_store(request: Request) -> ModelStore:
     """The model store, or 503 while the models are not all loaded."""
     store: ModelStore = request.app.state.store
     if not store.ready:

@@ -26,6 +26,22 @@ class ServiceUnavailable(Exception):
         self.message = message
 
 
+class ServiceBusy(Exception):
+    """Every scoring slot stayed taken for ``CVM_QUEUE_TIMEOUT`` seconds."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InsufficientStorage(Exception):
+    """The server has no room left (disk full) for what the request needs it to hold."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> JSONResponse:
@@ -98,8 +114,28 @@ def error_payload(exc: Exception) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"code": code, "message": message, "details": details}}
 
 
+def _install_capacity(app: FastAPI) -> None:
+    """The server's own limits: every scoring slot taken (503), no disk space (507)."""
+
+    @app.exception_handler(ServiceBusy)
+    async def _busy(request: Request, exc: ServiceBusy) -> JSONResponse:
+        log.warning(
+            "busy: %s %s waited too long for a scoring slot", request.method, request.url.path
+        )
+        response = error_response(503, "busy", exc.message)
+        response.headers["Retry-After"] = "2"
+        return response
+
+    @app.exception_handler(InsufficientStorage)
+    async def _no_space(request: Request, exc: InsufficientStorage) -> JSONResponse:
+        # the server's disk, not the caller's mistake: 507, and the operator is told in the log
+        log.error("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.__cause__)
+        return error_response(507, "insufficient_storage", exc.message)
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
+    _install_capacity(app)
     # imported here: this module loads before service.limits caps the BLAS threads
     from pandas.errors import OutOfBoundsDatetime, OutOfBoundsTimedelta
 
@@ -169,8 +205,11 @@ def install(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # The caller closed the connection before its body was in: nobody reads this answer,
         # and it is not a server error (499, as nginx counts it).
-        log.info("client disconnected during %s %s", request.method, request.url.path)
-        return error_response(499, "client_closed_request", "the client closed the connection")
+        status = request.scope.get("state", {}).get("cvm_status", 499)  # 408: the body timed out
+        if status == 499:
+            log.info("client disconnected during %s %s", request.method, request.url.path)
+            return error_response(499, "client_closed_request", "the client closed the connection")
+        return error_json(status, "request_timeout", "the request body stopped arriving")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

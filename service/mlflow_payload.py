@@ -33,7 +33,7 @@ FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 MAX_ERRORS = 20
 
 Loc = tuple[Any, ...]
-Cells = list[Any]
+Cells = Sequence[Any]  # one column's JSON values (a list, or a tuple from transposed rows)
 PathOf = Callable[[int, str], Loc]  # (row index, column) -> where the value is in the body
 
 _NONE = type(None)
@@ -188,20 +188,21 @@ def _convert(column: Column, values: Cells, path_of: PathOf, errors: _Errors) ->
         return None
     if kind == "string":
         if types <= _STRING_TYPES:
-            return values
+            return values if type(values) is list else list(values)
         _flag(column, values, _STRING_TYPES, "a string", "string_type", path_of, errors)
         return None
-    return values  # a type this service does not check: passed on as given
+    return list(values)  # a type this service does not check: passed on as given
 
 
 def _arrays(
     cells: dict[str, Cells], n: int, path_of: PathOf, schema: InputSchema
 ) -> tuple[dict[str, Any], int]:
-    """Every schema column's cells converted and checked (see :func:`_convert`)."""
+    """Every schema column's cells converted and checked (see :func:`_convert`); each
+    column's cells are dropped from ``cells`` once converted (memory: one column at a time)."""
     errors = _Errors()
     arrays: dict[str, Any] = {}
     for column in schema.columns:
-        values = cells.get(column.name)
+        values = cells.pop(column.name, None)
         if values is None:  # an optional column left out: missing for every row
             arrays[column.name] = _convert(column, [None] * n, path_of, errors)  # no errors
             continue
@@ -254,14 +255,18 @@ def _columns_from_records(
         if errors.full:
             break
     errors.raise_if_any()
+    n = len(rows)
+    columns: dict[str, Cells]
     try:  # every column in every row: one C-level pass
         tuples = list(map(schema.getter, rows))
-        columns = dict(zip(schema.names, (list(c) for c in zip(*tuples, strict=True)), strict=True))
+        columns = dict(zip(schema.names, zip(*tuples, strict=True), strict=True))
+        del tuples
     except KeyError:  # optional columns absent from some rows
         columns = {
             name: [row.get(name) for row in rows] for name in schema.names if name in present
         }
-    return columns, len(rows), lambda i, name: (*loc, offset + i, name)
+    rows.clear()  # the records are read: their dicts go now, not with the whole body
+    return columns, n, lambda i, name: (*loc, offset + i, name)
 
 
 def _columns_from_dict(
@@ -349,11 +354,11 @@ def _columns_from_split(
     index = obj.get("index")
     if index is not None and (not isinstance(index, list) or len(index) != len(data)):
         fail((*loc, "index"), f"expected a list of {len(data)} labels (one per row)", "length")
-    cells = {
-        name: list(values) for name, values in zip(columns, zip(*data, strict=True), strict=True)
-    }
+    n = len(data)
+    cells: dict[str, Cells] = dict(zip(columns, zip(*data, strict=True), strict=True))
+    data.clear()  # the rows are read: their lists go now, not with the whole body
     position = {name: j for j, name in enumerate(columns)}
-    return cells, len(data), lambda i, name: (*loc, "data", i, position[name])
+    return cells, n, lambda i, name: (*loc, "data", i, position[name])
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -382,12 +387,13 @@ def parse_columns(raw: bytes, schema: InputSchema, max_rows: int) -> tuple[dict[
         errors.add(
             (), f"expected exactly one of {quoted(FORMATS)}, got {len(formats)}", "value_error"
         )
-    params = body.get("params")
+    params = body.pop("params", None)
     if params not in (None, {}):
         errors.add(("params",), "these models take no params", "extra_forbidden")
     errors.raise_if_any()
     fmt = formats[0]
-    value = body[fmt]
+    value = body.pop(fmt)
+    del body
     if fmt == "dataframe_split":
         cells, n, path_of = _columns_from_split(value, schema, max_rows)
     elif fmt == "dataframe_records" or isinstance(value, list):

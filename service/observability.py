@@ -361,6 +361,7 @@ class ObservabilityMiddleware:
         template = getattr(route, "path", None) or "<unmatched>"
         method = scope.get("method", "")
         state = scope.get("state") or {}
+        status = state.get("cvm_status", status)  # e.g. 499: a stream whose client left
         model = state.get("cvm_model", "")
         version = state.get("cvm_model_version", "")
         if not model and template.startswith(_VIEW_PREFIXES) and status < 500:

@@ -19,13 +19,17 @@ Errors:
   error line, ``{"error": {...same shape as an error response...}, "rows_scored": N}``.
   Rows before the bad chunk were scored and sent; none after it were. A client must check
   the last line (or count the lines: one per input row).
+
+A client that disconnects mid-stream is noticed between chunks: scoring stops, and the request
+is logged and counted as 499 (client closed request). A full disk while spooling is 507.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -36,7 +40,7 @@ from starlette.types import Receive, Scope, Send
 
 from models.exceptions import InvalidInputError
 from service import observability
-from service.errors import error_payload
+from service.errors import InsufficientStorage, error_payload
 
 log = logging.getLogger("cvm.invocations")
 
@@ -96,7 +100,7 @@ async def spool(body: AsyncIterator[bytes], max_line: int = MAX_LINE_BYTES) -> A
     rows = 0
     try:
         async for part in body:
-            file.write(part)
+            _write(file, part)
             last = part.rfind(b"\n")
             if last < 0:
                 line += len(part)
@@ -112,6 +116,22 @@ async def spool(body: AsyncIterator[bytes], max_line: int = MAX_LINE_BYTES) -> A
     except BaseException:
         file.close()
         raise
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _write(file: Any, part: bytes) -> None:
+    """A piece of the body into the spool; a full disk is the server's 507, not a 500."""
+    try:
+        file.write(part)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise InsufficientStorage(
+            "the server has no disk space left to receive this stream; try again later, "
+            "or send the rows in smaller streams"
+        ) from exc
 
 
 async def read_file(file: Any, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
@@ -136,14 +156,16 @@ def _too_long(row: int, max_line: int) -> InvalidInputError:
     )
 
 
-Scorer = Callable[[list[bytes], int], tuple[bytes, int]]  # (lines, first row) -> (ndjson, rows)
+# (lines, first row) -> (ndjson, rows), scored in a worker thread
+Scorer = Callable[[list[bytes], int], Awaitable[tuple[bytes, int]]]
 
 
 class NDJSONStream(Response):
     """A response writing the first chunk's predictions, then scoring and writing the
-    rest of the request stream chunk by chunk. It reads the request itself, so nothing else
-    may listen on ``receive`` (Starlette's StreamingResponse would: its disconnect listener
-    takes the body messages, which is why this is not one)."""
+    rest of the request stream chunk by chunk. The body is spooled before it starts, so it
+    listens on ``receive`` for the client's disconnect only: a client gone mid-stream stops
+    the scoring at the next chunk, and the request is logged and counted as 499 (the 200 was
+    already sent)."""
 
     media_type = NDJSON
 
@@ -168,15 +190,38 @@ class NDJSONStream(Response):
         self.file = file  # the spooled body, closed when the answer is complete
         self.status_code = 200
         self.background = None
+        self.complete = False  # the last byte of the answer was sent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = anyio.Event()
+
+        async def watch() -> None:
+            # The body is in (spooled): the next message on ``receive`` is the disconnect.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        failed: Exception | None = None
         try:
-            await self._send_all(send)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watch)
+                try:
+                    await self._send_all(send, gone)
+                except Exception as exc:  # raised below as it is, not in an exception group
+                    failed = exc
+                tasks.cancel_scope.cancel()
         finally:
             if self.file is not None:
                 self.file.close()
+        if failed is not None:
+            raise failed
+        if gone.is_set() and not self.complete:
+            # The 200 went out first; the access log and metrics count what happened.
+            scope.setdefault("state", {})["cvm_status"] = 499
+            observability.record_error(499, "client_closed_request")
+            log.info("stream ended by the client after %d rows", self.rows_done)
 
-    async def _send_all(self, send: Send) -> None:
+    async def _send_all(self, send: Send, gone: anyio.Event) -> None:
         headers = [(b"content-type", self.media_type.encode())]
         headers += [(k.lower().encode(), v.encode()) for k, v in self.extra_headers.items()]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -184,21 +229,26 @@ class NDJSONStream(Response):
         ended = b""
         try:
             async for lines in self.chunks:
+                if gone.is_set():  # nobody reads the rest: stop scoring it
+                    return
                 if self.rows_done + len(lines) > self.max_rows:
                     raise InvalidInputError(
                         f"the stream has more than {self.max_rows:,} rows (CVM_MAX_STREAM_ROWS)",
                         field="body",
                     )
-                body, n = await anyio.to_thread.run_sync(self.score, lines, self.rows_done)
+                body, n = await self.score(lines, self.rows_done)
                 self.rows_done += n
                 self.on_rows(n)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         except ClientDisconnect:
-            log.info("stream ended by the client after %d rows", self.rows_done)
+            gone.set()
             return
         except Exception as exc:  # the status is sent: the error is the last line
             ended = self._error_line(exc)
+        if gone.is_set():
+            return
         await send({"type": "http.response.body", "body": ended, "more_body": False})
+        self.complete = True
 
     def _error_line(self, exc: Exception) -> bytes:
         status, payload = error_payload(exc)

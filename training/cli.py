@@ -297,6 +297,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=False,  # the service writes its own JSON access log (CVM_ACCESS_LOG)
+        # uvicorn's httptools protocol with bounded request heads and timeouts for slow
+        # clients (CVM_MAX_HEADER_BYTES, CVM_MAX_HEADERS, CVM_HEADER_TIMEOUT, CVM_BODY_TIMEOUT)
+        http="service.http_protocol:ServeProtocol",
     )
     return 0
 

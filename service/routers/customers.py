@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from models.exceptions import InvalidInputError
-from service.deps import ReadyStoreDep
+from service import request_body
+from service.deps import ready_store
 from service.model_store import ModelStore
 from service.schemas import ErrorResponse, ScoreRequest, ScoreResponse
 from service.scoring import score_customers
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+BUSY = {"model": ErrorResponse, "description": "models not loaded yet, or too busy (Retry-After)"}
 
 
 def check_batch(body: ScoreRequest, store: ModelStore) -> None:
@@ -24,16 +31,42 @@ def check_batch(body: ScoreRequest, store: ModelStore) -> None:
         )
 
 
+async def score_request(
+    request: Request,
+    model: type[ScoreRequest],
+    work: Callable[[ModelStore, Any, date], dict[str, Any]],
+) -> Response:
+    """The customer-view routes' common path: the body is read here (on the event loop, as
+    bytes; 413 comes before 503), then parsed, checked, scored and written as JSON in a worker
+    thread once a scoring slot is free (service/concurrency.py). ``work(store, body, as_of)``
+    is the answer."""
+    raw = await request.body()
+    store = ready_store(request)
+    content_type = request.headers.get("content-type")
+
+    def job() -> bytes:
+        body = request_body.parse(model, raw, content_type)
+        check_batch(body, store)
+        as_of = body.as_of or datetime.now(UTC).date()
+        return orjson.dumps(work(store, body, as_of), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    content = await request.app.state.slots.run(job, size=len(raw))
+    return Response(content, media_type="application/json")
+
+
+def _score(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
+    return {"as_of": as_of, **score_customers(store, body.customers, as_of)}
+
+
 @router.post(
     "/score",
     response_model=ScoreResponse,
     summary="Score customers (a single customer is a list of one)",
     responses={
         422: {"model": ErrorResponse, "description": "invalid input; the field is named"},
-        503: {"model": ErrorResponse, "description": "models not loaded yet"},
+        503: BUSY,
     },
+    openapi_extra=request_body.body_doc(ScoreRequest),
 )
-def score(body: ScoreRequest, store: ReadyStoreDep) -> dict:
-    check_batch(body, store)
-    as_of = body.as_of or datetime.now(UTC).date()
-    return {"as_of": as_of, **score_customers(store, body.customers, as_of)}
+async def score(request: Request) -> Response:
+    return await score_request(request, ScoreRequest, _score)

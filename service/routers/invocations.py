@@ -16,7 +16,6 @@ import logging
 import time
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -85,9 +84,16 @@ async def invocations(request: Request) -> Response:
         content, rows = mlflow_scoring.score_body(
             raw, family, loaded, schema, max_rows, BODY_MEDIA[media]
         )
-    else:
-        content, rows = await anyio.to_thread.run_sync(
-            mlflow_scoring.score_body, raw, family, loaded, schema, max_rows, BODY_MEDIA[media]
+    else:  # in a worker thread, once a scoring slot is free (service/concurrency.py)
+        content, rows = await request.app.state.slots.run(
+            mlflow_scoring.score_body,
+            raw,
+            family,
+            loaded,
+            schema,
+            max_rows,
+            BODY_MEDIA[media],
+            size=len(raw),
         )
     observability.record_rows(name, loaded.version, rows)
     log.debug(
@@ -123,9 +129,15 @@ async def _stream(
         def on_rows(n: int) -> None:
             observability.record_rows(name, loaded.version, n)
 
-        body, n = await anyio.to_thread.run_sync(score, first, 0)
+        slots = request.app.state.slots
+        body, n = await slots.run(score, first, 0)  # 503 if no slot frees in time
+
+        async def run(lines: list[bytes], offset: int) -> tuple[bytes, int]:
+            # once the 200 is sent, each chunk waits its turn: no 503 mid-stream
+            return await slots.run(score, lines, offset, wait=False)
+
         on_rows(n)
     except BaseException:
         file.close()
         raise
-    return streaming.NDJSONStream(body, n, chunks, score, max_rows, on_rows, headers, file)
+    return streaming.NDJSONStream(body, n, chunks, run, max_rows, on_rows, headers, file)

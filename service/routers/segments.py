@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date
+from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from models import playbook as pb
+from service import request_body
 from service.deps import ReadyStoreDep
-from service.routers.customers import check_batch
+from service.model_store import ModelStore
+from service.routers.customers import BUSY, score_request
 from service.schemas import (
     AudienceRequest,
     AudienceResponse,
@@ -26,11 +30,14 @@ router = APIRouter(prefix="/v1/segments", tags=["segments"])
     "",
     response_model=SegmentsResponse,
     summary="Every scheme's label for each customer (a single customer is a list of one)",
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={422: {"model": ErrorResponse}, 503: BUSY},
+    openapi_extra=request_body.body_doc(ScoreRequest),
 )
-def segment(body: ScoreRequest, store: ReadyStoreDep) -> dict:
-    check_batch(body, store)
-    as_of = body.as_of or datetime.now(UTC).date()
+async def segment(request: Request) -> Response:
+    return await score_request(request, ScoreRequest, _segment)
+
+
+def _segment(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
     return {"as_of": as_of, **segment_customers(store, body.customers, as_of)}
 
 
@@ -50,10 +57,13 @@ def catalogue(store: ReadyStoreDep) -> dict:
     "/audience",
     response_model=AudienceResponse,
     summary="The customers of the request with one label (an audience), highest CLV first",
-    responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={422: {"model": ErrorResponse}, 503: BUSY},
+    openapi_extra=request_body.body_doc(AudienceRequest),
 )
-def audience(body: AudienceRequest, store: ReadyStoreDep) -> dict:
-    check_batch(body, store)
-    as_of = body.as_of or datetime.now(UTC).date()
+async def audience(request: Request) -> Response:
+    return await score_request(request, AudienceRequest, _audience)
+
+
+def _audience(store: ModelStore, body: AudienceRequest, as_of: date) -> dict[str, Any]:
     result = audience_customers(store, body.customers, as_of, body.scheme, body.label)
     return {"as_of": as_of, "scheme": body.scheme, "label": body.label, **result}
