@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         observability.configure_logging(settings.log_format, settings.log_level)
         limits.cap_native_threads(settings.blas_threads)
+        limits.shorten_gil_slices()
         security.log_startup_warnings(guard)
         if settings.load_on_startup:
             where = redact(settings.tracking_uri)

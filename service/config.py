@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     - ``CVM_CORS_ORIGINS``: comma-separated origins allowed by CORS (off when unset).
     - ``CVM_LOG_FORMAT`` (``json`` or ``text``), ``CVM_LOG_LEVEL``, ``CVM_ACCESS_LOG``.
     - ``CVM_BLAS_THREADS``: BLAS/OpenMP threads (1: small requests thrash otherwise).
-    - ``CVM_MAX_CONCURRENT`` (2): requests scored at once in worker threads (customer-view
-      routes, invocations over 64 KiB, NDJSON chunks); others wait up to ``CVM_QUEUE_TIMEOUT``
+    - ``CVM_MAX_CONCURRENT`` (4): requests scored at once in worker threads (customer-view
+      routes, invocations over 8 KiB, NDJSON chunks); others wait up to ``CVM_QUEUE_TIMEOUT``
       (5 s) for a slot, then get 503 with ``Retry-After``.
     - ``CVM_MAX_HEADER_BYTES`` (64 KiB), ``CVM_MAX_HEADERS`` (100): the largest request head
       (request line and headers) and most headers; 431 above them (``cvm serve``).
@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     access_log: bool = True
     blas_threads: int = Field(default=1, ge=1)
-    max_concurrent: int = Field(default=2, ge=1)
+    max_concurrent: int = Field(default=4, ge=1)
     queue_timeout: float = Field(default=5.0, ge=0)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_headers: int = Field(default=100, ge=1)

@@ -141,6 +141,7 @@ ROUTE: dict[str, Any] = {
         413: _error("body over CVM_MAX_BODY_BYTES"),
         415: _error("not JSON, CSV or NDJSON"),
         422: _error("invalid input; every bad value is named by its path"),
-        503: _error("models not loaded yet"),
+        503: _error("models not loaded yet, or every scoring slot stayed taken (Retry-After)"),
+        507: _error("an NDJSON stream found no disk space left to be received"),
     },
 }

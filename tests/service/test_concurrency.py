@@ -92,7 +92,7 @@ def test_a_full_scoring_cap_answers_503_busy_and_health_never_waits(trained_stor
 
 
 def test_small_invocations_never_wait_for_a_slot(client, monkeypatch):
-    """Bodies up to 64 KiB are scored on the event loop at once, even with every slot taken."""
+    """Bodies up to 8 KiB are scored on the event loop at once, even with every slot taken."""
 
     async def taken(wait: bool = True) -> None:
         raise AssertionError("a small invocation asked for a scoring slot")
