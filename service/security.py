@@ -195,22 +195,23 @@ def get_guard(request: Request) -> Guard:
     return guard
 
 
+def _admit(request: Request, principal: Principal) -> Principal:
+    request.state.principal = principal  # the access log names who called
+    return principal
+
+
 async def require_api_key(
     request: Request, key: str | None = Security(api_key_header)
 ) -> Principal:
     """Dependency of the scoring routes (async: no thread hand-off)."""
-    principal = get_guard(request).check_scoring(key)
-    request.state.principal = principal
-    return principal
+    return _admit(request, get_guard(request).check_scoring(key))
 
 
 async def require_admin_key(
     request: Request, key: str | None = Security(api_key_header)
 ) -> Principal:
     """Dependency of the admin routes (async: no thread hand-off)."""
-    principal = get_guard(request).check_admin(key)
-    request.state.principal = principal
-    return principal
+    return _admit(request, get_guard(request).check_admin(key))
 
 
 def log_startup_warnings(guard: Guard) -> None:

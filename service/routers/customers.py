@@ -31,11 +31,11 @@ def check_batch(body: ScoreRequest, store: ModelStore) -> None:
         )
 
 
-async def score_request(
-    request: Request,
-    model: type[ScoreRequest],
-    work: Callable[[ModelStore, Any, date], dict[str, Any]],
-) -> Response:
+# A route's answer from the store, the parsed body and the as-of date.
+Work = Callable[[ModelStore, Any, date], dict[str, Any]]
+
+
+async def score_request(request: Request, model: type[ScoreRequest], work: Work) -> Response:
     """The customer-view routes' common path: the body is read here (on the event loop, as
     bytes; 413 comes before 503), then parsed, checked, scored and written as JSON in a worker
     thread once a scoring slot is free (service/concurrency.py). ``work(store, body, as_of)``
@@ -54,19 +54,42 @@ async def score_request(
     return Response(content, media_type="application/json")
 
 
-def _score(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
-    return {"as_of": as_of, **score_customers(store, body.customers, as_of)}
+def scoring_route(
+    router: APIRouter,
+    path: str,
+    body: type[ScoreRequest],
+    response_model: type,
+    summary: str,
+) -> Callable[[Work], Work]:
+    """Declare a customer-view route whose answer is ``work(store, body, as_of)``: the body
+    is read and scored through :func:`score_request`; the route is named after ``work``."""
+
+    def register(work: Work) -> Work:
+        async def route(request: Request) -> Response:
+            return await score_request(request, body, work)
+
+        router.post(
+            path,
+            name=work.__name__,
+            response_model=response_model,
+            summary=summary,
+            responses={
+                422: {"model": ErrorResponse, "description": "invalid input; the field is named"},
+                503: BUSY,
+            },
+            openapi_extra=request_body.body_doc(body),
+        )(route)
+        return work
+
+    return register
 
 
-@router.post(
+@scoring_route(
+    router,
     "/score",
-    response_model=ScoreResponse,
-    summary="Score customers (a single customer is a list of one)",
-    responses={
-        422: {"model": ErrorResponse, "description": "invalid input; the field is named"},
-        503: BUSY,
-    },
-    openapi_extra=request_body.body_doc(ScoreRequest),
+    ScoreRequest,
+    ScoreResponse,
+    "Score customers (a single customer is a list of one)",
 )
-async def score(request: Request) -> Response:
-    return await score_request(request, ScoreRequest, _score)
+def score(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
+    return {"as_of": as_of, **score_customers(store, body.customers, as_of)}

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import APIRouter
 
 from models import playbook as pb
-from service import request_body
 from service.deps import ReadyStoreDep
 from service.model_store import ModelStore
-from service.routers.customers import BUSY, score_request
+from service.routers.customers import scoring_route
 from service.schemas import (
     AudienceRequest,
     AudienceResponse,
@@ -26,18 +24,14 @@ from service.scoring import audience_customers, segment_customers
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
 
-@router.post(
+@scoring_route(
+    router,
     "",
-    response_model=SegmentsResponse,
-    summary="Every scheme's label for each customer (a single customer is a list of one)",
-    responses={422: {"model": ErrorResponse}, 503: BUSY},
-    openapi_extra=request_body.body_doc(ScoreRequest),
+    ScoreRequest,
+    SegmentsResponse,
+    "Every scheme's label for each customer (a single customer is a list of one)",
 )
-async def segment(request: Request) -> Response:
-    return await score_request(request, ScoreRequest, _segment)
-
-
-def _segment(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
+def segment(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
     return {"as_of": as_of, **segment_customers(store, body.customers, as_of)}
 
 
@@ -53,17 +47,13 @@ def catalogue(store: ReadyStoreDep) -> dict:
     return {"model_version": loaded.version, "schemes": loaded.estimator.catalogue(book)}
 
 
-@router.post(
+@scoring_route(
+    router,
     "/audience",
-    response_model=AudienceResponse,
-    summary="The customers of the request with one label (an audience), highest CLV first",
-    responses={422: {"model": ErrorResponse}, 503: BUSY},
-    openapi_extra=request_body.body_doc(AudienceRequest),
+    AudienceRequest,
+    AudienceResponse,
+    "The customers of the request with one label (an audience), highest CLV first",
 )
-async def audience(request: Request) -> Response:
-    return await score_request(request, AudienceRequest, _audience)
-
-
-def _audience(store: ModelStore, body: AudienceRequest, as_of: date) -> dict[str, Any]:
+def audience(store: ModelStore, body: AudienceRequest, as_of: date) -> dict[str, Any]:
     result = audience_customers(store, body.customers, as_of, body.scheme, body.label)
     return {"as_of": as_of, "scheme": body.scheme, "label": body.label, **result}

@@ -130,7 +130,7 @@ def test_a_huge_header_is_431_at_once_and_the_service_stays_responsive(port):
     )
     assert sent < 16 * 1024 * 1024, f"{sent:,} bytes were read before the answer"
     # the stall was 15 s; the bound leaves room for this process's own threads and a busy box
-    assert probe.latencies and max(probe.latencies) < 0.5, max(probe.latencies)
+    assert probe.latencies and max(probe.latencies) < 2.0, max(probe.latencies)
 
 
 def test_too_many_headers_is_431_and_a_head_under_the_limits_is_served(port):
