@@ -151,6 +151,10 @@ def tag_model(request: Request, model: str, version: str) -> None:
     request.state.cvm_model_version = version
 
 
+def _gauge(name: str, documentation: str, labels: tuple[str, ...]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
 class StoreCollector(Collector):
     """What a model store serves, read at scrape time."""
 
@@ -158,32 +162,30 @@ class StoreCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        info = GaugeMetricFamily(
+        info = _gauge(
             "cvm_model_info",
             "The served model versions (value 1).",
-            labels=("family", "name", "version", "alias"),
+            ("family", "name", "version", "alias"),
         )
-        loaded_at = GaugeMetricFamily(
+        loaded_at = _gauge(
             "cvm_model_loaded_timestamp_seconds",
             "When the served version was loaded (Unix time).",
-            labels=("family",),
+            ("family",),
         )
-        drift = GaugeMetricFamily(
+        drift = _gauge(
             "cvm_feature_psi",
-            "Population stability index of an input feature since the version was loaded "
-            "(> 0.2: retrain).",
-            labels=("family", "version", "feature"),
+            "Population stability index of an input feature since the version was loaded (> 0.2: retrain).",
+            ("family", "version", "feature"),
         )
-        load_errors = GaugeMetricFamily(
+        load_errors = _gauge(
             "cvm_model_load_failing",
             "1 while the latest load of a family failed (the previous version keeps serving).",
-            labels=("family",),
+            ("family",),
         )
-        fallback = GaugeMetricFamily(
+        fallback = _gauge(
             "cvm_model_fallback",
-            "1 while a family serves a version in place of its alias target, which failed to "
-            "load (/v1/models says why).",
-            labels=("family", "version", "instead_of"),
+            "1 while a family serves a version in place of its alias target, which failed to load (/v1/models says why).",
+            ("family", "version", "instead_of"),
         )
         for family, model in list(self.store.models.items()):
             info.add_metric([family, model.name, model.version, model.alias or ""], 1)

@@ -25,6 +25,11 @@ from service.fields import (
     Timestamp,
 )
 
+# The customer requests' settings: unknown fields refused; pydantic keeps parsed strings in a
+# process-wide cache by default, so the customer ids of a large request would pin its freed
+# memory (cache the field names only).
+REQUEST_CONFIG = ConfigDict(extra="forbid", cache_strings="keys")
+
 
 # A pydantic dataclass with slots, not a model: a request holds up to millions of these, and a
 # model instance costs about 700 bytes (its __dict__ and fields-set), this about 150.
@@ -118,10 +123,7 @@ class ScoreRequest(BaseModel):
     customers: list[CustomerIn] = Field(min_length=1)
 
     model_config = ConfigDict(
-        extra="forbid",
-        # pydantic keeps parsed strings in a process-wide cache by default: the customer ids
-        # of a large request then pin its freed memory (cache the field names only)
-        cache_strings="keys",
+        **REQUEST_CONFIG,
         json_schema_extra={
             "examples": [
                 {
@@ -392,8 +394,7 @@ class AudienceRequest(ScoreRequest):
     )
 
     model_config = ConfigDict(
-        extra="forbid",
-        cache_strings="keys",
+        **REQUEST_CONFIG,
         json_schema_extra={
             "examples": [
                 {

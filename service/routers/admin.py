@@ -142,11 +142,15 @@ async def _answer(
     }
 
 
+# What both alias moves answer.
+_MOVE: dict[str, Any] = {
+    "response_model": AliasMove,
+    "responses": {409: _REFUSED, 422: {"model": ErrorResponse}},
+}
+
+
 @router.post(
-    "/promote",
-    response_model=AliasMove,
-    summary="Promote the family's @challenger to @champion through the gate",
-    responses={409: _REFUSED, 422: {"model": ErrorResponse}},
+    "/promote", summary="Promote the family's @challenger to @champion through the gate", **_MOVE
 )
 async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry  # late: MLflow's client, needed only for alias moves
@@ -171,12 +175,7 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
     )
 
 
-@router.post(
-    "/rollback",
-    response_model=AliasMove,
-    summary="Return the family's @champion to the previous champion",
-    responses={409: _REFUSED, 422: {"model": ErrorResponse}},
-)
+@router.post("/rollback", summary="Return the family's @champion to the previous champion", **_MOVE)
 async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry  # late: MLflow's client, needed only for alias moves
 
