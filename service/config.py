@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     - ``CVM_LOG_FORMAT`` (``json`` or ``text``), ``CVM_LOG_LEVEL``, ``CVM_ACCESS_LOG``.
     - ``CVM_BLAS_THREADS``: BLAS/OpenMP threads (1: small requests thrash otherwise).
     - ``CVM_MAX_CONCURRENT`` (4): requests scored at once in worker threads (customer-view
-      routes, invocations over 8 KiB, NDJSON chunks); others wait up to ``CVM_QUEUE_TIMEOUT``
+      routes, invocations but small churn ones, NDJSON chunks); others wait up to ``CVM_QUEUE_TIMEOUT``
       (5 s) for a slot, then get 503 with ``Retry-After``.
     - ``CVM_MAX_HEADER_BYTES`` (64 KiB), ``CVM_MAX_HEADERS`` (100): the largest request head
       (request line and headers) and most headers; 431 above them (``cvm serve``).

@@ -91,14 +91,36 @@ def test_a_full_scoring_cap_answers_503_busy_and_health_never_waits(trained_stor
     assert [box[0].status_code for _, box in held] == [200, 200]
 
 
-def test_small_invocations_never_wait_for_a_slot(client, monkeypatch):
-    """Bodies up to 8 KiB are scored on the event loop at once, even with every slot taken."""
+def test_small_churn_invocations_never_wait_for_a_slot_and_others_take_one(
+    client, trained_store, monkeypatch
+):
+    """Up to 8 KiB, churn rows (a fast path: under 1 ms) are scored on the event loop at once,
+    even with every slot taken; other models' rows (5 ms for one segmentation row) and larger
+    bodies go to a scoring thread, off the event loop."""
+    import mlflow
 
-    async def taken(wait: bool = True) -> None:
-        raise AssertionError("a small invocation asked for a scoring slot")
+    uri = mlflow.MlflowClient(trained_store["uri"]).get_model_version_download_uri("cvm-churn", "1")
+    example = mlflow.pyfunc.load_model(uri).input_example.reset_index(drop=True)
+    row = [None if v != v else v for v in example.astype(object).iloc[0]]
+    asked: list[bool] = []
+    slots = client.app.state.slots
+    acquire = slots.acquire
 
-    monkeypatch.setattr(client.app.state.slots, "acquire", taken)
-    row = {
+    async def counting(wait: bool = True) -> None:
+        asked.append(wait)
+        await acquire(wait)
+
+    monkeypatch.setattr(slots, "acquire", counting)
+
+    def post(name: str, body: dict) -> int:
+        return client.post(f"/v1/models/{name}/invocations", json=body).status_code
+
+    split = {"columns": list(example.columns), "data": [row]}
+    assert post("cvm-churn", {"dataframe_split": split}) == 200
+    assert asked == []
+    assert post("cvm-churn", {"dataframe_split": {**split, "data": [row] * 100}}) == 200
+    assert asked == [True]
+    clv = {
         "frequency": 2.0,
         "recency": 30.0,
         "T": 90.0,
@@ -107,8 +129,8 @@ def test_small_invocations_never_wait_for_a_slot(client, monkeypatch):
         "tenure_days": 90.0,
         "total_revenue": 60.0,
     }
-    response = client.post("/v1/models/cvm-clv/invocations", json={"dataframe_records": [row]})
-    assert response.status_code == 200, response.text
+    assert post("cvm-clv", {"dataframe_records": [clv]}) == 200
+    assert asked == [True, True]
 
 
 def _transactions_body(customers: int, per: int) -> bytes:
