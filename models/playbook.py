@@ -188,7 +188,7 @@ def recommend(
 ) -> dict[str, Any]:
     """The one recommended action for a customer.
 
-    High value and high churn risk → the retention play (seed 001: R and F flag the risk,
+    High value and high churn risk → the retention play (R and F flag the risk,
     M ranks it); otherwise the first action of the customer's RFM segment.
     """
     book = playbook or load_playbook()

@@ -6,11 +6,11 @@ signals of the seeds:
 =========================  ================================================================
 ``mean_gap_days``          the customer's usual gap between purchase days
                            ((tenure − days since last) / repeat purchases; NaN without repeat)
-``gap_ratio``              days since the last purchase / usual gap: the change in recency
-                           (seed 001); > 2 is seed 004's "no purchase for twice the usual gap"
+``gap_ratio``              days since the last purchase / usual gap: the change in recency;
+                           > 2 is "no purchase for twice the usual gap"
 ``frequency_change``       purchase days in the last window − in the window before (change in
-                           frequency, seed 001)
-``spend_change``           spend in the last window / the window before − 1 (seed 004's
+                           frequency)
+``spend_change``           spend in the last window / the window before − 1 (the
                            3-month ARPU trend; NaN when the customer is younger than two
                            windows or spent nothing before)
 ``complaints``             complaints on record (customer table), as of the date

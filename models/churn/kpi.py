@@ -1,10 +1,10 @@
-"""Churn KPIs of seed 002 and value at risk: pure functions, no model needed.
+"""Churn KPIs and value at risk: pure functions, no model needed.
 
-- :func:`churn_rate`: the seed's rate ``[start − (end − new)] / end`` beside the conventional
+- :func:`churn_rate`: the rate ``[start − (end − new)] / end`` beside the conventional
   ``lost / start``, each named (DOMAIN.md §2: 3,000 / 500 new / 3,300 → 6.06 % and 6.67 %).
 - :func:`churn_loss`: revenue of the lost customers × profit margin (1,500,000; 810,000).
 - :func:`churn_by_period`: both rates by segment and period from data, with the change on the
-  previous period (seed 004's month-on-month change rate) and the loss.
+  previous period (month-on-month change rate) and the loss.
 - :func:`value_at_risk`: P(churn) × CLV, high-value high-risk customers first.
 """
 
@@ -32,7 +32,7 @@ class ChurnRate:
     new_customers: float
     customers_end: float
     lost_customers: float
-    churn_rate: float  # seed 002: lost / customers at the end
+    churn_rate: float  # lost / customers at the end
     conventional_churn_rate: float  # lost / customers at the start
 
     def as_dict(self) -> dict[str, float]:
@@ -40,7 +40,7 @@ class ChurnRate:
 
 
 def churn_rate(start: float, end: float, new: float) -> ChurnRate:
-    """Seed 002's churn rate ``[start − (end − new)] / end`` and the conventional rate.
+    """The churn rate ``[start − (end − new)] / end`` and the conventional rate.
 
     Lost customers are ``start − (end − new)``; ``churn_rate`` divides them by the customers
     at the end, as the seed does, and ``conventional_churn_rate`` by those at the start.
@@ -65,7 +65,7 @@ def churn_rate(start: float, end: float, new: float) -> ChurnRate:
 
 
 def churn_loss(revenue: Any, margin: float, *, lost: float | None = None) -> float:
-    """Seed 002's churn loss: revenue of the lost customers × profit margin (currency).
+    """The churn loss: revenue of the lost customers × profit margin (currency).
 
     ``revenue`` is either each lost customer's revenue (a sequence or array) or their total
     (a number); with ``lost`` it is the revenue *per* lost customer (e.g. an ARPU; the seed
@@ -159,7 +159,7 @@ def churn_by_period(
     :func:`active_from_transactions` or :func:`active_from_contracts`). For the period between two boundaries: customers at the start are
     those active at the first, at the end those active at the second, lost ones were active at
     the start and not at the end, new ones the reverse (first purchase or return), so
-    ``lost = start − (end − new)`` exactly as in seed 002.
+    ``lost = start − (end − new)`` exactly.
 
     ``segments`` maps customer_id → segment label (missing → "unknown"); rows for every
     customer carry the segment ``"all"``. With ``transactions``, ``lost_revenue`` is the lost

@@ -8,7 +8,7 @@ risk. It is exact for the model (no surrogate), needs one batched prediction per
 (vectorised: thousands of customers take a fraction of a second) and reads plainly: "had
 this customer's value been typical, the log-odds would be lower by c_j".
 
-Each feature maps to a readable name and one of the seven churn types of seed 002 through a
+Each feature maps to a readable name and one of the seven churn types through a
 configurable table (:data:`DEFAULT_TYPES_PATH`, JSON): exact names first, then glob
 patterns, then the default type.
 """

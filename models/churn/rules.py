@@ -1,4 +1,4 @@
-"""Early-warning rules (seed 004): readable, configurable thresholds on churn features.
+"""Early-warning rules: readable, configurable thresholds on churn features.
 
 A rule is ``{"name", "label", "feature", "op", "value"}``: the customer is flagged when
 ``feature op value`` holds (``op`` one of ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``,

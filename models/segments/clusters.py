@@ -1,11 +1,11 @@
-"""Behaviour clusters (seed 000): K-means on standardised behaviour features, K by silhouette.
+"""Behaviour clusters: K-means on standardised behaviour features, K by silhouette.
 
-As in the bank mobile-app case of seed 000: behaviour features per customer, K-means for
+As in banks' mobile-app segmentation: behaviour features per customer, K-means for
 K = ``k_min`` .. ``k_max`` (2..10), K chosen by the highest mean silhouette coefficient
 (computed on a fixed random sample of ``sample_size`` customers when there are more, since the
 exact silhouette is quadratic in the number of customers). Count, money and day features are
 log-scaled (sign · log(1 + |x|)) before standardising, so that a few very large customers do
-not pull the centroids (seed 000 warns that K-means is sensitive to outliers); missing values
+not pull the centroids (K-means is sensitive to outliers); missing values
 are imputed with the training median.
 
 Every cluster gets a profile (size, share and mean of each feature in original units) and a

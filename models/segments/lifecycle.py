@@ -1,9 +1,9 @@
 """Lifecycle stage (seeds 001, 004): acquisition → growth → maturity → decline → lapsed.
 
-Seed 001 splits a customer's profit contribution into 导入期 acquisition, 快速增长期
-growth, 成熟期 maturity and 衰退期 decline (and lets customers of very low lifetime value
-drift away); seed 004 names the relationship phases 考察期 exploration, 形成期 formation,
-稳定期 stability and 退化期 deterioration. Here a customer's stage comes from tenure, the trend
+The customer life cycle splits a customer's profit contribution into acquisition
+growth, maturity and decline (and lets customers of very low lifetime value
+drift away); relationship marketing names the phases exploration, formation,
+stability and deterioration. Here a customer's stage comes from tenure, the trend
 of recent against earlier activity, the probability of being alive (P(alive), from the CLV
 model) and how long the customer has been silent compared with their purchase rhythm.
 

@@ -4,11 +4,11 @@ Recency, frequency and monetary scores 1–5 against the training population: sc
 floor(5 · F(v)), F(v) the share of the training population *strictly below* v. Tied values
 always share a score, and the lowest value always scores 1 however many customers share it
 (a frequency of 1 shared by 60 % of customers is not split across scores). Recency is scored
-on days since the last purchase and reversed (6 − score), in 5 levels as in seed 001, so the
+on days since the last purchase and reversed (6 − score), in 5 levels, so the
 most recent customers always score R = 5. A one-customer training table therefore scores
 that customer R5 F1 M1.
 
-Named segments come from a score-to-name table on R and F (seed 001: R and F flag churn
+Named segments come from a score-to-name table on R and F (R and F flag churn
 risk, M ranks who matters): a list of rules ``{"segment", "r", "f"}``, first match wins, no
 match → ``"other"``. The default is :data:`DEFAULT_RFM_SEGMENTS`; the shipped playbook holds
 the same table under ``schemes.rfm.segment_table``

@@ -1,14 +1,14 @@
-"""Value schemes of seed 001: the value matrix (four customer types) and the nine-grid.
+"""Value schemes: the value matrix (four customer types) and the nine-grid.
 
 Value matrix
 ------------
-Profit per purchase × repeat purchases (seed 001, 单次交易收益 × 重复交易次数):
+Profit per purchase × repeat purchases:
 
 =================  ====================  ======================
                    few repeat purchases  many repeat purchases
 =================  ====================  ======================
-high profit/purch  ``meteor`` 流星        ``gold`` 黄金
-low profit/purch   ``burden`` 负担        ``stream`` 小溪
+high profit/purch  ``meteor``        ``gold``
+low profit/purch   ``burden``        ``stream``
 =================  ====================  ======================
 
 "Many" means ``frequency`` (repeat purchase days) ≥ ``repeat_threshold``; "high" means
@@ -21,15 +21,15 @@ valued at ``margin`` × ``avg_order_value`` and the output says so in ``value_ba
 
 Nine-grid
 ---------
-Value tier × growth tier, 3 × 3 (seed 001, the bank's 九宫格). Value is measured as in the
+Value tier × growth tier, 3 × 3, as banks use it. Value is measured as in the
 seed by revenue scale and profitability together: the value index is the weighted mean of
 the customer's percentile ranks on ``value_weights`` (default total revenue and margin rate,
-the stand-ins of the seed's revenue and RAROC) against the training population; the value
+the stand-ins of a bank's revenue and risk-adjusted return) against the training population; the value
 tiers cut it at its training terciles. Growth is ``spend_trend`` (recent against earlier
 revenue, in [−1, 1]): declining below −1/3 (recent spend under half the earlier) or when the
 customer spent nothing in either trend window (``spend_recent`` = ``spend_earlier`` = 0),
-growing from +1/3 (double) up. Each cell carries one of the seed's four strategies: 持续投入
-keep investing, 深度挖潜 develop deeper, 调整优化 adjust and optimise, 策略退出 planned exit
+growing from +1/3 (double) up. Each cell carries one of four strategies:
+keep investing, develop deeper, adjust and optimise, planned exit
 (:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable).
 """
 
@@ -89,7 +89,7 @@ def _repeat_purchases(table: pd.DataFrame) -> np.ndarray:
 
 
 class ValueMatrix(BaseEstimator):
-    """Gold / Meteor / Stream / Burden from profit per purchase × repeat purchases (seed 001).
+    """Gold / Meteor / Stream / Burden from profit per purchase × repeat purchases.
 
     Parameters (``None`` thresholds are learned at fit time, see the module docs):
 
@@ -206,7 +206,7 @@ class ValueMatrix(BaseEstimator):
 
 
 class NineGrid(BaseEstimator):
-    """Value tier × growth tier (3 × 3) with the seed's strategy per cell (seed 001).
+    """Value tier × growth tier (3 × 3) with a strategy per cell.
 
     - ``value_weights``: ``{column: weight}`` of the value index (percentile ranks against
       training); ``None`` = :data:`DEFAULT_VALUE_WEIGHTS`. Columns missing or all-missing at
