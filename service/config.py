@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     - ``CVM_RELOAD_INTERVAL``: seconds between checks for alias moves (0 = never; default 30).
     - ``CVM_REGISTRY_TIMEOUT``: seconds a reload waits on a locked SQLite registry before it
       reports the lock and gives up until the next reload (default 5).
+    - ``CVM_REGISTRY_RETRIES`` (2): how often a request to an MLflow tracking server is retried
+      (MLflow's own default, 7 with doubling back-off, keeps a service whose server is down
+      "loading" for minutes); ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and
+      ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (default here 15 s), when set, win.
     - ``CVM_SEGMENTATION_MODEL``, ``CVM_CHURN_MODEL``, ``CVM_CLV_MODEL``: pin a family to a
       version (``7`` or ``models:/cvm-churn/7``), overriding the alias.
     - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
@@ -52,6 +56,7 @@ class Settings(BaseSettings):
     load_on_startup: bool = True
     reload_interval: float = Field(default=30.0, ge=0)
     registry_timeout: float = Field(default=5.0, gt=0)
+    registry_retries: int = Field(default=2, ge=0)
     segmentation_model: str | None = None
     churn_model: str | None = None
     clv_model: str | None = None
@@ -70,6 +75,13 @@ class Settings(BaseSettings):
     max_headers: int = Field(default=100, ge=1)
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=10.0, gt=0)
+
+    def registry_http_defaults(self) -> None:
+        """Bound MLflow's HTTP retries and timeout for this process unless MLflow's own
+        variables are set (MLflow reads them at each request)."""
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.registry_retries))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
     @property
     def tracking_uri(self) -> str:

@@ -19,11 +19,13 @@ log = logging.getLogger("cvm.errors")
 
 
 class ServiceUnavailable(Exception):
-    """Models are not loaded (yet)."""
+    """Models are not loaded (yet): ``not_ready``; or the registry cannot be reached for an
+    alias move now: ``registry_unavailable``. Both a 503 with ``Retry-After``."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, code: str = "not_ready"):
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
 class ServiceBusy(Exception):
@@ -158,7 +160,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
-        response = error_response(503, "not_ready", exc.message)
+        response = error_response(503, exc.code, exc.message)
         response.headers["Retry-After"] = "5"
         return response
 

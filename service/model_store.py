@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from models import LEGACY_FORMATS, MODEL_FORMAT
+from models import check_model_format, registry_errors
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
 from models.families import CHAMPION, FAMILIES
 from models.redact import redact
-from service import observability, registry_errors
+from service import observability
 from service.config import REGISTERED_NAMES, Settings
 from service.input_schema import InputSchema
 from service.reload_loop import ReloadLoop
@@ -93,20 +93,6 @@ class LoadedModel:
         }
 
 
-def check_model_format(name: str, version: Any, tags: dict[str, str] | None) -> None:
-    """Refuse a version whose pickled estimators are in a layout this code cannot read (its
-    ``cvm_model_format`` tag: this release's format or an older one it still reads; versions
-    from before the tag existed are tried as usual)."""
-    saved = (tags or {}).get("cvm_model_format")
-    if saved is None or saved in {str(f) for f in (MODEL_FORMAT, *LEGACY_FORMATS)}:
-        return
-    raise ValueError(
-        f"{name} v{version} was saved in model format {saved}; this service reads format "
-        f"{MODEL_FORMAT}. Retrain with this release (cvm retrain, then cvm promote), or serve "
-        "that version with the release that trained it"
-    )
-
-
 def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scored: Any) -> bool:
     """Prepare the estimator's column-wise fast path (``compile``) and check that it scores
     the version's input example exactly as the pyfunc did; False (logged) when it does not."""
@@ -161,6 +147,7 @@ class ModelStore:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        settings.registry_http_defaults()
         # Both dicts are replaced whole, never changed in place: readers take them lock-free
         self.models: dict[str, LoadedModel] = {}
         self.errors: dict[str, str] = {}

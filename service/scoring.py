@@ -20,7 +20,7 @@ from models.churn.rules import early_warnings
 from models.customer_view import recommended_actions, score_frame, segment_frame, select_audience
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
-from service.model_store import ModelStore
+from service.model_store import LoadedModel, ModelStore
 from service.schemas import CustomerIn
 from service.score_checks import attribute_rows, check_churn, check_scores, check_summary
 
@@ -163,11 +163,15 @@ def segment_customers(
 
 
 def _customer_view(
-    store: ModelStore, customers: list[CustomerIn], as_of: date
-) -> tuple[dict[str, Any], pd.DataFrame]:
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    loaded: dict[str, LoadedModel] | None = None,
+) -> tuple[dict[str, LoadedModel], pd.DataFrame]:
     """(the served versions, :func:`score_frame` of the customers), with drift tracked; one
-    consistent set of versions for the whole request."""
-    loaded = store.snapshot()
+    consistent set of versions for the whole request (``loaded``: the request's snapshot when
+    the caller took it already)."""
+    loaded = loaded if loaded is not None else store.snapshot()
     summary, features = build_features(customers, as_of)
     frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     check_scores(frame, customers)
@@ -235,12 +239,16 @@ def churn_customers(store: ModelStore, customers: list[CustomerIn], as_of: date)
     return {"model_version": churn.version, "customers": rows}
 
 
-def scheme_labels(store: ModelStore, scheme: str) -> list[str]:
-    """The labels a scheme can give (its catalogue in the served segmentation version)."""
+def scheme_labels(
+    store: ModelStore, scheme: str, loaded: dict[str, LoadedModel] | None = None
+) -> list[str]:
+    """The labels a scheme can give (its catalogue in the served segmentation version, or in
+    ``loaded``, the request's snapshot)."""
     if scheme == "churn_risk":
         return [band for band, _ in RISK_BANDS]
     book = pb.load_playbook(store.settings.playbook)
-    catalogue = store.get("segmentation").estimator.catalogue(book)
+    segmentation = (loaded if loaded is not None else store.snapshot())["segmentation"]
+    catalogue = segmentation.estimator.catalogue(book)
     return [str(entry["label"]) for entry in catalogue[scheme]["labels"]]
 
 
@@ -249,13 +257,14 @@ def audience_customers(
 ) -> dict[str, Any]:
     """The customers carrying ``label`` in ``scheme``, highest CLV first, with their value,
     risk and recommended action (``{"model_versions", "scored", "count", "customers"}``)."""
-    labels = scheme_labels(store, scheme)
+    loaded = store.snapshot()  # one set of versions for the label check and the scores
+    labels = scheme_labels(store, scheme, loaded)
     if label not in labels:
         raise InvalidInputError(
             f"{scheme} has no label {label!r}; its labels are {', '.join(labels)}",
             field="label",
         )
-    loaded, frame = _customer_view(store, customers, as_of)
+    loaded, frame = _customer_view(store, customers, as_of, loaded)
     frame = frame.assign(_row=np.arange(len(frame)))
     chosen = select_audience(frame, scheme, label)
     actions = recommended_actions(chosen, pb.load_playbook(store.settings.playbook))

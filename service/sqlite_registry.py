@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from models.registry_errors import unreadable_database
+
 log = logging.getLogger("cvm.models")
 
 
@@ -95,11 +97,7 @@ class SqliteRegistry:
                     f"the registry database {self.path} is locked by another process "
                     f"(waited {self.timeout:g} s); the next reload tries again"
                 ) from None
-            raise RegistryFileError(
-                f"the registry database at {self.uri} cannot be read ({exc}): check "
-                "MLFLOW_TRACKING_URI (or CVM_HOME), that the file is an MLflow database and "
-                "that the service may read it"
-            ) from None
+            raise RegistryFileError(unreadable_database(self.uri, str(exc))) from None
         finally:
             conn.close()
 

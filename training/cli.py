@@ -1,7 +1,8 @@
 """The ``cvm`` command: generate demo data, train, and serve.
 
-Every user error (bad file, bad option) ends with one line on stderr and exit code 2; no
-traceback. ``CVM_DEBUG=1`` shows tracebacks.
+Every user error (bad file, bad option) ends with one line on stderr and exit code 2; a
+registry that cannot be reached or read, with exit code 75 (try again later); no traceback and
+no password. ``CVM_DEBUG=1`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from models.redact import redact
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 3  # promote: the gate refused
+EXIT_UNAVAILABLE = 75  # the registry cannot be reached or read now: try again (EX_TEMPFAIL)
 
 
 def _say(message: str) -> None:
@@ -468,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except Exception as exc:  # MLflow: an unreachable, locked or refusing registry
+        from models import registry_errors
+        from training import config
+
+        if os.environ.get("CVM_DEBUG") or not registry_errors.is_registry_problem(exc):
+            raise
+        _say(f"error: {registry_errors.describe(exc, config.tracking_uri())}")
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

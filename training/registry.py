@@ -67,10 +67,16 @@ def event_key(action: str) -> str:
 
 
 def _version(client: MlflowClient, name: str, alias: str) -> Any | None:
+    """The version ``name@alias``; None when the model or the alias does not exist (a registry
+    that cannot be read raises: "no challenger" would be the wrong story)."""
+    from models.registry_errors import is_missing
+
     try:
         return client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        return None
+    except mlflow.exceptions.MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise
 
 
 def save_comparison(
@@ -93,7 +99,10 @@ def check_loads(client: MlflowClient, name: str, version: str) -> None:
     code cannot read, an input example it does not score)."""
     import mlflow.pyfunc  # the pyfunc loader only; never the training pipeline
 
+    from models import check_model_format
+
     try:
+        check_model_format(name, version, client.get_model_version(name, version).tags)
         model = mlflow.pyfunc.load_model(client.get_model_version_download_uri(name, version))
         example = model.input_example
         if example is not None:

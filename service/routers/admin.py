@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from models import registry_errors
+from models.exceptions import CVMError
 from models.families import FAMILIES
 from service import observability
 from service.deps import ADMIN_RESPONSES, ModelStoreDep
-from service.errors import error_response
+from service.errors import ServiceUnavailable, error_response
 from service.model_store import ModelStore
 from service.schemas import ErrorResponse
 from service.security import require_admin_key
@@ -111,6 +114,24 @@ class AliasMove(BaseModel):
     )
 
 
+T = TypeVar("T")
+
+
+async def _in_registry(store: ModelStore, move: Callable[[], T]) -> T:
+    """Run an alias move in a worker thread; a registry that cannot be reached, is locked or
+    answers with an error is a 503 ``registry_unavailable`` saying so (never its password)."""
+    try:
+        return await run_in_threadpool(move)
+    except CVMError:  # the move's own refusals (no challenger, ...): mapped in service/errors
+        raise
+    except Exception as exc:
+        if not registry_errors.is_registry_problem(exc):
+            raise
+        uri = store.settings.tracking_uri
+        message = f"nothing moved: {registry_errors.describe(exc, uri)}"
+        raise ServiceUnavailable(message, code="registry_unavailable") from None
+
+
 def _text(version: Any) -> str | None:
     return None if version is None else str(version)
 
@@ -145,7 +166,15 @@ async def _answer(
 # What both alias moves answer.
 _MOVE: dict[str, Any] = {
     "response_model": AliasMove,
-    "responses": {409: _REFUSED, 422: {"model": ErrorResponse}},
+    "responses": {
+        409: _REFUSED,
+        422: {"model": ErrorResponse},
+        503: {
+            "model": ErrorResponse,
+            "description": "the registry cannot be reached, is locked or refused the service's "
+            "credentials: nothing moved (registry_unavailable, with Retry-After)",
+        },
+    },
 }
 
 
@@ -155,7 +184,8 @@ _MOVE: dict[str, Any] = {
 async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry  # late: MLflow's client, needed only for alias moves
 
-    outcome = await run_in_threadpool(
+    outcome = await _in_registry(
+        store,
         lambda: registry.promote(
             body.family,
             force=body.force,
@@ -179,7 +209,8 @@ async def promote(body: PromoteRequest, request: Request, store: ModelStoreDep) 
 async def rollback(body: RollbackRequest, request: Request, store: ModelStoreDep) -> Any:
     from training import registry  # late: MLflow's client, needed only for alias moves
 
-    old, new = await run_in_threadpool(
+    old, new = await _in_registry(
+        store,
         lambda: registry.rollback(
             body.family,
             reason=body.reason,

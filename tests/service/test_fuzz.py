@@ -25,6 +25,7 @@ from service.app import create_app
 from service.config import Settings
 from service.input_schema import InputSchema
 from service.schemas import ScoreRequest
+from tests.service.store_copies import copy_store
 
 EXAMPLES = int(os.environ.get("CVM_FUZZ_EXAMPLES", "60"))
 
@@ -87,21 +88,29 @@ def test_no_route_answers_a_server_error(api, mode):
     assert not failures, "\n\n".join(failures)
 
 
-# --- every check of schemathesis on the scoring routes, on a store with keys set ------------
+# --- every check of schemathesis on every route, on a store with keys set -------------------
 SCORING_KEY = "fuzz-scoring-key"
-SCORING_ROUTES = {
+ADMIN_KEY = "fuzz-admin-key"
+ALL_ROUTES = {
     ("POST", "/v1/models/{name}/invocations"),
     ("POST", "/v1/customers/score"),
     ("POST", "/v1/segments"),
     ("GET", "/v1/segments"),
     ("POST", "/v1/segments/audience"),
     ("POST", "/v1/churn"),
+    ("GET", "/v1/models"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("POST", "/v1/admin/reload"),
+    ("POST", "/v1/admin/promote"),
+    ("POST", "/v1/admin/rollback"),
 }
 # Refusals of schema-valid data for rules the OpenAPI document cannot state: the customer
 # schemas' cross-field rules (recency <= T, ...: pydantic's value_error), the service's checks
 # of a request as a whole (duplicate ids, purchases before as_of, labels of the served
-# catalogue, sums too large to compute: invalid_input), and on /invocations the columns and
-# types of the served version's signature (the document takes any column).
+# catalogue, sums too large to compute: invalid_input), on /invocations the columns and types
+# of the served version's signature (the document takes any column), and on the alias moves
+# the registry's state (this store has no @challenger and no previous champion: a 409).
 CROSS_FIELD = frozenset({"value_error"})
 SIGNATURE = CROSS_FIELD | {
     "extra_forbidden",
@@ -114,9 +123,12 @@ SIGNATURE = CROSS_FIELD | {
     "finite_number",
     "csv_invalid",
 }
+REGISTRY_STATE = frozenset({"registry_conflict", "gate_refused"})
 
 
 def _a_rule_the_schema_cannot_state(response, case) -> bool:
+    if response.status_code == 409 and case.path.startswith("/v1/admin/"):
+        return response.json()["error"]["code"] in REGISTRY_STATE
     if response.status_code != 422:
         return False
     error = response.json()["error"]
@@ -144,14 +156,16 @@ def every_check() -> list:
 
 
 @pytest.fixture(scope="module")
-def api_with_keys(trained_store):
+def api_with_keys(trained_store, tmp_path_factory):
+    # a copy of the store: the admin routes may move aliases
+    uri = copy_store(trained_store["uri"], tmp_path_factory.mktemp("fuzz-store"))
     app = create_app(
         Settings(
-            mlflow_tracking_uri=trained_store["uri"],
+            mlflow_tracking_uri=uri,
             reload_interval=0,
             max_batch=50,
             api_keys=SCORING_KEY,
-            admin_keys="fuzz-admin-key",
+            admin_keys=ADMIN_KEY,
         )
     )
     with TestClient(app):
@@ -160,17 +174,18 @@ def api_with_keys(trained_store):
 
 
 @pytest.mark.parametrize("mode", list(schemathesis.GenerationMode), ids=lambda m: m.value)
-def test_scoring_routes_pass_every_schemathesis_check(api_with_keys, mode):
+def test_every_route_passes_every_schemathesis_check(api_with_keys, mode):
     """Status codes, content types, headers and response bodies as documented (no null in a
-    number), schema-valid data accepted and invalid data refused, the key required: on the
-    customer routes and the MLflow-compatible route (JSON and CSV bodies)."""
+    number), schema-valid data accepted and invalid data refused, the key required: on every
+    route of the OpenAPI document (the customer routes, the MLflow-compatible route with JSON
+    and CSV bodies, the catalogue, health and admin routes), with the scoring key on scoring
+    routes and the admin key on admin routes."""
     checks = every_check()
-    found = [
-        op for op in operations(api_with_keys) if (op.method.upper(), op.path) in SCORING_ROUTES
-    ]
-    assert {(op.method.upper(), op.path) for op in found} == SCORING_ROUTES
+    found = operations(api_with_keys)
+    assert {(op.method.upper(), op.path) for op in found} == ALL_ROUTES
     failures = []
     for operation in found:
+        key = ADMIN_KEY if operation.path.startswith("/v1/admin/") else SCORING_KEY
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
@@ -181,7 +196,8 @@ def test_scoring_routes_pass_every_schemathesis_check(api_with_keys, mode):
             database=None,
         )
         def check(case):
-            case.call_and_validate(checks=checks, headers={"X-API-Key": SCORING_KEY})
+            # called below, in the same iteration
+            case.call_and_validate(checks=checks, headers={"X-API-Key": key})  # noqa: B023
 
         try:
             check()

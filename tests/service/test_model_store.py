@@ -3,7 +3,6 @@
 import pytest
 
 import models
-from service import model_store
 from service.config import Settings
 from service.model_store import ModelStore, check_model_format
 
@@ -33,12 +32,12 @@ def test_trained_versions_carry_the_format_and_a_newer_service_refuses_them(
         version = client.get_model_version_by_alias(name, "champion")
         assert version.tags["cvm_model_format"] == str(models.MODEL_FORMAT)
 
-    monkeypatch.setattr(model_store, "MODEL_FORMAT", models.MODEL_FORMAT + 1)
+    saved, reads = models.MODEL_FORMAT, models.MODEL_FORMAT + 1
+    monkeypatch.setattr(models, "MODEL_FORMAT", reads)
     store = ModelStore(Settings(mlflow_tracking_uri=trained_store["uri"], reload_interval=0))
     store.refresh()
     assert store.models == {}
     assert set(store.errors) == {"segmentation", "churn", "clv"}
-    saved, reads = models.MODEL_FORMAT, models.MODEL_FORMAT + 1
     assert (
         f"saved in model format {saved}; this service reads format {reads}" in store.errors["churn"]
     )

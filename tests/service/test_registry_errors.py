@@ -54,6 +54,10 @@ def test_unreachable_registry_is_named_and_its_password_never_shown(no_retries, 
         ready = c.get("/health/ready")  # open route: no key
         models = c.get("/v1/models", headers={"X-API-Key": "score-k"})
         reload = c.post("/v1/admin/reload", headers={"X-API-Key": "admin-k"})
+        moves = [
+            c.post(f"/v1/admin/{move}", json={"family": "churn"}, headers={"X-API-Key": "admin-k"})
+            for move in ("promote", "rollback")
+        ]
         metrics = c.get("/metrics")
     expected = (
         f"the model registry at http://***@127.0.0.1:{port}/ is unreachable (connection "
@@ -69,14 +73,68 @@ def test_unreachable_registry_is_named_and_its_password_never_shown(no_retries, 
     assert reload.status_code == 200 and reload.json()["errors"] == dict.fromkeys(
         FAMILIES, expected
     )
+    for move in moves:  # an alias move the registry cannot make now: 503, nothing moved
+        assert move.status_code == 503 and move.headers["Retry-After"] == "5"
+        assert move.json() == {
+            "error": {
+                "code": "registry_unavailable",
+                "message": f"nothing moved: {expected}",
+                "details": [],
+            }
+        }
     started = [r.getMessage() for r in caplog.records if r.name == "cvm.service"]
     assert f"loading models @champion from http://***@127.0.0.1:{port}/" in started
     failed = [r.getMessage() for r in caplog.records if r.name == "cvm.models"]
     assert f"loading churn failed, serving nothing: {expected}" in failed
     lines = [JsonFormatter().format(r) for r in caplog.records]
     lines += [TextFormatter().format(r) for r in caplog.records]
-    for text in (ready.text, models.text, reload.text, metrics.text, *lines):
+    texts = (ready.text, models.text, reload.text, metrics.text, *(m.text for m in moves))
+    for text in (*texts, *lines):
         assert "hunter2" not in text and "cvm-user" not in text
+
+
+def test_the_service_bounds_mlflow_retries_so_a_down_server_is_reported_in_seconds(
+    monkeypatch,
+):
+    """MLflow retries a refused connection 7 times with doubling back-off (minutes of
+    "loading"); the service retries CVM_REGISTRY_RETRIES times, unless MLflow's own variables
+    are set."""
+    for name in ("MAX_RETRIES", "BACKOFF_FACTOR", "TIMEOUT"):
+        monkeypatch.setenv(f"MLFLOW_HTTP_REQUEST_{name}", "")  # restored after the test
+        monkeypatch.delenv(f"MLFLOW_HTTP_REQUEST_{name}")
+    uri = f"http://127.0.0.1:{_closed_port()}/"
+    store = ModelStore(Settings(mlflow_tracking_uri=uri, reload_interval=0, registry_retries=1))
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "15"
+    store.refresh()  # one retry after 1 s per family; MLflow's default: minutes
+    assert set(store.errors) == set(FAMILIES)
+    assert "is unreachable (connection refused)" in store.errors["churn"]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the user's setting wins
+    ModelStore(Settings(mlflow_tracking_uri=uri, reload_interval=0, registry_retries=5))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+
+
+def test_cvm_commands_name_an_unreachable_registry_without_its_password(no_retries, capsys):
+    from training import cli
+
+    uri = f"http://cvm-user:hunter2-secret@127.0.0.1:{_closed_port()}/"
+    import os
+
+    previous = os.environ["MLFLOW_TRACKING_URI"]
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        codes = [cli.main(argv) for argv in (["promote"], ["rollback", "--family", "churn"])]
+    finally:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+    err = capsys.readouterr().err
+    assert codes == [cli.EXIT_UNAVAILABLE] * 2
+    where = uri.replace("cvm-user:hunter2-secret", "***")
+    line = f"error: the model registry at {where} is unreachable (connection refused): "
+    assert err.count(line) == 2, err
+    assert "hunter2" not in err and "Traceback" not in err
 
 
 def test_log_lines_mask_credentials_in_messages_and_tracebacks():

@@ -1,5 +1,7 @@
 """Marketing's view: one customer's labels in one call, and the label catalogue."""
 
+import pytest
+
 from models.customer_view import segment_frame
 from models.features import summarize
 from tests.conftest import purchases
@@ -115,3 +117,20 @@ def test_audience_errors_name_the_field_and_the_valid_labels(client, demo_data):
     response = client.post("/v1/segments/audience", json={**body, "scheme": "zodiac"})
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["path"] == "scheme"
+
+
+def test_an_audience_reads_the_served_versions_once(client, demo_data, monkeypatch):
+    """The label check and the scores come from one snapshot: a reload between them cannot
+    check the label against one segmentation version and score with another."""
+    store = client.app.state.store
+    taken = []
+    snapshot = store.snapshot
+    monkeypatch.setattr(store, "snapshot", lambda: taken.append(1) or snapshot())
+    monkeypatch.setattr(store, "get", lambda family: pytest.fail(f"second read of {family}"))
+    transactions, _, _ = demo_data
+    body = {"as_of": "2025-12-31", "scheme": "rfm", "label": "champions"}
+    response = client.post(
+        "/v1/segments/audience", json={**body, "customers": _customers(transactions, 5)}
+    )
+    assert response.status_code == 200, response.text
+    assert taken == [1]

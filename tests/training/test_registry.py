@@ -174,3 +174,14 @@ def test_promotion_scores_the_input_example_of_the_challenger(store, monkeypatch
     assert main(["promote", "--family", "churn"]) == 3
     assert "(ValueError: it scored 1 rows for 2)" in capsys.readouterr().err
     assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"
+
+
+def test_a_challenger_saved_in_a_format_this_code_cannot_read_is_not_promoted(store, capsys):
+    """It would load here (the pyfunc unpickles), then be refused by every service replica."""
+    compare(0.80, 0.83)
+    store.set_model_version_tag("cvm-churn", "2", "cvm_model_format", "999")
+    assert main(["promote", "--family", "churn"]) == 3
+    err = capsys.readouterr().err
+    assert "cvm-churn v2 was not promoted: it does not load and score its input example " in err
+    assert "(ValueError: cvm-churn v2 was saved in model format 999; this service reads" in err
+    assert str(store.get_model_version_by_alias("cvm-churn", "champion").version) == "1"

@@ -9,7 +9,8 @@ what really happened and never shows the store's credentials (:func:`models.reda
 - no such registered model, alias or version: train first (the store raises a
   :class:`LookupError` with that message itself, see :func:`is_missing`).
 
-No MLflow import here: exceptions are told apart by MLflow's ``error_code``, the exception
+Shared by the service (model store, admin routes) and the ``cvm`` commands. No MLflow
+import here: exceptions are told apart by MLflow's ``error_code``, the exception
 types in the chain (by name) and the driver's message.
 """
 
@@ -118,13 +119,30 @@ def describe(exc: BaseException, uri: str) -> str:
             "MLFLOW_TRACKING_PASSWORD)"
         )
     if _database_problem(chain):
-        detail = redact(_driver_message(chain))[:_MAX_REASON]
-        return (
-            f"the registry database at {where} cannot be read ({detail}): check "
-            "MLFLOW_TRACKING_URI (or CVM_HOME), that the file is an MLflow database and that "
-            "the service may read it"
-        )
+        return unreadable_database(uri, _driver_message(chain))
     return f"{type(exc).__name__}: {redact(exc)[: _MAX_REASON * 2]}"
 
 
-__all__ = ["describe", "is_missing"]
+def unreadable_database(uri: str, detail: str) -> str:
+    """The registry database at ``uri`` answered, but not as an MLflow database should."""
+    return (
+        f"the registry database at {redact(uri)} cannot be read "
+        f"({redact(detail)[:_MAX_REASON]}): check MLFLOW_TRACKING_URI (or CVM_HOME), that the "
+        "file is an MLflow database and that the service may read it"
+    )
+
+
+def is_registry_problem(exc: BaseException) -> bool:
+    """The registry could not be read or written (unreachable, locked, refused, broken, or an
+    MLflow error): worth a retry later, unlike a bug of ours."""
+    chain = _chain(exc)
+    text = " ".join(str(e) for e in chain).lower()
+    names = {cls.__name__ for e in chain for cls in type(e).__mro__}  # MLflow's subclasses too
+    return bool(
+        names & (_DATABASE_TYPES | _UNREACHABLE_TYPES | {"MlflowException"})
+        or "database is locked" in text
+        or _unreachable(chain, text) is not None
+    )
+
+
+__all__ = ["describe", "is_missing", "is_registry_problem", "unreadable_database"]
