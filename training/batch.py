@@ -18,6 +18,7 @@ from models.customer_view import (
 )
 from models.exceptions import InvalidInputError
 from models.features import summarize
+from training.progress import stage_of
 
 CHUNK = 50_000
 
@@ -35,12 +36,13 @@ def score_customers(
     features = churn_features(transactions, as_of, customers)
     progress(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
     parts = []
-    for offset in range(0, len(summary), CHUNK):
-        rows = summary.index[offset : offset + CHUNK]
-        frame = score_frame(models, summary.loc[rows], features.loc[rows])
-        parts.append(frame.join(recommended_actions(frame).add_prefix("recommended_")))
-        done = min(offset + CHUNK, len(summary))
-        progress(f"scored {done:,}/{len(summary):,} customers ({time.perf_counter() - start:.1f}s)")
+    with stage_of(progress, "scoring customers", len(summary)) as stage:
+        for offset in range(0, len(summary), CHUNK):
+            rows = summary.index[offset : offset + CHUNK]
+            frame = score_frame(models, summary.loc[rows], features.loc[rows])
+            parts.append(frame.join(recommended_actions(frame).add_prefix("recommended_")))
+            stage.advance(len(rows))
+    progress(f"scored {len(summary):,} customers ({time.perf_counter() - start:.1f}s)")
     scored = pd.concat(parts) if parts else pd.DataFrame()
     return scored.reset_index()
 

@@ -66,7 +66,8 @@ def _inputs(args: argparse.Namespace) -> Any:
         keep_duplicates=args.keep_duplicates,
         demo_customers=args.demo_customers if getattr(args, "demo", False) else None,
         seed=getattr(args, "seed", 0),
-        progress=_say,
+        progress=(lambda message: None) if getattr(args, "quiet", False) else _say,
+        warn=_say,
     )
 
 
@@ -97,9 +98,23 @@ def _print_registered(registered: dict[str, dict[str, str]]) -> None:
     print(f"MLflow run {next(iter(registered.values()))['run_id']} in {where}")
 
 
+def _progress(args: argparse.Namespace) -> Any:
+    """Where a data command's progress goes: a live line with the time left on a terminal,
+    plain stamped lines otherwise, nothing with ``--quiet``."""
+    from training.progress import Progress
+
+    return Progress(mode="quiet" if getattr(args, "quiet", False) else "auto")
+
+
+def _results(metrics: dict[str, float], verbose: bool) -> str:
+    """Every metric with ``--verbose``; by default the few that say how each family did."""
+    from training.pipeline import metrics_summary, metrics_table
+
+    return metrics_table(metrics) if verbose else metrics_summary(metrics)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from training import tracking
-    from training.pipeline import metrics_table
     from training.retrain import train_and_register
 
     if args.if_missing:
@@ -109,10 +124,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
             return 0
     inputs = _inputs(args)
-    result, registered = train_and_register(
-        inputs, _train_config(args, inputs.as_of), tracking.load_champions(), progress=_say
-    )
-    print(metrics_table(result.metrics))
+    progress = _progress(args)
+    try:
+        result, registered = train_and_register(
+            inputs, _train_config(args, inputs.as_of), tracking.load_champions(), progress=progress
+        )
+    finally:
+        progress.close()
+    print(_results(result.metrics, args.verbose))
     print()
     _print_registered(registered)
     return 0
@@ -128,7 +147,16 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         _say("error: no champion models to compare with: run cvm train first")
         return EXIT_USAGE
     inputs = _inputs(args)
-    comparison = retrain(inputs, _train_config(args, inputs.as_of), champions, progress=_say)
+    progress = _progress(args)
+    try:
+        comparison = retrain(
+            inputs, _train_config(args, inputs.as_of), champions, progress=progress
+        )
+    finally:
+        progress.close()
+    if args.verbose:
+        print(_results(comparison.metrics, True))
+        print()
     print(comparison.table())
     print()
     for result in comparison.gates.values():
@@ -196,10 +224,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
         return EXIT_USAGE
     inputs = _inputs(args)
-    _say(f"scoring as of {inputs.as_of.date()} ...")
-    scored = batch.score_customers(
-        models, inputs.transactions, inputs.customers, inputs.as_of, progress=_say
-    )
+    progress = _progress(args)
+    progress(f"scoring as of {inputs.as_of.date()} ...")
+    try:
+        scored = batch.score_customers(
+            models, inputs.transactions, inputs.customers, inputs.as_of, progress=progress
+        )
+    finally:
+        progress.close()
     out = Path(args.out)
     batch.write_table(scored, out)
     _say(f"wrote {len(scored):,} customers x {scored.shape[1]} columns to {out}")
@@ -245,9 +277,13 @@ def cmd_risk(args: argparse.Namespace) -> int:
         _say("error: no champion models: train first (cvm train)")
         return EXIT_USAGE
     inputs = _inputs(args)
-    scored = batch.score_customers(
-        models, inputs.transactions, inputs.customers, inputs.as_of, progress=_say
-    ).set_index("customer_id")
+    progress = _progress(args)
+    try:
+        scored = batch.score_customers(
+            models, inputs.transactions, inputs.customers, inputs.as_of, progress=progress
+        ).set_index("customer_id")
+    finally:
+        progress.close()
     ranked = value_at_risk(scored["churn_probability"], scored["clv"], top=args.top)
     ranked = ranked.join(scored[["rfm_segment", "recommended_action"]])
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
@@ -327,6 +363,13 @@ def _data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> 
         action="store_true",
         help="keep rows identical to an earlier row (default: quarantine them); for data "
         "without transaction ids, where equal purchases on one day can be real",
+    )
+    chatter = parser.add_mutually_exclusive_group()
+    chatter.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress output, only errors and results"
+    )
+    chatter.add_argument(
+        "-v", "--verbose", action="store_true", help="every metric, not only the key ones"
     )
 
 

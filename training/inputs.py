@@ -64,9 +64,12 @@ def load_inputs(
     demo_customers: int | None = None,
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
 ) -> Inputs:
     """Load and validate the named files, or generate demo data when ``demo_customers`` is
-    given. ``as_of`` defaults to the last purchase date (said in a progress line)."""
+    given. ``as_of`` defaults to the last purchase date (said in a progress line).
+    ``warn``: where a file's line goes when rows were quarantined or repeats kept (default:
+    ``progress``)."""
     cust_path: Path | None
     if demo_customers is not None:
         tx_path, cust_path, as_of_text = demo_files(demo_customers, seed, as_of, progress)
@@ -92,7 +95,9 @@ def load_inputs(
         )
         reports.append(cust_report)
     for report in reports:
-        progress(report_line(report))
+        # rows set aside are said even to a quiet caller (``warn``): nothing is lost silently
+        quarantined = report.n_quarantined or getattr(report, "duplicates_kept", 0)
+        (warn if quarantined and warn is not None else progress)(report_line(report))
     if as_of is None:
         as_of = tx_frame["timestamp"].max().normalize()
         progress(f"--as-of not given: using the last purchase date, {as_of.date()}")

@@ -20,6 +20,7 @@ from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
 from training import evaluate
+from training.progress import stage_of
 from training.train_churn import train_churn
 from training.train_clv import train_clv
 from training.train_segments import train_segments
@@ -96,19 +97,20 @@ def train_all(
     figures: dict[str, Figure] = {}
 
     # CLV: model choice on a calibration/holdout split, then the final fit ----------------
-    clv_training = train_clv(
-        transactions,
-        customers,
-        summary,
-        as_of,
-        holdout_days=config.clv_holdout_days,
-        horizon_days=config.clv_horizon_days,
-        discount_rate=config.discount_rate,
-        margin=config.margin,
-        time_unit_days=config.time_unit_days,
-        purchase_model=config.clv_model,
-        step=step,
-    )
+    with stage_of(progress, "CLV: model choice and final fit"):
+        clv_training = train_clv(
+            transactions,
+            customers,
+            summary,
+            as_of,
+            holdout_days=config.clv_holdout_days,
+            horizon_days=config.clv_horizon_days,
+            discount_rate=config.discount_rate,
+            margin=config.margin,
+            time_unit_days=config.time_unit_days,
+            purchase_model=config.clv_model,
+            step=step,
+        )
     clv = clv_training.model
     metrics.update(clv_training.metrics)
     figures.update(clv_training.figures)
@@ -119,9 +121,10 @@ def train_all(
 
     # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------
     segment_table = summary.assign(probability_alive=clv_out["probability_alive"])
-    segments = train_segments(
-        segment_table, previous=(previous or {}).get("segmentation"), margin=config.margin
-    )
+    with stage_of(progress, "segmentation"):
+        segments = train_segments(
+            segment_table, previous=(previous or {}).get("segmentation"), margin=config.margin
+        )
     metrics.update(segments.metrics)
     figures.update(segments.figures)
     seg_out = segments.labels
@@ -134,15 +137,16 @@ def train_all(
     churn_options: dict[str, Any] = {"random_state": config.random_state}
     if config.churn_max_iter is not None:
         churn_options["max_iter"] = config.churn_max_iter
-    churn_training = train_churn(
-        transactions,
-        customers,
-        as_of,
-        horizon_days=config.churn_horizon_days,
-        options=churn_options,
-        step=step,
-        drop_leaky=config.drop_leaky,
-    )
+    with stage_of(progress, "churn: holdout evaluation and final fit"):
+        churn_training = train_churn(
+            transactions,
+            customers,
+            as_of,
+            horizon_days=config.churn_horizon_days,
+            options=churn_options,
+            step=step,
+            drop_leaky=config.drop_leaky,
+        )
     churn = churn_training.model
     metrics.update(churn_training.metrics)
     figures.update(churn_training.figures)
@@ -192,6 +196,33 @@ def train_all(
             "segmentation": segments.model,
         },
     )
+
+
+def metrics_summary(metrics: dict[str, float]) -> str:
+    """The key metrics of each family (``models.families``), one line per family."""
+    from models.families import FAMILIES
+
+    lines = [
+        f"trained on {metrics.get('n_customers', 0):,.0f} customers, "
+        f"{metrics.get('n_transactions', 0):,.0f} transactions (--verbose: every metric)"
+    ]
+    for family in FAMILIES.values():
+        shown = [
+            f"{key} {_number(metrics[key])}"
+            for key in family.key_metrics
+            if key in metrics and key != "n_customers"
+        ]
+        if shown:
+            lines.append(f"  {family.name}: " + ", ".join(shown))
+    return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    if not np.isfinite(value):
+        return str(value)
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{value:,.0f}"
+    return f"{value:,.4f}" if abs(value) < 1e6 else f"{value:,.1f}"
 
 
 def metrics_table(metrics: dict[str, float]) -> str:

@@ -5,7 +5,7 @@ version, where ``promote`` and the admin API's gate read it)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from models.families import CHALLENGER, metrics_by_family
@@ -54,6 +54,7 @@ class Comparison:
     challenger: dict[str, dict[str, float]]
     registered: dict[str, dict[str, str]]
     gates: dict[str, GateResult]
+    metrics: dict[str, float] = field(default_factory=dict)  # the challengers' training run
 
     def table(self) -> str:
         return comparison_table(self.champion, self.challenger)
@@ -92,7 +93,7 @@ def retrain(
         )
     tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
     gates = {family: gate(family, old[family], new[family]) for family in registered}
-    return Comparison(old, new, registered, gates)
+    return Comparison(old, new, registered, gates, result.metrics)
 
 
 __all__ = ["Comparison", "retrain", "train_and_register"]

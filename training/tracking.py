@@ -30,6 +30,7 @@ from models.families import CHALLENGER, CHAMPION
 from training import config
 from training.model_card import model_card
 from training.pipeline import TrainResult
+from training.progress import stage_of
 from training.pyfunc import CVMModel, score
 from training.registry import event_key
 
@@ -176,7 +177,10 @@ def log_and_register(
             mlflow.log_text(text, f"tables/{name}")
         for path in extra_artifacts or []:
             mlflow.log_artifact(str(path), "data_reports")
-        with tempfile.TemporaryDirectory() as tmp:
+        with (
+            stage_of(progress, "registering", len(result.models)) as stage,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             for family, estimator in result.models.items():
                 name = config.REGISTERED_NAMES[family]
                 progress(f"logging and registering {name} ...")
@@ -222,6 +226,7 @@ def log_and_register(
                     "alias": target,
                     "run_id": run.info.run_id,
                 }
+                stage.advance()
     return registered
 
 
