@@ -23,8 +23,8 @@ Model (time unit of the BG/NBD parameters: one week = 7 days)
 * **Channels.** Each customer uses 1, 2 or 3 of ``store``, ``online``, ``catalog``
   (probabilities 0.55 / 0.35 / 0.10, the set drawn at random). Each transaction's channel
   is uniform among the customer's channels. Spend multiplier 1.0 / 1.85 / 2.4 by number of
-  channels (after the Sears figures: catalog-only $492/yr, store-only $1,020, both $1,883),
-  so single-channel customers follow the pure Gamma-Gamma process.
+  channels (customers who use more channels spend more), so single-channel customers follow
+  the pure Gamma-Gamma process.
 * **Margin and value type.** Margin class ``high`` (margin uniform in [0.25, 0.45]) or
   ``low`` (uniform in [-0.05, 0.05]), 50/50. Cost of a transaction is
   ``amount * (1 - margin_i) * (1 + N(0, 0.02))`` in currency units, rounded to cents.

@@ -1,7 +1,7 @@
 """Churn features as of a date, from transactions up to that date and the customer table.
 
-On top of the shared summary (:func:`models.features.summarize`) the churn model gets the
-signals of the seeds:
+On top of the shared summary (:func:`models.features.summarize`) the churn model gets these
+signals of change and complaints (see docs/METHODS.md, section 4):
 
 =========================  ================================================================
 ``mean_gap_days``          the customer's usual gap between purchase days

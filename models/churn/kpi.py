@@ -1,7 +1,7 @@
 """Churn KPIs and value at risk: pure functions, no model needed.
 
 - :func:`churn_rate`: the rate ``[start − (end − new)] / end`` beside the conventional
-  ``lost / start``, each named (DOMAIN.md §2: 3,000 / 500 new / 3,300 → 6.06 % and 6.67 %).
+  ``lost / start``, each named (docs/METHODS.md: 3,000 / 500 new / 3,300 → 6.06 % and 6.67 %).
 - :func:`churn_loss`: revenue of the lost customers × profit margin (1,500,000; 810,000).
 - :func:`churn_by_period`: both rates by segment and period from data, with the change on the
   previous period (month-on-month change rate) and the loss.
@@ -43,7 +43,7 @@ def churn_rate(start: float, end: float, new: float) -> ChurnRate:
     """The churn rate ``[start − (end − new)] / end`` and the conventional rate.
 
     Lost customers are ``start − (end − new)``; ``churn_rate`` divides them by the customers
-    at the end, as the seed does, and ``conventional_churn_rate`` by those at the start.
+    at the end, and ``conventional_churn_rate`` by those at the start.
     A rate whose denominator is 0 is NaN.
     """
     for name, value in (("start", start), ("end", end), ("new", new)):
@@ -68,9 +68,9 @@ def churn_loss(revenue: Any, margin: float, *, lost: float | None = None) -> flo
     """The churn loss: revenue of the lost customers × profit margin (currency).
 
     ``revenue`` is either each lost customer's revenue (a sequence or array) or their total
-    (a number); with ``lost`` it is the revenue *per* lost customer (e.g. an ARPU; the seed
-    leaves this year's or last year's open, so it is the caller's choice) and is multiplied
-    by ``lost``. Rounded to cents.
+    (a number); with ``lost`` it is the revenue *per* lost customer (e.g. an ARPU; this
+    year's or last year's is the caller's choice) and is multiplied by ``lost``. Rounded to
+    cents.
     """
     if not math.isfinite(margin):
         raise InvalidInputError("margin must be a number", field="margin")
@@ -167,7 +167,7 @@ def churn_by_period(
     ``churn_loss`` = lost_revenue × margin.
 
     Columns: ``segment``, ``period_start``, ``period_end``, ``customers_start``,
-    ``new_customers``, ``customers_end``, ``lost_customers``, ``churn_rate`` (seed: lost /
+    ``new_customers``, ``customers_end``, ``lost_customers``, ``churn_rate`` (lost /
     end), ``conventional_churn_rate`` (lost / start), ``churn_rate_change`` (difference to the
     segment's previous period, in rate units), ``churn_rate_change_pct`` (that difference /
     the previous rate), and ``lost_revenue`` / ``churn_loss`` when computable.

@@ -1,6 +1,6 @@
 """Contractual CLV (subscriptions, accounts): sBG retention × value per period.
 
-A lost customer never returns ("lost for good", DOMAIN.md §1), so the purchase models do not
+A lost customer never returns ("lost for good", Dwyer 1997), so the purchase models do not
 apply. Retention is the shifted-beta-geometric model fitted on every customer's observed
 tenure (churned customers: the period they left; active ones: right-censored), and an active
 customer of tenure n is worth margin × value per period × Σ_{k<H} S(n+k)/S(n) · discount^k.

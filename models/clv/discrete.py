@@ -3,7 +3,7 @@
 - :class:`BGBB`: beta-geometric/beta-Bernoulli (Fader, Hardie & Shang 2010) for repeat
   transactions at discrete opportunities (yearly donations, annual events).
 - :class:`ShiftedBetaGeometric`: sBG (Fader & Hardie 2007) for contractual retention: a
-  lost customer never returns ("lost for good", DOMAIN.md §1).
+  lost customer never returns ("lost for good", Dwyer 1997; see docs/METHODS.md).
 """
 
 from __future__ import annotations

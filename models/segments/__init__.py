@@ -1,4 +1,4 @@
-"""Customer segmentation: every scheme of the source texts, with labels marketing can use.
+"""Customer segmentation: every scheme of docs/METHODS.md, with labels marketing can use.
 
 One import gives the whole public API (class → playbook scheme → label column of
 ``predict``):

@@ -23,7 +23,7 @@ from models.segments.value import NineGrid, ValueMatrix
 
 
 class CustomerSegments(BaseEstimator):
-    """Every segmentation scheme of DOMAIN.md in one picklable estimator.
+    """Every segmentation scheme (docs/METHODS.md, section 5) in one picklable estimator.
 
     - ``rfm_segments``: RFM score→name table (``None`` = the playbook's / default table).
     - ``cluster_reference``: the previous champion's ``BehaviourClusters.centroid_reference()``;

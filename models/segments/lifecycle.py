@@ -1,4 +1,4 @@
-"""Lifecycle stage (seeds 001, 004): acquisition → growth → maturity → decline → lapsed.
+"""Lifecycle stage: acquisition → growth → maturity → decline → lapsed (docs/METHODS.md).
 
 The customer life cycle splits a customer's profit contribution into acquisition
 growth, maturity and decline (and lets customers of very low lifetime value

@@ -21,16 +21,16 @@ valued at ``margin`` × ``avg_order_value`` and the output says so in ``value_ba
 
 Nine-grid
 ---------
-Value tier × growth tier, 3 × 3, as banks use it. Value is measured as in the
-seed by revenue scale and profitability together: the value index is the weighted mean of
-the customer's percentile ranks on ``value_weights`` (default total revenue and margin rate,
-the stand-ins of a bank's revenue and risk-adjusted return) against the training population; the value
-tiers cut it at its training terciles. Growth is ``spend_trend`` (recent against earlier
-revenue, in [−1, 1]): declining below −1/3 (recent spend under half the earlier) or when the
-customer spent nothing in either trend window (``spend_recent`` = ``spend_earlier`` = 0),
-growing from +1/3 (double) up. Each cell carries one of four strategies:
-keep investing, develop deeper, adjust and optimise, planned exit
-(:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable).
+Value tier × growth tier, 3 × 3. Value is measured by revenue scale and profitability
+together: the value index is the weighted mean of the customer's percentile ranks on
+``value_weights`` (default total revenue and margin rate, equal weights) against the training
+population; the value tiers cut it at its training terciles. Growth is ``spend_trend``
+(recent against earlier revenue, in [−1, 1]): declining below −1/3 (recent spend under half
+the earlier) or when the customer spent nothing in either trend window (``spend_recent`` =
+``spend_earlier`` = 0), growing from +1/3 (double) up. Each cell carries one of four
+strategies: keep investing, develop deeper, adjust and optimise, planned exit
+(:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable). Other value indicators and weights
+(e.g. from an analytic-hierarchy-process exercise, Saaty 1980) go in ``value_weights``.
 """
 
 from __future__ import annotations

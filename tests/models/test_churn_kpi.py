@@ -14,7 +14,7 @@ from models.exceptions import InvalidInputError
 
 
 def test_worked_example_small_appliances():
-    """DOMAIN.md §2: 3,000 outlets at the start, 500 new, 3,300 at the end."""
+    """docs/METHODS.md, churn rate: 3,000 accounts at the start, 500 new, 3,300 at the end."""
     rate = churn_rate(3000, 3300, 500)
     assert rate.lost_customers == 200
     assert rate.churn_rate == 200 / 3300
@@ -26,7 +26,8 @@ def test_worked_example_small_appliances():
 
 
 def test_worked_example_telecom():
-    """DOMAIN.md §2: 300,000 users, 50,000 new, 320,000 at the end, ARPU 900, margin 3 %."""
+    """docs/METHODS.md, churn loss: 300,000 at the start, 50,000 new, 320,000 at the end,
+    revenue 900 per lost subscriber, margin 3 %."""
     rate = churn_rate(300_000, 320_000, 50_000)
     assert rate.lost_customers == 30_000
     assert rate.churn_rate == 0.09375
