@@ -11,10 +11,10 @@ PORT   ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve docker-build docker-up clean help
+.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve bench-train docker-build docker-up clean help
 
 help:
-	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | docker-build | docker-up | clean"
+	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | bench-train | docker-build | docker-up | clean"
 
 # Idempotent: re-runs pip only when pyproject.toml changed since the last install.
 install: $(VENV)/.installed
@@ -79,6 +79,12 @@ bench: install $(BENCH_VENV)/.installed
 BENCH_SECONDS ?= 10
 bench-serve: install
 	$(BIN)/python -m tests.benchmarks.bench_serve --seconds $(BENCH_SECONDS)
+
+# Wall time and peak RSS per training stage, CDNOW-sized (25 k customers) and 1 M customers;
+# BENCH_SIZES to choose (data generated once under BENCH_DATA, default /tmp/cvm-bench-data).
+BENCH_SIZES ?= 25000,1000000
+bench-train: install
+	$(BIN)/python -m tests.benchmarks.bench_train --sizes $(BENCH_SIZES)
 
 # The image and the compose stack (service + MLflow tracking server). BASE_IMAGE: any image
 # with Python >= 3.11 (default python:3.11-slim); DOCKER_NETWORK=host when pip needs it.

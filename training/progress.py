@@ -110,6 +110,8 @@ class Progress:
         self._drawn = False
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        # (stage, seconds, peak RSS in bytes so far) of each stage that ended, in order
+        self.finished: list[tuple[str, float, int]] = []
 
     # --- lines --------------------------------------------------------------------------------
     def __call__(self, message: str) -> None:
@@ -137,6 +139,7 @@ class Progress:
         try:
             yield stage
         finally:
+            self.finished.append((name, stage.elapsed(), peak_rss()))
             with self._lock:
                 self._clear()
                 self._stages.remove(stage)
@@ -196,6 +199,16 @@ class Progress:
             self.stream.flush()
 
 
+def peak_rss() -> int:
+    """The process's peak resident memory so far, in bytes (0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
+
+
 @contextmanager
 def stage_of(progress: Any, name: str, total: float | None = None) -> Iterator[Stage]:
     """``progress.stage(name, total)`` for a :class:`Progress`; a stage that shows nothing for
@@ -208,4 +221,4 @@ def stage_of(progress: Any, name: str, total: float | None = None) -> Iterator[S
         yield stage
 
 
-__all__ = ["Progress", "Stage", "duration", "stage_of"]
+__all__ = ["Progress", "Stage", "duration", "peak_rss", "stage_of"]

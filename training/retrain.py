@@ -13,6 +13,7 @@ from training import compare, data, registry, tracking
 from training.gate import GateResult, comparison_table, gate
 from training.inputs import Inputs
 from training.pipeline import TrainConfig, TrainResult, train_all
+from training.progress import stage_of
 
 
 def train_and_register(
@@ -73,19 +74,22 @@ def retrain(
         inputs, config, champions, alias=CHALLENGER, progress=progress
     )
     progress("evaluating champion and challenger on the same fresh holdout ...")
-
-    def measure(models: dict[str, Any]) -> dict[str, dict[str, float]]:
-        metrics = compare.holdout_metrics(
-            models,
+    with stage_of(progress, "champion against challenger", 3) as stage:
+        holdout = compare.Holdout.build(
             inputs.transactions,
             inputs.customers,
             inputs.as_of,
             churn_horizon_days=config.churn_horizon_days,
             clv_holdout_days=config.clv_holdout_days,
         )
-        return metrics_by_family(metrics)
+        stage.advance()
 
-    old, new = measure(champions), measure(result.holdout_models)
+        def measure(models: dict[str, Any]) -> dict[str, dict[str, float]]:
+            metrics = metrics_by_family(compare.holdout_metrics(models, holdout=holdout))
+            stage.advance()
+            return metrics
+
+        old, new = measure(champions), measure(result.holdout_models)
     aliases = registry.alias_versions()
     for family, info in registered.items():
         registry.save_comparison(

@@ -40,7 +40,9 @@ def test_train_on_cdnow_csv_without_customer_table_registers_all_three(
     assert "using the last purchase date, 1998-06-30" in result.stderr
     for name in ("cvm-segmentation", "cvm-churn", "cvm-clv"):
         assert f"registered {name} version 1 as @champion" in result.stdout
-    assert "churn_roc_auc" in result.stdout  # the metrics table
+    assert "  churn: churn_roc_auc 0." in result.stdout  # the key metrics, one line a family
+    assert "(--verbose: every metric)" in result.stdout
+    assert "[" in result.stderr and "] CLV: chose " in result.stderr  # stamped progress lines
     assert (home / "mlflow.db").exists()
 
 
@@ -83,9 +85,10 @@ def test_generate_writes_demo_files(tmp_path):
 
 def test_train_demo_if_missing_trains_once(tmp_path):
     home = tmp_path / "home"
-    first = cvm("train", "--demo", "--demo-customers", "1500", "--if-missing", home=home)
+    first = cvm("train", "--demo", "--demo-customers", "1500", "--if-missing", "--quiet", home=home)
     assert first.returncode == 0, first.stderr
     assert "registered cvm-clv version 1 as @champion" in first.stdout
+    assert first.stderr == ""  # --quiet: no progress, no counts (nothing was quarantined)
     second = cvm("train", "--demo", "--if-missing", home=home)
     assert second.returncode == 0
     assert "nothing to train" in second.stderr
