@@ -42,6 +42,17 @@ def check_weights(weights: Any, n: int) -> np.ndarray:
     return w
 
 
+def distinct_codes(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, each row's position among them) of integer codes in
+    [0, size): by a table when ``size`` is moderate (no sort), else by sorting."""
+    if size <= max(4 * len(key), 1 << 20):
+        present = np.zeros(size, dtype=bool)
+        present[key] = True
+        position = np.cumsum(present) - 1
+        return np.flatnonzero(present), position[key]
+    return np.unique(key, return_inverse=True)
+
+
 def collapse(*columns: np.ndarray, weights: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Collapse identical rows into distinct rows (sorted) with summed weights."""
     n = len(columns[0])
@@ -51,14 +62,16 @@ def collapse(*columns: np.ndarray, weights: Any = None) -> tuple[list[np.ndarray
     for column in columns:
         values, codes = np.unique(column, return_inverse=True)
         if size * len(values) >= 2**62:  # renumber the key so far before it could overflow
-            uniq, key = np.unique(key, return_inverse=True)
+            uniq, key = distinct_codes(key, size)
             size = len(uniq)
         key = key * len(values) + codes
         size *= len(values)
-    distinct, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    distinct, inverse = distinct_codes(key, size)
     summed = np.bincount(inverse, weights=w, minlength=len(distinct))
+    row = np.empty(len(distinct), dtype=np.int64)
+    row[inverse] = np.arange(n)  # one row of each distinct kind
     keep = summed > 0
-    return [np.asarray(c, dtype=float)[first][keep] for c in columns], summed[keep]
+    return [np.asarray(c, dtype=float)[row][keep] for c in columns], summed[keep]
 
 
 def hessian_from_gradient(

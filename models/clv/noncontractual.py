@@ -31,6 +31,7 @@ from models.clv._mle import (
     check_weights,
     collapse,
     delta_standard_error,
+    distinct_codes,
 )
 from models.exceptions import InvalidInputError, NotFittedError
 
@@ -89,8 +90,9 @@ def time_scale(t: np.ndarray, w: np.ndarray) -> float:
 
 def _distinct_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes of the distinct (first, second) pairs, each row's pair) from per-column codes."""
-    key = first.astype(np.int64) * (int(second.max(initial=0)) + 1) + second
-    return np.unique(key, return_inverse=True)
+    n_second = int(second.max(initial=0)) + 1
+    key = first.astype(np.int64) * n_second + second
+    return distinct_codes(key, (int(first.max(initial=0)) + 1) * n_second)
 
 
 class _Indexed:
@@ -483,6 +485,19 @@ class ParetoNBD(_PurchaseModel):
         return r * beta / (alpha * (s - 1)) * (1 - (beta / (beta + t)) ** (s - 1))
 
 
+class _SpendData:
+    """Repeat buyers' (x, mean spend m) with weights, and the sums per distinct x that the
+    Gamma-Gamma likelihood needs (only log(γ + x·m) is evaluated per row)."""
+
+    def __init__(self, x: np.ndarray, m: np.ndarray, w: np.ndarray):
+        self.x, self.m = x, m
+        self.log_m = np.log(m)
+        self.ux, ix = np.unique(x, return_inverse=True)
+        self.wx = np.bincount(ix, weights=w, minlength=len(self.ux))
+        self.w_log_m = np.bincount(ix, weights=w * self.log_m, minlength=len(self.ux))
+        self.wx_rows = w * x
+
+
 class GammaGamma(MLEModel):
     """Gamma-Gamma model of the mean spend per purchase (for repeat buyers).
 
@@ -518,33 +533,48 @@ class GammaGamma(MLEModel):
         x, m = self._check(frequency, monetary, fitting=True)
         (x, m), w = collapse(x, m, weights=weights)
         init = self.initial_params or {"p": 2.0, "q": 3.0, "gamma": float(np.average(m, weights=w))}
-        self._fit_mle((x, m), w, np.log([init[n] for n in self._param_names]))
+        self._fit_mle(_SpendData(x, m, w), w, np.log([init[n] for n in self._param_names]))
         return self
 
-    def _loglik_rows(self, params: np.ndarray, data) -> np.ndarray:
+    def _loglik_rows(self, params: np.ndarray, data: _SpendData) -> np.ndarray:
         p, q, gamma = params
-        x, m = data
+        x, m = data.x, data.m
         px = p * x
         return (
             special.gammaln(px + q)
             - special.gammaln(px)
             - special.gammaln(q)
             + q * np.log(gamma)
-            + (px - 1) * np.log(m)
+            + (px - 1) * data.log_m
             + px * np.log(x)
             - (px + q) * np.log(gamma + x * m)
         )
 
-    def _loglik_grad(self, params: np.ndarray, data, w: np.ndarray) -> np.ndarray:
+    def _loglik_and_grad(
+        self, params: np.ndarray, data: _SpendData, w: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        # Everything but log(γ + x·m) is a function of x or a constant sum: per distinct x.
         p, q, gamma = params
-        x, m = data
-        px = p * x
-        log_gxm = np.log(gamma + x * m)
-        dg = special.digamma(px + q)
-        g_p = np.dot(w, x * (dg - special.digamma(px) + np.log(m) + np.log(x) - log_gxm))
-        g_q = np.dot(w, dg - special.digamma(q) + np.log(gamma) - log_gxm)
-        g_gamma = np.dot(w, q / gamma - (px + q) / (gamma + x * m))
-        return np.array([g_p, g_q, g_gamma]) * params
+        ux, wx = data.ux, data.wx
+        pux = p * ux
+        log_gxm = np.log(gamma + data.x * data.m)
+        sum_log = float(np.dot(w, log_gxm))
+        sum_x_log = float(np.dot(data.wx_rows, log_gxm))
+        value = (
+            np.dot(wx, special.gammaln(pux + q) - special.gammaln(pux) + pux * np.log(ux))
+            - wx.sum() * (special.gammaln(q) - q * np.log(gamma))
+            + p * np.dot(ux, data.w_log_m)
+            - data.w_log_m.sum()
+            - p * sum_x_log
+            - q * sum_log
+        )
+        dg = special.digamma(pux + q)
+        g_p = np.dot(wx * ux, dg - special.digamma(pux) + np.log(ux))
+        g_p += np.dot(ux, data.w_log_m) - sum_x_log
+        g_q = np.dot(wx, dg) - wx.sum() * (special.digamma(q) - np.log(gamma)) - sum_log
+        inverse = 1.0 / (gamma + data.x * data.m)
+        g_gamma = wx.sum() * q / gamma - p * np.dot(data.wx_rows, inverse) - q * np.dot(w, inverse)
+        return float(value), np.array([g_p, g_q, g_gamma]) * params
 
     def expected_spend(
         self, frequency: Any, monetary: Any, params: dict[str, float] | None = None
