@@ -74,22 +74,15 @@ def collapse(*columns: np.ndarray, weights: Any = None) -> tuple[list[np.ndarray
     return [np.asarray(c, dtype=float)[row][keep] for c in columns], summed[keep]
 
 
-def hessian_from_gradient(
-    grad: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, g0: np.ndarray | None = None
-) -> np.ndarray:
-    """Differences of an analytic gradient (symmetrised): forward ones from ``g0``, the
-    gradient at ``x0``, when given (one evaluation per parameter, error ~1e-6 relative:
-    ample for standard errors and Newton steps), else central ones."""
+def hessian_from_gradient(grad: Callable[[np.ndarray], np.ndarray], x0: np.ndarray) -> np.ndarray:
+    """Central differences of an analytic gradient (symmetrised)."""
     n = len(x0)
     h = np.empty((n, n))
     for i in range(n):
+        step = 1e-5 * max(1.0, abs(x0[i]))
         e = np.zeros(n)
-        if g0 is None:
-            e[i] = 1e-5 * max(1.0, abs(x0[i]))
-            h[:, i] = (grad(x0 + e) - grad(x0 - e)) / (2 * e[i])
-        else:
-            e[i] = 1e-6 * max(1.0, abs(x0[i]))
-            h[:, i] = (grad(x0 + e) - g0) / e[i]
+        e[i] = step
+        h[:, i] = (grad(x0 + e) - grad(x0 - e)) / (2 * step)
     return (h + h.T) / 2
 
 
@@ -204,7 +197,7 @@ class MLEModel(BaseEstimator):
         )
         best, best_f = np.asarray(result.x, dtype=float), float(result.fun)
         grad = np.asarray(result.jac, dtype=float)
-        hess = self._hessian(data, w, best, grad)
+        hess = self._hessian(data, w, best)
         start = best.copy()
         for _ in range(8):  # Newton polish on one Hessian: the optimum is a step or two away
             try:
@@ -221,13 +214,13 @@ class MLEModel(BaseEstimator):
         if not np.all(np.isfinite(best)) or best_f >= 1e299:
             raise ConvergenceError(f"{type(self).__name__} fit did not converge: {result.message}")
         if np.max(np.abs(best - start)) > 1e-3:  # far from where the Hessian was taken
-            hess = self._hessian(data, w, best, grad)
+            hess = self._hessian(data, w, best)
         shift = np.zeros(len(best)) if shift is None else shift
         self._set_fitted(best + shift, best_f - log_likelihood_offset, hess, float(w.sum()))
 
-    def _hessian(self, data: Any, w: np.ndarray, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    def _hessian(self, data: Any, w: np.ndarray, x: np.ndarray) -> np.ndarray:
         if self._has_gradient():
-            return hessian_from_gradient(lambda p: self._negll_and_grad(p, data, w)[1], x, g)
+            return hessian_from_gradient(lambda p: self._negll_and_grad(p, data, w)[1], x)
         return hessian_from_function(lambda p: self._negll(p, data, w), x)
 
     def _set_fitted(self, log_params: np.ndarray, negll: float, hess: np.ndarray, n: float) -> None:

@@ -426,7 +426,7 @@ class ParetoNBD(_PurchaseModel):
         """∂ log tail / ∂(r, α, s, β) per pair."""
         r, alpha, s, beta = params
         a_exp, b_exp = r + px, s + 1
-        h_r, h_s = 1e-5 * min(1.0, r), 1e-5 * min(1.0, s)
+        h_r, h_s = 1e-4 * min(1.0, r), 1e-4 * min(1.0, s)
         d_r = (
             _log_tail(a_exp + h_r, b_exp, alpha, beta, py)
             - _log_tail(a_exp - h_r, b_exp, alpha, beta, py)
