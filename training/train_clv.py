@@ -50,35 +50,46 @@ def purchase_days_between(
 
 def cumulative_tracking(
     transactions: pd.DataFrame,
-    calibration: pd.DataFrame,
     calibration_end: pd.Timestamp,
     as_of: pd.Timestamp,
-    models: dict[str, CLVModel],
+    models: dict[str, Any],
+    time_unit_days: float,
 ) -> pd.DataFrame:
     """Cumulative repeat purchases per day of the calibration cohort: actual and per model.
 
-    The prediction for day d is Σ over customers of E[X(d − first purchase)], the expected
-    repeat purchases of a new customer, summed as a convolution over first-purchase days.
+    The cohort is the customers who bought on or before ``calibration_end``. The prediction
+    for day d is Σ over customers of E[X(d − first purchase)], the expected repeat purchases
+    of a new customer (``models``: fitted purchase models, time in ``time_unit_days``),
+    summed as a convolution over first-purchase days.
     """
-    stamps = pd.to_datetime(transactions["timestamp"]).dt.normalize()
-    cohort = transactions["customer_id"].astype(str).isin(calibration.index)
-    days = pd.DataFrame(
-        {"customer_id": transactions["customer_id"].astype(str)[cohort], "day": stamps[cohort]}
+    stamps = pd.to_datetime(transactions["timestamp"])
+    days = stamps.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    customer, _ = pd.factorize(transactions["customer_id"].astype(str))
+    start = int(days.min())
+    span = int(days.max()) - start + 1
+    # Distinct purchase days per customer, sorted by customer then day.
+    pairs = np.sort(customer.astype(np.int64) * span + (days - start))
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+    who, day = pairs // span, pairs % span
+    first_row = np.r_[True, who[1:] != who[:-1]]
+    first = np.maximum.accumulate(np.where(first_row, np.arange(len(day)), 0))
+    first_day = day[first]
+    end_day = int(np.datetime64(as_of.normalize().date(), "D").astype(np.int64)) - start
+    cohort_end = int(np.datetime64(calibration_end.normalize().date(), "D").astype(np.int64))
+    cohort = first_day <= cohort_end - start
+    cohort_start = int(first_day[cohort].min()) if cohort.any() else 0
+    n_days = max(end_day - cohort_start + 1, 0)
+    repeat = cohort & ~first_row & (day <= end_day)
+    actual = np.bincount(day[repeat] - cohort_start, minlength=n_days)[:n_days].cumsum()
+    births = np.bincount(day[first_row & cohort] - cohort_start, minlength=n_days)[:n_days]
+    calendar = pd.date_range(
+        pd.Timestamp(np.datetime64(start + cohort_start, "D")), periods=n_days, freq="D"
     )
-    days = days.drop_duplicates()
-    first = days.groupby("customer_id")["day"].transform("min")
-    repeat_days = days.loc[days["day"] > first, "day"]
-    start = days["day"].min()
-    calendar = pd.date_range(start, as_of.normalize(), freq="D")
-    actual = (
-        repeat_days.value_counts().reindex(calendar, fill_value=0).cumsum().to_numpy(dtype=float)
-    )
-    births = days.groupby("customer_id")["day"].min().value_counts().reindex(calendar, fill_value=0)
-    out = pd.DataFrame({"day": calendar, "actual": actual})
-    ages = np.arange(len(calendar), dtype=float)
+    out = pd.DataFrame({"day": calendar, "actual": actual.astype(float)})
+    ages = np.arange(n_days, dtype=float)
     for name, model in models.items():
-        per_age = model.purchase_model_.expected_purchases_new(ages / model.time_unit_days)
-        out[name] = np.convolve(births.to_numpy(dtype=float), per_age)[: len(calendar)]
+        per_age = model.expected_purchases_new(ages / time_unit_days)
+        out[name] = np.convolve(births.astype(float), per_age)[:n_days]
     out["holdout"] = out["day"] > calibration_end
     return out
 
@@ -98,7 +109,12 @@ def train_clv(
     choose_by: str = "clv_holdout_mae",
     step: Callable[[str], None] = print,
 ) -> CLVTraining:
-    """Fit, evaluate and choose the CLV model; returns the fitted model and what to log."""
+    """Fit, evaluate and choose the CLV model; returns the fitted model and what to log.
+
+    Each candidate purchase model is fitted once on the calibration period; the spend model
+    only for the chosen one; the final fit on the whole history starts from the chosen
+    calibration fit's parameters.
+    """
     kwargs: dict[str, Any] = {
         "time_unit_days": time_unit_days,
         "horizon_days": horizon_days,
@@ -113,7 +129,9 @@ def train_clv(
     calibration_end = as_of - pd.Timedelta(days=holdout_days)
     calibration = summarize(transactions, calibration_end)
     scores: dict[str, float] = {}
-    fitted: dict[str, CLVModel] = {}
+    fitted: dict[str, Any] = {}
+    holdout_model: CLVModel | None = None
+    holdout_kwargs = {**kwargs, "horizon_days": holdout_days}
     if len(calibration) >= 20 and (calibration["frequency"] > 0).sum() >= 10:
         actual = (
             purchase_days_between(transactions, calibration_end, as_of)
@@ -121,13 +139,13 @@ def train_clv(
             .fillna(0)
             .to_numpy(dtype=float)
         )
+        x, t_x, t = CLVModel(**holdout_kwargs)._rft(calibration)
         predictions: dict[str, np.ndarray] = {}
         for name in candidates:
-            model = CLVModel(purchase_model=name, **{**kwargs, "horizon_days": holdout_days}).fit(
-                calibration
+            fitted[name] = PURCHASE_MODELS[name]().fit(x, t_x, t)
+            predictions[name] = fitted[name].expected_purchases(
+                holdout_days / time_unit_days, x, t_x, t
             )
-            predictions[name] = model.predict(calibration)["expected_purchases"].to_numpy()
-            fitted[name] = model
             result = evaluate.clv_holdout_metrics(predictions[name], actual)
             for key, value in result.items():
                 out.metrics[key.replace("clv_", f"clv_{name}_", 1)] = value
@@ -139,7 +157,7 @@ def train_clv(
         out.figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
             calibration["frequency"].to_numpy(), predictions, actual
         )
-        tracking = cumulative_tracking(transactions, calibration, calibration_end, as_of, fitted)
+        tracking = cumulative_tracking(transactions, calibration_end, as_of, fitted, time_unit_days)
         out.figures["clv_cumulative_repeat_purchases.png"] = evaluate.plot_cumulative_tracking(
             tracking
         )
@@ -150,9 +168,13 @@ def train_clv(
     for key in list(out.metrics):  # the chosen model's holdout metrics under the plain names
         if key.startswith(f"clv_{chosen}_"):
             out.metrics[key.replace(f"clv_{chosen}_", "clv_", 1)] = out.metrics[key]
-    model = CLVModel(purchase_model=chosen, **kwargs).fit(summary)
+    if scores:
+        holdout_model = CLVModel(purchase_model=chosen, **holdout_kwargs).fit(
+            calibration, purchases=fitted[chosen]
+        )
+    model = CLVModel(purchase_model=chosen, **kwargs).fit(summary, start_from=holdout_model)
     out.model = model
-    out.holdout_model = fitted.get(chosen) if scores else None
+    out.holdout_model = holdout_model
     out.params = {
         "clv_model": chosen,
         "clv_choice_metric": choose_by,

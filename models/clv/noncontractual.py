@@ -15,6 +15,8 @@ e.g. weeks); discount rates are annual and converted with ``periods_per_year``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from models.clv._mle import (
     check_weights,
     collapse,
     delta_standard_error,
+    distinct_codes,
 )
 from models.exceptions import InvalidInputError, NotFittedError
 
@@ -77,12 +80,27 @@ def check_rft(frequency: Any, recency: Any, T: Any) -> tuple[np.ndarray, np.ndar
     return x, t_x, t
 
 
-# discounted_purchases evaluates all months at once up to this many customers
-_BROADCAST_ROWS = 4096
+def time_scale(t: np.ndarray, w: np.ndarray) -> float:
+    """The customers' mean age: fits run on ages in this unit, so the optimiser sees the same
+    numbers whatever the caller's time unit (days or weeks give the same path)."""
+    total = float(w.sum())
+    mean = float(np.dot(w, t)) / total if total > 0 else 0.0
+    return mean if np.isfinite(mean) and mean > 0 else 1.0
+
+
+def _distinct_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes of the distinct (first, second) pairs, each row's pair) from per-column codes."""
+    n_second = int(second.max(initial=0)) + 1
+    key = first.astype(np.int64) * n_second + second
+    return distinct_codes(key, (int(first.max(initial=0)) + 1) * n_second)
 
 
 class _Indexed:
-    """Rows plus their distinct values per column, so per-value work is done once."""
+    """Rows (x, t_x, T) with their distinct values per column, so per-value work is done once.
+
+    The distinct (x, y) pairs are built on first use: a row's hypergeometric terms depend on
+    it through (x, t_x) and (x, T) only, and a million customers have some 10⁴ such pairs.
+    """
 
     def __init__(self, x: np.ndarray, t_x: np.ndarray, t: np.ndarray):
         self.x, self.t_x, self.t = x, t_x, t
@@ -90,43 +108,99 @@ class _Indexed:
         self.ut, self.it = np.unique(t_x, return_inverse=True)
         self.uT, self.iT = np.unique(t, return_inverse=True)
 
+    @cached_property
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, row → pair of (x, t_x), row → pair of (x, T)) over the distinct pairs of
+        both kinds together."""
+        uy, iy = np.unique(np.r_[self.ut, self.uT], return_inverse=True)
+        y_codes = np.r_[iy[: len(self.ut)][self.it], iy[len(self.ut) :][self.iT]]
+        codes, inverse = _distinct_pairs(np.r_[self.ix, self.ix], y_codes)
+        n_y, n = len(uy), len(self.x)
+        return self.ux[codes // n_y], uy[codes % n_y], inverse[:n], inverse[n:]
+
+    @cached_property
+    def age_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, T, row → pair) over the distinct (x, T) pairs (what forecasts depend on)."""
+        codes, inverse = _distinct_pairs(self.ix, self.iT)
+        n_t = len(self.uT)
+        return self.ux[codes // n_t], self.uT[codes % n_t], inverse
+
 
 class _PurchaseModel(MLEModel):
-    """Common API of the continuous-time purchase models (BG/NBD, Pareto/NBD)."""
+    """Common API of the continuous-time purchase models (BG/NBD, Pareto/NBD).
+
+    A model gives the log-odds that a customer has dropped out (``_log_odds_dead``) and the
+    expected purchases of an active customer (``_expected_if_alive``); forecasts are their
+    product. Parameters named in ``_time_params`` are in time units (rates' scales).
+    """
+
+    _time_params: tuple[str, ...] = ("alpha",)
 
     def __init__(self, initial_params: dict[str, float] | None = None):
         self.initial_params = initial_params
 
-    def _initial(self, t: np.ndarray) -> dict[str, float]:
+    def _initial(self, d: _Indexed, w: np.ndarray) -> dict[str, float]:
+        """Starting values on data whose mean age is 1."""
         raise NotImplementedError
 
     def fit(self, frequency: Any, recency: Any, T: Any, weights: Any = None) -> Any:
-        """Maximum-likelihood fit; identical rows are collapsed into weights. Returns self."""
+        """Maximum-likelihood fit; identical rows are collapsed into weights. Returns self.
+
+        The fit runs on ages divided by the mean age (:func:`time_scale`); the parameters and
+        log-likelihood are reported in the caller's time unit. ``initial_params`` (caller's
+        unit, e.g. an earlier fit's ``params_``) start the optimiser near the optimum.
+        """
         x, t_x, t = check_rft(frequency, recency, T)
         w = check_weights(weights, len(x))
         (x, t_x, t), w = collapse(x, t_x, t, weights=w)
-        init = self.initial_params or self._initial(t)
-        self._fit_mle(_Indexed(x, t_x, t), w, np.log([init[n] for n in self._param_names]))
+        scale = time_scale(t, w)
+        d = _Indexed(x, t_x / scale, t / scale)
+        shift = np.array(
+            [np.log(scale) if name in self._time_params else 0.0 for name in self._param_names]
+        )
+        if self.initial_params:
+            x0 = np.log([self.initial_params[n] for n in self._param_names]) - shift
+        else:
+            init = self._initial(d, w)
+            x0 = np.log([init[n] for n in self._param_names])
+        # A rate per scaled unit is `scale` times the rate per unit: λ^x in each row's
+        # likelihood gives the log-likelihood in the caller's unit −Σ w·x·log(scale).
+        offset = -float(np.dot(w, x)) * np.log(scale)
+        self._fit_mle(d, w, x0, shift=shift, log_likelihood_offset=offset)
         return self
 
     def log_likelihood_rows(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         """Per-customer log-likelihood at the fitted parameters."""
         x, t_x, t = check_rft(frequency, recency, T)
-        return self._loglik_rows(self._param_array(), _Indexed(x, t_x, t))
+        with np.errstate(all="ignore"):
+            return self._loglik_rows(self._param_array(), _Indexed(x, t_x, t))
 
-    def _log_odds_dead(self, params: np.ndarray, x, t_x, t) -> np.ndarray:
+    def _log_odds_dead(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
         raise NotImplementedError
 
-    def _conditional_expectation(self, params: np.ndarray, horizon, x, t_x, t) -> np.ndarray:
+    def _expected_if_alive(self, params: np.ndarray, horizon: Any, x: Any, t: Any) -> np.ndarray:
+        """E[purchases in the next ``horizon`` | active at T, x purchases] (broadcasts)."""
         raise NotImplementedError
+
+    def _alive(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return special.expit(-self._log_odds_dead(params, d))
+
+    def _expected(self, params: np.ndarray, horizon: Any, d: _Indexed) -> np.ndarray:
+        """E[purchases in the next ``horizon`` | history] per row of ``d``."""
+        with np.errstate(all="ignore"):
+            if np.ndim(horizon) == 0:  # once per distinct (x, T)
+                px, pt, inverse = d.age_pairs
+                per_pair = self._expected_if_alive(params, float(horizon), px, pt)
+                return per_pair[inverse] * self._alive(params, d)
+            return self._expected_if_alive(params, horizon, d.x, d.t) * self._alive(params, d)
 
     def probability_alive(
         self, frequency: Any, recency: Any, T: Any, params: dict[str, float] | None = None
     ) -> np.ndarray:
         """P(the customer is still active at T | history), 0–1."""
         x, t_x, t = check_rft(frequency, recency, T)
-        with np.errstate(all="ignore"):
-            return special.expit(-self._log_odds_dead(self._param_array(params), x, t_x, t))
+        return self._alive(self._param_array(params), _Indexed(x, t_x, t))
 
     def expected_purchases(
         self, t: Any, frequency: Any, recency: Any, T: Any, params: dict[str, float] | None = None
@@ -134,8 +208,7 @@ class _PurchaseModel(MLEModel):
         """Expected repeat purchases in the next ``t`` time units, given the history."""
         x, t_x, big_t = check_rft(frequency, recency, T)
         horizon = np.asarray(t, dtype=float)
-        with np.errstate(all="ignore"):
-            return self._conditional_expectation(self._param_array(params), horizon, x, t_x, big_t)
+        return self._expected(self._param_array(params), horizon, _Indexed(x, t_x, big_t))
 
     def discounted_purchases(
         self,
@@ -147,45 +220,31 @@ class _PurchaseModel(MLEModel):
         t: np.ndarray,
         periods_per_year: float = WEEKS_PER_YEAR,
     ) -> np.ndarray:
-        """Σ over months of the expected purchases in each month × its discount factor.
-
-        Up to :data:`_BROADCAST_ROWS` customers, all months are evaluated in one broadcast
-        call (a served request's few rows: one call instead of one per month); the sum is
-        accumulated month by month either way, so both give the same numbers bit for bit.
-        """
-        n_steps = max(1, int(round(12 * horizon / periods_per_year)))
-        step = horizon / n_steps
-        if np.size(x) <= _BROADCAST_ROWS:
-            ends = np.array([k * step for k in range(1, n_steps + 1)])
-            factors = np.array(
-                [
-                    (1 + discount_rate) ** (-(k * step) / periods_per_year)
-                    for k in range(1, n_steps + 1)
-                ]
-            )
-            column = (np.asarray(x)[:, None], np.asarray(t_x)[:, None], np.asarray(t)[:, None])
-            with np.errstate(all="ignore"):
-                cumulative = self._conditional_expectation(params, ends[None, :], *column)
-            cumulative = np.broadcast_to(cumulative, (np.size(x), n_steps))
-            monthly = np.diff(cumulative, axis=1, prepend=0.0) * factors
-            return np.add.accumulate(monthly, axis=1)[:, -1]
-        return self._discounted_purchases_loop(
-            params, n_steps, step, discount_rate, x, t_x, t, periods_per_year
+        """Σ over months of the expected purchases in each month × its discount factor."""
+        return self._discounted(
+            params, horizon, discount_rate, _Indexed(*check_rft(x, t_x, t)), periods_per_year
         )
 
-    def _discounted_purchases_loop(
-        self, params, n_steps, step, discount_rate, x, t_x, t, periods_per_year
+    def _discounted(
+        self,
+        params: np.ndarray,
+        horizon: float,
+        discount_rate: float,
+        d: _Indexed,
+        periods_per_year: float,
     ) -> np.ndarray:
-        """:meth:`discounted_purchases` month by month (memory of one month at a time)."""
-        previous = np.zeros_like(x, dtype=float)
-        total = np.zeros_like(x, dtype=float)
+        """:meth:`discounted_purchases` on indexed rows. The expected purchases up to each
+        month end are P(alive) × a function of (x, T): the discounted monthly increments are
+        summed once per distinct (x, T) and multiplied by P(alive) per row."""
+        n_steps = max(1, int(round(12 * horizon / periods_per_year)))
+        ends = horizon / n_steps * np.arange(1, n_steps + 1)
+        factors = (1 + discount_rate) ** (-ends / periods_per_year)
+        px, pt, inverse = d.age_pairs
         with np.errstate(all="ignore"):
-            for k in range(1, n_steps + 1):
-                cumulative = self._conditional_expectation(params, k * step, x, t_x, t)
-                factor = (1 + discount_rate) ** (-(k * step) / periods_per_year)
-                total += (cumulative - previous) * factor
-                previous = cumulative
-        return total
+            cumulative = self._expected_if_alive(params, ends[None, :], px[:, None], pt[:, None])
+        cumulative = np.broadcast_to(cumulative, (len(px), n_steps))
+        per_pair = np.diff(cumulative, axis=1, prepend=0.0) @ factors
+        return per_pair[inverse] * self._alive(params, d)
 
     def clv(
         self,
@@ -205,13 +264,11 @@ class _PurchaseModel(MLEModel):
         ``discount_rate`` annual. The interval reflects this model's parameter uncertainty
         (delta method); returns columns ``clv``, ``clv_lower``, ``clv_upper``.
         """
-        x, t_x, t = check_rft(frequency, recency, T)
+        d = _Indexed(*check_rft(frequency, recency, T))
         value_per_purchase = np.asarray(spend, dtype=float) * np.asarray(margin, dtype=float)
 
         def fn(p: np.ndarray) -> np.ndarray:
-            purchases = self.discounted_purchases(
-                p, horizon, discount_rate, x, t_x, t, periods_per_year
-            )
+            purchases = self._discounted(p, horizon, discount_rate, d, periods_per_year)
             return purchases * value_per_purchase
 
         value, low, high = self.delta_interval(fn)
@@ -229,73 +286,70 @@ class BGNBD(_PurchaseModel):
 
     _param_names = ("r", "alpha", "a", "b")
 
-    def _initial(self, t: np.ndarray) -> dict[str, float]:
-        return {"r": 0.5, "alpha": max(float(np.median(t)), 1.0), "a": 1.5, "b": 3.0}
+    def _initial(self, d: _Indexed, w: np.ndarray) -> dict[str, float]:
+        return {"r": 0.5, "alpha": 1.0, "a": 1.5, "b": 3.0}
 
     @staticmethod
-    def _pieces(params: np.ndarray, d: _Indexed):
+    def _terms(params: np.ndarray, d: _Indexed) -> dict[str, np.ndarray]:
+        """Per distinct x: ``head``; per row: ``a3`` (log of "no dropout after the last
+        purchase", from the pair (x, T)) and ``a4`` (log of "dropped out at the last purchase",
+        from the pair (x, t_x); −inf when x = 0)."""
         r, alpha, a, b = params
         ux = d.ux
-        repeat = ux > 0
-        x_term = (
+        head = (
             special.gammaln(r + ux)
             - special.gammaln(r)
             + r * np.log(alpha)
             + special.betaln(a, b + ux)
             - special.betaln(a, b)
         )
-        log_bx1 = np.log(np.where(repeat, b + ux - 1, 1.0))
-        ln_a_t = np.log(alpha + d.uT)[d.iT]
-        ln_a_tx = np.log(alpha + d.ut)[d.it]
-        rx = r + d.x
-        a3 = -rx * ln_a_t
-        a4 = np.where(repeat[d.ix], np.log(a) - log_bx1[d.ix] - rx * ln_a_tx, -np.inf)
-        return x_term, a3, a4, ln_a_t, ln_a_tx
+        px, py, i_tx, i_t = d.pairs
+        rate_term = -(r + px) * np.log(alpha + py)
+        a4_pair = np.where(
+            px > 0, np.log(a) - np.log(np.where(px > 0, b + px - 1, 1.0)) + rate_term, -np.inf
+        )
+        return {"head": head, "a3": rate_term[i_t], "a4": a4_pair[i_tx]}
 
     def _loglik_rows(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
-        x_term, a3, a4, _, _ = self._pieces(params, d)
-        return x_term[d.ix] + np.logaddexp(a3, a4)
+        terms = self._terms(params, d)
+        return terms["head"][d.ix] + np.logaddexp(terms["a3"], terms["a4"])
 
-    def _loglik_grad(self, params: np.ndarray, d: _Indexed, w: np.ndarray) -> np.ndarray:
+    def _loglik_and_grad(
+        self, params: np.ndarray, d: _Indexed, w: np.ndarray
+    ) -> tuple[float, np.ndarray]:
         r, alpha, a, b = params
-        _, a3, a4, ln_a_t, ln_a_tx = self._pieces(params, d)
-        total = np.logaddexp(a3, a4)
-        w4 = np.exp(a4 - total)
-        w3 = 1.0 - w4
+        terms = self._terms(params, d)
+        total = np.logaddexp(terms["a3"], terms["a4"])
         ux = d.ux
         wx = np.bincount(d.ix, weights=w, minlength=len(ux))
-        rx = r + d.x
-        inv_t = (1.0 / (alpha + d.uT))[d.iT]
-        inv_tx = (1.0 / (alpha + d.ut))[d.it]
-        inv_bx1 = np.where(ux > 0, 1.0 / np.where(ux > 0, b + ux - 1, 1.0), 0.0)[d.ix]
-        ww3, ww4 = w * w3, w * w4
-        g_r = np.dot(wx, special.digamma(r + ux) - special.digamma(r) + np.log(alpha))
-        g_r -= np.dot(ww3, ln_a_t) + np.dot(ww4, ln_a_tx)
-        g_alpha = wx.sum() * r / alpha - np.dot(ww3, rx * inv_t) - np.dot(ww4, rx * inv_tx)
+        value = float(np.dot(wx, terms["head"]) + np.dot(w, total))
+        # Row weights of the two terms, summed per pair: the rest is per pair or per x.
+        px, py, i_tx, i_t = d.pairs
+        w4 = w * np.exp(terms["a4"] - total)
+        dropped = np.bincount(i_tx, weights=w4, minlength=len(px))
+        either = dropped + np.bincount(i_t, weights=w - w4, minlength=len(px))
+        n = wx.sum()
+        g_r = np.dot(wx, special.digamma(r + ux) - special.digamma(r)) + n * np.log(alpha)
+        g_r -= np.dot(either, np.log(alpha + py))
+        g_alpha = n * r / alpha - np.dot(either, (r + px) / (alpha + py))
         dab = special.digamma(a + b)
-        g_a = np.dot(wx, dab - special.digamma(a + b + ux)) + ww4.sum() / a
+        g_a = np.dot(wx, dab - special.digamma(a + b + ux)) + dropped.sum() / a
         g_b = np.dot(
             wx, dab + special.digamma(b + ux) - special.digamma(b) - special.digamma(a + b + ux)
         )
-        g_b -= np.dot(ww4, inv_bx1)
-        return np.array([g_r, g_alpha, g_a, g_b]) * params
+        g_b -= np.dot(dropped, np.where(px > 0, 1.0 / np.where(px > 0, b + px - 1, 1.0), 0.0))
+        return value, np.array([g_r, g_alpha, g_a, g_b]) * params
 
-    def _log_odds_dead(self, params: np.ndarray, x, t_x, t) -> np.ndarray:
-        r, alpha, a, b = params
-        safe = np.where(x > 0, b + x - 1, 1.0)
-        return np.where(
-            x > 0,
-            np.log(a) - np.log(safe) + (r + x) * (np.log(alpha + t) - np.log(alpha + t_x)),
-            -np.inf,
-        )
+    def _log_odds_dead(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
+        terms = self._terms(params, d)
+        return terms["a4"] - terms["a3"]
 
-    def _conditional_expectation(self, params: np.ndarray, horizon, x, t_x, t) -> np.ndarray:
+    def _expected_if_alive(self, params: np.ndarray, horizon: Any, x: Any, t: Any) -> np.ndarray:
         r, alpha, a, b = params
         # Pfaff's transformation keeps 2F1 bounded on long histories: (1−z)^(r+x)·2F1(r+x,
         # b+x; a+b+x−1; z) = 2F1(r+x, a−1; a+b+x−1; −horizon/(α+T)).
         hyp = special.hyp2f1(r + x, a - 1, a + b + x - 1, -horizon / (alpha + t))
-        numer = (a + b + x - 1) / (a - 1) * (1 - hyp)
-        return numer * special.expit(-self._log_odds_dead(params, x, t_x, t))
+        return (a + b + x - 1) / (a - 1) * (1 - hyp)
 
     def expected_purchases_new(self, t: Any, params: dict[str, float] | None = None) -> np.ndarray:
         """E[X(t)]: repeat purchases in ``(0, t]`` of a customer just acquired."""
@@ -305,68 +359,143 @@ class BGNBD(_PurchaseModel):
         return (a + b - 1) / (a - 1) * (1 - hyp)
 
 
+def _log_tail(a_exp: Any, b_exp: Any, alpha: float, beta: float, y: Any) -> np.ndarray:
+    """log ∫_y^∞ (α+τ)^(−a_exp)·(β+τ)^(−b_exp) dτ in closed form (a hypergeometric 2F1; the
+    argument is in [0, 1) whichever of α, β is larger)."""
+    p = a_exp + b_exp - 1
+    if alpha >= beta:
+        top, second = alpha, b_exp
+    else:
+        top, second = beta, a_exp
+    z = abs(alpha - beta) / (top + y)
+    return np.log(special.hyp2f1(p, second, p + 1, z)) - np.log(p) - p * np.log(top + y)
+
+
 class ParetoNBD(_PurchaseModel):
     """Pareto/NBD model of repeat purchases (non-contractual, continuous time).
 
     Same inputs as :class:`BGNBD`; ``params_``: ``r``, ``alpha`` (Gamma purchase rates),
     ``s``, ``beta`` (Gamma dropout rates: lifetimes are exponential).
+
+    Likelihood (Fader & Hardie 2005): a customer who bought x times, last at t_x, and is
+    watched to T either is still active at T or dropped out at some τ in (t_x, T]:
+
+        L = Γ(r+x) α^r β^s / Γ(r) · [(α+T)^−(r+x) (β+T)^−s + s ∫_{t_x}^T (α+τ)^−(r+x) (β+τ)^−(s+1) dτ]
+
+    The integral is a difference of two closed-form tails (:func:`_log_tail`), each a function
+    of one (x, y) pair, so the hypergeometric work is done once per distinct pair. Its
+    derivatives in α and β are tails with the exponent raised by one; those in r and s are
+    central differences of the tails.
     """
 
     _param_names = ("r", "alpha", "s", "beta")
+    _time_params = ("alpha", "beta")
 
-    def _initial(self, t: np.ndarray) -> dict[str, float]:
-        scale = max(float(np.median(t)), 1.0)
-        return {"r": 0.5, "alpha": scale, "s": 0.5, "beta": scale}
+    def _initial(self, d: _Indexed, w: np.ndarray) -> dict[str, float]:
+        return {"r": 0.5, "alpha": 1.0, "s": 0.5, "beta": 1.0}
 
-    @staticmethod
-    def _log_a0(params: np.ndarray, x, t_x, t) -> np.ndarray:
+    def _terms(self, params: np.ndarray, d: _Indexed) -> dict[str, np.ndarray]:
+        """Per distinct x: ``head``; per pair: ``tail`` and ``a1`` (the still-active term, used
+        at pairs (x, T)); per row: ``l_tx``, ``l_T`` (the tails), ``a1`` and ``a2`` (log of
+        s × the integral)."""
         r, alpha, s, beta = params
-        big = r + s + x
-        if alpha >= beta:
-            top, second = alpha, s + 1
-        else:
-            top, second = beta, r + x
-        diff = abs(alpha - beta)
-
-        def log_f(y):
-            return np.log(special.hyp2f1(big, second, big + 1, diff / (top + y))) - big * np.log(
-                top + y
-            )
-
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lf_tx, lf_t = log_f(t_x), log_f(t)
-            gap = np.minimum(lf_t - lf_tx, 0.0)
-            return lf_tx + np.log(-np.expm1(gap))  # log(F(t_x) − F(T)), −inf when t_x = T
+        px, py, i_tx, i_t = d.pairs
+        tail = _log_tail(r + px, s + 1, alpha, beta, py)
+        a1_pair = -(r + px) * np.log(alpha + py) - s * np.log(beta + py)
+        l_tx, l_t = tail[i_tx], tail[i_t]
+        gap = np.minimum(l_t - l_tx, 0.0)
+        a2 = np.log(s) + l_tx + np.log(-np.expm1(gap))  # −inf when t_x = T
+        ux = d.ux
+        head = special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        return {
+            "head": head,
+            "tail": tail,
+            "a1_pair": a1_pair,
+            "l_tx": l_tx,
+            "l_T": l_t,
+            "a1": a1_pair[i_t],
+            "a2": a2,
+        }
 
     def _loglik_rows(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
-        r, alpha, s, beta = params
-        x, t_x, t = d.x, d.t_x, d.t
-        a1 = -(r + x) * np.log(alpha + t) - s * np.log(beta + t)
-        a2 = np.log(s) - np.log(r + s + x) + self._log_a0(params, x, t_x, t)
-        head = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        return head + np.logaddexp(a1, a2)
+        terms = self._terms(params, d)
+        return terms["head"][d.ix] + np.logaddexp(terms["a1"], terms["a2"])
 
-    def _log_odds_dead(self, params: np.ndarray, x, t_x, t) -> np.ndarray:
+    @staticmethod
+    def _tail_gradient(params: np.ndarray, px: np.ndarray, py: np.ndarray, tail: np.ndarray):
+        """∂ log tail / ∂(r, α, s, β) per pair."""
         r, alpha, s, beta = params
-        return (
-            np.log(s)
-            - np.log(r + s + x)
-            + (r + x) * np.log(alpha + t)
-            + s * np.log(beta + t)
-            + self._log_a0(params, x, t_x, t)
-        )
+        a_exp, b_exp = r + px, s + 1
+        h_r, h_s = 1e-4 * min(1.0, r), 1e-4 * min(1.0, s)
+        d_r = (
+            _log_tail(a_exp + h_r, b_exp, alpha, beta, py)
+            - _log_tail(a_exp - h_r, b_exp, alpha, beta, py)
+        ) / (2 * h_r)
+        d_s = (
+            _log_tail(a_exp, b_exp + h_s, alpha, beta, py)
+            - _log_tail(a_exp, b_exp - h_s, alpha, beta, py)
+        ) / (2 * h_s)
+        d_alpha = -a_exp * np.exp(_log_tail(a_exp + 1, b_exp, alpha, beta, py) - tail)
+        d_beta = -b_exp * np.exp(_log_tail(a_exp, b_exp + 1, alpha, beta, py) - tail)
+        return d_r, d_alpha, d_s, d_beta
 
-    def _conditional_expectation(self, params: np.ndarray, horizon, x, t_x, t) -> np.ndarray:
+    def _loglik_and_grad(
+        self, params: np.ndarray, d: _Indexed, w: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        r, alpha, s, beta = params
+        terms = self._terms(params, d)
+        total = np.logaddexp(terms["a1"], terms["a2"])
+        wx = np.bincount(d.ix, weights=w, minlength=len(d.ux))
+        value = float(np.dot(wx, terms["head"]) + np.dot(w, total))
+
+        px, py, i_tx, i_t = d.pairs
+        n_pairs = len(px)
+        w_active = w * np.exp(terms["a1"] - total)  # weight of "still active at T"
+        w_dropped = float(w.sum() - w_active.sum())
+        # Σ w·w₂·∂log(integral) = Σ over pairs of ∂log tail × (these per-pair sums): the
+        # integral is tail(t_x) − tail(T) and w₂/integral = s/e^total, so nothing cancels.
+        at_tx = w * np.exp(np.log(s) + terms["l_tx"] - total)
+        at_t = at_tx * np.exp(np.minimum(terms["l_T"] - terms["l_tx"], 0.0))
+        coef = np.bincount(i_tx, weights=at_tx, minlength=n_pairs)
+        coef -= np.bincount(i_t, weights=at_t, minlength=n_pairs)
+        active = np.bincount(i_t, weights=w_active, minlength=n_pairs)
+        d_r, d_alpha, d_s, d_beta = self._tail_gradient(params, px, py, terms["tail"])
+        n = wx.sum()
+        g_r = np.dot(wx, special.digamma(r + d.ux) - special.digamma(r)) + n * np.log(alpha)
+        g_r += np.dot(coef, d_r) - np.dot(active, np.log(alpha + py))
+        g_alpha = n * r / alpha + np.dot(coef, d_alpha) - np.dot(active, (r + px) / (alpha + py))
+        g_s = n * np.log(beta) + w_dropped / s + np.dot(coef, d_s)
+        g_s -= np.dot(active, np.log(beta + py))
+        g_beta = n * s / beta + np.dot(coef, d_beta) - np.dot(active, s / (beta + py))
+        return value, np.array([g_r, g_alpha, g_s, g_beta]) * params
+
+    def _log_odds_dead(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
+        terms = self._terms(params, d)
+        return terms["a2"] - terms["a1"]
+
+    def _expected_if_alive(self, params: np.ndarray, horizon: Any, x: Any, t: Any) -> np.ndarray:
         r, alpha, s, beta = params
         ratio = (beta + t) / (beta + t + horizon)
-        factor = (r + x) * (beta + t) / ((alpha + t) * (s - 1)) * (1 - ratio ** (s - 1))
-        return factor * special.expit(-self._log_odds_dead(params, x, t_x, t))
+        return (r + x) * (beta + t) / ((alpha + t) * (s - 1)) * (1 - ratio ** (s - 1))
 
     def expected_purchases_new(self, t: Any, params: dict[str, float] | None = None) -> np.ndarray:
         """E[X(t)]: repeat purchases in ``(0, t]`` of a customer just acquired."""
         r, alpha, s, beta = self._param_array(params)
         t = np.asarray(t, dtype=float)
         return r * beta / (alpha * (s - 1)) * (1 - (beta / (beta + t)) ** (s - 1))
+
+
+class _SpendData:
+    """Repeat buyers' (x, mean spend m) with weights, and the sums per distinct x that the
+    Gamma-Gamma likelihood needs (only log(γ + x·m) is evaluated per row)."""
+
+    def __init__(self, x: np.ndarray, m: np.ndarray, w: np.ndarray):
+        self.x, self.m = x, m
+        self.log_m = np.log(m)
+        self.ux, ix = np.unique(x, return_inverse=True)
+        self.wx = np.bincount(ix, weights=w, minlength=len(self.ux))
+        self.w_log_m = np.bincount(ix, weights=w * self.log_m, minlength=len(self.ux))
+        self.wx_rows = w * x
 
 
 class GammaGamma(MLEModel):
@@ -404,33 +533,48 @@ class GammaGamma(MLEModel):
         x, m = self._check(frequency, monetary, fitting=True)
         (x, m), w = collapse(x, m, weights=weights)
         init = self.initial_params or {"p": 2.0, "q": 3.0, "gamma": float(np.average(m, weights=w))}
-        self._fit_mle((x, m), w, np.log([init[n] for n in self._param_names]))
+        self._fit_mle(_SpendData(x, m, w), w, np.log([init[n] for n in self._param_names]))
         return self
 
-    def _loglik_rows(self, params: np.ndarray, data) -> np.ndarray:
+    def _loglik_rows(self, params: np.ndarray, data: _SpendData) -> np.ndarray:
         p, q, gamma = params
-        x, m = data
+        x, m = data.x, data.m
         px = p * x
         return (
             special.gammaln(px + q)
             - special.gammaln(px)
             - special.gammaln(q)
             + q * np.log(gamma)
-            + (px - 1) * np.log(m)
+            + (px - 1) * data.log_m
             + px * np.log(x)
             - (px + q) * np.log(gamma + x * m)
         )
 
-    def _loglik_grad(self, params: np.ndarray, data, w: np.ndarray) -> np.ndarray:
+    def _loglik_and_grad(
+        self, params: np.ndarray, data: _SpendData, w: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        # Everything but log(γ + x·m) is a function of x or a constant sum: per distinct x.
         p, q, gamma = params
-        x, m = data
-        px = p * x
-        log_gxm = np.log(gamma + x * m)
-        dg = special.digamma(px + q)
-        g_p = np.dot(w, x * (dg - special.digamma(px) + np.log(m) + np.log(x) - log_gxm))
-        g_q = np.dot(w, dg - special.digamma(q) + np.log(gamma) - log_gxm)
-        g_gamma = np.dot(w, q / gamma - (px + q) / (gamma + x * m))
-        return np.array([g_p, g_q, g_gamma]) * params
+        ux, wx = data.ux, data.wx
+        pux = p * ux
+        log_gxm = np.log(gamma + data.x * data.m)
+        sum_log = float(np.dot(w, log_gxm))
+        sum_x_log = float(np.dot(data.wx_rows, log_gxm))
+        value = (
+            np.dot(wx, special.gammaln(pux + q) - special.gammaln(pux) + pux * np.log(ux))
+            - wx.sum() * (special.gammaln(q) - q * np.log(gamma))
+            + p * np.dot(ux, data.w_log_m)
+            - data.w_log_m.sum()
+            - p * sum_x_log
+            - q * sum_log
+        )
+        dg = special.digamma(pux + q)
+        g_p = np.dot(wx * ux, dg - special.digamma(pux) + np.log(ux))
+        g_p += np.dot(ux, data.w_log_m) - sum_x_log
+        g_q = np.dot(wx, dg) - wx.sum() * (special.digamma(q) - np.log(gamma)) - sum_log
+        inverse = 1.0 / (gamma + data.x * data.m)
+        g_gamma = wx.sum() * q / gamma - p * np.dot(data.wx_rows, inverse) - q * np.dot(w, inverse)
+        return float(value), np.array([g_p, g_q, g_gamma]) * params
 
     def expected_spend(
         self, frequency: Any, monetary: Any, params: dict[str, float] | None = None
@@ -509,6 +653,9 @@ class CLVModel(BaseEstimator):
     ``high_value_threshold_`` (80th percentile of the training customers' CLV).
     """
 
+    purchase_model_: _PurchaseModel
+    gamma_gamma_: GammaGamma
+
     def __init__(
         self,
         purchase_model: str = "bgnbd",
@@ -534,15 +681,26 @@ class CLVModel(BaseEstimator):
             summary["T"].to_numpy(dtype=float) / u,
         )
 
-    def fit(self, summary: pd.DataFrame, y: Any = None) -> CLVModel:
-        """Fit the purchase model on all customers and Gamma-Gamma on repeat buyers."""
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        y: Any = None,
+        *,
+        purchases: _PurchaseModel | None = None,
+        start_from: CLVModel | None = None,
+    ) -> CLVModel:
+        """Fit the purchase model on all customers and Gamma-Gamma on repeat buyers.
+
+        ``purchases``: a purchase model already fitted on this summary (in ``time_unit_days``
+        units), used as it is. ``start_from``: a fitted model (e.g. on an earlier period)
+        whose parameters start both fits, which then take a few steps instead of a search.
+        """
         if self.purchase_model not in PURCHASE_MODELS:
             raise InvalidInputError(
                 f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, got {self.purchase_model!r}",
                 field="purchase_model",
             )
         x, t_x, t = self._rft(summary)
-        self.purchase_model_ = PURCHASE_MODELS[self.purchase_model]().fit(x, t_x, t)
         monetary = summary["monetary_value"].to_numpy(dtype=float)
         repeat = (x > 0) & (monetary > 0)
         if repeat.sum() < 10:
@@ -551,10 +709,21 @@ class CLVModel(BaseEstimator):
                 "the spend model (need 10)",
                 field="monetary_value",
             )
-        self.gamma_gamma_ = GammaGamma().fit(x[repeat], monetary[repeat])
+        purchase_start = spend_start = None
+        if start_from is not None:
+            start_from._check_fitted()
+            spend_start = dict(start_from.gamma_gamma_.params_)
+            if start_from.purchase_model == self.purchase_model:
+                purchase_start = dict(start_from.purchase_model_.params_)
+        if purchases is None:
+            model = PURCHASE_MODELS[self.purchase_model](initial_params=purchase_start)
+            purchases = model.fit(x, t_x, t)
+        self.purchase_model_ = purchases
+        self.gamma_gamma_ = GammaGamma(initial_params=spend_start).fit(x[repeat], monetary[repeat])
         self.margin_, self.margin_source_ = learn_margin(summary, self.margin)
         # "High value" for recommendations: the top fifth of the training population's CLV.
-        self.high_value_threshold_ = float(np.quantile(self.predict(summary)["clv"], 0.8))
+        value, _ = self._value(summary, _Indexed(x, t_x, t))
+        self.high_value_threshold_ = float(np.quantile(value(np.exp(self._log_params())), 0.8))
         return self
 
     def _check_fitted(self) -> None:
@@ -567,6 +736,40 @@ class CLVModel(BaseEstimator):
         self._check_fitted()
         return self.purchase_model_
 
+    def _log_params(self) -> np.ndarray:
+        return np.r_[self.purchase_model_.log_params_, self.gamma_gamma_.log_params_]
+
+    def _value(
+        self, summary: pd.DataFrame, d: _Indexed
+    ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, np.ndarray]]:
+        """(CLV per customer as a function of the parameters of both models, the spend and
+        margins it uses)."""
+        monetary = np.nan_to_num(summary["monetary_value"].to_numpy(dtype=float))
+        margins = customer_margins(summary, self.margin_, self.margin_source_)
+        purchases, spend_model = self.purchase_model_, self.gamma_gamma_
+        horizon = self.horizon_days / self.time_unit_days
+        per_year = 365.25 / self.time_unit_days
+        n_bg = len(purchases._param_names)
+
+        # The delta method moves one parameter at a time: the purchase part is unchanged when
+        # a spend parameter moves and vice versa, so each part is computed once per distinct
+        # parameter set (5 + 4 evaluations instead of 8 + 8; the same numbers).
+        counts_of: dict[tuple[float, ...], np.ndarray] = {}
+        spend_of: dict[tuple[float, ...], np.ndarray] = {}
+
+        def value(p: np.ndarray) -> np.ndarray:
+            bg_key, gg_key = tuple(p[:n_bg]), tuple(p[n_bg:])
+            if bg_key not in counts_of:
+                counts_of[bg_key] = purchases._discounted(
+                    p[:n_bg], horizon, self.discount_rate, d, per_year
+                )
+            if gg_key not in spend_of:
+                gg = dict(zip(spend_model._param_names, p[n_bg:], strict=True))
+                spend_of[gg_key] = spend_model.expected_spend(d.x, monetary, gg)
+            return counts_of[bg_key] * spend_of[gg_key] * margins
+
+        return value, {"monetary": monetary, "margins": margins}
+
     def predict(self, summary: pd.DataFrame) -> pd.DataFrame:
         """Per customer: expected purchases and spend over the horizon, P(alive), CLV ± 95 %.
 
@@ -576,46 +779,27 @@ class CLVModel(BaseEstimator):
         parameters' sampling uncertainty, delta method), ``margin`` (applied).
         """
         self._check_fitted()
-        x, t_x, t = self._rft(summary)
-        monetary = np.nan_to_num(summary["monetary_value"].to_numpy(dtype=float))
-        margins = customer_margins(summary, self.margin_, self.margin_source_)
+        d = _Indexed(*self._rft(summary))
         purchases, spend_model = self.purchase_model_, self.gamma_gamma_
-        horizon = self.horizon_days / self.time_unit_days
-        per_year = 365.25 / self.time_unit_days
-        spend = spend_model.expected_spend(x, monetary)
+        value, parts = self._value(summary, d)
         n_bg = len(purchases._param_names)
-
-        # The delta method moves one parameter at a time: the purchase part is unchanged when
-        # a spend parameter moves and vice versa, so each part is computed once per distinct
-        # parameter set (5 + 4 evaluations instead of 8 + 8; the same numbers).
-        counts_of: dict[tuple[float, ...], np.ndarray] = {}
-        spend_of: dict[tuple[float, ...], np.ndarray] = {}
-
-        def fn(p: np.ndarray) -> np.ndarray:
-            bg_key, gg_key = tuple(p[:n_bg]), tuple(p[n_bg:])
-            if bg_key not in counts_of:
-                counts_of[bg_key] = purchases.discounted_purchases(
-                    p[:n_bg], horizon, self.discount_rate, x, t_x, t, per_year
-                )
-            if gg_key not in spend_of:
-                gg = dict(zip(spend_model._param_names, p[n_bg:], strict=True))
-                spend_of[gg_key] = spend_model.expected_spend(x, monetary, gg)
-            return counts_of[bg_key] * spend_of[gg_key] * margins
-
-        log_params = np.r_[purchases.log_params_, spend_model.log_params_]
+        log_params = self._log_params()
         cov = np.zeros((len(log_params), len(log_params)))
         cov[:n_bg, :n_bg] = purchases.log_covariance_
         cov[n_bg:, n_bg:] = spend_model.log_covariance_
-        clv = fn(np.exp(log_params))
-        se = delta_standard_error(fn, log_params, cov, clv)
+        clv = value(np.exp(log_params))
+        se = delta_standard_error(value, log_params, cov, clv)
+        params = purchases._param_array()
         return clv_frame(
             summary.index,
-            expected_purchases=purchases.expected_purchases(horizon, x, t_x, t),
-            probability_alive=purchases.probability_alive(x, t_x, t),
-            expected_spend=spend,
+            expected_purchases=purchases._expected(
+                params, self.horizon_days / self.time_unit_days, d
+            ),
+            probability_alive=purchases._alive(params, d),
+            expected_spend=spend_model.expected_spend(d.x, parts["monetary"]),
             clv=clv,
             se=se,
-            margins=margins,
+            margins=parts["margins"],
         )
 
     def params(self) -> dict[str, float]:

@@ -142,15 +142,22 @@ def test_clv_uses_customer_margin_when_costs_known():
 
 
 @pytest.mark.parametrize("model", ["bgnbd", "pareto"])
-def test_discounted_purchases_broadcast_equals_the_monthly_loop(cdnow_summary, model):
+def test_discounted_purchases_are_the_discounted_monthly_expectations(cdnow_summary, model):
     from models.clv.noncontractual import WEEKS_PER_YEAR, ParetoNBD
 
     x, t_x, t = (cdnow_summary[c].to_numpy(dtype=float) for c in ("x", "t_x", "T"))
     fitted = (BGNBD() if model == "bgnbd" else ParetoNBD()).fit(x, t_x, t)
     params = fitted._param_array(None)
-    fast = fitted.discounted_purchases(params, 52.0, 0.1, x, t_x, t)
-    loop = fitted._discounted_purchases_loop(params, 12, 52.0 / 12, 0.1, x, t_x, t, WEEKS_PER_YEAR)
-    assert np.array_equal(fast, loop)
-    assert np.array_equal(
-        fitted.discounted_purchases(params, 52.0, 0.1, x[:1], t_x[:1], t[:1]), loop[:1]
+    # By hand: the expected purchases up to each of 12 month ends, differenced, discounted.
+    ends = 52.0 / 12 * np.arange(1, 13)
+    cumulative = np.column_stack([fitted.expected_purchases(e, x, t_x, t) for e in ends])
+    monthly = np.diff(cumulative, axis=1, prepend=0.0)
+    by_hand = monthly @ (1.1 ** (-ends / WEEKS_PER_YEAR))
+    discounted = fitted.discounted_purchases(params, 52.0, 0.1, x, t_x, t)
+    np.testing.assert_allclose(discounted, by_hand, rtol=1e-12, atol=1e-15)
+    undiscounted = fitted.discounted_purchases(params, 52.0, 0.0, x, t_x, t)
+    np.testing.assert_allclose(undiscounted, cumulative[:, -1], rtol=1e-12)
+    # One row alone gets the number it gets among all rows.
+    assert fitted.discounted_purchases(params, 52.0, 0.1, x[:1], t_x[:1], t[:1])[0] == (
+        pytest.approx(discounted[0], rel=1e-14)
     )

@@ -53,10 +53,13 @@ def test_previous_release_versions_load_and_score_as_they_did(legacy_store):
         assert list(got.columns) == list(want.columns), family
         for column in want.columns:
             if pd.api.types.is_numeric_dtype(want[column]):
+                # CLV's 95 % bounds come from forward differences (step 1e-6) of forecasts now
+                # summed per distinct (x, T): the last digits of their rounding move to 1e-6.
+                tolerance = 1e-5 if column in ("clv_lower", "clv_upper") else 1e-12
                 np.testing.assert_allclose(
                     got[column].to_numpy(dtype=float),
                     want[column].to_numpy(dtype=float),
-                    rtol=1e-12,
+                    rtol=tolerance,
                     atol=1e-12,
                     err_msg=f"{family}.{column}",
                 )
