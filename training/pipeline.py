@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.clv import CLV_INPUT_COLUMNS
+from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
 from training import evaluate
-from training.progress import stage_of
+from training.progress import Stage, stage_of
 from training.train_churn import train_churn
 from training.train_clv import train_clv
 from training.train_segments import train_segments
@@ -97,7 +97,9 @@ def train_all(
     figures: dict[str, Figure] = {}
 
     # CLV: model choice on a calibration/holdout split, then the final fit ----------------
-    with stage_of(progress, "CLV: model choice and final fit"):
+    # one line per candidate model on the holdout, one for the final fit
+    clv_steps = (len(PURCHASE_MODELS) if config.clv_model == "auto" else 1) + 1
+    with stage_of(progress, "CLV: model choice and final fit", clv_steps) as stage:
         clv_training = train_clv(
             transactions,
             customers,
@@ -109,7 +111,7 @@ def train_all(
             margin=config.margin,
             time_unit_days=config.time_unit_days,
             purchase_model=config.clv_model,
-            step=step,
+            step=advancing(step, stage),
         )
     clv = clv_training.model
     metrics.update(clv_training.metrics)
@@ -196,6 +198,17 @@ def train_all(
             "segmentation": segments.model,
         },
     )
+
+
+def advancing(step: Callable[[str], None], stage: Stage) -> Callable[[str], None]:
+    """``step`` that also advances ``stage`` by one for each line (a stage whose sub-steps
+    each end with a line)."""
+
+    def say(message: str) -> None:
+        step(message)
+        stage.advance()
+
+    return say
 
 
 def metrics_summary(metrics: dict[str, float]) -> str:
