@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -230,3 +231,83 @@ def test_api_docs_load_only_local_assets(client, page):
         assert answer.status_code == 200, url
         assert len(answer.content) > 1000, url  # the real file, not an error page
     assert client.get("/openapi.json").status_code == 200
+
+
+# --- cvm features: the invocation rows for a transactions file ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_files(demo_data, tmp_path_factory):
+    """60 demo customers' transactions and customer table as CSV files."""
+    from training import synthetic
+
+    transactions, customers, truth = demo_data
+    ids = customers["customer_id"].iloc[:60]
+    folder = tmp_path_factory.mktemp("features")
+    return synthetic.write(
+        folder,
+        transactions[transactions["customer_id"].isin(ids)],
+        customers[customers["customer_id"].isin(ids)],
+        truth,
+    )
+
+
+def _features(files, tmp_path, family, out, *extra):
+    from training.cli import main
+
+    path = tmp_path / out
+    args = ["features", "--family", family, "--transactions", str(files["transactions"])]
+    args += ["--customers", str(files["customers"]), "--as-of", "2025-12-31", "--out", str(path)]
+    assert main([*args, *extra]) == 0
+    return path
+
+
+def test_cvm_features_writes_churn_rows_the_invocations_route_scores(
+    client, demo_files, trained_store, tmp_path
+):
+    from models.churn.features import churn_features
+    from training.data import load_customers, load_transactions
+
+    path = _features(demo_files, tmp_path, "churn", "customers.ndjson")
+    lines = path.read_bytes().splitlines()
+    churn = trained_store["result"].models["churn"]
+    assert list(orjson.loads(lines[0])) == list(churn.feature_names_in_)  # the signature
+    answer = client.post(
+        "/v1/models/cvm-churn/invocations",
+        content=path.read_bytes(),
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 200, answer.text
+    got = [orjson.loads(line)["churn_probability"] for line in answer.content.splitlines()]
+    # the same numbers as the model on the training feature function's output
+    tx, _ = load_transactions(demo_files["transactions"], as_of="2025-12-31")
+    customers, _ = load_customers(demo_files["customers"])
+    features = churn_features(tx, pd.Timestamp("2025-12-31"), customers)
+    want = churn.predict_proba(features[list(churn.feature_names_in_)])[:, 1]
+    assert len(got) == len(want) == 60
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("family", "out"), [("clv", "clv.csv"), ("segmentation", "seg.parquet")])
+def test_cvm_features_csv_and_parquet_match_the_signature(
+    client, demo_files, tmp_path, family, out
+):
+    path = _features(demo_files, tmp_path, family, out)
+    frame = pd.read_parquet(path) if out.endswith(".parquet") else pd.read_csv(path)
+    models = {m["family"]: m for m in client.get("/v1/models").json()["models"]}
+    assert list(frame.columns) == [c["name"] for c in models[family]["signature"]]
+    assert len(frame) == 60
+    body = {"dataframe_split": {"columns": list(frame.columns), "data": frame.values.tolist()}}
+    answer = client.post(f"/v1/models/cvm-{family}/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == 60
+    with_ids = pd.read_csv(_features(demo_files, tmp_path, "clv", "ids.csv", "--with-ids"))
+    assert with_ids.columns[0] == "customer_id" and with_ids["customer_id"].is_monotonic_increasing
+
+
+def test_cvm_features_refuses_an_unknown_output_format(demo_files, tmp_path, capsys):
+    from training.cli import main
+
+    args = ["features", "--family", "clv", "--transactions", str(demo_files["transactions"])]
+    assert main([*args, "--out", str(tmp_path / "x.xlsx")]) == 2
+    assert "use a .csv, .parquet or .ndjson file name" in capsys.readouterr().err
