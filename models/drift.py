@@ -4,6 +4,11 @@ PSI = Σ_bins (actual − expected) · ln(actual / expected) over the training d
 feature (plus a bin for missing values). Rule of thumb, used by ``/v1/models``: below 0.1 the
 population is stable, 0.1–0.2 it has shifted moderately, above 0.2 (:data:`RETRAIN_PSI`) it
 has shifted enough to retrain.
+
+A PSI of a few rows is noise: with ``n`` rows spread over ``k`` bins it is about ``(k − 1) / n``
+even when nothing changed (six customers gave PSI 3–8). So a monitor stays silent until it has
+seen :data:`MIN_ROWS` rows (configurable): its report then says "not enough data yet", shows no
+PSI and never asks for a retrain.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import pandas as pd
 from models._columns import as_float
 
 RETRAIN_PSI = 0.2
+# Rows (customers) a monitor needs before it reports PSI: about 0.02 of noise with 11 bins.
+MIN_ROWS = 500
 _EPS = 1e-4  # floor for empty bins, so that the logarithm stays finite
 
 
@@ -54,10 +61,14 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 class DriftMonitor:
-    """Running bin counts of what is scored, against a training reference (thread-safe)."""
+    """Running bin counts of what is scored, against a training reference (thread-safe);
+    silent until ``min_rows`` rows were scored."""
 
-    def __init__(self, reference: dict[str, Any]):
+    def __init__(self, reference: dict[str, Any], min_rows: int = MIN_ROWS):
+        if min_rows < 1:
+            raise ValueError(f"min_rows must be at least 1, not {min_rows}")
         self.reference = reference
+        self.min_rows = int(min_rows)
         self._edges = {c: np.asarray(r["edges"], dtype=float) for c, r in reference.items()}
         self._counts = {c: np.zeros(len(e) + 2) for c, e in self._edges.items()}
         self._lock = threading.Lock()
@@ -75,10 +86,20 @@ class DriftMonitor:
             self.rows += len(frame)
 
     def report(self) -> dict[str, Any]:
-        """``{"rows", "psi": {column: value}, "retrain": bool, "threshold"}``."""
+        """``{"rows", "min_rows", "status", "psi": {column: value}, "threshold", "retrain"}``;
+        before ``min_rows`` rows: ``status`` "not enough data yet ...", no PSI, no retrain."""
         with self._lock:
             counts = {c: v.copy() for c, v in self._counts.items()}
             rows = self.rows
+        if rows < self.min_rows:
+            return {
+                "rows": rows,
+                "min_rows": self.min_rows,
+                "status": f"not enough data yet: {rows:,} of {self.min_rows:,} customers scored",
+                "psi": {},
+                "threshold": RETRAIN_PSI,
+                "retrain": False,
+            }
         values = {
             c: psi(self.reference[c]["expected"], v / v.sum())
             for c, v in counts.items()
@@ -86,6 +107,8 @@ class DriftMonitor:
         }
         return {
             "rows": rows,
+            "min_rows": self.min_rows,
+            "status": "ok",
             "psi": values,
             "threshold": RETRAIN_PSI,
             "retrain": any(v > RETRAIN_PSI for v in values.values()),

@@ -65,6 +65,21 @@ SUMMARY_COLUMNS: list[str] = [
 NON_FEATURE_ATTRIBUTES = frozenset({"customer_id", "signup_date", "churned", "churn_date"})
 
 
+def repeated_rows(transactions: pd.DataFrame) -> np.ndarray:
+    """The one rule for repeated purchases, in batch (``training.data.load_transactions``)
+    and online (the service's feature building): True for each row equal in every column to
+    an earlier row (missing values equal each other), False for the first occurrence.
+
+    Repeats are dropped before the features are built unless the caller keeps them
+    (``--keep-duplicates``, ``"keep_duplicates": true``): an exact repeat is more often a
+    double export than a second purchase, but data without transaction ids (CDNOW) can hold
+    real ones. Same-day purchases that differ in any column are never repeats.
+    """
+    if transactions.empty:
+        return np.zeros(0, dtype=bool)
+    return transactions.duplicated(keep="first").to_numpy(dtype=bool)
+
+
 def end_of_day(as_of: object) -> pd.Timestamp:
     """The last instant of the ``as_of`` day (a date means "up to and including that day")."""
     ts = pd.Timestamp(as_of)  # type: ignore[arg-type]

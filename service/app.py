@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from models.redact import redact
-from service import errors, limits, observability, request_body, security
+from service import api_docs, errors, limits, observability, request_body, security
 from service.concurrency import ScoringSlots
 from service.config import Settings
 from service.deps import SCORING_RESPONSES, ScoringAuth
@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "durations in days."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served from the package's own assets, no CDN (service/api_docs.py)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = ModelStore(settings)
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for scoring in (models_info, customers, segments, churn):
         app.include_router(scoring.router, dependencies=[ScoringAuth], responses=SCORING_RESPONSES)
     app.include_router(admin.router)  # its own admin-key dependency
+    api_docs.install(app)
     _document_request_bodies(app)
     return app
 

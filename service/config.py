@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
       (header ``X-API-Key``); none configured (unset or empty) means open access (warned at
       start-up); a value holding no key (``","``) is a start-up error.
+    - ``CVM_DRIFT_MIN_ROWS`` (500): customers a served version must have scored before its
+      drift report shows PSI and may ask for a retrain ("not enough data yet" until then).
     - ``CVM_MAX_BODY_BYTES``: largest request body (413 above it); NDJSON streams are exempt.
     - ``CVM_MAX_STREAM_ROWS``: most rows in one NDJSON stream to ``/invocations`` (10 million).
     - ``CVM_CORS_ORIGINS``: comma-separated origins allowed by CORS (off when unset).
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     clv_model: str | None = None
     api_keys: SecretStr | None = None
     admin_keys: SecretStr | None = None
+    drift_min_rows: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_stream_rows: int = Field(default=10_000_000, ge=1)
     cors_origins: str | None = None

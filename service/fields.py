@@ -20,7 +20,15 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
+)
 from pydantic_core import PydanticCustomError
 
 # Dates the models can handle (pandas' nanosecond timestamps end in 2262).
@@ -107,6 +115,27 @@ Timestamp = Annotated[
 ]
 Day = Annotated[
     date, BeforeValidator(_iso_text), AfterValidator(_in_range), Field(json_schema_extra=_YEARS)
+]
+
+
+def _model_or_day(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """``"model"`` as it is (the served models' data date, resolved per request); any other
+    value is a :data:`Day` (its errors name the field itself, not a member of a union)."""
+    return value if value == "model" else handler(value)
+
+
+# A request's as_of: a Day, or "model" (typed as a date: "model" is resolved before use)
+AsOf = Annotated[
+    Day,
+    WrapValidator(_model_or_day),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date", **_YEARS},
+                {"type": "string", "enum": ["model"]},
+            ]
+        }
+    ),
 ]
 
 AttributeName = Annotated[str, StringConstraints(max_length=200)]

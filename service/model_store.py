@@ -68,6 +68,9 @@ class LoadedModel:
     # Set while this version serves in place of the one its alias (or pin) points to, which
     # failed to load: {"alias", "version", "error"} (a fallback; None when it is the target)
     alias_target: dict[str, str | None] | None = None
+    # When the version was registered (Unix time; None: unknown): ``"as_of": "model"`` adds
+    # the time since then to the version's data date
+    registered_at: float | None = None
 
     @property
     def fallback(self) -> bool:
@@ -90,6 +93,14 @@ class LoadedModel:
             "drift": self.drift.report() if self.drift is not None else None,
             "fallback": self.fallback,
             "alias_target": self.alias_target,
+            "signature": (
+                [
+                    {"name": c.name, "type": c.type, "required": c.required}
+                    for c in self.input_schema.columns
+                ]
+                if self.input_schema is not None
+                else None
+            ),
         }
 
 
@@ -127,6 +138,12 @@ def _check_fast_path(name: str, version: Any, estimator: Any, example: Any, scor
     if disable is not None:  # the customer view and churn reasons call the estimator too
         disable(reason)
     return False
+
+
+def _registered_at(version: Any) -> float | None:
+    """The version's creation time in seconds (MLflow keeps milliseconds), or None."""
+    stamp = getattr(version, "creation_timestamp", None)
+    return float(stamp) / 1000 if isinstance(stamp, int | float) and stamp > 0 else None
 
 
 def _input_schema(name: str, version: Any, signature: Any) -> InputSchema | None:
@@ -271,9 +288,10 @@ class ModelStore:
             metrics=metrics,
             params=params,
             tags=dict(version.tags or {}),
-            drift=DriftMonitor(reference) if reference else None,
+            drift=DriftMonitor(reference, self.settings.drift_min_rows) if reference else None,
             input_schema=input_schema,
             fast_path=fast_path,
+            registered_at=_registered_at(version),
         )
 
     def refresh(self) -> dict[str, str]:

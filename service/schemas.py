@@ -12,10 +12,10 @@ from pydantic.dataclasses import dataclass
 from models.churn import RISK_BANDS
 from models.customer_view import AUDIENCE_COLUMNS
 from service.fields import (
+    AsOf,
     AttributeName,
     AttributeValue,
     Channels,
-    Day,
     Days,
     NonNegative,
     Number,
@@ -116,9 +116,19 @@ class CustomerIn(BaseModel):
 class ScoreRequest(BaseModel):
     """Customers to score; a single customer is a list of one."""
 
-    as_of: Day | None = Field(
+    as_of: AsOf | None = Field(
         default=None,
-        description="Date the scores are as of (default: today, UTC). Transactions after it are ignored.",
+        description="Date the scores are as of; transactions after it are ignored. Default: "
+        'today (UTC), with a warning when the latest purchase sent is long before it. "model": '
+        "the served models' data date plus the days since they were trained (for data that "
+        "ends when the training data ended).",
+    )
+    keep_duplicates: bool = Field(
+        default=False,
+        strict=True,
+        description="Keep purchases identical to an earlier one of the same customer (same "
+        "time, amount, cost and channel). Default: drop them, as training does (cvm "
+        "--keep-duplicates keeps them there); the answer's warnings say what was dropped.",
     )
     customers: list[CustomerIn] = Field(min_length=1)
 
@@ -254,10 +264,24 @@ class ScoreResponse(BaseModel):
     as_of: date
     model_versions: dict[str, str]
     customers: list[CustomerScore]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the caller should know about this answer: as_of defaulted to today "
+        "long after the latest purchase, repeated purchases dropped.",
+    )
 
 
 class DriftOut(BaseModel):
     rows: int = Field(description="Customers scored since this version was loaded.")
+    min_rows: int = Field(
+        default=500,
+        description="Customers needed before PSI is reported (CVM_DRIFT_MIN_ROWS).",
+    )
+    status: str = Field(
+        default="ok",
+        description='"ok", or "not enough data yet: ..." while rows < min_rows (then psi is '
+        "empty and retrain false).",
+    )
     psi: dict[str, float] = Field(description="Population stability index per input feature.")
     threshold: float = Field(
         description="PSI above which the population has shifted enough to retrain (0.2)."
@@ -269,6 +293,12 @@ class AliasTarget(BaseModel):
     alias: str | None = Field(description="The alias (null: a pinned version).")
     version: str = Field(description="The version the alias or pin points to.")
     error: str = Field(description="Why that version is not served: its load error.")
+
+
+class SignatureColumn(BaseModel):
+    name: str
+    type: str = Field(description="MLflow's column type: double, long, string, boolean, ...")
+    required: bool
 
 
 class ModelInfo(BaseModel):
@@ -293,6 +323,12 @@ class ModelInfo(BaseModel):
     alias_target: AliasTarget | None = Field(
         default=None,
         description="When a fallback: the version the alias points to and why it is not served.",
+    )
+    signature: list[SignatureColumn] | None = Field(
+        default=None,
+        description="The input columns of POST /v1/models/{name}/invocations for this version, "
+        "in order (its MLflow signature; null when it has none). `cvm features` writes them "
+        "for a transactions file.",
     )
 
 
@@ -326,6 +362,11 @@ class SegmentsResponse(BaseModel):
     as_of: date
     model_version: str
     customers: list[CustomerSegmentsOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the caller should know about this answer: as_of defaulted to today "
+        "long after the latest purchase, repeated purchases dropped.",
+    )
 
 
 class CatalogueLabel(BaseModel):
@@ -374,6 +415,11 @@ class ChurnResponse(BaseModel):
     as_of: date
     model_version: str
     customers: list[ChurnDetailOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the caller should know about this answer: as_of defaulted to today "
+        "long after the latest purchase, repeated purchases dropped.",
+    )
 
 
 # The segmentation schemes and churn_risk (models.customer_view.AUDIENCE_COLUMNS).
@@ -434,3 +480,8 @@ class AudienceResponse(BaseModel):
     scored: int = Field(description="Customers in the request.")
     count: int = Field(description="Customers with the label (the audience).")
     customers: list[AudienceMember] = Field(description="The audience, highest CLV first.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the caller should know about this answer: as_of defaulted to today "
+        "long after the latest purchase, repeated purchases dropped.",
+    )

@@ -6,7 +6,8 @@ no train/serve skew. No MLflow here: the estimators come from the model store.
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,92 @@ from models.churn.reasons import churn_reasons
 from models.churn.rules import early_warnings
 from models.customer_view import recommended_actions, score_frame, segment_frame, select_audience
 from models.exceptions import InvalidInputError
-from models.features import SUMMARY_COLUMNS, summarize
+from models.features import SUMMARY_COLUMNS, repeated_rows, summarize
 from service.model_store import LoadedModel, ModelStore
 from service.schemas import CustomerIn
 from service.score_checks import attribute_rows, check_churn, check_scores, check_summary
+
+# A default as_of (today) this many days after the request's latest purchase is warned about.
+STALE_DAYS = 365
+_LISTED = 5  # customers named in a warning
+
+
+@dataclass
+class RequestNotes:
+    """A request's options beyond its customers, and the warnings its answer carries."""
+
+    keep_duplicates: bool = False
+    warnings: list[str] = field(default_factory=list)
+    # days from the request's latest purchase to as_of (set when the features are built)
+    days_since_latest: float | None = None
+
+
+def model_as_of(loaded: dict[str, LoadedModel], now: datetime | None = None) -> date:
+    """``"as_of": "model"``: the served versions' data date plus the days since each was
+    registered (the latest over the families), so that data which ends when the training
+    data ended is scored as the models saw it, moved on by the time that has passed."""
+    now = now or datetime.now(UTC)
+    dates = []
+    for model in loaded.values():
+        text = model.tags.get("as_of") or model.params.get("as_of")
+        if not text:
+            continue
+        try:
+            day = date.fromisoformat(str(text)[:10])
+        except ValueError:
+            continue
+        elapsed = 0
+        if model.registered_at is not None:
+            registered = datetime.fromtimestamp(model.registered_at, UTC).date()
+            elapsed = max((now.date() - registered).days, 0)
+        dates.append(date.fromordinal(day.toordinal() + elapsed))
+    if not dates:
+        raise InvalidInputError(
+            'the served models record no data date, so "as_of": "model" cannot be used: '
+            "send as_of as a date (YYYY-MM-DD)",
+            field="as_of",
+        )
+    return max(dates)
+
+
+def stale_default_warning(as_of: date, notes: RequestNotes) -> None:
+    """When as_of defaulted to today: a warning if the latest purchase sent is more than
+    :data:`STALE_DAYS` days before it (every customer then looks lapsed: churn near 1, CLV
+    near 0)."""
+    days = notes.days_since_latest
+    if days is None or not days > STALE_DAYS:
+        return
+    notes.warnings.append(
+        f"as_of was not given, so today ({as_of}, UTC) was used; the latest purchase sent is "
+        f"{days:,.0f} days before it, so every customer is scored as silent for at least that "
+        'long. Send "as_of": "YYYY-MM-DD" (the day your data ends), or "as_of": "model" for '
+        "the served models' data date plus the days since they were trained."
+    )
+
+
+def _drop_repeats(tx: pd.DataFrame, notes: RequestNotes | None) -> pd.DataFrame:
+    """The purchases without exact repeats (:func:`models.features.repeated_rows`, the rule
+    of training's loader), unless the request keeps them; a warning says what was dropped."""
+    repeated = repeated_rows(tx)
+    if not repeated.any():
+        return tx
+    per_customer = tx.loc[repeated, "customer_id"].value_counts(sort=False)
+    named = ", ".join(f"{cid} ({n})" for cid, n in per_customer.head(_LISTED).items())
+    more = f" and {len(per_customer) - _LISTED:,} more" if len(per_customer) > _LISTED else ""
+    n = int(repeated.sum())
+    if notes is not None and notes.keep_duplicates:
+        notes.warnings.append(
+            f"{n:,} purchase(s) identical to an earlier one of the same customer were kept as "
+            f"asked (keep_duplicates): {named}{more}."
+        )
+        return tx
+    if notes is not None:
+        notes.warnings.append(
+            f"{n:,} purchase(s) identical to an earlier one of the same customer (same time, "
+            f"amount, cost and channel) were dropped, as training drops them: {named}{more}. "
+            'Send "keep_duplicates": true to keep them (cvm --keep-duplicates in batch).'
+        )
+    return tx[~repeated]
 
 
 def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
@@ -54,7 +137,9 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=index, columns=SUMMARY_COLUMNS)
 
 
-def _transaction_frame(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
+def _transaction_frame(
+    customers: list[tuple[int, CustomerIn]], notes: RequestNotes | None = None
+) -> pd.DataFrame:
     records = [
         (c.customer_id, t.timestamp, t.amount, t.cost, t.channel)
         for _, c in customers
@@ -67,7 +152,7 @@ def _transaction_frame(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
         tx = tx.drop(columns="cost")
     if tx["channel"].isna().all():
         tx = tx.drop(columns="channel")
-    return tx
+    return _drop_repeats(tx, notes)
 
 
 def _transaction_rows(
@@ -85,8 +170,11 @@ def _transaction_rows(
     return summary.loc[[c.customer_id for _, c in customers]]
 
 
-def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(summary, churn features) in request order; customer ids must be unique."""
+def build_features(
+    customers: list[CustomerIn], as_of: date, notes: RequestNotes | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, churn features) in request order; customer ids must be unique. ``notes``:
+    the request's options (keep_duplicates) and where its warnings go."""
     ids = [c.customer_id for c in customers]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
@@ -101,7 +189,7 @@ def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFra
     attributes = pd.DataFrame(attribute_rows(customers))
     summaries, features = [], []
     if with_tx:  # the training feature functions on the raw purchases: no train/serve skew
-        tx = _transaction_frame(with_tx)
+        tx = _transaction_frame(with_tx, notes)
         summaries.append(_transaction_rows(with_tx, tx, as_of))
         features.append(churn_features(tx, pd.Timestamp(as_of), attributes))
     if with_summary:
@@ -110,6 +198,8 @@ def build_features(customers: list[CustomerIn], as_of: date) -> tuple[pd.DataFra
         features.append(churn_features_from_summary(summary_part, attributes, pd.Timestamp(as_of)))
     summary = pd.concat(summaries).loc[ids]
     check_summary(summary, customers)
+    if notes is not None and len(summary):
+        notes.days_since_latest = float(summary["days_since_last"].min())
     return summary, pd.concat(features).reindex(ids)
 
 
@@ -146,12 +236,15 @@ def _clv_block(row: pd.Series, clv_model: Any) -> dict[str, Any]:
 
 
 def segment_customers(
-    store: ModelStore, customers: list[CustomerIn], as_of: date
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    notes: RequestNotes | None = None,
 ) -> dict[str, Any]:
     """Every scheme's label, with name, description and actions, per customer
     (``{"model_version", "customers"}``)."""
     loaded = store.snapshot()
-    summary, _ = build_features(customers, as_of)
+    summary, _ = build_features(customers, as_of, notes)
     frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary)
     segment_model = loaded["segmentation"].estimator
     book = pb.load_playbook(store.settings.playbook)
@@ -167,22 +260,28 @@ def _customer_view(
     customers: list[CustomerIn],
     as_of: date,
     loaded: dict[str, LoadedModel] | None = None,
+    notes: RequestNotes | None = None,
 ) -> tuple[dict[str, LoadedModel], pd.DataFrame]:
     """(the served versions, :func:`score_frame` of the customers), with drift tracked; one
     consistent set of versions for the whole request (``loaded``: the request's snapshot when
     the caller took it already)."""
     loaded = loaded if loaded is not None else store.snapshot()
-    summary, features = build_features(customers, as_of)
+    summary, features = build_features(customers, as_of, notes)
     frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     check_scores(frame, customers)
     _track_drift(loaded, summary, features)
     return loaded, frame
 
 
-def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> dict[str, Any]:
+def score_customers(
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    notes: RequestNotes | None = None,
+) -> dict[str, Any]:
     """Segments, churn, CLV, value at risk and the recommended action per customer, with the
     versions that computed them (``{"model_versions", "customers"}``)."""
-    loaded, frame = _customer_view(store, customers, as_of)
+    loaded, frame = _customer_view(store, customers, as_of, None, notes)
     book = pb.load_playbook(store.settings.playbook)
     actions = recommended_actions(frame, book)
     segment_model = loaded["segmentation"].estimator
@@ -208,10 +307,15 @@ def score_customers(store: ModelStore, customers: list[CustomerIn], as_of: date)
     return {"model_versions": {f: m.version for f, m in loaded.items()}, "customers": out}
 
 
-def churn_customers(store: ModelStore, customers: list[CustomerIn], as_of: date) -> dict[str, Any]:
+def churn_customers(
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    notes: RequestNotes | None = None,
+) -> dict[str, Any]:
     """Churn probability, risk band, top-3 reasons with churn type, and early-warning alerts."""
     loaded = store.snapshot()
-    summary, features = build_features(customers, as_of)
+    summary, features = build_features(customers, as_of, notes)
     churn = loaded["churn"]
     model = churn.estimator
     reasons = churn_reasons(model, features.reindex(columns=list(model.feature_names_in_)))
@@ -253,7 +357,12 @@ def scheme_labels(
 
 
 def audience_customers(
-    store: ModelStore, customers: list[CustomerIn], as_of: date, scheme: str, label: str
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    scheme: str,
+    label: str,
+    notes: RequestNotes | None = None,
 ) -> dict[str, Any]:
     """The customers carrying ``label`` in ``scheme``, highest CLV first, with their value,
     risk and recommended action (``{"model_versions", "scored", "count", "customers"}``)."""
@@ -264,7 +373,7 @@ def audience_customers(
             f"{scheme} has no label {label!r}; its labels are {', '.join(labels)}",
             field="label",
         )
-    loaded, frame = _customer_view(store, customers, as_of, loaded)
+    loaded, frame = _customer_view(store, customers, as_of, loaded, notes)
     frame = frame.assign(_row=np.arange(len(frame)))
     chosen = select_audience(frame, scheme, label)
     actions = recommended_actions(chosen, pb.load_playbook(store.settings.playbook))

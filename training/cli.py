@@ -294,6 +294,30 @@ def cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    """The invocation rows of one model family for a transactions file."""
+    from training import invocation_features as inv
+
+    out = Path(args.out)
+    inv.output_format(out)  # a bad file name fails before the data is read
+    inputs = _inputs(args)
+    frame = inv.invocation_features(
+        args.family,
+        inputs.transactions,
+        inputs.customers,
+        inputs.as_of,
+        all_columns=args.all_columns,
+        with_ids=args.with_ids,
+        say=(lambda message: None) if args.quiet else _say,
+    )
+    inv.write(frame, out)
+    _say(
+        f"wrote {len(frame):,} customers x {frame.shape[1]} columns to {out} (customer id "
+        f"order, as of {inputs.as_of.date()})"
+    )
+    return 0
+
+
 def _check_port_free(host: str, port: int) -> None:
     """A one-line error (exit 2) when ``host:port`` cannot be bound, before anything loads."""
     import socket
@@ -343,7 +367,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """The input options every data command shares (train, retrain, score, report, risk)."""
+    """The input options every data command shares (train, retrain, score, report, risk,
+    features)."""
     add = parser.add_argument
     add("--transactions", required=required, help="transactions file (CSV or Parquet)")
     add(
@@ -489,6 +514,34 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--top", type=int, default=20, help="how many customers to list")
     risk.add_argument("--out", help="also write them to this .csv/.parquet file")
     risk.set_defaults(func=cmd_risk)
+
+    features = sub.add_parser(
+        "features",
+        help="write the input rows of /v1/models/{name}/invocations for a transactions file",
+        description="One row per customer with the columns the family's champion takes (its "
+        "signature; every engineered column when there is no champion), as CSV, Parquet or "
+        "NDJSON by the --out file's extension: post it to /v1/models/cvm-<family>/invocations "
+        "or to mlflow models serve.",
+    )
+    _data_options(features)
+    features.add_argument(
+        "--family", required=True, choices=["churn", "clv", "segmentation"], help="model family"
+    )
+    features.add_argument(
+        "--out", required=True, help="output file: .csv, .parquet or .ndjson (.jsonl)"
+    )
+    features.add_argument(
+        "--all-columns",
+        action="store_true",
+        help="every engineered column, not only the champion's signature",
+    )
+    features.add_argument(
+        "--with-ids",
+        action="store_true",
+        help="add customer_id as the first column (to join the answers back; the "
+        "invocations route refuses it as an unknown column)",
+    )
+    features.set_defaults(func=cmd_features)
 
     serve = sub.add_parser("serve", help="serve the champion models over HTTP")
     serve.add_argument("--host", default=os.environ.get("CVM_HOST", "127.0.0.1"))

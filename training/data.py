@@ -45,7 +45,8 @@ Value rules
     * ``after_as_of``: ``as_of`` is a date meaning the *end* of that day, so purchases on the
       ``as_of`` day itself are kept.
     * ``duplicate``: a row equal to an earlier kept row in every column after parsing; the
-      first occurrence is kept.
+      first occurrence is kept (:func:`models.features.repeated_rows`, the rule the service
+      applies to the purchases of a request).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ import pandas as pd
 import pyarrow as pa
 
 from models.exceptions import CVMError, InvalidInputError
+from models.features import repeated_rows
 
 __all__ = [
     "BAD_ROWS_POLICIES",
@@ -744,7 +746,7 @@ def load_transactions(
         problems.flag("after_as_of", timestamp >= cutoff, "timestamp", cols["timestamp"])
     ok = problems.ok
     duplicate = np.zeros(len(frame), dtype=bool)
-    duplicate[ok] = parsed[ok].duplicated(keep="first").to_numpy()
+    duplicate[ok] = repeated_rows(parsed[ok])  # the rule the service applies too
     if not keep_duplicates:
         problems.flag("duplicate", duplicate, "customer_id", None)
 

@@ -39,6 +39,11 @@ def report_line(report: Any) -> str:
     if report.n_quarantined:
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(report.reasons.items()))
         line += f" ({reasons}) -> {report.quarantine_path}"
+    if report.reasons.get("duplicate"):
+        line += (
+            "; duplicate: a row identical to an earlier one, kept once (--keep-duplicates "
+            "keeps every repeat, for data where equal purchases on one day can be real)"
+        )
     return line
 
 

@@ -138,6 +138,30 @@ def load_champions() -> dict[str, Any]:
     return out
 
 
+def champion_signature(family: str) -> tuple[str, list[dict[str, Any]]] | None:
+    """(version, input columns) of the family's champion: its MLflow signature as
+    ``Schema.to_dict()``, the columns ``/v1/models/{name}/invocations`` takes; None when the
+    family has no champion or the champion has no signature. Reads the model's MLmodel file
+    only, nothing is loaded."""
+    from models import registry_errors
+
+    uri = config.tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = config.REGISTERED_NAMES[family]
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException as exc:
+        if registry_errors.is_missing(exc):
+            return None
+        raise
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    signature = mlflow.models.get_model_info(f"models:/{name}/{version.version}").signature
+    if signature is None or signature.inputs is None:
+        return None
+    return str(version.version), signature.inputs.to_dict()
+
+
 def log_and_register(
     result: TrainResult,
     *,

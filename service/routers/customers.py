@@ -15,7 +15,7 @@ from service import request_body
 from service.deps import ready_store
 from service.model_store import ModelStore
 from service.schemas import ErrorResponse, ScoreRequest, ScoreResponse
-from service.scoring import score_customers
+from service.scoring import RequestNotes, model_as_of, score_customers, stale_default_warning
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -31,15 +31,25 @@ def check_batch(body: ScoreRequest, store: ModelStore) -> None:
         )
 
 
-# A route's answer from the store, the parsed body and the as-of date.
-Work = Callable[[ModelStore, Any, date], dict[str, Any]]
+# A route's answer from the store, the parsed body, the as-of date and the request's notes
+# (its options, and the warnings the answer carries).
+Work = Callable[[ModelStore, Any, date, RequestNotes], dict[str, Any]]
+
+
+def resolve_as_of(store: ModelStore, given: date | str | None) -> date:
+    """The request's as_of: the date given, ``"model"`` (:func:`model_as_of`), or today (UTC)."""
+    if given == "model":
+        return model_as_of(store.snapshot())
+    if isinstance(given, date):
+        return given
+    return datetime.now(UTC).date()
 
 
 async def score_request(request: Request, model: type[ScoreRequest], work: Work) -> Response:
     """The customer-view routes' common path: the body is read here (on the event loop, as
     bytes; 413 comes before 503), then parsed, checked, scored and written as JSON in a worker
-    thread once a scoring slot is free (service/concurrency.py). ``work(store, body, as_of)``
-    is the answer."""
+    thread once a scoring slot is free (service/concurrency.py).
+    ``work(store, body, as_of, notes)`` is the answer; ``notes.warnings`` are added to it."""
     raw = await request.body()
     store = ready_store(request)
     content_type = request.headers.get("content-type")
@@ -47,8 +57,13 @@ async def score_request(request: Request, model: type[ScoreRequest], work: Work)
     def job() -> bytes:
         body = request_body.parse(model, raw, content_type)
         check_batch(body, store)
-        as_of = body.as_of or datetime.now(UTC).date()
-        return orjson.dumps(work(store, body, as_of), option=orjson.OPT_SERIALIZE_NUMPY)
+        as_of = resolve_as_of(store, body.as_of)
+        notes = RequestNotes(keep_duplicates=body.keep_duplicates)
+        answer = work(store, body, as_of, notes)
+        if body.as_of is None:
+            stale_default_warning(as_of, notes)
+        answer["warnings"] = notes.warnings
+        return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
     content = await request.app.state.slots.run(job, size=len(raw))
     return Response(content, media_type="application/json")
@@ -91,5 +106,7 @@ def scoring_route(
     ScoreResponse,
     "Score customers (a single customer is a list of one)",
 )
-def score(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
-    return {"as_of": as_of, **score_customers(store, body.customers, as_of)}
+def score(
+    store: ModelStore, body: ScoreRequest, as_of: date, notes: RequestNotes
+) -> dict[str, Any]:
+    return {"as_of": as_of, **score_customers(store, body.customers, as_of, notes)}

@@ -19,7 +19,7 @@ from service.schemas import (
     ScoreRequest,
     SegmentsResponse,
 )
-from service.scoring import audience_customers, segment_customers
+from service.scoring import RequestNotes, audience_customers, segment_customers
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
@@ -31,8 +31,10 @@ router = APIRouter(prefix="/v1/segments", tags=["segments"])
     SegmentsResponse,
     "Every scheme's label for each customer (a single customer is a list of one)",
 )
-def segment(store: ModelStore, body: ScoreRequest, as_of: date) -> dict[str, Any]:
-    return {"as_of": as_of, **segment_customers(store, body.customers, as_of)}
+def segment(
+    store: ModelStore, body: ScoreRequest, as_of: date, notes: RequestNotes
+) -> dict[str, Any]:
+    return {"as_of": as_of, **segment_customers(store, body.customers, as_of, notes)}
 
 
 @router.get(
@@ -54,6 +56,8 @@ def catalogue(store: ReadyStoreDep) -> dict:
     AudienceResponse,
     "The customers of the request with one label (an audience), highest CLV first",
 )
-def audience(store: ModelStore, body: AudienceRequest, as_of: date) -> dict[str, Any]:
-    result = audience_customers(store, body.customers, as_of, body.scheme, body.label)
+def audience(
+    store: ModelStore, body: AudienceRequest, as_of: date, notes: RequestNotes
+) -> dict[str, Any]:
+    result = audience_customers(store, body.customers, as_of, body.scheme, body.label, notes)
     return {"as_of": as_of, "scheme": body.scheme, "label": body.label, **result}

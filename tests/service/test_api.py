@@ -263,21 +263,38 @@ def test_dates_outside_the_supported_range_name_the_field(client):
     assert response.json()["error"]["details"][0]["path"] == "customers.0.transactions.0.timestamp"
 
 
-def test_drift_psi_in_models_and_metrics(client, demo_data):
+def _forty_customers(demo_data) -> dict:
     transactions, _, _ = demo_data
     ids = transactions["customer_id"].unique()[:40]
-    customers = []
-    for cid in ids:
-        customers.append({"customer_id": cid, "transactions": purchases(transactions, cid)})
-    assert (
-        client.post(
-            "/v1/customers/score", json={"as_of": "2025-12-31", "customers": customers}
-        ).status_code
-        == 200
-    )
+    customers = [{"customer_id": cid, "transactions": purchases(transactions, cid)} for cid in ids]
+    return {"as_of": "2025-12-31", "customers": customers}
+
+
+def test_drift_is_silent_below_its_minimum_sample(client, demo_data):
+    """40 customers are far below CVM_DRIFT_MIN_ROWS (500): no PSI, no retrain, and the
+    report says so (six customers used to raise retrain: true with PSI 3-8)."""
+    assert client.post("/v1/customers/score", json=_forty_customers(demo_data)).status_code == 200
     models = {m["family"]: m for m in client.get("/v1/models").json()["models"]}
     drift = models["clv"]["drift"]
-    assert drift["rows"] >= 40 and drift["threshold"] == 0.2
-    assert set(drift["psi"]) >= {"frequency", "recency", "T", "monetary_value"}
-    metrics = client.get("/metrics").text
-    assert 'cvm_feature_psi{family="clv"' in metrics
+    assert drift["rows"] >= 40 and drift["min_rows"] == 500
+    assert drift["status"] == f"not enough data yet: {drift['rows']} of 500 customers scored"
+    assert drift["psi"] == {} and drift["retrain"] is False
+    assert 'cvm_feature_psi{family="clv"' not in client.get("/metrics").text
+
+
+def test_drift_psi_in_models_and_metrics(trained_store, demo_data):
+    settings = Settings(
+        mlflow_tracking_uri=trained_store["uri"], reload_interval=0, drift_min_rows=40
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        assert app.state.store.wait(120), app.state.store.error
+        answer = client.post("/v1/customers/score", json=_forty_customers(demo_data))
+        assert answer.status_code == 200
+        models = {m["family"]: m for m in client.get("/v1/models").json()["models"]}
+        drift = models["clv"]["drift"]
+        assert drift["rows"] == 40 and drift["threshold"] == 0.2
+        assert drift["min_rows"] == 40 and drift["status"] == "ok"
+        assert set(drift["psi"]) >= {"frequency", "recency", "T", "monetary_value"}
+        metrics = client.get("/metrics").text
+        assert 'cvm_feature_psi{family="clv"' in metrics

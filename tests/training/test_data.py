@@ -448,6 +448,27 @@ def test_keep_duplicates_on_cdnow_keeps_its_same_day_repeats(tmp_path, cdnow_tra
     assert default.reasons == {"duplicate": 21}
     assert report.duplicates_kept == 21 and report.n_quarantined == 0
     assert len(kept) == default.n_kept + 21
+    # the line a data command prints says how to keep them
+    from training.inputs import report_line
+
+    line = report_line(default)
+    assert "quarantined 21 (duplicate 21)" in line
+    assert "--keep-duplicates keeps every repeat" in line
+    assert "--keep-duplicates keeps" not in report_line(report)  # nothing was set aside
+
+
+def test_the_loader_and_the_service_share_one_rule_for_repeats(tmp_path, cdnow_transactions):
+    """training's loader quarantines exactly the rows models.features.repeated_rows flags,
+    the rule the service applies to a request's purchases."""
+    from models.features import repeated_rows
+
+    path = tmp_path / "cdnow.csv"
+    cdnow_transactions.to_csv(path, index=False)
+    kept, _ = load_transactions(path, quarantine_dir=tmp_path / "q", keep_duplicates=True)
+    dropped, report = load_transactions(path, quarantine_dir=tmp_path / "q2")
+    flags = repeated_rows(kept)
+    assert int(flags.sum()) == report.reasons["duplicate"] == 21
+    pd.testing.assert_frame_equal(kept[~flags].reset_index(drop=True), dropped)
 
 
 @pytest.mark.parametrize(
