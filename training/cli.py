@@ -411,7 +411,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "out of the churn model as probable leaks, with a warning)",
     )
     add("--horizon-days", type=int, default=90, help="churn horizon (days)")
-    add("--holdout-days", type=int, default=180, help="CLV evaluation holdout (days)")
+    add(
+        "--holdout-days",
+        type=int,
+        default=None,
+        help="CLV evaluation holdout (days; default: a third of the history, 4 weeks to 180 days)",
+    )
     add("--clv-horizon-days", type=int, default=365, help="CLV horizon (days)")
     add("--discount-rate", type=float, default=0.10, help="annual discount rate")
     add("--margin", type=float, default=None, help="CLV margin (default: from costs, else 1.0)")

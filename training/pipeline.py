@@ -22,7 +22,7 @@ from models.features import SUMMARY_COLUMNS, end_of_day, summarize
 from training import evaluate
 from training.progress import Stage, stage_of
 from training.train_churn import train_churn
-from training.train_clv import train_clv
+from training.train_clv import holdout_window, train_clv
 from training.train_segments import train_segments
 
 Progress = Callable[[str], None]
@@ -38,7 +38,8 @@ class TrainConfig:
 
     as_of: pd.Timestamp
     churn_horizon_days: int = 90
-    clv_holdout_days: int = 180
+    # None: a third of the history, 4 weeks to 180 days (training.train_clv.holdout_window)
+    clv_holdout_days: int | None = None
     clv_horizon_days: int = 365
     discount_rate: float = 0.10
     margin: float | None = None
@@ -97,6 +98,11 @@ def train_all(
     figures: dict[str, Figure] = {}
 
     # CLV: model choice on a calibration/holdout split, then the final fit ----------------
+    first_purchase = pd.Timestamp(transactions["timestamp"].min())
+    holdout_days, short = holdout_window(first_purchase, as_of, config.clv_holdout_days)
+    metrics["clv_calibration_short"] = float(short is not None)
+    if short:
+        step(short)
     # one line per candidate model on the holdout, one for the final fit
     clv_steps = (len(PURCHASE_MODELS) if config.clv_model == "auto" else 1) + 1
     with stage_of(progress, "CLV: model choice and final fit", clv_steps) as stage:
@@ -105,7 +111,7 @@ def train_all(
             customers,
             summary,
             as_of,
-            holdout_days=config.clv_holdout_days,
+            holdout_days=holdout_days,
             horizon_days=config.clv_horizon_days,
             discount_rate=config.discount_rate,
             margin=config.margin,
@@ -171,7 +177,7 @@ def train_all(
         params={
             "as_of": str(as_of.date()),
             "churn_horizon_days": h,
-            "clv_holdout_days": config.clv_holdout_days,
+            "clv_holdout_days": holdout_days,
             "clv_horizon_days": config.clv_horizon_days,
             "discount_rate": config.discount_rate,
             "time_unit_days": config.time_unit_days,

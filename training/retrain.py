@@ -80,7 +80,7 @@ def retrain(
             inputs.customers,
             inputs.as_of,
             churn_horizon_days=config.churn_horizon_days,
-            clv_holdout_days=config.clv_holdout_days,
+            clv_holdout_days=int(result.params["clv_holdout_days"]),  # as resolved
         )
         stage.advance()
 

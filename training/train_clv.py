@@ -94,6 +94,67 @@ def cumulative_tracking(
     return out
 
 
+# The internal holdout when none is asked for: a third of the history, 4 weeks to 180 days.
+DEFAULT_HOLDOUT_DAYS = 180
+MIN_HOLDOUT_DAYS = 28
+HOLDOUT_SHARE = 1 / 3
+
+
+def holdout_window(
+    first_purchase: pd.Timestamp, as_of: pd.Timestamp, requested: int | None
+) -> tuple[int, str | None]:
+    """The CLV evaluation holdout in days, and a warning when the calibration period before
+    it is short (under twice the holdout, or under 90 days): the model choice then rests on
+    little history.
+
+    ``requested`` None adapts the holdout to the span of the data: a third of it, between
+    4 weeks and 180 days (a data set of nine months gets three months of holdout and six of
+    calibration, not three and six the other way round).
+    """
+    span = max(int((as_of - first_purchase) / pd.Timedelta(days=1)), 1)
+    if requested is None:
+        days = int(min(DEFAULT_HOLDOUT_DAYS, max(MIN_HOLDOUT_DAYS, span * HOLDOUT_SHARE)))
+    else:
+        days = int(requested)
+    calibration = span - days
+    if calibration >= max(2 * days, 90):
+        return days, None
+    return days, (
+        f"CLV: the calibration period before the {days}-day holdout is short "
+        f"({max(calibration, 0)} days of history): the model choice rests on little data; "
+        "use a shorter --holdout-days or more history"
+    )
+
+
+def choice_scores(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """How well each candidate forecast the holdout, per customer and in total (lower is
+    better): its per-customer MAE over the best MAE, plus its error on the holdout's total
+    purchases as a fraction (each 1 % of total error weighs as much as 1 % more MAE). A
+    model that wins per customer by a hair but misses the total by a fifth does not win."""
+    best = min(r["clv_holdout_mae"] for r in results.values())
+    return {
+        name: r["clv_holdout_mae"] / max(best, 1e-12) + abs(r["clv_holdout_total_error_pct"]) / 100
+        for name, r in results.items()
+    }
+
+
+def _why(chosen: str, results: dict[str, dict[str, float]], choose_by: str) -> str:
+    def said(name: str) -> str:
+        r = results[name]
+        return (
+            f"{name} MAE {r['clv_holdout_mae']:.3f}, total error "
+            f"{r['clv_holdout_total_error_pct']:+.1f}%"
+        )
+
+    others = [said(n) for n in results if n != chosen]
+    rule = (
+        "per-customer MAE relative to the best plus the error of the total"
+        if choose_by == "combined"
+        else choose_by
+    )
+    return f"{said(chosen)}" + (f" against {'; '.join(others)}" if others else "") + f" ({rule})"
+
+
 def train_clv(
     transactions: pd.DataFrame,
     customers: pd.DataFrame | None,
@@ -106,10 +167,14 @@ def train_clv(
     margin: float | None,
     time_unit_days: float,
     purchase_model: str = "auto",
-    choose_by: str = "clv_holdout_mae",
+    choose_by: str = "combined",
     step: Callable[[str], None] = print,
 ) -> CLVTraining:
     """Fit, evaluate and choose the CLV model; returns the fitted model and what to log.
+
+    ``choose_by``: ``combined`` (default, :func:`choice_scores`: per-customer and aggregate
+    error together) or one holdout metric, e.g. ``clv_holdout_mae``. The reason for the
+    choice is logged (``clv_choice_reason``) with every candidate's errors.
 
     Each candidate purchase model is fitted once on the calibration period; the spend model
     only for the chosen one; the final fit on the whole history starts from the chosen
@@ -129,6 +194,7 @@ def train_clv(
     calibration_end = as_of - pd.Timedelta(days=holdout_days)
     calibration = summarize(transactions, calibration_end)
     scores: dict[str, float] = {}
+    results: dict[str, dict[str, float]] = {}
     fitted: dict[str, Any] = {}
     holdout_model: CLVModel | None = None
     holdout_kwargs = {**kwargs, "horizon_days": holdout_days}
@@ -149,11 +215,18 @@ def train_clv(
             result = evaluate.clv_holdout_metrics(predictions[name], actual)
             for key, value in result.items():
                 out.metrics[key.replace("clv_", f"clv_{name}_", 1)] = value
-            scores[name] = result[choose_by]
+            results[name] = result
             step(
                 f"CLV {name} on the {holdout_days}-day holdout: MAE {result['clv_holdout_mae']:.3f}, "
                 f"total error {result['clv_holdout_total_error_pct']:+.1f}%"
             )
+        scores = (
+            choice_scores(results)
+            if choose_by == "combined"
+            else {n: r[choose_by] for n, r in results.items()}
+        )
+        for name, score in scores.items():
+            out.metrics[f"clv_{name}_choice_score"] = score
         out.figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
             calibration["frequency"].to_numpy(), predictions, actual
         )
@@ -175,16 +248,22 @@ def train_clv(
     model = CLVModel(purchase_model=chosen, **kwargs).fit(summary, start_from=holdout_model)
     out.model = model
     out.holdout_model = holdout_model
+    reason = (
+        _why(chosen, results, choose_by)
+        if results
+        else "too little history before the holdout to compare models"
+    )
     out.params = {
         "clv_model": chosen,
         "clv_choice_metric": choose_by,
+        "clv_choice_reason": reason,
         "margin_source": model.margin_source_,
         **{f"clv_{k}": round(v, 6) for k, v in model.params().items()},
     }
     out.metrics[f"clv_log_likelihood_{chosen}"] = model.purchase_model_.log_likelihood_
     out.metrics["clv_log_likelihood_gg"] = model.gamma_gamma_.log_likelihood_
     params = ", ".join(f"{k}={v:.3f}" for k, v in model.purchase_model_.params_.items())
-    step(f"CLV: chose {chosen} ({params})")
+    step(f"CLV: chose {chosen} ({params}): {reason}")
     return out
 
 
