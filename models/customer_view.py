@@ -5,6 +5,8 @@ Shared by batch scoring (``cvm score``) and the HTTP service, so both give the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -54,14 +56,75 @@ def score_frame(
 def recommended_actions(
     frame: pd.DataFrame, playbook: dict[str, Any] | None = None
 ) -> pd.DataFrame:
-    """The playbook's recommended action (and why) for every row of :func:`score_frame`."""
-    rows = [
-        pb.recommend(str(seg), str(band), bool(high), playbook)
-        for seg, band, high in zip(
-            frame["rfm_segment"], frame["risk_band"], frame["high_value"], strict=True
+    """The playbook's recommended action for every row of :func:`score_frame`, with a reason
+    that states the labels and numbers of that customer which chose it (not a generic
+    description that another label of the same customer could contradict)."""
+    rows = []
+    for row in frame.itertuples(index=False):
+        chosen = pb.recommend(
+            str(row.rfm_segment), str(row.risk_band), bool(row.high_value), playbook
         )
-    ]
+        chosen["reason"] = _reason(row, chosen)
+        rows.append(chosen)
     return pd.DataFrame(rows, index=frame.index)
+
+
+def _reason(row: Any, chosen: dict[str, Any]) -> str:
+    if chosen["source"] == "high_value_high_risk":
+        return (
+            f"Predicted CLV {row.clv:,.2f} is in the top fifth of customers and churn risk is "
+            f"high (P {row.churn_probability:.2f}): {row.value_at_risk:,.2f} of value at risk."
+        )
+    scores = f"R{row.r_score} F{row.f_score} M{row.m_score}"
+    return f"RFM {row.rfm_segment} ({scores}): {chosen['reason']}"
+
+
+# Labels measure different things and can disagree for one customer; each note says why.
+# (rule, note): rule(row) -> bool.
+def _recent_but_lapsing_group(row: Any) -> bool:
+    return int(row.r_score) >= 4 and str(row.cluster_name).lower().startswith("lapsing")
+
+
+def _valuable_ahead_not_yet(row: Any) -> bool:
+    return bool(row.high_value) and str(row.value_tier) == "low"
+
+
+def _valuable_past_not_ahead(row: Any) -> bool:
+    return str(row.value_tier) == "high" and float(row.probability_alive) < 0.2
+
+
+LABEL_NOTES: tuple[tuple[Callable[[Any], bool], str], ...] = (
+    (
+        _recent_but_lapsing_group,
+        "Bought recently (RFM recency {r_score} of 5), although the behaviour cluster "
+        "'{cluster_name}' describes its group's typical pattern of few, widely spaced "
+        "purchases: RFM and P(alive) ({probability_alive:.2f}) speak for this customer's last "
+        "purchase, the cluster for the group.",
+    ),
+    (
+        _valuable_ahead_not_yet,
+        "Predicted CLV {clv:,.2f} is in the top fifth, while the nine-grid value tier (past "
+        "spend and frequency) is low: the value is expected, not yet earned.",
+    ),
+    (
+        _valuable_past_not_ahead,
+        "High value in the past (nine-grid value tier high), but P(alive) is only "
+        "{probability_alive:.2f}: that value is unlikely to continue.",
+    ),
+)
+
+
+def label_notes(frame: pd.DataFrame) -> list[list[str]]:
+    """For each row of :func:`score_frame`, why labels that seem to disagree both hold."""
+    needed = {"r_score", "cluster_name", "high_value", "value_tier", "probability_alive", "clv"}
+    if not needed <= set(frame.columns):
+        return [[] for _ in range(len(frame))]
+    out: list[list[str]] = []
+    for record in frame.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
+        view: Any = SimpleNamespace(**row)
+        out.append([text.format(**row) for applies, text in LABEL_NOTES if applies(view)])
+    return out
 
 
 # Scheme → the column of :func:`score_frame` that holds its label (segment schemes and churn risk).

@@ -258,6 +258,12 @@ class CustomerScore(BaseModel):
     clv: CLVOut
     value_at_risk: float = Field(description="P(churn) × CLV (currency).")
     recommended_action: ActionOut
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Why labels of this customer that seem to disagree both hold (a recent "
+        "buyer in a lapsing behaviour cluster, a high predicted value with a low past value "
+        "tier, ...); empty when they agree.",
+    )
 
 
 class ScoreResponse(BaseModel):

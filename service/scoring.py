@@ -18,7 +18,13 @@ from models.churn import RISK_BANDS, risk_band
 from models.churn.features import churn_features, churn_features_from_summary
 from models.churn.reasons import churn_reasons
 from models.churn.rules import early_warnings
-from models.customer_view import recommended_actions, score_frame, segment_frame, select_audience
+from models.customer_view import (
+    label_notes,
+    recommended_actions,
+    score_frame,
+    segment_frame,
+    select_audience,
+)
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, repeated_rows, summarize
 from service.model_store import LoadedModel, ModelStore
@@ -284,6 +290,7 @@ def score_customers(
     loaded, frame = _customer_view(store, customers, as_of, None, notes)
     book = pb.load_playbook(store.settings.playbook)
     actions = recommended_actions(frame, book)
+    notes_by_row = label_notes(frame)
     segment_model = loaded["segmentation"].estimator
     clv_model = loaded["clv"].estimator
     churn_horizon = int(float(loaded["churn"].params.get("churn_horizon_days", 90)))
@@ -302,6 +309,7 @@ def score_customers(
                 "clv": _clv_block(row, clv_model),
                 "value_at_risk": float(row["value_at_risk"]),
                 "recommended_action": actions.iloc[i].to_dict(),
+                "notes": notes_by_row[i],
             }
         )
     return {"model_versions": {f: m.version for f, m in loaded.items()}, "customers": out}

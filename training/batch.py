@@ -12,6 +12,7 @@ import pandas as pd
 from models.churn.features import churn_features
 from models.customer_view import (
     AUDIENCE_COLUMNS,
+    label_notes,
     recommended_actions,
     score_frame,
     select_audience,
@@ -40,7 +41,9 @@ def score_customers(
         for offset in range(0, len(summary), CHUNK):
             rows = summary.index[offset : offset + CHUNK]
             frame = score_frame(models, summary.loc[rows], features.loc[rows])
-            parts.append(frame.join(recommended_actions(frame).add_prefix("recommended_")))
+            actions = recommended_actions(frame).add_prefix("recommended_")
+            notes = pd.Series([" | ".join(n) for n in label_notes(frame)], index=frame.index)
+            parts.append(frame.join(actions).assign(label_notes=notes))
             stage.advance(len(rows))
     progress(f"scored {len(summary):,} customers ({time.perf_counter() - start:.1f}s)")
     scored = pd.concat(parts) if parts else pd.DataFrame()
