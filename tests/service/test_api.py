@@ -60,7 +60,9 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
         "clv",
         "value_at_risk",
         "recommended_action",
+        "notes",
     }
+    assert isinstance(scored["notes"], list)
     assert set(scored["clv"]) >= {
         "expected_purchases",
         "probability_alive",
