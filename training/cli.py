@@ -69,6 +69,7 @@ def _inputs(args: argparse.Namespace) -> Any:
         seed=getattr(args, "seed", 0),
         progress=(lambda message: None) if getattr(args, "quiet", False) else _say,
         warn=_say,
+        command=args.command,
     )
 
 

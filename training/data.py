@@ -29,7 +29,9 @@ Row problems
     ``bad_rows="quarantine"`` all problem rows are quarantined: written, with their original
     values, their row number (``_line``) and their reason (``_reason``), to
     ``<quarantine_dir>/<file stem>_quarantine.csv`` (default ``quarantine_dir``: a
-    ``quarantine/`` folder next to the input). Every row read is either kept or quarantined:
+    ``quarantine/`` folder next to the input; ``cvm`` commands use one folder per run). An
+    existing file is never replaced: the next free ``_quarantine_2.csv``, ``_3``, ... is
+    written instead. Every row read is either kept or quarantined:
     ``report.n_read == report.n_kept + report.n_quarantined``. Blank lines in a CSV are not rows.
 
 Value rules
@@ -600,13 +602,21 @@ class _Problems:
         directory = Path(quarantine_dir) if quarantine_dir is not None else None
         if directory is None:
             directory = Path(raw.path).parent / "quarantine"
-        target = directory / f"{Path(raw.path).stem}_quarantine.csv"
         rows = raw.frame[bad].copy()
         rows["_line"] = raw.numbers[bad]
         rows["_reason"] = self.reason[bad].astype(str)
+        stem, n = f"{Path(raw.path).stem}_quarantine", 1
+        target = directory / f"{stem}.csv"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            rows.to_csv(target, index=False)
+            while True:  # never replace an earlier quarantine file: the next free name
+                try:
+                    with open(target, "x", encoding="utf-8", newline="") as out:
+                        rows.to_csv(out, index=False)
+                    break
+                except FileExistsError:
+                    n += 1
+                    target = directory / f"{stem}_{n}.csv"
         except OSError as exc:
             raise DataError(
                 f"{raw.path}: cannot write quarantine file {target}: {exc.strerror or exc}",

@@ -1,5 +1,7 @@
 """Batch scoring and audiences with the champion models of the test store."""
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -159,3 +161,34 @@ def test_report_churn_prints_rates_by_period_and_writes_chart(scored_file, capsy
     out = capsys.readouterr().out
     assert "churn_rate" in out and "conventional_churn_rate" in out and "north" in out
     assert chart.stat().st_size > 1000
+
+
+def test_each_run_keeps_its_own_quarantine_file(demo_data, tmp_path, monkeypatch, capsys):
+    """A later command on the same file never replaces an earlier run's quarantine."""
+    from training.inputs import load_inputs
+
+    monkeypatch.setenv("CVM_HOME", str(tmp_path / "home"))
+    transactions, _, _ = demo_data
+    tx = tmp_path / "tx.csv"
+    pd.concat([transactions, transactions.iloc[:3]]).to_csv(tx, index=False)  # 3 repeats
+    load_inputs(tx, as_of=pd.Timestamp("2025-06-30"), progress=lambda m: None, command="train")
+    args = ["report", "churn", "--transactions", str(tx), "--chart", str(tmp_path / "c.png")]
+    assert main(args) == 0
+    assert main(args) == 0  # the same second, likely: a folder of its own all the same
+    root = tmp_path / "home" / "quarantine"
+    folders = sorted(root.iterdir())  # by time: train, then the two reports
+    commands = [re.sub(r"^\d{8}T\d{6}Z-", "", f.name) for f in folders]
+    assert commands in (["train", "report", "report"], ["train", "report", "report-2"])
+    counts = {}
+    for folder in folders:
+        assert re.fullmatch(r"\d{8}T\d{6}Z-(train|report)(-2)?", folder.name)
+        (file,) = folder.iterdir()
+        assert file.name == "tx_quarantine.csv"
+        counts[folder.name] = pd.read_csv(file)["_reason"].value_counts().to_dict()
+    after = int((transactions["timestamp"] > "2025-06-30 23:59:59").sum())
+    train = next(c for name, c in counts.items() if name.endswith("train"))
+    assert train == {"after_as_of": after, "duplicate": 3}  # not replaced by the reports' 3
+    assert [c for name, c in counts.items() if "report" in name] == [{"duplicate": 3}] * 2
+    err = capsys.readouterr().err
+    assert f"-> {folders[1] / 'tx_quarantine.csv'}" in err
+    assert f"-> {folders[2] / 'tx_quarantine.csv'}" in err

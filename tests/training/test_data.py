@@ -383,6 +383,16 @@ def test_quarantine_dir_can_be_chosen(tmp_path):
     assert Path(report.quarantine_path).is_file()
 
 
+def test_a_quarantine_file_is_never_replaced(tmp_path):
+    first = write(tmp_path / "tx.csv", HEADER, "a,2024-01-01,1", "b,never,1", "c,never,1")
+    _, one = load_transactions(first, bad_rows="quarantine", quarantine_dir=tmp_path / "q")
+    write(tmp_path / "tx.csv", HEADER, "a,2024-01-01,1", "b,never,1")
+    _, two = load_transactions(first, bad_rows="quarantine", quarantine_dir=tmp_path / "q")
+    assert one.quarantine_path == str(tmp_path / "q" / "tx_quarantine.csv")
+    assert two.quarantine_path == str(tmp_path / "q" / "tx_quarantine_2.csv")
+    assert len(pd.read_csv(one.quarantine_path)) == 2 and len(pd.read_csv(two.quarantine_path)) == 1
+
+
 def test_error_mode_writes_nothing_when_it_raises(tmp_path):
     path = write(tmp_path / "tx.csv", HEADER, "a,2024-01-01,1", "a,2024-01-01,1", "b,x,1")
     with pytest.raises(DataError):
