@@ -269,7 +269,7 @@ def cmd_audience(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Churn rate and churn loss by period (and segment), with the change from the period before."""
-    from training.reports import churn_report, plot_churn_rates
+    from training.reports import churn_report, format_churn_table, plot_churn_rates
 
     table = churn_report(
         _inputs(args),
@@ -279,8 +279,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         active_days=args.active_days,
         margin=args.margin,
     )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(format_churn_table(table))
     _say(f"wrote the chart to {plot_churn_rates(table, args.chart)}")
     return 0
 
@@ -307,7 +307,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
         print(ranked.to_string(float_format=lambda v: f"{v:,.3f}"))
     if args.out:
-        batch.write_table(ranked.reset_index(), Path(args.out))
+        batch.write_table(batch.for_export(ranked.reset_index()), Path(args.out))
         _say(f"wrote {len(ranked):,} customers to {args.out}")
     return 0
 
