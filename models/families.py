@@ -18,11 +18,13 @@ ALIASES: tuple[str, ...] = (CHAMPION, CHALLENGER)
 @dataclass(frozen=True)
 class GateMetric:
     """One metric of the promotion gate: the challenger may be worse than the champion by at
-    most ``tolerance`` (absolute, in the metric's units) in the ``better`` direction."""
+    most ``tolerance`` in the ``better`` direction: in the metric's units, or with
+    ``relative`` a fraction of the champion's value (0.05: 5 % of it)."""
 
     metric: str
     better: str  # "higher" or "lower"
     tolerance: float
+    relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Family:
     key_metrics: tuple[str, ...]
     # Holdout metrics compared by the champion/challenger gate.
     gate: tuple[GateMetric, ...]
+    # Holdout metrics shown with the gate's verdict but not gated.
+    gate_notes: tuple[str, ...] = ()
 
 
 FAMILIES: dict[str, Family] = {
@@ -50,7 +54,14 @@ FAMILIES: dict[str, Family] = {
             metric_prefixes=("segment_",),
             card_metrics=("segment_behaviour", "n_customers"),
             key_metrics=("n_customers", "segment_behaviour_silhouette"),
+            # Both sides at the champion's K (see training.compare.holdout_metrics), with the
+            # agreement of the two labelings (adjusted Rand index) shown beside it.
             gate=(GateMetric("segment_silhouette", "higher", 0.05),),
+            gate_notes=(
+                "segment_n_clusters",
+                "segment_n_clusters_model",
+                "segment_label_agreement",
+            ),
         ),
         Family(
             name="churn",
@@ -69,7 +80,9 @@ FAMILIES: dict[str, Family] = {
             metric_prefixes=("clv_",),
             card_metrics=("clv_",),
             key_metrics=("clv_holdout_mae", "clv_holdout_total_error_pct", "clv_mean"),
-            gate=(GateMetric("clv_holdout_mae", "lower", 0.02),),
+            # The MAE is in repeat purchases per customer, whose scale depends on the
+            # business: the allowance is relative to the champion's.
+            gate=(GateMetric("clv_holdout_mae", "lower", 0.05, relative=True),),
         ),
     )
 }
@@ -86,6 +99,21 @@ def metrics_by_family(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
     }
 
 
+def mixed_as_of(as_of: dict[str, str | None]) -> str | None:
+    """A warning when the families' as-of dates differ (their models then describe a
+    customer at different dates: e.g. a churn model trained on this month's data beside a CLV
+    model from last month's); None when they agree."""
+    dates = {family: day for family, day in as_of.items() if day}
+    if len(set(dates.values())) < 2:
+        return None
+    listed = ", ".join(f"{family} {day}" for family, day in sorted(dates.items()))
+    return (
+        f"the served champions were trained on data as of different dates ({listed}): "
+        "their answers for one customer come from different data; retrain and promote the "
+        "others to serve one date"
+    )
+
+
 __all__ = [
     "ALIASES",
     "CHALLENGER",
@@ -95,4 +123,5 @@ __all__ = [
     "Family",
     "GateMetric",
     "metrics_by_family",
+    "mixed_as_of",
 ]

@@ -33,7 +33,7 @@ import numpy as np
 from models import check_model_format, registry_errors
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
-from models.families import CHAMPION, FAMILIES
+from models.families import CHAMPION, FAMILIES, mixed_as_of
 from models.redact import redact
 from service import observability
 from service.config import REGISTERED_NAMES, Settings
@@ -76,6 +76,10 @@ class LoadedModel:
     def fallback(self) -> bool:
         return self.alias_target is not None
 
+    def describe_as_of(self) -> str | None:
+        """The as-of date of the data this version was trained on."""
+        return self.tags.get("as_of") or self.params.get("as_of")
+
     def describe(self) -> dict[str, Any]:
         return {
             "family": self.family,
@@ -86,7 +90,7 @@ class LoadedModel:
             "metrics": {
                 k: self.metrics[k] for k in FAMILIES[self.family].key_metrics if k in self.metrics
             },
-            "as_of": self.tags.get("as_of") or self.params.get("as_of"),
+            "as_of": self.describe_as_of(),
             "data_fingerprint": self.tags.get("data_fingerprint"),
             "git_commit": self.tags.get("git_commit"),
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
@@ -330,9 +334,16 @@ class ModelStore:
             self.models = {**current, **updates}  # one swap: every family together
             self.errors = errors
             if changes:
+                warning = self.as_of_warning()
+                if warning:
+                    log.warning("%s", warning)
                 gc.collect()
                 gc.freeze()  # long-lived model objects out of the collector's way (p99 latency)
         return changes
+
+    def as_of_warning(self) -> str | None:
+        """A warning when the served versions were trained on data as of different dates."""
+        return mixed_as_of({f: m.describe_as_of() for f, m in self.snapshot().items()})
 
     def _targets(self, client: Any, errors: dict[str, str]) -> dict[str, tuple[Any, str | None]]:
         """Every family's target version and alias, resolved before anything loads."""

@@ -347,6 +347,11 @@ class ModelsResponse(BaseModel):
     )
     reload_interval_seconds: float
     models: list[ModelInfo]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to know about the served set, e.g. versions trained on data as of "
+        "different dates (after a partial promotion).",
+    )
 
 
 class ErrorBody(BaseModel):

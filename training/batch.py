@@ -23,6 +23,18 @@ from training.progress import stage_of
 
 CHUNK = 50_000
 
+# Rounding of the lists people act on (audiences, cvm risk --out): money to the cent,
+# probabilities to 4 decimals. The scored file keeps full precision.
+MONEY_COLUMNS = ("clv", "clv_lower", "clv_upper", "value_at_risk")
+PROBABILITY_COLUMNS = ("churn_probability", "probability_alive")
+
+
+def for_export(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its money columns rounded to cents and probabilities to 4 decimals."""
+    decimals = {c: 2 for c in MONEY_COLUMNS if c in frame.columns}
+    decimals.update({c: 4 for c in PROBABILITY_COLUMNS if c in frame.columns})
+    return frame.round(decimals)
+
 
 def score_customers(
     models: dict[str, Any],
@@ -72,7 +84,8 @@ def read_scored(path: Path) -> pd.DataFrame:
 
 
 def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
-    """The customers of ``scored`` carrying ``label`` in ``scheme``, highest CLV first."""
+    """The customers of ``scored`` carrying ``label`` in ``scheme``, highest CLV first (money
+    to the cent, probabilities to 4 decimals: :func:`for_export`)."""
     if scheme not in AUDIENCE_COLUMNS:
         raise InvalidInputError(
             f"unknown scheme {scheme!r}; choose one of {', '.join(AUDIENCE_COLUMNS)}",
@@ -96,4 +109,4 @@ def audience(scored: pd.DataFrame, scheme: str, label: str) -> pd.DataFrame:
         "value_at_risk",
         "recommended_action",
     ]
-    return chosen[[c for c in keep if c in chosen.columns]]
+    return for_export(chosen[[c for c in keep if c in chosen.columns]])

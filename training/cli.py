@@ -17,11 +17,12 @@ from typing import Any
 import pandas as pd
 
 from models.exceptions import CVMError
-from models.families import FAMILIES
+from models.families import FAMILIES, mixed_as_of
 from models.redact import redact
 
 EXIT_USAGE = 2
-EXIT_REFUSED = 3  # promote: the gate refused
+EXIT_REFUSED = 3  # promote: nothing was promoted (the gate refused, or a check failed)
+EXIT_PARTIAL = 4  # promote: some families were promoted, others not
 EXIT_UNAVAILABLE = 75  # the registry cannot be reached or read now: try again (EX_TEMPFAIL)
 
 
@@ -68,6 +69,7 @@ def _inputs(args: argparse.Namespace) -> Any:
         seed=getattr(args, "seed", 0),
         progress=(lambda message: None) if getattr(args, "quiet", False) else _say,
         warn=_say,
+        command=args.command,
     )
 
 
@@ -167,25 +169,33 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tolerances(values: list[str]) -> dict[str, float]:
+def _tolerances(values: list[str]) -> dict[str, Any]:
+    """``METRIC=NUMBER`` (absolute) or ``METRIC=NUMBER%`` (of the champion's value)."""
+    from training.gate import Tolerance
+
     out = {}
     for item in values:
-        key, _, value = item.partition("=")
+        key, sign, value = item.partition("=")
         try:
-            out[key.strip()] = float(value)
-        except ValueError as exc:
+            if not sign or not key.strip():
+                raise ValueError(item)
+            out[key.strip()] = Tolerance.parse(value, key.strip())
+        except (ValueError, CVMError) as exc:
             raise CVMError(
-                f"--tolerance {item!r}: use METRIC=NUMBER, e.g. churn_roc_auc=0.02"
+                f"--tolerance {item!r}: use METRIC=NUMBER (in the metric's units, e.g. "
+                "churn_roc_auc=0.02) or METRIC=PERCENT% (of the champion's value, e.g. "
+                "clv_holdout_mae=5%)"
             ) from exc
     return out
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    """Exit 0 when every family asked for was promoted, 4 when some were, 3 when none."""
     from training import registry
 
     families = [args.family] if args.family else list(FAMILIES)
     tolerances = _tolerances(args.tolerance)
-    refused = False
+    promoted = 0
     for family in families:
         try:
             outcome = registry.promote(
@@ -197,14 +207,22 @@ def cmd_promote(args: argparse.Namespace) -> int:
             )
         except registry.RegistryError as exc:
             _say(f"{family}: {exc}")
-            refused = True
             continue
         if outcome.gate is not None:
             for line in outcome.gate.reasons:
                 _say(f"  {family}: {line}")
         print(f"{family}: {outcome.message}")
-        refused |= not outcome.promoted
-    return EXIT_REFUSED if refused else 0
+        promoted += outcome.promoted
+    if promoted:
+        warning = mixed_as_of(registry.champion_as_of())
+        if warning:
+            _say(f"warning: {warning}")
+    if promoted == len(families):
+        return 0
+    if promoted:
+        _say(f"promoted {promoted} of {len(families)} families (exit {EXIT_PARTIAL})")
+        return EXIT_PARTIAL
+    return EXIT_REFUSED
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -251,7 +269,7 @@ def cmd_audience(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Churn rate and churn loss by period (and segment), with the change from the period before."""
-    from training.reports import churn_report, plot_churn_rates
+    from training.reports import churn_report, format_churn_table, plot_churn_rates
 
     table = churn_report(
         _inputs(args),
@@ -261,8 +279,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         active_days=args.active_days,
         margin=args.margin,
     )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:,.4f}"))
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(format_churn_table(table))
     _say(f"wrote the chart to {plot_churn_rates(table, args.chart)}")
     return 0
 
@@ -289,7 +307,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
         print(ranked.to_string(float_format=lambda v: f"{v:,.3f}"))
     if args.out:
-        batch.write_table(ranked.reset_index(), Path(args.out))
+        batch.write_table(batch.for_export(ranked.reset_index()), Path(args.out))
         _say(f"wrote {len(ranked):,} customers to {args.out}")
     return 0
 
@@ -462,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="METRIC=VALUE",
-        help="allowed worsening, e.g. churn_roc_auc=0.02 (repeatable)",
+        help="allowed worsening: in the metric's units (churn_roc_auc=0.02) or a percentage "
+        "of the champion's value (clv_holdout_mae=5%%); repeatable",
     )
     promote.add_argument("--reason", help="why (recorded on the model version)")
     promote.add_argument(

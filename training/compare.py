@@ -6,6 +6,15 @@ in ``(as_of − horizon, as_of]`` with features before them, CLV purchases in
 ``(as_of − holdout, as_of]`` predicted from the history before. The challenger is represented
 by its twins fitted without that window (``TrainResult.holdout_models``), so neither side
 has seen it.
+
+Segmentation is compared at one K. The silhouette favours few clusters, so a challenger that
+chose K=3 would lose against a K=2 champion for its K alone. When both sides have the same K,
+each side's silhouette is that of its own cluster labels on the holdout; when K differs, both
+sides are re-clustered at the champion's K (K-means on each side's standardised features of
+the same holdout sample) and those silhouettes are compared. Beside it,
+``segment_label_agreement`` (adjusted Rand index of the two sides' labels on the holdout: 1 =
+the same grouping, about 0 = unrelated) says how much the segments would move; it is shown,
+not gated.
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import silhouette_score
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from models.churn import time_split
 from models.features import summarize
@@ -70,9 +80,11 @@ def holdout_metrics(
     clv_holdout_days: int = 180,
     sample_size: int = 5000,
     holdout: Holdout | None = None,
+    segment_k: int | None = None,
 ) -> dict[str, float]:
     """Gate metrics of ``models`` (by family) on the holdout of the given data (``holdout``:
-    built once with :meth:`Holdout.build` when both sides of a comparison are measured)."""
+    built once with :meth:`Holdout.build` when both sides of a comparison are measured;
+    ``segment_k``: measure the segmentation re-clustered at this K, see the module text)."""
     if holdout is None:
         if transactions is None or as_of is None:
             raise ValueError("give the data (transactions, as_of) or a built holdout")
@@ -102,11 +114,46 @@ def holdout_metrics(
         out.update(evaluate.clv_holdout_metrics(predicted, holdout.actual))
     segments = models.get("segmentation")
     if segments is not None:
-        clusters = segments.clusters_
-        z = clusters.standardised(holdout.summary).to_numpy()
-        labels = clusters.predict(holdout.summary)["cluster"].to_numpy()
+        out.update(segment_metrics(segments.clusters_, holdout.summary, segment_k, sample_size))
+    return out
+
+
+def n_clusters(clusters: Any) -> int:
+    """The number of behaviour clusters of a fitted model."""
+    return int(getattr(clusters, "n_clusters_", len(clusters.cluster_ids_)))
+
+
+def segment_metrics(
+    clusters: Any, summary: pd.DataFrame, k: int | None = None, sample_size: int = 5000
+) -> dict[str, float]:
+    """``segment_silhouette`` of the model's labels on ``summary``, or with ``k`` of a
+    K-means re-clustering at ``k`` of the model's standardised features (on a sample of
+    ``sample_size`` customers, the same for every model); ``segment_n_clusters``: the K the
+    silhouette was measured at, ``segment_n_clusters_model``: the model's own K."""
+    z = clusters.standardised(summary).to_numpy()
+    own = n_clusters(clusters)
+    out = {"segment_n_clusters": float(k or own), "segment_n_clusters_model": float(own)}
+    if k is None:
+        labels = clusters.predict(summary)["cluster"].to_numpy()
         if len(np.unique(labels)) > 1:
             out["segment_silhouette"] = float(
                 silhouette_score(z, labels, sample_size=min(sample_size, len(z)), random_state=0)
             )
+        return out
+    rows = np.sort(
+        np.random.default_rng(0).choice(len(z), size=min(sample_size, len(z)), replace=False)
+    )
+    sample = z[rows]
+    if len(sample) > k:
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(sample)
+        if len(np.unique(labels)) > 1:
+            out["segment_silhouette"] = float(silhouette_score(sample, labels))
     return out
+
+
+def label_agreement(champion: Any, challenger: Any, holdout: Holdout) -> float:
+    """Adjusted Rand index of the champion's and the challenger's behaviour clusters on the
+    holdout's customers (1: the same grouping; about 0: unrelated)."""
+    old = champion.clusters_.predict(holdout.summary)["cluster"].to_numpy()
+    new = challenger.clusters_.predict(holdout.summary)["cluster"].to_numpy()
+    return float(adjusted_rand_score(old, new))

@@ -29,7 +29,9 @@ Row problems
     ``bad_rows="quarantine"`` all problem rows are quarantined: written, with their original
     values, their row number (``_line``) and their reason (``_reason``), to
     ``<quarantine_dir>/<file stem>_quarantine.csv`` (default ``quarantine_dir``: a
-    ``quarantine/`` folder next to the input). Every row read is either kept or quarantined:
+    ``quarantine/`` folder next to the input; ``cvm`` commands use one folder per run). An
+    existing file is never replaced: the next free ``_quarantine_2.csv``, ``_3``, ... is
+    written instead. Every row read is either kept or quarantined:
     ``report.n_read == report.n_kept + report.n_quarantined``. Blank lines in a CSV are not rows.
 
 Value rules
@@ -38,9 +40,16 @@ Value rules
     * dates: ISO 8601 dates or date-times (``2024-01-05``, ``2024-01-05T10:00:00+02:00``,
       ``2024/01/05``) or 8-digit ``YYYYMMDD``. Values with a UTC offset are converted to UTC,
       then the zone is dropped; naive values are kept as they are. Anything else
-      (``05/01/2024``, ``yesterday``, ``2024-13-01``) is unparsable.
-    * amounts are plain decimal numbers (``12.5``, `` 12.5 ``, ``1e3``); ``12,5``, ``$12`` and
-      ``inf`` are not numbers. A ``margin`` column (a fraction of amount, at most 1) becomes
+      (``05/01/2024``, ``yesterday``, ``2024-13-01``) is unparsable, and the error lists the
+      accepted formats.
+
+    When no row of a file is usable, the error says what to check about the file (the column,
+    its format) instead of suggesting ``--bad-rows quarantine``.
+    * amounts are plain decimal numbers (``12.5``, `` 12.5 ``, ``1e3``). Decimal commas
+      (``12,5``) are read when the column is unambiguous: no value has a '.', and some value
+      has other than three digits after the comma (``1,250`` alone could be a thousands
+      separator); otherwise they are not numbers and the error says so. ``$12`` and ``inf``
+      are not numbers. A ``margin`` column (a fraction of amount, at most 1) becomes
       ``cost = amount * (1 - margin)`` when there is no ``cost`` column.
     * ``after_as_of``: ``as_of`` is a date meaning the *end* of that day, so purchases on the
       ``as_of`` day itself are kept.
@@ -123,6 +132,18 @@ _DESCRIPTIONS = {
     ),
 }
 
+_DATE_REASONS = frozenset({"bad_timestamp", "bad_signup_date", "bad_churn_date"})
+_NUMBER_REASONS = frozenset({"bad_amount", "bad_cost"})
+DATE_FORMATS = (
+    "accepted dates: YYYY-MM-DD (ISO 8601, with an optional time and UTC offset; also "
+    "YYYY/MM/DD) or YYYYMMDD; DD/MM/YYYY and MM/DD/YYYY are not read (05/01/2024 could be "
+    "either): convert them to YYYY-MM-DD"
+)
+DECIMAL_COMMAS = (
+    "decimal commas (12,5) are read only when the column has no '.' and some value has other "
+    "than 3 digits after the comma (1,250 may be a thousands separator): write 12.5 and 1250"
+)
+_COMMA_NUMBER = r"[+-]?\d*,\d+"
 _NA_TOKENS = frozenset({"nan", "na", "n/a", "<na>", "nat", "null", "none"})
 _TRUE_TOKENS = frozenset({"1", "1.0", "true", "yes"})
 _FALSE_TOKENS = frozenset({"0", "0.0", "false", "no"})
@@ -433,10 +454,27 @@ def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         )
         given = numbers.notna()
     else:
-        text = _as_text(values)
+        text = _decimal_commas(_as_text(values))
         given = text.notna()
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     return numbers.where(np.isfinite(numbers)), given
+
+
+def _decimal_commas(text: pd.Series) -> pd.Series:
+    """Decimal commas (``12,50``) as points, when the column reads them one way only: no
+    value has a '.', and some comma value has other than three digits after the comma (so
+    the comma cannot be a thousands separator). Otherwise the text is unchanged (and the
+    comma values are not numbers: :data:`DECIMAL_COMMAS` says why)."""
+    present = text.dropna()
+    comma = present.str.fullmatch(_COMMA_NUMBER)
+    if not comma.any() or present.str.contains(".", regex=False).any():
+        return text
+    if present[comma].str.fullmatch(r"[+-]?\d{1,3},\d{3}").all():
+        return text  # 1,250: thousands or decimals? both readings are possible
+    fixed = text.copy()
+    rows = comma[comma].index
+    fixed.loc[rows] = present.loc[rows].str.replace(",", ".", regex=False)
+    return fixed
 
 
 def _parse_datetimes(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -590,7 +628,17 @@ class _Problems:
         others = [f"{r} ({n} row{'s' if n > 1 else ''})" for r, n in fatal.items() if r != reason]
         if others:
             message += "; also " + ", ".join(others)
-        message += ". Fix them or rerun with --bad-rows quarantine."
+        hint = _hint(reason, raw.frame[source].iloc[rows] if source else None)
+        if hint:
+            message += f". {hint[0].upper()}{hint[1:]}"
+        if self.ok.any():
+            message += ". Fix them or rerun with --bad-rows quarantine."
+        else:  # quarantining would leave nothing: the file itself is not what is expected
+            message += (
+                f". No row of the file is usable, so --bad-rows quarantine would not help: "
+                f"check that column '{source or column}' {_HOLDS.get(reason, 'is the right one')}"
+                " and that the file is the one meant"
+            )
         raise DataError(message, path=raw.path, column=column, rows=listed, n_rows=count)
 
     def quarantine(self, quarantine_dir: str | Path | None) -> str | None:
@@ -602,19 +650,52 @@ class _Problems:
         directory = Path(quarantine_dir) if quarantine_dir is not None else None
         if directory is None:
             directory = Path(raw.path).parent / "quarantine"
-        target = directory / f"{Path(raw.path).stem}_quarantine.csv"
         rows = raw.frame[bad].copy()
         rows["_line"] = raw.numbers[bad]
         rows["_reason"] = self.reason[bad].astype(str)
+        stem, n = f"{Path(raw.path).stem}_quarantine", 1
+        target = directory / f"{stem}.csv"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            rows.to_csv(target, index=False)
+            while True:  # never replace an earlier quarantine file: the next free name
+                try:
+                    with open(target, "x", encoding="utf-8", newline="") as out:
+                        rows.to_csv(out, index=False)
+                    break
+                except FileExistsError:
+                    n += 1
+                    target = directory / f"{stem}_{n}.csv"
         except OSError as exc:
             raise DataError(
                 f"{raw.path}: cannot write quarantine file {target}: {exc.strerror or exc}",
                 path=raw.path,
             ) from exc
         return str(target)
+
+
+# What the column named in an error should hold (when no row of the file is usable).
+_HOLDS = {
+    "missing_customer_id": "holds the customer ids",
+    "bad_timestamp": "holds the purchase dates in an accepted format",
+    "bad_amount": "holds the purchase amounts, as plain numbers",
+    "negative_amount": "holds the purchase amounts (a refund file?)",
+    "bad_cost": "holds costs as plain numbers",
+    "bad_signup_date": "holds the sign-up dates in an accepted format",
+    "bad_churn_date": "holds the churn dates in an accepted format",
+    "bad_churned": "holds churned flags (0/1, true/false or yes/no)",
+}
+
+
+def _hint(reason: str, values: pd.Series | None) -> str | None:
+    """How to fix the values behind ``reason``: the accepted date formats, or why decimal
+    commas were not read."""
+    if reason in _DATE_REASONS:
+        return DATE_FORMATS
+    if reason in _NUMBER_REASONS and values is not None:
+        text = values.astype("str").str.strip()
+        if text.str.fullmatch(_COMMA_NUMBER + r"|[+-]?\d{1,3}(\.\d{3})+,\d+").any():
+            return DECIMAL_COMMAS
+    return None
 
 
 def _first_unique(values: pd.Series) -> list[str]:
@@ -660,9 +741,14 @@ def _finish(
     )
     if report.n_kept == 0:
         detail = ", ".join(f"{reason}: {n}" for reason, n in report.reasons.items())
+        first = next(iter(report.reasons))
+        column, source, _ = problems.where[first]
+        hint = _hint(first, raw.frame[source] if source else None)
+        holds = _HOLDS.get(first)
+        advice = f"; check that column '{source or column}' {holds}" if holds else ""
         raise DataError(
             f"{raw.path}: no usable rows: all {report.n_read} rows were quarantined ({detail}); "
-            f"see {quarantine_path}",
+            f"see {quarantine_path}" + advice + (f" ({hint})" if hint else ""),
             path=raw.path,
         )
     kept = parsed[ok].sort_values(sort_by, kind="stable").reset_index(drop=True)

@@ -3,8 +3,10 @@ through the data contract, with one progress line per file (read / kept / quaran
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,20 @@ def demo_files(
     return Path(paths["transactions"]), Path(paths["customers"]), as_of_text
 
 
+def run_quarantine_dir(command: str, now: datetime | None = None) -> Path:
+    """This run's quarantine folder, ``$CVM_HOME/quarantine/<UTC time>-<command>`` (e.g.
+    ``20260105T101500Z-score``), one per run, so that no run replaces another's files
+    (a folder already taken gets ``-2``, ``-3``, ...). Created only when a row is set aside."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', command) or 'run'}"
+    root = config.cvm_home() / "quarantine"
+    folder, n = root / name, 1
+    while folder.exists():
+        n += 1
+        folder = root / f"{name}-{n}"
+    return folder
+
+
 def load_inputs(
     transactions: str | Path | None,
     customers: str | Path | None = None,
@@ -70,11 +86,13 @@ def load_inputs(
     seed: int = 0,
     progress: Callable[[str], None] = print,
     warn: Callable[[str], None] | None = None,
+    command: str = "load",
 ) -> Inputs:
     """Load and validate the named files, or generate demo data when ``demo_customers`` is
     given. ``as_of`` defaults to the last purchase date (said in a progress line).
     ``warn``: where a file's line goes when rows were quarantined or repeats kept (default:
-    ``progress``)."""
+    ``progress``). Rows set aside go to this run's folder (:func:`run_quarantine_dir`, named
+    after ``command``)."""
     cust_path: Path | None
     if demo_customers is not None:
         tx_path, cust_path, as_of_text = demo_files(demo_customers, seed, as_of, progress)
@@ -84,7 +102,7 @@ def load_inputs(
             raise CVMError("give --transactions FILE (and optionally --customers FILE), or --demo")
         tx_path = Path(transactions)
         cust_path = Path(customers) if customers else None
-    quarantine_dir = config.cvm_home() / "quarantine"
+    quarantine_dir = run_quarantine_dir(command)
     tx_frame, tx_report = data.load_transactions(
         tx_path,
         as_of=as_of,
@@ -110,4 +128,4 @@ def load_inputs(
     return Inputs(tx_frame, cust_frame, pd.Timestamp(as_of), tx_path, cust_path, quarantined)
 
 
-__all__ = ["DEMO_AS_OF", "Inputs", "demo_files", "load_inputs", "report_line"]
+__all__ = ["DEMO_AS_OF", "Inputs", "demo_files", "load_inputs", "report_line", "run_quarantine_dir"]

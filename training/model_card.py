@@ -23,7 +23,7 @@ LIMITS = {
         "feature cutoff (e.g. a later complaint) can leak into training. Columns that alone "
         "separate churners (out-of-fold AUC >= 0.95) are left out as probable leaks "
         "(churn_leaky_columns); subtler leaks are not detected.",
-        "Probabilities are calibrated on the training window; re-check calibration after drift.",
+        # the calibration limit is written from the run: see calibration_lines
     ],
     "segmentation": [
         "RFM scores and value-matrix thresholds are relative to the training population.",
@@ -31,6 +31,57 @@ LIMITS = {
         "without a match gets a new id.",
     ],
 }
+
+
+_METHODS = {
+    "sigmoid": "sigmoid (Platt scaling) on out-of-fold scores of the training window",
+    "isotonic": "isotonic regression on out-of-fold scores of the training window",
+}
+
+
+def calibration_lines(params: dict[str, Any], metrics: dict[str, float]) -> tuple[list[str], str]:
+    """What the churn run did about calibration, from its params and metrics: the served
+    model's method and the holdout check's verdict (card lines), and the limit that follows
+    (never a fixed claim)."""
+    method = str(params.get("churn_calibration") or "unknown")
+    checked = str(params.get("churn_holdout_calibration") or method)
+    ok = metrics.get("churn_calibration_ok")
+    brier, raw = metrics.get("churn_brier"), metrics.get("churn_brier_uncalibrated")
+    lines = [
+        "- method of the served model: "
+        + (
+            _METHODS.get(method, method)
+            if method != "none"
+            else "none (the out-of-fold check found that calibration did not lower the "
+            "Brier score, so the boosted scores are served as they are)"
+        )
+    ]
+    if checked == "none" or ok is None:
+        verdict = "not run: the model checked on the holdout had no calibration"
+    else:
+        word = "passed" if ok >= 0.5 else "failed"
+        verdict = f"{word} ({checked}: calibrated Brier {brier:.4f} against {raw:.4f} raw)"
+        if ok < 0.5:
+            verdict += ": calibration made the holdout probabilities worse"
+    lines.append(f"- holdout check: {verdict}")
+    if method == "none":
+        limit = (
+            "Probabilities are not calibrated: they rank customers well (see ROC AUC) but may "
+            "not match observed churn rates; compare them with the calibration plot before "
+            "reading them as rates."
+        )
+    elif ok is not None and ok < 0.5:
+        limit = (
+            f"Probabilities are calibrated ({method}), but the calibration did not hold on the "
+            "holdout: read them as rankings and check the calibration plot before using them "
+            "as rates."
+        )
+    else:
+        limit = (
+            f"Probabilities are calibrated ({method}) on the training window and held on the "
+            "holdout; re-check calibration after drift."
+        )
+    return lines, limit
 
 
 def model_card(
@@ -64,10 +115,15 @@ def model_card(
     lines += [
         f"| {k} | {v:.4f} |" if np.isfinite(v) else f"| {k} | n/a |" for k, v in metrics.items()
     ]
+    limits = list(LIMITS[family])
+    if family == "churn":
+        calibration, limit = calibration_lines(params, result.metrics)
+        lines += ["", "## Calibration", *calibration]
+        limits.append(limit)
     if family == "segmentation":
         lines += ["", "## Segment catalogue (customers at training time)"]
         for scheme, sizes in result.models["segmentation"].segment_sizes_.items():
             body = ", ".join(f"{label}: {size:,}" for label, size in sizes.items())
             lines.append(f"- **{scheme}**: {body}")
-    lines += ["", "## Known limits"] + [f"- {text}" for text in LIMITS[family]]
+    lines += ["", "## Known limits"] + [f"- {text}" for text in limits]
     return "\n".join(lines) + "\n"

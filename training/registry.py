@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -131,7 +132,7 @@ def promote(
     family: str,
     *,
     force: bool = False,
-    tolerances: dict[str, float] | None = None,
+    tolerances: Mapping[str, object] | None = None,
     reason: str = "",
     tracking_uri: str | None = None,
     actor: str | None = None,
@@ -141,8 +142,10 @@ def promote(
 
     Before the alias moves, the challenger is loaded and scores its input example
     (:func:`check_loads`); ``force`` does not skip that, only ``skip_load_check`` does.
-    ``tracking_uri``: the store (default: the configured one); ``actor``: who, for the alias
-    history (default: the operating-system user)."""
+    ``tolerances``: per metric, a number (in the metric's units), ``"5%"`` (of the champion's
+    value) or a :class:`training.gate.Tolerance`. ``tracking_uri``: the store (default: the
+    configured one); ``actor``: who, for the alias history (default: the operating-system
+    user)."""
     client = _client(tracking_uri)
     name = REGISTERED_NAMES[family]
     challenger = _version(client, name, CHALLENGER)
@@ -245,6 +248,17 @@ def rollback(
         client, name, previous, "restored", reason or f"rollback from v{current.version}", actor
     )
     return str(current.version), str(previous)
+
+
+def champion_as_of(tracking_uri: str | None = None) -> dict[str, str | None]:
+    """``{family: as_of}`` of each family's current champion (None: no champion, or a version
+    without an ``as_of`` tag)."""
+    client = _client(tracking_uri)
+    out: dict[str, str | None] = {}
+    for family, name in REGISTERED_NAMES.items():
+        version = _version(client, name, CHAMPION)
+        out[family] = version.tags.get("as_of") if version is not None else None
+    return out
 
 
 def alias_versions() -> dict[str, dict[str, str | None]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.churn.kpi import churn_table
+from models.churn.kpi import COUNT_COLUMNS, churn_table
 from training.inputs import Inputs
 
 
@@ -35,6 +36,42 @@ def churn_report(
     )
 
 
+def _count(value: object) -> str:
+    return f"{int(value):,}"  # type: ignore[call-overload]
+
+
+def _rate(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.4f}"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:+.1f}%"
+
+
+def _money(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:,.2f}"
+
+
+def format_churn_table(table: pd.DataFrame) -> str:
+    """The churn table as text: counts as integers, rates as fractions (4 decimals), the
+    change in percent of the previous rate ("n/a" where that rate was 0 or there is none),
+    money to the cent."""
+    formatters: dict[str, Any] = {}
+    for column in table.columns:
+        if column in COUNT_COLUMNS:
+            formatters[column] = _count
+        elif column == "churn_rate_change_pct":
+            formatters[column] = _percent
+        elif column in ("lost_revenue", "churn_loss"):
+            formatters[column] = _money
+        elif pd.api.types.is_float_dtype(table[column].dtype):
+            formatters[column] = _rate
+    shown = table.assign(
+        period_start=table["period_start"].dt.date, period_end=table["period_end"].dt.date
+    )
+    return shown.to_string(index=False, formatters=formatters, na_rep="n/a")
+
+
 def plot_churn_rates(table: pd.DataFrame, path: str | Path) -> Path:
     """A line chart of the churn rate (%) per period, one line per segment, saved as PNG."""
     from training.evaluate import finish  # late: plotting is only needed for this chart
@@ -48,4 +85,4 @@ def plot_churn_rates(table: pd.DataFrame, path: str | Path) -> Path:
     return Path(path)
 
 
-__all__ = ["churn_report", "plot_churn_rates"]
+__all__ = ["churn_report", "format_churn_table", "plot_churn_rates"]

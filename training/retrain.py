@@ -74,6 +74,7 @@ def retrain(
         inputs, config, champions, alias=CHALLENGER, progress=progress
     )
     progress("evaluating champion and challenger on the same fresh holdout ...")
+    segment_k = _common_k(champions, result.holdout_models)
     with stage_of(progress, "champion against challenger", 3) as stage:
         holdout = compare.Holdout.build(
             inputs.transactions,
@@ -85,11 +86,15 @@ def retrain(
         stage.advance()
 
         def measure(models: dict[str, Any]) -> dict[str, dict[str, float]]:
-            metrics = metrics_by_family(compare.holdout_metrics(models, holdout=holdout))
+            metrics = compare.holdout_metrics(models, holdout=holdout, segment_k=segment_k)
             stage.advance()
-            return metrics
+            return metrics_by_family(metrics)
 
         old, new = measure(champions), measure(result.holdout_models)
+        if "segmentation" in champions and "segmentation" in result.holdout_models:
+            new["segmentation"]["segment_label_agreement"] = compare.label_agreement(
+                champions["segmentation"], result.holdout_models["segmentation"], holdout
+            )
     aliases = registry.alias_versions()
     for family, info in registered.items():
         registry.save_comparison(
@@ -98,6 +103,16 @@ def retrain(
     tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
     gates = {family: gate(family, old[family], new[family]) for family in registered}
     return Comparison(old, new, registered, gates, result.metrics)
+
+
+def _common_k(champions: dict[str, Any], challengers: dict[str, Any]) -> int | None:
+    """None when both segmentations have the same K (each is measured on its own labels);
+    otherwise the champion's K, at which both are re-clustered."""
+    if "segmentation" not in champions or "segmentation" not in challengers:
+        return None
+    old = compare.n_clusters(champions["segmentation"].clusters_)
+    new = compare.n_clusters(challengers["segmentation"].clusters_)
+    return None if old == new else old
 
 
 __all__ = ["Comparison", "retrain", "train_and_register"]

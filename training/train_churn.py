@@ -137,6 +137,8 @@ def train_churn(
             "churn_label_source": label_source,
             "churn_n_iter": int(getattr(model, "n_iter_", 0)),
             "churn_calibration": str(getattr(model, "calibration_method_", "")),
+            # the model checked on the holdout (fitted before it) may have chosen otherwise
+            "churn_holdout_calibration": str(getattr(holdout_model, "calibration_method_", "")),
             "churn_linear_weight": float(getattr(model, "linear_weight_", 0.0)),
             "churn_leaky_columns": ",".join(leaky) or "none",
             "churn_leaky_dropped": bool(drop_leaky and leaky),

@@ -1,7 +1,7 @@
 """Churn: who will stop buying, why, and what it costs.
 
-- :mod:`models.churn.classifier`: :class:`ChurnClassifier` (calibrated gradient boosting for
-  raw CRM tables) and the risk bands.
+- :mod:`models.churn.classifier`: :class:`ChurnClassifier` (gradient boosting for raw CRM
+  tables, calibrated when it helps) and the risk bands.
 - :mod:`models.churn.labels`: leak-free labels (time split, contract split).
 - :mod:`models.churn.features`: the churn model's features from the per-customer summary.
 - :mod:`models.churn.encoding`: raw customer-table columns to model inputs.

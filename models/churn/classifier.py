@@ -1,4 +1,4 @@
-"""Churn: a calibrated gradient-boosted classifier for raw CRM tables, and risk bands.
+"""Churn: a gradient-boosted classifier for raw CRM tables (calibrated when it helps), risk bands.
 
 The leak-free labels live in :mod:`models.churn.labels`, the features in
 :mod:`models.churn.features`, the serving fast path in :mod:`models.churn.fast_predict`.

@@ -3,8 +3,9 @@
 - :func:`churn_rate`: the rate ``[start − (end − new)] / end`` beside the conventional
   ``lost / start``, each named (docs/METHODS.md: 3,000 / 500 new / 3,300 → 6.06 % and 6.67 %).
 - :func:`churn_loss`: revenue of the lost customers × profit margin (1,500,000; 810,000).
-- :func:`churn_by_period`: both rates by segment and period from data, with the change on the
-  previous period (month-on-month change rate) and the loss.
+- :func:`churn_by_period`: both rates by segment and period from data, new and reactivated
+  customers apart, with the change on the previous period (month-on-month change rate, in
+  rate units and in percent) and the loss.
 - :func:`value_at_risk`: P(churn) × CLV, high-value high-risk customers first.
 """
 
@@ -145,6 +146,47 @@ def _lost_revenue(
     return float(transactions.loc[rows, "amount"].sum())
 
 
+COUNT_COLUMNS = (
+    "customers_start",
+    "new_customers",
+    "reactivated_customers",
+    "customers_end",
+    "lost_customers",
+)
+
+
+def _joined(
+    at_start: pd.Series,
+    at_end: pd.Series,
+    seen_before: pd.Series,
+) -> tuple[int, int]:
+    """(new, reactivated): customers active at the end and not at the start, split by whether
+    they had been customers before the period."""
+    joined = at_end & ~at_start
+    back = joined & seen_before
+    return int((joined & ~seen_before).sum()), int(back.sum())
+
+
+def _seen_before(
+    active: pd.DataFrame, first_seen: pd.Series | None, dates: list[Any], i: int
+) -> pd.Series:
+    """Customers who had been customers before the period starting at ``dates[i]``: a first
+    purchase (``first_seen``) by the end of that day, or else active at an earlier boundary."""
+    if first_seen is not None:
+        first = pd.to_datetime(first_seen).reindex(active.index)
+        return (first < end_of_day(dates[i])).fillna(False).astype(bool)
+    if i == 0:
+        return pd.Series(False, index=active.index)
+    return active[dates[:i]].any(axis=1)
+
+
+def _change_pct(rate: pd.Series, previous: pd.Series) -> pd.Series:
+    """The change on the previous rate in percent of it; NaN (shown "n/a") when the previous
+    rate is 0 or unknown."""
+    usable = previous.notna() & (previous > 0)
+    return (100 * (rate - previous) / previous.where(usable)).astype("float64")
+
+
 def churn_by_period(
     active: pd.DataFrame,
     segments: pd.Series | None = None,
@@ -152,14 +194,19 @@ def churn_by_period(
     transactions: pd.DataFrame | None = None,
     active_days: int = 365,
     margin: float | None = None,
+    first_seen: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Churn rate by segment and period from an activity matrix.
 
     ``active`` has one row per customer and one boolean column per period boundary (from
-    :func:`active_from_transactions` or :func:`active_from_contracts`). For the period between two boundaries: customers at the start are
-    those active at the first, at the end those active at the second, lost ones were active at
-    the start and not at the end, new ones the reverse (first purchase or return), so
-    ``lost = start − (end − new)`` exactly.
+    :func:`active_from_transactions` or :func:`active_from_contracts`). For the period between
+    two boundaries: customers at the start are those active at the first, at the end those
+    active at the second, lost ones were active at the start and not at the end. Those active
+    at the end and not at the start joined: ``new_customers`` had never been customers
+    before (their first purchase, ``first_seen``, falls in the period; without ``first_seen``:
+    not active at any earlier boundary), ``reactivated_customers`` had been and came back. So
+    ``lost = start − (end − new − reactivated)`` exactly, and the rate formula's "new" is
+    both.
 
     ``segments`` maps customer_id → segment label (missing → "unknown"); rows for every
     customer carry the segment ``"all"``. With ``transactions``, ``lost_revenue`` is the lost
@@ -167,10 +214,11 @@ def churn_by_period(
     ``churn_loss`` = lost_revenue × margin.
 
     Columns: ``segment``, ``period_start``, ``period_end``, ``customers_start``,
-    ``new_customers``, ``customers_end``, ``lost_customers``, ``churn_rate`` (lost /
-    end), ``conventional_churn_rate`` (lost / start), ``churn_rate_change`` (difference to the
-    segment's previous period, in rate units), ``churn_rate_change_pct`` (that difference /
-    the previous rate), and ``lost_revenue`` / ``churn_loss`` when computable.
+    ``new_customers``, ``reactivated_customers``, ``customers_end``, ``lost_customers``
+    (integers), ``churn_rate`` (lost / end), ``conventional_churn_rate`` (lost / start),
+    ``churn_rate_change`` (difference to the segment's previous period, in rate units),
+    ``churn_rate_change_pct`` (that difference in percent of the previous rate; NaN when the
+    previous rate is 0), and ``lost_revenue`` / ``churn_loss`` when computable.
     """
     dates = list(active.columns)
     if len(dates) < 2:
@@ -182,31 +230,33 @@ def churn_by_period(
         seg.index = seg.index.astype(str)
         labels = seg.reindex(active.index).astype(object).where(lambda s: s.notna(), "unknown")
         groups += [(str(k), idx) for k, idx in labels.groupby(labels, sort=True).groups.items()]
+    seen = [_seen_before(active, first_seen, dates, i) for i in range(len(dates) - 1)]
     rows = []
     for name, members in groups:
         sub = active.loc[members]
-        for before, after in zip(dates[:-1], dates[1:], strict=True):
+        for i, (before, after) in enumerate(zip(dates[:-1], dates[1:], strict=True)):
             at_start, at_end = sub[before], sub[after]
             lost = at_start & ~at_end
-            rate = churn_rate(
-                float(at_start.sum()), float(at_end.sum()), float((at_end & ~at_start).sum())
-            )
+            new, back = _joined(at_start, at_end, seen[i].loc[members])
+            rate = churn_rate(float(at_start.sum()), float(at_end.sum()), float(new + back))
             row: dict[str, Any] = {"segment": name, "period_start": before, "period_end": after}
             row.update(rate.as_dict())
+            row["new_customers"], row["reactivated_customers"] = new, back
             if transactions is not None:
                 revenue = _lost_revenue(transactions, lost, pd.Timestamp(before), active_days)
-                row["lost_revenue"] = revenue
+                row["lost_revenue"] = round(revenue, 2)
                 if margin is not None:
                     row["churn_loss"] = churn_loss(revenue, margin)
             rows.append(row)
     table = pd.DataFrame(rows)
+    table = table.astype({c: "int64" for c in COUNT_COLUMNS})
     previous = table.groupby("segment", sort=False)["churn_rate"].shift(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        change = {
-            "churn_rate_change": table["churn_rate"] - previous,
-            "churn_rate_change_pct": (table["churn_rate"] - previous) / previous,
-        }
-    first = list(table.columns[: list(table.columns).index("conventional_churn_rate") + 1])
+    change = {
+        "churn_rate_change": table["churn_rate"] - previous,
+        "churn_rate_change_pct": _change_pct(table["churn_rate"], previous),
+    }
+    first = ["segment", "period_start", "period_end", *COUNT_COLUMNS]
+    first += ["churn_rate", "conventional_churn_rate"]
     rest = [c for c in table.columns if c not in first]
     return pd.concat([table[first], pd.DataFrame(change), table[rest]], axis=1)
 
@@ -229,10 +279,13 @@ def churn_table(
     a column of ``customers`` or a Series customer_id → label.
     """
     dates = _boundaries(start, end, freq)
+    first_seen = None  # contracts: joining is signing up, never a return
     if customers is not None and "churn_date" in customers.columns:
         active = active_from_contracts(customers, dates)
     elif transactions is not None:
         active = active_from_transactions(transactions, dates, active_days)
+        ids = transactions["customer_id"].astype(str).to_numpy()
+        first_seen = pd.to_datetime(transactions["timestamp"]).groupby(ids).min()
     else:
         raise InvalidInputError(
             "give transactions, or customers with a churn_date column", field="transactions"
@@ -245,7 +298,12 @@ def churn_table(
     else:
         segments = segment
     return churn_by_period(
-        active, segments, transactions=transactions, active_days=active_days, margin=margin
+        active,
+        segments,
+        transactions=transactions,
+        active_days=active_days,
+        margin=margin,
+        first_seen=first_seen,
     )
 
 

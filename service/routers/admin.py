@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from models import registry_errors
@@ -79,9 +79,11 @@ class PromoteRequest(BaseModel):
         description="The model family whose challenger to promote."
     )
     force: bool = Field(default=False, description="Promote even if the gate refuses.")
-    tolerances: dict[str, float] | None = Field(
+    tolerances: dict[str, float | str] | None = Field(
         default=None,
-        description='Per-metric tolerances of the gate, e.g. {"churn_roc_auc": 0.02}.',
+        description="Per-metric tolerances of the gate: how much worse than the champion the "
+        'challenger may be, a number in the metric\'s units ({"churn_roc_auc": 0.02}) or a '
+        'percentage of the champion\'s value as text ({"clv_holdout_mae": "5%"}).',
     )
     reason: str = Field(default="", max_length=500, description="Why, for the alias history.")
     skip_load_check: bool = Field(
@@ -91,6 +93,19 @@ class PromoteRequest(BaseModel):
     )
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("tolerances")
+    @classmethod
+    def _tolerances_parse(
+        cls, value: dict[str, float | str] | None
+    ) -> dict[str, float | str] | None:
+        from training.gate import parse_tolerances  # pure: no MLflow, no training pipeline
+
+        try:
+            parse_tolerances(dict(value or {}))
+        except CVMError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class RollbackRequest(BaseModel):

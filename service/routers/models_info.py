@@ -18,4 +18,5 @@ def list_models(store: ModelStoreDep) -> dict:
         "errors": dict(store.errors),
         "reload_interval_seconds": store.settings.reload_interval,
         "models": [m.describe() for m in store.snapshot().values()],
+        "warnings": [w for w in (store.as_of_warning(),) if w],
     }

@@ -81,17 +81,17 @@ def test_churn_by_segment_and_period_from_transactions():
     )
     total = table[table["segment"] == "all"].reset_index(drop=True)
     # 31 Jan: a, b, d active (45 days back); 29 Feb: a, c; 31 Mar: b, c, e
-    assert total[
-        ["customers_start", "new_customers", "customers_end", "lost_customers"]
-    ].values.tolist() == [
-        [3, 1, 2, 2],  # lost b and d, new c
-        [2, 2, 3, 1],  # lost a, new b (returning) and e
+    counts = ["customers_start", "new_customers", "reactivated_customers", "customers_end"]
+    assert total[[*counts, "lost_customers"]].values.tolist() == [
+        [3, 1, 0, 2, 2],  # lost b and d, new c
+        [2, 1, 1, 3, 1],  # lost a, new e, b came back (a customer since January)
     ]
+    assert all(total[c].dtype == "int64" for c in [*counts, "lost_customers"])
     assert total["churn_rate"].tolist() == [1.0, 1 / 3]
     assert total["conventional_churn_rate"].tolist() == [2 / 3, 0.5]
     assert np.isnan(total.loc[0, "churn_rate_change"])
     assert total.loc[1, "churn_rate_change"] == pytest.approx(1 / 3 - 1)
-    assert total.loc[1, "churn_rate_change_pct"] == pytest.approx(-2 / 3)
+    assert total.loc[1, "churn_rate_change_pct"] == pytest.approx(-200 / 3)  # percent
     # lost revenue: purchases in the 45 days before the period of the customers lost
     assert total["lost_revenue"].tolist() == [60.0, 100.0]
     assert total["churn_loss"].tolist() == [6.0, 10.0]
@@ -129,6 +129,31 @@ def test_activity_matrix_and_direct_use():
     ]
     table = churn_by_period(active)
     assert table["lost_customers"].tolist() == [2]
+
+
+def test_a_change_on_a_zero_rate_is_not_a_number():
+    """From 0 % churn to any churn the relative change is undefined: NaN ("n/a"), never inf."""
+    active = pd.DataFrame(
+        {
+            pd.Timestamp("2024-01-31"): [True, True, False],
+            pd.Timestamp("2024-02-29"): [True, True, True],  # nobody lost: rate 0
+            pd.Timestamp("2024-03-31"): [False, True, True],  # a lost
+        },
+        index=pd.Index(["a", "b", "c"], name="customer_id"),
+    )
+    table = churn_by_period(active)
+    assert table["churn_rate"].tolist() == [0.0, 0.5]
+    assert table["churn_rate_change"].iloc[1] == 0.5
+    assert np.isnan(table["churn_rate_change_pct"]).all()
+    # without purchase dates, "seen before" is "active at an earlier boundary"
+    assert table["new_customers"].tolist() == [1, 0]
+    again = active.copy()
+    again.loc["a"] = [True, False, True]  # a lapses in February and returns in March
+    table = churn_by_period(again)
+    assert table[["new_customers", "reactivated_customers", "lost_customers"]].values.tolist() == [
+        [1, 0, 1],
+        [0, 1, 0],
+    ]
 
 
 def test_value_at_risk_ranks_high_value_high_risk_first():

@@ -40,6 +40,33 @@ def test_health_and_models(client, trained_store):
     expected_auc = trained_store["result"].metrics["churn_roc_auc"]
     assert churn["metrics"]["churn_roc_auc"] == pytest.approx(expected_auc)
     assert churn["as_of"] == "2025-12-31"
+    assert body["warnings"] == []  # every served version was trained as of one date
+
+
+def test_models_warn_when_served_versions_have_different_as_of_dates(client, caplog):
+    """After a partial promotion the families describe customers at different dates."""
+    from dataclasses import replace
+
+    store = client.app.state.store
+    served = store.models
+    try:
+        store.models = {**served, "clv": replace(served["clv"], tags={"as_of": "2025-09-30"})}
+        warnings = client.get("/v1/models").json()["warnings"]
+        assert len(warnings) == 1
+        assert (
+            "different dates (churn 2025-12-31, clv 2025-09-30, segmentation 2025-12-31)"
+            in (warnings[0])
+        )
+    finally:
+        store.models = served
+
+
+def test_admin_tolerances_take_numbers_or_percentages(client):
+    bad = client.post(
+        "/v1/admin/promote", json={"family": "clv", "tolerances": {"clv_holdout_mae": "5 pc"}}
+    )
+    assert bad.status_code == 422
+    assert "percentage of the champion's value ('5%')" in bad.text
 
 
 def test_score_demo_customer_from_transactions_matches_training(client, demo_data, trained_store):

@@ -207,7 +207,10 @@ def test_unparsable_dates_message_names_file_column_lines_and_values(tmp_path, m
     err = info.value
     assert str(err) == (
         "transactions.csv, column 'timestamp': 3 rows have unparsable dates (lines 5, 9, 12): "
-        "'2024-13-01', 'yesterday', ''. Fix them or rerun with --bad-rows quarantine."
+        "'2024-13-01', 'yesterday', ''. Accepted dates: YYYY-MM-DD (ISO 8601, with an optional "
+        "time and UTC offset; also YYYY/MM/DD) or YYYYMMDD; DD/MM/YYYY and MM/DD/YYYY are not "
+        "read (05/01/2024 could be either): convert them to YYYY-MM-DD. "
+        "Fix them or rerun with --bad-rows quarantine."
     )
     assert err.path == "transactions.csv"
     assert err.column == "timestamp"
@@ -243,11 +246,68 @@ def test_bad_amounts(tmp_path):
     assert str(info.value) == (
         f"{path}, column 'amount': 4 rows have missing or non-numeric amounts "
         "(lines 3, 4, 6, 7): '12,5', 'abc', 'inf', ''. "
-        "Fix them or rerun with --bad-rows quarantine."
+        "Decimal commas (12,5) are read only when the column has no '.' and some value has "
+        "other than 3 digits after the comma (1,250 may be a thousands separator): write 12.5 "
+        "and 1250. Fix them or rerun with --bad-rows quarantine."
     )
     df, report = load_transactions(path, bad_rows="quarantine")
     assert df["amount"].tolist() == [12.5, 1000.0]
     assert report.reasons == {"bad_amount": 4}
+
+
+def test_decimal_commas_are_read_when_the_column_is_unambiguous(tmp_path):
+    path = write(
+        tmp_path / "tx.csv",
+        "customer_id;timestamp;amount;cost",
+        "a;2024-01-01;12,50;3,5",
+        "b;2024-01-02;7;1,250",  # 1,250 beside 3,5: a decimal comma too
+        "c;2024-01-03;-0,5;",
+    )
+    with pytest.raises(DataError, match="negative amount"):
+        load_transactions(path)
+    df, report = load_transactions(path, bad_rows="quarantine")
+    assert df["amount"].tolist() == [12.5, 7.0] and df["cost"].tolist() == [3.5, 1.25]
+    assert report.reasons == {"negative_amount": 1}
+
+
+@pytest.mark.parametrize(
+    "amounts",
+    [("1,250", "2,500", "7"), ("1.234,56", "2,5", "7")],  # thousands, or mixed separators
+)
+def test_ambiguous_decimal_commas_are_named_with_the_fix(tmp_path, amounts):
+    rows = [
+        f'{c},2024-01-0{i + 1},"{a}"' for i, (c, a) in enumerate(zip("abc", amounts, strict=True))
+    ]
+    path = write(tmp_path / "tx.csv", HEADER, *rows)
+    with pytest.raises(DataError) as info:
+        load_transactions(path)
+    message = str(info.value)
+    assert "column 'amount': 2 rows have missing or non-numeric amounts (lines 2, 3)" in message
+    assert "Decimal commas (12,5) are read only when the column has no '.'" in message
+    assert message.endswith("write 12.5 and 1250. Fix them or rerun with --bad-rows quarantine.")
+
+
+def test_every_row_bad_says_what_is_wrong_with_the_file_not_to_quarantine(tmp_path):
+    """DD/MM/YYYY in every row: quarantining would keep nothing."""
+    path = write(tmp_path / "tx.csv", HEADER, "a,05/01/2024,1", "b,13/01/2024,2")
+    with pytest.raises(DataError) as info:
+        load_transactions(path)
+    message = str(info.value)
+    assert message.startswith(
+        f"{path}, column 'timestamp': 2 rows have unparsable dates (lines 2, 3): "
+        "'05/01/2024', '13/01/2024'. Accepted dates: YYYY-MM-DD"
+    )
+    assert "rerun with --bad-rows quarantine" not in message
+    assert message.endswith(
+        "No row of the file is usable, so --bad-rows quarantine would not help: check that "
+        "column 'timestamp' holds the purchase dates in an accepted format and that the file "
+        "is the one meant"
+    )
+    with pytest.raises(DataError) as info:
+        load_transactions(path, bad_rows="quarantine")
+    assert "no usable rows: all 2 rows were quarantined (bad_timestamp: 2)" in str(info.value)
+    assert "check that column 'timestamp' holds the purchase dates" in str(info.value)
+    assert "(accepted dates: YYYY-MM-DD" in str(info.value)
 
 
 def test_negative_amount_message(tmp_path):
@@ -381,6 +441,16 @@ def test_quarantine_dir_can_be_chosen(tmp_path):
     _, report = load_transactions(path, bad_rows="quarantine", quarantine_dir=target)
     assert report.quarantine_path == str(target / "tx_quarantine.csv")
     assert Path(report.quarantine_path).is_file()
+
+
+def test_a_quarantine_file_is_never_replaced(tmp_path):
+    first = write(tmp_path / "tx.csv", HEADER, "a,2024-01-01,1", "b,never,1", "c,never,1")
+    _, one = load_transactions(first, bad_rows="quarantine", quarantine_dir=tmp_path / "q")
+    write(tmp_path / "tx.csv", HEADER, "a,2024-01-01,1", "b,never,1")
+    _, two = load_transactions(first, bad_rows="quarantine", quarantine_dir=tmp_path / "q")
+    assert one.quarantine_path == str(tmp_path / "q" / "tx_quarantine.csv")
+    assert two.quarantine_path == str(tmp_path / "q" / "tx_quarantine_2.csv")
+    assert len(pd.read_csv(one.quarantine_path)) == 2 and len(pd.read_csv(two.quarantine_path)) == 1
 
 
 def test_error_mode_writes_nothing_when_it_raises(tmp_path):

@@ -6,7 +6,9 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from models.exceptions import InvalidInputError
 from models.families import FAMILIES, REGISTERED_NAMES, metrics_by_family
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +31,64 @@ def test_the_gate_reads_its_metrics_and_tolerances_from_the_families():
     from training.gate import gate
 
     rule = FAMILIES["clv"].gate[0]
-    assert (rule.metric, rule.better, rule.tolerance) == ("clv_holdout_mae", "lower", 0.02)
-    assert gate("clv", {rule.metric: 1.0}, {rule.metric: 1.0 + 0.019}).passed
-    refused = gate("clv", {rule.metric: 1.0}, {rule.metric: 1.0 + 0.021})
+    # the MAE's allowance is relative: 5 % of the champion's value
+    assert (rule.metric, rule.better, rule.tolerance, rule.relative) == (
+        "clv_holdout_mae",
+        "lower",
+        0.05,
+        True,
+    )
+    assert gate("clv", {rule.metric: 2.0}, {rule.metric: 2.0 + 0.099}).passed
+    refused = gate("clv", {rule.metric: 2.0}, {rule.metric: 2.0 + 0.101})
     assert not refused.passed and "WORSE" in refused.message()
+    assert "needs ≤ champion + 5% = 0.1000" in refused.reasons[0]
     auc = FAMILIES["churn"].gate[0]
     assert gate("churn", {auc.metric: 0.80}, {auc.metric: 0.80 - 0.009}).passed
+
+
+def test_relative_and_absolute_tolerances():
+    """The CDNOW case: MAE 0.5311 against 0.5110 was refused by 0.0001 with an absolute 0.02;
+    3.9 % worse passes the relative default, and the absolute form still works."""
+    from training.gate import Tolerance, gate
+
+    champion, challenger = {"clv_holdout_mae": 0.5110}, {"clv_holdout_mae": 0.5311}
+    assert gate("clv", champion, challenger).passed
+    assert not gate("clv", champion, challenger, {"clv_holdout_mae": 0.02}).passed
+    assert not gate("clv", champion, challenger, {"clv_holdout_mae": "3%"}).passed
+    assert gate("clv", champion, challenger, {"clv_holdout_mae": "4%"}).passed
+    assert gate("clv", champion, challenger, {"clv_holdout_mae": "0.021"}).passed
+    assert Tolerance.parse("5%") == Tolerance(0.05, relative=True)
+    assert Tolerance.parse(" 0.02 ") == Tolerance(0.02) and str(Tolerance(0.05, True)) == "5%"
+    for bad in ("x%", "", "nan", True, None):
+        with pytest.raises(InvalidInputError, match="percentage of the champion's value"):
+            Tolerance.parse(bad, "clv_holdout_mae")
+
+
+def test_segmentation_notes_are_shown_but_not_gated():
+    from training.gate import comparison_table, gate
+
+    champion = {"segment_silhouette": 0.40, "segment_n_clusters": 2, "segment_n_clusters_model": 2}
+    challenger = {
+        "segment_silhouette": 0.38,
+        "segment_n_clusters": 2,
+        "segment_n_clusters_model": 3,
+        "segment_label_agreement": 0.05,  # labels reshuffled: said, not a refusal
+    }
+    result = gate("segmentation", champion, challenger)
+    assert result.passed
+    assert "segment_n_clusters_model 3 vs champion 2 (not gated)" in result.reasons
+    assert "segment_label_agreement 0.0500 vs champion n/a (not gated)" in result.reasons
+    table = comparison_table({"segmentation": champion}, {"segmentation": challenger})
+    assert "segment_n_clusters_model            2           3" in table
+
+
+def test_mixed_as_of_dates_are_named():
+    from models.families import mixed_as_of
+
+    assert mixed_as_of({"churn": "2026-03-31", "clv": "2026-03-31", "segmentation": None}) is None
+    warning = mixed_as_of({"churn": "2026-03-31", "clv": "2025-12-31"})
+    assert warning is not None
+    assert "different dates (churn 2026-03-31, clv 2025-12-31)" in warning
 
 
 def test_run_metrics_split_by_family_prefix():

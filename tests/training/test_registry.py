@@ -75,6 +75,53 @@ def test_tolerance_is_configurable(store):
     assert main(["promote", "--family", "churn", "--tolerance", "churn_roc_auc=0.01"]) == 0
 
 
+def test_relative_tolerance_and_a_clear_error_for_a_bad_one(store, capsys):
+    compare(0.82, 0.815)  # 0.005 worse: 0.61 % of the champion's AUC
+    assert main(["promote", "--family", "churn", "--tolerance", "churn_roc_auc=0.5%"]) == 3
+    assert "needs ≥ champion - 0.5% = 0.0041)" in capsys.readouterr().err
+    assert main(["promote", "--family", "churn", "--tolerance", "churn_roc_auc=abc"]) == 2
+    assert "METRIC=PERCENT% (of the champion's value" in capsys.readouterr().err
+    assert main(["promote", "--family", "churn", "--tolerance", "churn_roc_auc=1%"]) == 0
+
+
+def _second_family(store, as_of):
+    """cvm-clv v1 as champion, trained on data as of ``as_of``."""
+    store.create_registered_model("cvm-clv")
+    store.create_model_version(
+        "cvm-clv", source=str(store.get_model_version("cvm-churn", "1").source)
+    )
+    store.set_registered_model_alias("cvm-clv", "champion", "1")
+    store.set_model_version_tag("cvm-clv", "1", "as_of", as_of)
+
+
+def test_exit_codes_tell_all_some_and_none_apart(store, capsys):
+    """0: every family promoted; 4: some; 3: none (cron can tell a partial promotion)."""
+    _second_family(store, "2025-12-31")
+    store.set_model_version_tag("cvm-churn", "2", "as_of", "2026-03-31")
+    compare(0.80, 0.60)
+    assert main(["promote"]) == 3  # churn refused, clv and segmentation have no challenger
+    capsys.readouterr()
+    compare(0.80, 0.83)
+    assert main(["promote"]) == 4  # churn promoted, the others not
+    captured = capsys.readouterr()
+    assert "churn: promoted v2 to @champion (was v1)" in captured.out
+    assert "promoted 1 of 3 families (exit 4)" in captured.err
+    assert (
+        "warning: the served champions were trained on data as of different dates "
+        "(churn 2026-03-31, clv 2025-12-31)" in captured.err
+    )
+    store.set_registered_model_alias("cvm-churn", "challenger", "1")
+    registry.save_comparison(
+        "churn",
+        "1",
+        "2",
+        {"churn_roc_auc": 0.8, "churn_brier": 0.1},
+        {"churn_roc_auc": 0.8, "churn_brier": 0.1},
+    )
+    assert main(["promote", "--family", "churn"]) == 0  # every family asked for
+    assert "different dates" not in capsys.readouterr().err  # churn v1 has no as_of tag
+
+
 def test_promotion_records_history_and_rollback_restores(store):
     compare(0.80, 0.83)
     assert main(["promote", "--family", "churn", "--reason", "better AUC"]) == 0
