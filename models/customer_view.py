@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from models import playbook as pb
-from models.churn import risk_band
 from models.churn.encoding import frame_columns
+from models.churn.risk import band_of
 from models.segments.schemes import LABEL_COLUMNS
 
 
@@ -47,7 +47,7 @@ def score_frame(
         p_churn = churn.predict_proba(inputs)[:, 1]
     threshold = getattr(models["clv"], "high_value_threshold_", np.inf)
     out["churn_probability"] = p_churn
-    out["risk_band"] = risk_band(p_churn)
+    out["risk_band"] = band_of(churn, p_churn)  # the model's own thresholds
     out["value_at_risk"] = p_churn * np.maximum(out["clv"].to_numpy(dtype=float), 0.0)
     out["high_value"] = out["clv"].to_numpy(dtype=float) >= threshold
     return out

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from models.churn import risk_band
+from models.churn.risk import band_of
 from models.exceptions import InvalidInputError
 from service import mlflow_csv, mlflow_payload
 from service.input_schema import InputSchema
@@ -45,7 +45,7 @@ def predict(
         else:
             names = list(estimator.feature_names_in_)
             p = estimator.predict_proba(pd.DataFrame(columns, columns=names))[:, 1]
-        return {"churn_probability": p, "risk_band": risk_band(p)}
+        return {"churn_probability": p, "risk_band": band_of(estimator, p)}
     if family in ("segmentation", "clv"):
         out = estimator.predict(pd.DataFrame(columns, columns=list(columns)))
         return {str(c): out[c].to_numpy() for c in out.columns}

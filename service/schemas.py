@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 
-from models.churn import RISK_BANDS
+from models.churn.risk import BAND_NAMES
 from models.customer_view import AUDIENCE_COLUMNS
 from service.fields import (
     AsOf,
@@ -218,9 +217,12 @@ class SegmentsOut(BaseModel):
 
 
 def _risk_bands() -> str:
-    """The bands of ``models.churn.RISK_BANDS`` as text: "low (< 0.3), medium (< 0.6) or high"."""
-    upper = [f"{name} (< {bound:g})" for (name, _), (_, bound) in pairwise(RISK_BANDS)]
-    return f"{', '.join(upper)} or {RISK_BANDS[-1][0]}"
+    """The bands as text, and where their thresholds come from."""
+    return (
+        f"{', '.join(BAND_NAMES)}: cut at quantiles of the served model's scores on the "
+        "customers it was trained for (by default the lowest half low, the top fifth high); "
+        "the thresholds are in GET /v1/segments (churn_risk) and GET /v1/models"
+    )
 
 
 class ChurnOut(BaseModel):
@@ -442,7 +444,7 @@ class AudienceRequest(ScoreRequest):
 
     scheme: AudienceScheme = Field(  # type: ignore[valid-type]
         description="The segmentation scheme (see GET /v1/segments), or churn_risk "
-        f"(labels {', '.join(name for name, _ in RISK_BANDS)})."
+        f"(labels {', '.join(BAND_NAMES)})."
     )
     label: str = Field(
         min_length=1,

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from models import playbook as pb
-from models.churn import RISK_BANDS, risk_band
 from models.churn.features import churn_features, churn_features_from_summary
 from models.churn.reasons import churn_reasons
+from models.churn.risk import BAND_NAMES, band_of
 from models.churn.rules import early_warnings
 from models.customer_view import (
     label_notes,
@@ -338,7 +338,7 @@ def churn_customers(
             {
                 "customer_id": customer.customer_id,
                 "probability": probability,
-                "risk_band": str(risk_band([probability])[0]),
+                "risk_band": str(band_of(model, [probability])[0]),
                 "horizon_days": horizon,
                 "churn_type": _text_or_none(reasons["churn_type"].iloc[i]),
                 "reasons": [
@@ -357,7 +357,7 @@ def scheme_labels(
     """The labels a scheme can give (its catalogue in the served segmentation version, or in
     ``loaded``, the request's snapshot)."""
     if scheme == "churn_risk":
-        return [band for band, _ in RISK_BANDS]
+        return list(BAND_NAMES)
     book = pb.load_playbook(store.settings.playbook)
     segmentation = (loaded if loaded is not None else store.snapshot())["segmentation"]
     catalogue = segmentation.estimator.catalogue(book)

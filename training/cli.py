@@ -30,6 +30,15 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _risk_bands(value: str) -> tuple[str, tuple[float, float]]:
+    from models.churn.risk import parse_bands
+
+    try:
+        return parse_bands(value)
+    except CVMError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _parse_date(value: str) -> pd.Timestamp:
     try:
         return pd.Timestamp(value)
@@ -88,6 +97,8 @@ def _train_config(args: argparse.Namespace, as_of: pd.Timestamp) -> Any:
     from training.pipeline import TrainConfig
 
     settings = {field: getattr(args, option) for field, option in _CONFIG_OPTIONS.items()}
+    if args.risk_bands is not None:
+        settings["risk_bands"] = args.risk_bands
     return TrainConfig(as_of=as_of, drop_leaky=not args.keep_leaky, **settings)
 
 
@@ -302,7 +313,14 @@ def cmd_risk(args: argparse.Namespace) -> int:
         ).set_index("customer_id")
     finally:
         progress.close()
-    ranked = value_at_risk(scored["churn_probability"], scored["clv"], top=args.top)
+    from models.churn.risk import thresholds_of
+
+    ranked = value_at_risk(
+        scored["churn_probability"],
+        scored["clv"],
+        top=args.top,
+        thresholds=thresholds_of(models["churn"]),
+    )
     ranked = ranked.join(scored[["rfm_segment", "recommended_action"]])
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
         print(ranked.to_string(float_format=lambda v: f"{v:,.3f}"))
@@ -439,6 +457,14 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     add("--discount-rate", type=float, default=0.10, help="annual discount rate")
     add("--margin", type=float, default=None, help="CLV margin (default: from costs, else 1.0)")
     add("--churn-max-iter", type=int, default=None, help="boosting rounds of the churn model")
+    add(
+        "--risk-bands",
+        type=_risk_bands,
+        default=None,
+        metavar="BASIS:LOW,HIGH",
+        help="churn risk band cuts: quantile:0.5,0.8 (default: the lowest half low, the top "
+        "fifth high, of the model's scores) or probability:0.3,0.6 (fixed probabilities)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

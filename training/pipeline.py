@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from models.churn.risk import DEFAULT_QUANTILES, fit_bands
 from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
@@ -46,6 +47,9 @@ class TrainConfig:
     time_unit_days: float = 7.0
     clv_model: str = "auto"
     churn_max_iter: int | None = None
+    # Churn risk bands: "quantile" cuts of the scores (shares of customers) or fixed
+    # "probability" thresholds (models/churn/risk.py)
+    risk_bands: tuple[str, tuple[float, float]] = ("quantile", DEFAULT_QUANTILES)
     # Leave out customer-table columns that alone separate churners (models/churn/leakage.py)
     drop_leaky: bool = True
     random_state: int = 0
@@ -160,6 +164,15 @@ def train_all(
     figures.update(churn_training.figures)
     features_now = churn_training.features_now.reindex(columns=list(churn.feature_names_in_))
     churn_p = churn.predict_proba(features_now)[:, 1]
+    basis, cuts = config.risk_bands
+    low, high = fit_bands(churn, churn_p, basis, cuts)
+    for band, size in churn.risk_band_sizes_.items():
+        metrics[f"churn_band_{band}_customers"] = float(size)
+    step(
+        f"churn risk bands: low < {low:.3f} <= medium < {high:.3f} <= high "
+        f"({churn.risk_basis_}); "
+        + ", ".join(f"{b} {n:,}" for b, n in churn.risk_band_sizes_.items())
+    )
     h = config.churn_horizon_days
 
     examples = summary.head(5)
@@ -183,6 +196,8 @@ def train_all(
             "time_unit_days": config.time_unit_days,
             **clv_training.params,
             **churn_training.params,
+            "churn_risk_thresholds": f"{low:.6g},{high:.6g}",
+            "churn_risk_basis": f"{basis}:{cuts[0]:g},{cuts[1]:g}",
         },
         input_examples={
             "segmentation": segment_table.head(5)[SEGMENT_INPUT_COLUMNS],

@@ -17,7 +17,7 @@ import joblib
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from models.churn import risk_band
+from models.churn.risk import band_of
 
 
 class CVMModel(PythonModel):  # type: ignore[misc]
@@ -45,7 +45,7 @@ def score(family: str, model: Any, features: pd.DataFrame) -> pd.DataFrame:
     if family == "churn":
         p = model.predict_proba(features[list(model.feature_names_in_)])[:, 1]
         return pd.DataFrame(
-            {"churn_probability": p, "risk_band": risk_band(p)}, index=features.index
+            {"churn_probability": p, "risk_band": band_of(model, p)}, index=features.index
         )
     if family in ("segmentation", "clv"):
         return model.predict(features)

@@ -13,7 +13,8 @@
 - :mod:`models.churn.fast_predict`: the serving fast path (compiled trees and blend).
 """
 
-from models.churn.classifier import RISK_BANDS, ChurnClassifier, risk_band
+from models.churn.classifier import ChurnClassifier
 from models.churn.labels import contract_split, time_split
+from models.churn.risk import RISK_BANDS, risk_band
 
 __all__ = ["RISK_BANDS", "ChurnClassifier", "contract_split", "risk_band", "time_split"]

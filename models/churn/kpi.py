@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.churn.classifier import risk_band
+from models.churn.risk import risk_band
 from models.exceptions import InvalidInputError
 from models.features import end_of_day
 
@@ -308,14 +308,18 @@ def churn_table(
 
 
 def value_at_risk(
-    churn_probability: pd.Series, clv: pd.Series, top: int | None = None
+    churn_probability: pd.Series,
+    clv: pd.Series,
+    top: int | None = None,
+    thresholds: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """P(churn) × CLV per customer, the high-value high-risk customers first.
 
     Both inputs are indexed by customer_id (customers missing from either are left out);
     negative CLV counts as 0. Sorted by ``value_at_risk`` descending, ties by CLV then
     probability. Columns: ``churn_probability``, ``risk_band``, ``clv``, ``value_at_risk``,
-    ``rank`` (1 = first to act on).
+    ``rank`` (1 = first to act on). ``thresholds``: the churn model's risk band thresholds
+    (:func:`models.churn.risk.thresholds_of`; None: the fixed ones of older models).
     """
     p = pd.to_numeric(pd.Series(churn_probability), errors="coerce")
     value = pd.to_numeric(pd.Series(clv), errors="coerce")
@@ -327,7 +331,7 @@ def value_at_risk(
         {"churn_probability": p.loc[common], "clv": value.loc[common]},
         index=common.rename("customer_id"),
     ).dropna()
-    frame.insert(1, "risk_band", risk_band(frame["churn_probability"].to_numpy()))
+    frame.insert(1, "risk_band", risk_band(frame["churn_probability"].to_numpy(), thresholds))
     frame["value_at_risk"] = frame["churn_probability"] * frame["clv"].clip(lower=0)
     frame = frame.sort_values(
         ["value_at_risk", "clv", "churn_probability"], ascending=False, kind="stable"

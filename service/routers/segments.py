@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from models import playbook as pb
+from models.churn.risk import churn_risk_scheme
 from service.deps import ReadyStoreDep
 from service.model_store import ModelStore
 from service.routers.customers import scoring_route
@@ -44,9 +45,13 @@ def segment(
     responses={503: {"model": ErrorResponse}},
 )
 def catalogue(store: ReadyStoreDep) -> dict:
-    loaded = store.get("segmentation")
+    loaded = store.snapshot()
     book = pb.load_playbook(store.settings.playbook)
-    return {"model_version": loaded.version, "schemes": loaded.estimator.catalogue(book)}
+    schemes = loaded["segmentation"].estimator.catalogue(book)
+    return {
+        "model_version": loaded["segmentation"].version,
+        "schemes": {**schemes, "churn_risk": churn_risk_scheme(loaded["churn"].estimator)},
+    }
 
 
 @scoring_route(
