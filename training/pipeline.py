@@ -142,6 +142,7 @@ def train_all(
         options=churn_options,
         step=step,
         drop_leaky=config.drop_leaky,
+        summary=summary,
     )
     churn = churn_training.model
     metrics.update(churn_training.metrics)

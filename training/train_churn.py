@@ -86,7 +86,11 @@ def train_churn(
     options: dict[str, Any],
     step: Callable[[str], None] = print,
     drop_leaky: bool = True,
+    summary: pd.DataFrame | None = None,
 ) -> ChurnTraining:
+    """Fit on the window before the latest, evaluate on the latest, refit on the latest (see
+    the module docstring). ``summary``: :func:`models.features.summarize` of ``transactions``
+    as of ``as_of`` when already computed (it gives today's features)."""
     h = pd.Timedelta(days=horizon_days)
     X_train, y_train, label_source = _split(transactions, customers, as_of - h, horizon_days)
     X_test, y_test, _ = _split(transactions, customers, as_of, horizon_days)
@@ -126,7 +130,7 @@ def train_churn(
     if label_source == "contract":
         features_now = X_test.reindex(columns=list(model.feature_names_in_))
     else:
-        features_now = churn_features(transactions, as_of, customers)
+        features_now = churn_features(transactions, as_of, customers, summary=summary)
     step(f"churn: final model refitted on the latest window ({len(y_test):,} customers)")
     return ChurnTraining(
         model=model,

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from models.churn.encoding import TableEncoder, as_frame
 from models.churn.evaluation import encoded_logistic_pipeline
@@ -31,8 +31,10 @@ __all__ = [
 
 # (band, lowest churn probability in it), in increasing order: the one home of the thresholds.
 RISK_BANDS: tuple[tuple[str, float], ...] = (("low", 0.0), ("medium", 0.3), ("high", 0.6))
-_CHUNK = 20  # boosting rounds added at a time while cross-fitting
 _PATIENCE = 60  # rounds without a better validation loss before a fold stops
+CV_MAX_ROWS = 20_000  # TODO measured
+SELECTION_MAX_ROWS = 50_000  # TODO
+FIT_MAX_ROWS: int | None = 500_000  # TODO learning curve
 
 
 def risk_band(probability: Any) -> np.ndarray:
@@ -92,6 +94,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         linear_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75),
         min_category_count: int = 5,
         random_state: int = 0,
+        cv_max_rows: int = CV_MAX_ROWS,
+        selection_max_rows: int = SELECTION_MAX_ROWS,
+        validation_fraction: float = 0.25,
+        fit_max_rows: int | None = FIT_MAX_ROWS,
     ):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -105,6 +111,10 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         self.linear_weights = linear_weights
         self.min_category_count = min_category_count
         self.random_state = random_state
+        self.cv_max_rows = cv_max_rows
+        self.selection_max_rows = selection_max_rows
+        self.validation_fraction = validation_fraction
+        self.fit_max_rows = fit_max_rows
 
     # --- parts ------------------------------------------------------------------------------
     def _booster(self, max_iter: int) -> HistGradientBoostingClassifier:
@@ -171,12 +181,19 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         minority = int(np.bincount(y_codes).min())
         folds = int(self.cv or 0)
         if folds >= 2 and minority >= folds:
-            self._cross_fit(encoded, binned, y_codes, folds)
+            splits, self.cross_fitted_ = self._selection_splits(y_codes, folds)
+            self.n_selection_rows_ = int(sum(len(t) + len(v) for t, v in splits[:1]))
+            self._select(encoded, binned, y_codes, splits, folds)
         else:  # too few of one class to cross-fit: plain boosting, uncalibrated
             self.n_iter_ = min(self.max_iter, 100)
             self.linear_weight_ = 0.0
             self.calibrator_ = None
             self.brier_uncalibrated_ = self.brier_calibrated_ = float("nan")
+            self.cross_fitted_, self.n_selection_rows_ = False, 0
+        rows = _stratified_sample(y_codes, self.fit_max_rows, self.random_state)
+        self.n_fit_rows_ = len(rows)
+        if len(rows) < len(y_codes):
+            encoded, binned, y_codes = encoded[rows], binned[rows], y_codes[rows]
         self.booster_ = self._booster(self.n_iter_).fit(
             binned, y_codes, sample_weight=self._weights(y_codes)
         )
@@ -194,24 +211,24 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         )
         return self
 
-    def _grow(self, train: np.ndarray, valid: np.ndarray, encoded: np.ndarray, y: np.ndarray):
-        """Boost on ``train`` in chunks while the ``valid`` loss improves; staged scores."""
-        booster = self._booster(_CHUNK)
-        booster.set_params(warm_start=True)
-        weights = self._weights(y[valid])
-        best, best_at, fitted = np.inf, 0, 0
-        while fitted < self.max_iter and fitted - best_at < _PATIENCE:
-            fitted = min(fitted + _CHUNK, self.max_iter)
-            booster.set_params(max_iter=fitted).fit(
-                encoded[train], y[train], sample_weight=self._weights(y[train])
-            )
-            fitted = booster.n_iter_
-            loss = _log_loss(y[valid], booster.decision_function(encoded[valid]), weights)
-            if loss < best - 1e-9:
-                best, best_at = loss, fitted
-            if booster.n_iter_ < booster.max_iter:  # no more split to make
-                break
-        return np.column_stack(list(booster.staged_decision_function(encoded[valid])))
+    def _grow(self, train: np.ndarray, valid: np.ndarray, binned: np.ndarray, y: np.ndarray):
+        """Boost on ``train`` while the ``valid`` loss improves (stopping after ``_PATIENCE``
+        rounds without a better loss, up to ``max_iter``); staged ``valid`` scores, one column
+        per round. The booster's own early stopping keeps the validation scores up to date
+        round by round, so nothing is refitted or re-predicted."""
+        booster = self._booster(self.max_iter)
+        booster.set_params(
+            early_stopping=True, n_iter_no_change=_PATIENCE, scoring="loss", tol=1e-9
+        )
+        booster.fit(
+            binned[train],
+            y[train],
+            sample_weight=self._weights(y[train]),
+            X_val=binned[valid],
+            y_val=y[valid],
+            sample_weight_val=self._weights(y[valid]),
+        )
+        return np.column_stack(list(booster.staged_decision_function(binned[valid])))
 
     def _weights(self, y: np.ndarray) -> np.ndarray:
         """Per-row weights of ``class_weight`` (None, "balanced" or "sqrt")."""
@@ -235,41 +252,81 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
                 )
         return out
 
-    def _cross_fit(
-        self, encoded: np.ndarray, binned: np.ndarray, y: np.ndarray, folds: int
+    def _selection_splits(
+        self, y: np.ndarray, folds: int
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], bool]:
+        """The (train, valid) row pairs model selection scores, and whether they cross-fit.
+
+        Up to ``cv_max_rows`` rows: ``folds`` stratified folds over all rows (every row gets an
+        out-of-fold score). Above: one stratified split, ``validation_fraction`` of the rows
+        held out, of a stratified sample of ``selection_max_rows`` rows when there are more.
+        """
+        n = len(y)
+        if n <= self.cv_max_rows:
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+            return list(splitter.split(np.zeros((n, 1)), y)), True
+        rows = _stratified_sample(y, self.selection_max_rows, self.random_state)
+        train, valid = train_test_split(
+            rows,
+            test_size=self.validation_fraction,
+            stratify=y[rows],
+            random_state=self.random_state,
+        )
+        return [(np.sort(train), np.sort(valid))], False
+
+    def _select(
+        self,
+        encoded: np.ndarray,
+        binned: np.ndarray,
+        y: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+        folds: int,
     ) -> None:
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
-        splits = list(splitter.split(encoded, y))
+        """Rounds, blend weight and calibration from the held-out scores of ``splits``."""
+        held = np.sort(np.concatenate([valid for _, valid in splits]))
+        y_held = y[held]
+        # positions in ``held`` of each split's rows (a cross-fit holds out every row)
+        places = [
+            (np.searchsorted(held, train[np.isin(train, held)]), np.searchsorted(held, valid))
+            for train, valid in splits
+        ]
         parts = [self._grow(train, valid, binned, y) for train, valid in splits]
         width = max(p.shape[1] for p in parts)
-        staged = np.zeros((len(y), width))
-        for (_, valid), part in zip(splits, parts, strict=True):
+        staged = np.zeros((len(held), width))
+        for (_, valid), part in zip(places, parts, strict=True):
             staged[valid, : part.shape[1]] = part
             staged[valid, part.shape[1] :] = part[:, -1:]  # a stopped fold stays where it was
-        losses = np.array([_log_loss(y, staged[:, k], self._weights(y)) for k in range(width)])
-        self.n_iter_ = int(np.argmin(losses)) + 1  # early stopping on the OOF loss
+        weights = self._weights(y_held)
+        losses = np.array([_log_loss(y_held, staged[:, k], weights) for k in range(width)])
+        self.n_iter_ = int(np.argmin(losses)) + 1  # early stopping on the held-out loss
         boosted = staged[:, self.n_iter_ - 1]
         scores = {0.0: boosted}
         if any(w > 0 for w in self.linear_weights):
-            linear = np.zeros(len(y))
-            for train, valid in splits:
+            linear = np.zeros(len(held))
+            for (train, valid), (_, place) in zip(splits, places, strict=True):
                 model = self._linear().fit(encoded[train], y[train])
-                linear[valid] = model.decision_function(encoded[valid])
+                linear[place] = model.decision_function(encoded[valid])
             for weight in self.linear_weights:
                 scores[float(weight)] = (1 - weight) * boosted + weight * linear
-        aucs = {weight: _auc(y, s) for weight, s in scores.items()}
+        aucs = {weight: _auc(y_held, s) for weight, s in scores.items()}
         self.linear_weight_ = max(aucs, key=lambda k: (round(aucs[k], 4), -k))
         self.oof_auc_ = aucs[self.linear_weight_]
         score = scores[self.linear_weight_]
-        # honest calibration check: calibrators cross-fitted on the out-of-fold scores
-        calibrated = np.empty(len(y))
-        for train, valid in splits:
+        # honest calibration check: calibrators cross-fitted on the held-out scores (on the
+        # cross-fit's own folds, or on folds of the validation rows)
+        if len(splits) > 1:
+            calibration_folds = places
+        else:
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+            calibration_folds = list(splitter.split(np.zeros((len(held), 1)), y_held))
+        calibrated = np.empty(len(held))
+        for train, valid in calibration_folds:
             calibrated[valid] = self._calibrate(
-                self._calibrator(score[train], y[train]), score[valid]
+                self._calibrator(score[train], y_held[train]), score[valid]
             )
-        self.brier_uncalibrated_ = float(np.mean((expit(score) - y) ** 2))
-        self.brier_calibrated_ = float(np.mean((calibrated - y) ** 2))
-        self.calibrator_ = self._calibrator(score, y)
+        self.brier_uncalibrated_ = float(np.mean((expit(score) - y_held) ** 2))
+        self.brier_calibrated_ = float(np.mean((calibrated - y_held) ** 2))
+        self.calibrator_ = self._calibrator(score, y_held)
         if self.calibration == "auto" and self.brier_calibrated_ > self.brier_uncalibrated_:
             self.calibrator_ = None  # the raw log-odds are already as well calibrated
             self.brier_calibrated_ = self.brier_uncalibrated_
@@ -399,6 +456,17 @@ def _quantile_edges(column: np.ndarray, max_bins: int = 255) -> np.ndarray | Non
         return None
     edges = np.percentile(values, np.linspace(0, 100, max_bins + 1)[1:-1], method="midpoint")
     return np.unique(edges)
+
+
+def _stratified_sample(y: np.ndarray, size: int | None, random_state: int) -> np.ndarray:
+    """Sorted row indices: all rows, or a class-stratified random sample of ``size`` rows."""
+    n = len(y)
+    if size is None or n <= size:
+        return np.arange(n)
+    rows, _ = train_test_split(
+        np.arange(n), train_size=int(size), stratify=y, random_state=random_state
+    )
+    return np.sort(rows)
 
 
 def _log_loss(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> float:
