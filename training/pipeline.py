@@ -148,7 +148,7 @@ def train_all(
     metrics.update(churn_training.metrics)
     figures.update(churn_training.figures)
     features_now = churn_training.features_now.reindex(columns=list(churn.feature_names_in_))
-    churn_p = churn.predict_proba(features_now)[:, 1]
+    churn_p = churn.predict_proba(features_now.head(5))[:, 1]  # the output example
     h = config.churn_horizon_days
 
     examples = summary.head(5)

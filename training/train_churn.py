@@ -107,7 +107,8 @@ def train_churn(
             )
     holdout_model = ChurnClassifier(**options).fit(X_train, y_train)
     columns = list(holdout_model.feature_names_in_)
-    p_test = holdout_model.predict_proba(X_test.reindex(columns=columns))[:, 1]
+    score_test = holdout_model.raw_score(holdout_model.encode(X_test.reindex(columns=columns)))
+    p_test = holdout_model.probability_from_score(score_test)
     baseline = LogisticBaseline().fit(X_train, y_train)
     p_baseline = baseline.predict_proba(X_test.reindex(columns=list(baseline.feature_names_in_)))[
         :, 1
@@ -117,7 +118,7 @@ def train_churn(
     metrics.update(
         {k.replace("churn_", "churn_baseline_", 1): v for k, v in baseline_metrics.items()}
     )
-    check = calibration_check(holdout_model, X_test.reindex(columns=columns), y_test)
+    check = calibration_check(holdout_model, None, y_test, score=score_test)
     metrics["churn_brier_uncalibrated"] = float(check["brier_uncalibrated"])
     metrics["churn_calibration_ok"] = float(bool(check["calibration_ok"]))
     step(

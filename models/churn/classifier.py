@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from models.churn.encoding import TableEncoder, as_frame
-from models.churn.evaluation import encoded_logistic_pipeline
+from models.churn.evaluation import encoded_logistic_pipeline, stratified_rows
 from models.churn.fast_predict import SMALL_BATCH, CompiledBins, CompiledForest, CompiledLogistic
 from models.exceptions import InvalidInputError, NotFittedError
 
@@ -32,9 +32,18 @@ __all__ = [
 # (band, lowest churn probability in it), in increasing order: the one home of the thresholds.
 RISK_BANDS: tuple[tuple[str, float], ...] = (("low", 0.0), ("medium", 0.3), ("high", 0.6))
 _PATIENCE = 60  # rounds without a better validation loss before a fold stops
-CV_MAX_ROWS = 20_000  # TODO measured
-SELECTION_MAX_ROWS = 50_000  # TODO
-FIT_MAX_ROWS: int | None = 500_000  # TODO learning curve
+# Model selection (rounds, blend weight, calibration) cross-fits up to CV_MAX_ROWS training
+# rows and uses one stratified validation split above, on a sample of at most
+# SELECTION_MAX_ROWS rows. Holdout ROC AUC of cross-fitting minus one split (mean of three
+# samples; synthetic purchase-gap churn / telecom-like table): 2,000 rows +0.003 / +0.000;
+# 5,000 +0.002 / +0.000; 10,000 +0.000 / +0.001; 20,000 +0.000 / +0.000.
+CV_MAX_ROWS = 20_000
+SELECTION_MAX_ROWS = 50_000
+# The final booster and logistic blend are fitted on at most FIT_MAX_ROWS rows (a stratified
+# sample). Learning curve, synthetic purchase-gap churn (1,000,000 customers, the latest window
+# as holdout), selection on 50,000 rows, holdout ROC AUC by final-fit rows: 10,000 0.8255;
+# 30,000 0.8307; 100,000 0.8326; 300,000 0.8333; 1,000,000 0.8335.
+FIT_MAX_ROWS: int | None = 300_000
 
 
 def risk_band(probability: Any) -> np.ndarray:
@@ -190,7 +199,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             self.calibrator_ = None
             self.brier_uncalibrated_ = self.brier_calibrated_ = float("nan")
             self.cross_fitted_, self.n_selection_rows_ = False, 0
-        rows = _stratified_sample(y_codes, self.fit_max_rows, self.random_state)
+        rows = stratified_rows(y_codes, self.fit_max_rows, self.random_state)
         self.n_fit_rows_ = len(rows)
         if len(rows) < len(y_codes):
             encoded, binned, y_codes = encoded[rows], binned[rows], y_codes[rows]
@@ -265,7 +274,7 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         if n <= self.cv_max_rows:
             splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
             return list(splitter.split(np.zeros((n, 1)), y)), True
-        rows = _stratified_sample(y, self.selection_max_rows, self.random_state)
+        rows = stratified_rows(y, self.selection_max_rows, self.random_state)
         train, valid = train_test_split(
             rows,
             test_size=self.validation_fraction,
@@ -456,17 +465,6 @@ def _quantile_edges(column: np.ndarray, max_bins: int = 255) -> np.ndarray | Non
         return None
     edges = np.percentile(values, np.linspace(0, 100, max_bins + 1)[1:-1], method="midpoint")
     return np.unique(edges)
-
-
-def _stratified_sample(y: np.ndarray, size: int | None, random_state: int) -> np.ndarray:
-    """Sorted row indices: all rows, or a class-stratified random sample of ``size`` rows."""
-    n = len(y)
-    if size is None or n <= size:
-        return np.arange(n)
-    rows, _ = train_test_split(
-        np.arange(n), train_size=int(size), stratify=y, random_state=random_state
-    )
-    return np.sort(rows)
 
 
 def _log_loss(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> float:

@@ -207,18 +207,21 @@ def test_one_pass_silhouette_equals_sklearn_for_every_k():
 
 
 @pytest.mark.parametrize("k", [3, 5])
-def test_k_search_on_a_sample_then_refined_on_every_customer(k):
+def test_k_search_on_a_sample_then_every_customer_joins_the_nearest_centre(k):
     data, truth = blobs(k, seed=50 + k, sizes=[500] * k)
     sampled = model(fit_sample_size=400, sample_size=200).fit(data)
     assert sampled.search_size_ == 400 < len(data)
     assert sampled.n_clusters_ == k
     assert adjusted_rand_score(truth, sampled.labels_) == pytest.approx(1.0)
     assert sampled.profiles_["size"].tolist() == [500] * k
-    # the refined centres are the clusters' means: training labels are what predict gives
     np.testing.assert_array_equal(sampled.labels_, sampled.predict(data)["cluster"].to_numpy())
     full = model(sample_size=200).fit(data)
     assert full.search_size_ == len(data)
-    np.testing.assert_allclose(sampled.centers_, full.centers_, atol=1e-9)
+    # the sample's centres lie within sampling error of those found on every customer
+    from scipy.spatial.distance import cdist
+
+    gaps = cdist(sampled.centers_, full.centers_)
+    assert (gaps.min(axis=1) < 0.3).all() and len(set(gaps.argmin(axis=1))) == k  # apart: ~2.9
 
 
 @pytest.mark.parametrize("k", [3, 4, 5, 6])
