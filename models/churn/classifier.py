@@ -44,6 +44,13 @@ SELECTION_MAX_ROWS = 50_000
 # as holdout), selection on 50,000 rows, holdout ROC AUC by final-fit rows: 10,000 0.8255;
 # 30,000 0.8307; 100,000 0.8326; 300,000 0.8333; 1,000,000 0.8335.
 FIT_MAX_ROWS: int | None = 300_000
+# Settings added after models were first saved: their defaults when an older model is loaded.
+_ADDED_SETTINGS: dict[str, Any] = {
+    "cv_max_rows": CV_MAX_ROWS,
+    "selection_max_rows": SELECTION_MAX_ROWS,
+    "validation_fraction": 0.25,
+    "fit_max_rows": FIT_MAX_ROWS,
+}
 
 
 def risk_band(probability: Any) -> np.ndarray:
@@ -69,12 +76,19 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
       are ignored (``feature_kinds_``).
     - Any two-class target (0/1, "Yes"/"No", booleans); ``classes_`` is sorted and the second
       class is the positive one, as in scikit-learn.
-    - One ``cv``-fold stratified cross-fit on the training rows gives out-of-fold scores that
-      choose the number of boosting rounds (``n_iter_``: early stopping on the out-of-fold log
-      loss, up to ``max_iter``), the weight of a logistic regression blended into the log-odds
-      (``linear_weight_`` from ``linear_weights`` by out-of-fold ROC AUC; ``(0.0,)`` gives
-      pure boosting; on near-additive tables such as telecom churn the blend adds AUC) and the
-      calibration map. The final booster and logistic model are then refitted on all rows.
+    - Model selection on held-out scores: up to ``cv_max_rows`` training rows, a ``cv``-fold
+      stratified cross-fit (every row gets an out-of-fold score); above, one stratified split
+      (``validation_fraction`` held out) of a stratified sample of at most
+      ``selection_max_rows`` rows, where cross-fitting no longer adds measurable AUC (see
+      :data:`CV_MAX_ROWS`). The held-out scores choose the number of boosting rounds
+      (``n_iter_``: early stopping on the held-out log loss, up to ``max_iter``; each booster
+      stops ``_PATIENCE`` rounds after its best), the weight of a logistic regression blended
+      into the log-odds (``linear_weight_`` from ``linear_weights`` by held-out ROC AUC;
+      ``(0.0,)`` gives pure boosting; on near-additive tables such as telecom churn the blend
+      adds AUC) and the calibration map. The final booster and logistic model are then fitted
+      on all rows, or on a stratified sample of ``fit_max_rows`` rows above that (the learning
+      curve at :data:`FIT_MAX_ROWS`; None: all rows). ``cross_fitted_``,
+      ``n_selection_rows_`` and ``n_fit_rows_`` record what was done.
     - Calibration: ``"sigmoid"`` (Platt) or ``"isotonic"`` on the out-of-fold log-odds;
       ``"auto"`` uses sigmoid only when it lowers the cross-fitted out-of-fold Brier score.
       ``brier_uncalibrated_`` / ``brier_calibrated_`` are those out-of-fold Brier scores
@@ -159,7 +173,8 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
 
     # --- estimator --------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> ChurnClassifier:
-        """Cross-fit, choose rounds / blend / calibration, refit on all rows; returns self."""
+        """Choose rounds / blend / calibration on held-out scores, fit the final model on all
+        rows (at most ``fit_max_rows``); returns self."""
         X = as_frame(X)
         y_arr = np.asarray(y)
         if len(y_arr) != len(X):
@@ -387,6 +402,11 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
         not)."""
         self.compiled_ = self._compiled() is not None
         return self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for key, value in _ADDED_SETTINGS.items():  # models saved before these settings
+            self.__dict__.setdefault(key, value)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

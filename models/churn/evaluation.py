@@ -194,6 +194,10 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
         self.C = C
         self.max_rows = max_rows
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("max_rows", 200_000)  # baselines saved before the setting
+
     def fit(self, X: Any, y: Any) -> LogisticBaseline:
         X = as_frame(X)
         self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)

@@ -245,6 +245,10 @@ class BehaviourClusters(BaseEstimator):
         self.trait_threshold = trait_threshold
         self.max_traits = max_traits
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("fit_sample_size", FIT_SAMPLE_SIZE)  # models saved before it
+
     # --- features -------------------------------------------------------------------------
     def _raw(self, table: pd.DataFrame, features: list[str]) -> np.ndarray:
         require_columns(table, features)
