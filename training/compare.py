@@ -35,7 +35,13 @@ def holdout_metrics(
     """Gate metrics of ``models`` (by family) on the holdout of the given data."""
     out: dict[str, float] = {}
     if models.get("churn") is not None:
-        X, y = time_split(transactions, as_of, horizon_days=churn_horizon_days, customers=customers)
+        X, y = time_split(
+            transactions,
+            as_of,
+            horizon_days=churn_horizon_days,
+            customers=customers,
+            features="churn",  # the features the churn models are trained on
+        )
         churn = models["churn"]
         p = churn.predict_proba(X.reindex(columns=list(churn.feature_names_in_)))[:, 1]
         out.update(evaluate.churn_metrics(y.to_numpy(), p))
