@@ -56,7 +56,13 @@ class Holdout:
         churn_horizon_days: int,
         clv_holdout_days: int,
     ) -> Holdout:
-        X, y = time_split(transactions, as_of, horizon_days=churn_horizon_days, customers=customers)
+        X, y = time_split(
+            transactions,
+            as_of,
+            horizon_days=churn_horizon_days,
+            customers=customers,
+            features="churn",  # the features the churn models are trained on
+        )
         start = as_of - pd.Timedelta(days=clv_holdout_days)
         calibration = summarize(transactions, start)
         actual = purchase_days_between(transactions, start, as_of).reindex(calibration.index)

@@ -31,6 +31,9 @@ Progress = Callable[[str], None]
 # The segmentation pyfunc takes the whole summary plus P(alive) from the CLV model; the CLV
 # pyfunc takes models.clv.CLV_INPUT_COLUMNS.
 SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
+# Customers whose churn scores place the risk-band cuts (quantiles: 200,000 place them to
+# well under 0.01 of a probability; band sizes of a sample are scaled to all customers).
+BAND_SAMPLE = 200_000
 
 
 @dataclass
@@ -158,14 +161,21 @@ def train_all(
             options=churn_options,
             step=step,
             drop_leaky=config.drop_leaky,
+            summary=summary,
         )
     churn = churn_training.model
     metrics.update(churn_training.metrics)
     figures.update(churn_training.figures)
     features_now = churn_training.features_now.reindex(columns=list(churn.feature_names_in_))
-    churn_p = churn.predict_proba(features_now)[:, 1]
+    churn_p = churn.predict_proba(features_now.head(5))[:, 1]  # the output example
+    # Risk bands: quantiles of the scores of the customers served (at most BAND_SAMPLE of them)
+    band_rows = features_now
+    if len(band_rows) > BAND_SAMPLE:
+        band_rows = band_rows.sample(BAND_SAMPLE, random_state=config.random_state)
     basis, cuts = config.risk_bands
-    low, high = fit_bands(churn, churn_p, basis, cuts)
+    low, high = fit_bands(churn, churn.predict_proba(band_rows)[:, 1], basis, cuts)
+    scale = len(features_now) / max(len(band_rows), 1)  # sizes of a sample: scaled to all
+    churn.risk_band_sizes_ = {b: int(round(n * scale)) for b, n in churn.risk_band_sizes_.items()}
     for band, size in churn.risk_band_sizes_.items():
         metrics[f"churn_band_{band}_customers"] = float(size)
     step(

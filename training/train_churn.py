@@ -86,7 +86,11 @@ def train_churn(
     options: dict[str, Any],
     step: Callable[[str], None] = print,
     drop_leaky: bool = True,
+    summary: pd.DataFrame | None = None,
 ) -> ChurnTraining:
+    """Fit on the window before the latest, evaluate on the latest, refit on the latest (see
+    the module docstring). ``summary``: :func:`models.features.summarize` of ``transactions``
+    as of ``as_of`` when already computed (it gives today's features)."""
     h = pd.Timedelta(days=horizon_days)
     X_train, y_train, label_source = _split(transactions, customers, as_of - h, horizon_days)
     X_test, y_test, _ = _split(transactions, customers, as_of, horizon_days)
@@ -103,7 +107,8 @@ def train_churn(
             )
     holdout_model = ChurnClassifier(**options).fit(X_train, y_train)
     columns = list(holdout_model.feature_names_in_)
-    p_test = holdout_model.predict_proba(X_test.reindex(columns=columns))[:, 1]
+    score_test = holdout_model.raw_score(holdout_model.encode(X_test.reindex(columns=columns)))
+    p_test = holdout_model.probability_from_score(score_test)
     baseline = LogisticBaseline().fit(X_train, y_train)
     p_baseline = baseline.predict_proba(X_test.reindex(columns=list(baseline.feature_names_in_)))[
         :, 1
@@ -113,7 +118,7 @@ def train_churn(
     metrics.update(
         {k.replace("churn_", "churn_baseline_", 1): v for k, v in baseline_metrics.items()}
     )
-    check = calibration_check(holdout_model, X_test.reindex(columns=columns), y_test)
+    check = calibration_check(holdout_model, None, y_test, score=score_test)
     metrics["churn_brier_uncalibrated"] = float(check["brier_uncalibrated"])
     metrics["churn_calibration_ok"] = float(bool(check["calibration_ok"]))
     step(
@@ -126,7 +131,7 @@ def train_churn(
     if label_source == "contract":
         features_now = X_test.reindex(columns=list(model.feature_names_in_))
     else:
-        features_now = churn_features(transactions, as_of, customers)
+        features_now = churn_features(transactions, as_of, customers, summary=summary)
     step(f"churn: final model refitted on the latest window ({len(y_test):,} customers)")
     return ChurnTraining(
         model=model,

@@ -98,9 +98,15 @@ def plot_rfm_heatmap(labels: pd.DataFrame) -> Figure:
     return finish(fig, ax, "F score", "R score")
 
 
+# The value-matrix scatter draws at most this many customers (a random sample beyond).
+SCATTER_POINTS = 20_000
+
+
 def plot_value_matrix(labels: pd.DataFrame, model: CustomerSegments) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 5))
     rng = np.random.default_rng(0)
+    if len(labels) > SCATTER_POINTS:
+        labels = labels.iloc[np.sort(rng.choice(len(labels), SCATTER_POINTS, replace=False))]
     for value_type, group in labels.groupby("value_type"):
         jitter = rng.uniform(-0.3, 0.3, len(group))
         ax.scatter(

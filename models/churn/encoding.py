@@ -67,8 +67,30 @@ def frame_columns(frame: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def _distinct(column: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """``(codes, distinct values)`` of a column with repeated values (missing: code -1), so
+    that text is cleaned and parsed once per distinct value; None when most values differ."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if 2 * len(uniques) > len(column):
+        return None
+    return codes, pd.Series(uniques, dtype=column.dtype)
+
+
+def _spread(values: pd.Series, codes: np.ndarray, like: pd.Series) -> pd.Series:
+    """Per-distinct-value results back on the rows of ``like`` (code -1: missing)."""
+    return pd.Series(values.array.take(codes, allow_fill=True), index=like.index, name=like.name)
+
+
 def _clean_text(column: pd.Series) -> pd.Series:
     """Stripped text with blanks and missing-value tokens as NA."""
+    distinct = _distinct(column)
+    if distinct is not None:
+        codes, uniques = distinct
+        return _spread(_clean_text_rows(uniques), codes, column)
+    return _clean_text_rows(column)
+
+
+def _clean_text_rows(column: pd.Series) -> pd.Series:
     text = column.astype("string").str.strip()
     return text.mask(text.str.lower().isin(NA_TOKENS))
 
@@ -88,7 +110,17 @@ def coerce_numeric(column: pd.Series) -> pd.Series | None:
         return days.astype(float)
     if isinstance(column.dtype, pd.CategoricalDtype):
         return None
-    text = _clean_text(column)
+    distinct = _distinct(column)
+    if distinct is not None:
+        codes, uniques = distinct
+        parsed = _parse_numbers(uniques)
+        return None if parsed is None else _spread(parsed, codes, column)
+    return _parse_numbers(column)
+
+
+def _parse_numbers(column: pd.Series) -> pd.Series | None:
+    """Text as floats (see :func:`coerce_numeric`), or None when some cell is not a number."""
+    text = _clean_text_rows(column)
     present = text.notna()
     if not present.any():
         return pd.Series(np.nan, index=column.index, name=column.name)

@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn import metrics as skm
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -113,20 +115,36 @@ def compare_models(y_true: Any, probabilities: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
-def calibration_check(model: Any, X: Any, y_true: Any) -> dict[str, float | bool]:
+def calibration_check(
+    model: Any, X: Any, y_true: Any, *, score: np.ndarray | None = None
+) -> dict[str, float | bool]:
     """Holdout Brier of a fitted ChurnClassifier with and without its calibration.
 
     Returns ``brier_calibrated``, ``brier_uncalibrated`` and ``calibration_ok`` (calibrated no
-    worse). ``y_true`` holds the model's class labels (or 0/1 with 1 = churn).
+    worse). ``y_true`` holds the model's class labels (or 0/1 with 1 = churn). ``score``:
+    ``model.raw_score(model.encode(X))`` when already computed (X is then not read).
     """
     y = _as_binary(y_true, model.classes_)
-    calibrated = float(skm.brier_score_loss(y, model.predict_proba(X)[:, 1]))
-    raw = float(skm.brier_score_loss(y, model.predict_proba_uncalibrated(X)[:, 1]))
+    if score is None:
+        score = model.raw_score(model.encode(X))
+    calibrated = float(skm.brier_score_loss(y, model.probability_from_score(score)))
+    raw = float(skm.brier_score_loss(y, expit(score)))
     return {
         "brier_calibrated": calibrated,
         "brier_uncalibrated": raw,
         "calibration_ok": calibrated <= raw,
     }
+
+
+def stratified_rows(y: np.ndarray, size: int | None, random_state: int) -> np.ndarray:
+    """Sorted row indices: all rows, or a class-stratified random sample of ``size`` rows."""
+    n = len(y)
+    if size is None or n <= size:
+        return np.arange(n)
+    rows, _ = train_test_split(
+        np.arange(n), train_size=int(size), stratify=y, random_state=random_state
+    )
+    return np.sort(rows)
 
 
 def _as_binary(y_true: Any, classes: np.ndarray) -> np.ndarray:
@@ -167,11 +185,18 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
     """The logistic-regression baseline: same raw-table handling as ChurnClassifier.
 
     Takes the raw mixed-type DataFrame and any two-class target; see
-    :func:`encoded_logistic_pipeline` for the model.
+    :func:`encoded_logistic_pipeline` for the model. Tables longer than ``max_rows`` are fitted
+    on a class-stratified random sample of that many rows (a linear model of a few dozen
+    coefficients gains nothing measurable from more; None: every row).
     """
 
-    def __init__(self, C: float = 0.5):
+    def __init__(self, C: float = 0.5, max_rows: int | None = 200_000):
         self.C = C
+        self.max_rows = max_rows
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("max_rows", 200_000)  # baselines saved before the setting
 
     def fit(self, X: Any, y: Any) -> LogisticBaseline:
         X = as_frame(X)
@@ -180,6 +205,9 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
             raise InvalidInputError("the baseline needs exactly two classes in y", field="y")
         self.feature_names_in_ = np.array(list(X.columns), dtype=object)
         self.n_features_in_ = X.shape[1]
+        rows = stratified_rows(codes, self.max_rows, 0)
+        if len(rows) < len(codes):
+            X, codes = X.iloc[rows], codes[rows]
         self.encoder_ = TableEncoder().fit(X)
         self.pipeline_ = encoded_logistic_pipeline(self.encoder_.kinds_, self.C)
         self.pipeline_.fit(self.encoder_.transform(X), codes)

@@ -137,11 +137,33 @@ def churn_features_from_summary(
     return out.join(attributes.drop(columns=[c for c in _DATED if c in attributes]))
 
 
+# Up to this many distinct channels the main channel is counted in one customers × channels
+# array; beyond (free-text channels), by a group-by.
+_DENSE_CHANNELS = 64
+
+
 def _main_channel(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd.Series:
+    """Each customer's channel of most purchases up to ``cutoff`` (ties: the first channel in
+    alphabetical order), indexed by customer id."""
     stamps = pd.to_datetime(transactions["timestamp"])
     rows = transactions.loc[stamps <= cutoff, ["customer_id", "channel"]].dropna()
     if rows.empty:
         return pd.Series(dtype="str", name="main_channel")
+    channel, channels = pd.factorize(rows["channel"])
+    if len(channels) <= _DENSE_CHANNELS and pd.api.types.is_string_dtype(rows["channel"]):
+        customer, customers = pd.factorize(rows["customer_id"].astype(str))
+        ranked = np.argsort(np.asarray(channels, dtype=object), kind="stable")
+        rank = np.empty(len(channels), dtype=np.int64)
+        rank[ranked] = np.arange(len(channels))
+        per_channel = np.bincount(
+            customer * len(channels) + rank[channel], minlength=len(customers) * len(channels)
+        ).reshape(len(customers), len(channels))
+        best = np.asarray(channels, dtype=object)[ranked][per_channel.argmax(axis=1)]
+        return pd.Series(
+            pd.array(best, dtype="str"),
+            index=pd.Index(customers, dtype="str", name="customer_id"),
+            name="main_channel",
+        )
     rows = rows.assign(customer_id=rows["customer_id"].astype(str), channel=rows["channel"])
     counts = rows.groupby(["customer_id", "channel"], sort=True).size().reset_index(name="n")
     counts = counts.sort_values(["customer_id", "n", "channel"], ascending=[True, False, True])
@@ -157,15 +179,18 @@ def churn_features(
     customers: pd.DataFrame | None = None,
     *,
     trend_window_days: int = 90,
+    summary: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Churn features as of the end of ``as_of`` for every customer who bought by then.
 
     Computed from purchases up to ``as_of`` only (later ones cannot change a value), the
     customer table's attributes, and ``main_channel`` when transactions have ``channel``.
-    Indexed by ``customer_id``, sorted.
+    Indexed by ``customer_id``, sorted. ``summary``: :func:`models.features.summarize` of
+    the same transactions as of the same date and trend window, when already computed.
     """
     cutoff = end_of_day(as_of)
-    summary = summarize(transactions, cutoff, trend_window_days=trend_window_days)
+    if summary is None:
+        summary = summarize(transactions, cutoff, trend_window_days=trend_window_days)
     out = churn_features_from_summary(
         summary, customers, cutoff, trend_window_days=trend_window_days
     )

@@ -45,10 +45,8 @@ def time_split(
         X = customer_features(summarize(transactions, cutoff), customers)
     stamps = pd.to_datetime(transactions["timestamp"])
     window = (stamps > cutoff) & (stamps <= end_of_day(as_of))
-    buyers = set(transactions.loc[window, "customer_id"].astype(str))
-    y = pd.Series(
-        [0 if cid in buyers else 1 for cid in X.index], index=X.index, name="churned", dtype=int
-    )
+    buyers = transactions.loc[window, "customer_id"].astype(str).unique()
+    y = pd.Series((~X.index.astype(str).isin(buyers)).astype(int), index=X.index, name="churned")
     return X, y
 
 

@@ -68,5 +68,6 @@ def check_not_empty(table: pd.DataFrame, model: Any) -> None:
 
 def sizes(labels: Iterable[Any], order: Iterable[Any]) -> dict[Any, int]:
     """``{label: count}`` for every label of ``order`` (zero included), in that order."""
-    counts = pd.Series(list(labels), dtype=object).value_counts()
+    column = labels if isinstance(labels, pd.Series | np.ndarray) else list(labels)
+    counts = pd.Series(column).value_counts()
     return {label: int(counts.get(label, 0)) for label in order}

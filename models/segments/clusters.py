@@ -3,7 +3,11 @@
 As in banks' mobile-app segmentation: behaviour features per customer, K-means for
 K = ``k_min`` .. ``k_max`` (2..10), K chosen by the highest mean silhouette coefficient
 (computed on a fixed random sample of ``sample_size`` customers when there are more, since the
-exact silhouette is quadratic in the number of customers). Count, money and day features are
+exact silhouette is quadratic in the number of customers; one pass over that sample's pairwise
+distances scores every K). With more than ``fit_sample_size`` customers the K search runs on
+a fixed random sample of that many (the silhouette sample is part of it) and every customer
+then joins the nearest centre of the chosen K, so the cost of the search does not grow with
+the data. Count, money and day features are
 log-scaled (sign · log(1 + |x|)) before standardising, so that a few very large customers do
 not pull the centroids (K-means is sensitive to outliers); missing values
 are imputed with the training median.
@@ -34,7 +38,6 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 
 from models.exceptions import InvalidInputError
 from models.segments.base import check_fitted, check_not_empty, require_columns, values
@@ -47,6 +50,12 @@ DEFAULT_BEHAVIOUR_FEATURES: tuple[str, ...] = (
     "n_channels",
     "activity_trend",
 )
+# K is searched on a random sample of this many customers when there are more; every customer
+# then joins the nearest centre of the chosen K (Lloyd iterations on all customers from these
+# centres can drift to a worse local optimum: silhouette 0.264 instead of 0.303 on the 1 M
+# synthetic set). On 1,000,000 synthetic customers the search took about 10 s on 50,000
+# customers and 150 s on all (which chose K = 3, silhouette 0.282; the sample: K = 2, 0.303).
+FIT_SAMPLE_SIZE = 50_000
 # Skewed non-negative (or signed money) columns of the summary that are log-scaled.
 LOG_SCALED: frozenset[str] = frozenset(
     {
@@ -117,6 +126,60 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
+def _silhouette_scores(
+    z: np.ndarray, labelings: dict[int, np.ndarray], chunk: int = 512
+) -> dict[int, float]:
+    """Mean silhouette coefficient of each labelling of the rows of ``z``, as
+    ``sklearn.metrics.silhouette_score`` computes it (labellings with fewer than two clusters,
+    or as many clusters as rows, are left out), from one pass over the pairwise distances:
+    each chunk of rows' distances to all rows is multiplied by the one-hot matrix of every
+    labelling at once, which gives each row's summed distance to each cluster."""
+    n = len(z)
+    usable = {k: lab for k, lab in labelings.items() if 2 <= len(np.unique(lab)) <= n - 1}
+    if not usable:
+        return {}
+    codes, offsets, total = [], [], 0
+    for lab in usable.values():
+        kinds, inverse = np.unique(lab, return_inverse=True)
+        codes.append(inverse + total)
+        offsets.append((total, len(kinds)))
+        total += len(kinds)
+    onehot = np.zeros((n, total))
+    for code in codes:
+        onehot[np.arange(n), code] = 1.0
+    sums = np.empty((n, total))
+    squares = np.einsum("ij,ij->i", z, z)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        d2 = squares[start:stop, None] + squares[None, :] - 2.0 * (z[start:stop] @ z.T)
+        distances = np.sqrt(np.maximum(d2, 0.0))
+        distances[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        sums[start:stop] = distances @ onehot
+    rows = np.arange(n)
+    out = {}
+    for k, code, (offset, width) in zip(usable, codes, offsets, strict=True):
+        block = sums[:, offset : offset + width]
+        own = code - offset
+        sizes = onehot[:, offset : offset + width].sum(axis=0)
+        own_size = sizes[own]
+        intra = block[rows, own] / np.maximum(own_size - 1, 1)
+        means = block / sizes
+        means[rows, own] = np.inf
+        inter = means.min(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = (inter - intra) / np.maximum(intra, inter)
+        score = np.where(own_size > 1, np.nan_to_num(score), 0.0)
+        out[k] = float(score.mean())
+    return out
+
+
+def _nearest(z: np.ndarray, centers: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    """Index of the nearest centre of each row (in chunks of rows: bounded memory)."""
+    return np.concatenate(
+        [cdist(z[i : i + chunk], centers).argmin(axis=1) for i in range(0, len(z), chunk)]
+    )
+
+
 def _reference_state(model: Any) -> dict[str, Any]:
     """The plain-data centroid reference of a fitted model (or such a dict itself)."""
     if isinstance(model, dict):
@@ -136,6 +199,8 @@ class BehaviourClusters(BaseEstimator):
       :data:`LOG_SCALED`.
     - ``sample_size``: customers in the silhouette sample when there are more.
     - ``n_init``, ``random_state``: K-means restarts and seed (fits are reproducible).
+    - ``fit_sample_size``: customers the K search runs on when there are more (every
+      customer then joins the nearest centre found on that sample).
     - ``reference``: a fitted champion (or its :meth:`centroid_reference`) whose ids the
       new clusters take. ``sklearn.base.clone`` would clone a model given here unfitted; pass
       ``champion.centroid_reference()`` or call :meth:`align_to` when cloning.
@@ -144,7 +209,8 @@ class BehaviourClusters(BaseEstimator):
 
     Fitted: ``n_clusters_``, ``labels_`` (training ids), ``cluster_ids_``, ``centers_``
     (standardised, one row per id of ``cluster_ids_``), ``silhouette_scores_`` ({K: mean
-    silhouette}, for the curve), ``silhouette_`` (of the chosen K), ``profiles_``
+    silhouette}, for the curve), ``silhouette_`` (of the chosen K), ``search_size_``
+    (customers the K search ran on), ``profiles_``
     (DataFrame by id: ``name``, ``traits``, ``size``, ``share`` and feature means in original
     units), ``names_`` and ``traits_`` (by id), ``segment_sizes_`` (id → customers),
     ``features_``, ``alignment_`` (None without reference).
@@ -161,6 +227,7 @@ class BehaviourClusters(BaseEstimator):
         log_features: list[str] | tuple[str, ...] | None = None,
         sample_size: int = 10_000,
         n_init: int = 4,
+        fit_sample_size: int = FIT_SAMPLE_SIZE,
         random_state: int = 0,
         reference: Any = None,
         trait_threshold: float = 0.5,
@@ -172,10 +239,15 @@ class BehaviourClusters(BaseEstimator):
         self.log_features = log_features
         self.sample_size = sample_size
         self.n_init = n_init
+        self.fit_sample_size = fit_sample_size
         self.random_state = random_state
         self.reference = reference
         self.trait_threshold = trait_threshold
         self.max_traits = max_traits
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("fit_sample_size", FIT_SAMPLE_SIZE)  # models saved before it
 
     # --- features -------------------------------------------------------------------------
     def _raw(self, table: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -201,6 +273,10 @@ class BehaviourClusters(BaseEstimator):
             raise InvalidInputError("need 2 <= k_min <= k_max", field="k_min")
         if self.sample_size < 2:
             raise InvalidInputError("sample_size must be >= 2", field="sample_size")
+        if self.fit_sample_size < self.k_min + 1:
+            raise InvalidInputError(
+                "fit_sample_size must be larger than k_min", field="fit_sample_size"
+            )
         wanted = list(DEFAULT_BEHAVIOUR_FEATURES if self.features is None else self.features)
         if not wanted:
             raise InvalidInputError("features must name at least one column", field="features")
@@ -225,33 +301,45 @@ class BehaviourClusters(BaseEstimator):
         z = (scaled - self.mean_) / self.scale_
 
         n = len(z)
-        k_max = min(self.k_max, n - 1)
+        k_max = min(self.k_max, n - 1, self.fit_sample_size - 1)
         if k_max < self.k_min:
             raise InvalidInputError(
                 f"need at least {self.k_min + 1} customers to compare {self.k_min} clusters"
             )
-        sample = self.sample_size if n > self.sample_size else None
-        self.silhouette_scores_: dict[int, float] = {}
-        best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+        # Search K on a fixed random sample of ``fit_sample_size`` customers; the silhouette
+        # sample is the first ``sample_size`` of them (sklearn's silhouette_score sample).
+        order = np.random.RandomState(self.random_state).permutation(n)
+        if n > self.fit_sample_size:
+            sampled = np.sort(order[: self.fit_sample_size])
+            probe = order[: min(self.sample_size, self.fit_sample_size)]
+            probe_at = np.searchsorted(sampled, probe)
+            search: np.ndarray | None = sampled
+            z_search = z[sampled]
+        else:
+            search, z_search = None, z
+            probe = order[: self.sample_size] if n > self.sample_size else np.arange(n)
+            probe_at = probe
+        self.search_size_ = len(z_search)
+        fits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for k in range(self.k_min, k_max + 1):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # fewer distinct points than k
                 km = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state)
-                labels = km.fit_predict(z)
-            if len(np.unique(labels)) < k:
-                continue  # degenerate: K-means found fewer than k distinct clusters
-            try:
-                score = float(
-                    silhouette_score(z, labels, sample_size=sample, random_state=self.random_state)
-                )
-            except ValueError:  # the sample holds a single cluster
-                continue
-            self.silhouette_scores_[k] = score
-            if best is None or score > best[0]:
-                best = (score, k, labels, km.cluster_centers_)
-        if best is None:
+                labels = km.fit_predict(z_search)
+            if len(np.unique(labels)) == k:  # else degenerate: fewer than k distinct clusters
+                fits[k] = (labels, km.cluster_centers_)
+        self.silhouette_scores_: dict[int, float] = _silhouette_scores(
+            z[probe], {k: labels[probe_at] for k, (labels, _) in fits.items()}
+        )
+        if not self.silhouette_scores_:
             raise InvalidInputError("the behaviour features do not separate any clusters")
-        self.silhouette_, self.n_clusters_, labels, centers = best
+        self.n_clusters_ = max(
+            self.silhouette_scores_, key=lambda k: (self.silhouette_scores_[k], -k)
+        )
+        self.silhouette_ = self.silhouette_scores_[self.n_clusters_]
+        labels, centers = fits[self.n_clusters_]
+        if search is not None:  # every customer joins the nearest of the sample's centres
+            labels = _nearest(z, centers)
 
         # Initial ids 0..K-1 by decreasing size (ties by the centre's coordinates).
         counts = np.bincount(labels, minlength=len(centers))
@@ -381,10 +469,11 @@ class BehaviourClusters(BaseEstimator):
         z = self.standardised(table).to_numpy()
         nearest = cdist(z, self.centers_).argmin(axis=1) if len(z) else np.empty(0, dtype=int)
         ids = self.cluster_ids_[nearest]
+        names = np.array([self.names_[c] for c in self.cluster_ids_.tolist()], dtype=object)
         return pd.DataFrame(
             {
                 "cluster": ids.astype(np.int64),
-                "cluster_name": pd.array([self.names_[c] for c in ids.tolist()], dtype="str"),
+                "cluster_name": pd.array(names[nearest], dtype="str"),
             },
             index=table.index,
         )

@@ -145,7 +145,7 @@ class RFMSegmenter(BaseEstimator):
         r = 6 - quintile_score(self.references_[0], np.nan_to_num(recency, nan=np.inf))
         f = quintile_score(self.references_[1], np.nan_to_num(frequency))
         m = quintile_score(self.references_[2], np.nan_to_num(monetary))
-        codes = [f"{a}{b}{c}" for a, b, c in zip(r, f, m, strict=True)]
+        codes = (np.asarray(r) * 100 + np.asarray(f) * 10 + np.asarray(m)).astype(str)
         return pd.DataFrame(
             {
                 "r_score": r,

@@ -319,7 +319,8 @@ class NineGrid(BaseEstimator):
             np.where((g < self.growth_cuts[0]) | inactive, "declining", "stable"),
         )
         cells = np.char.add(np.char.add(value_tier.astype(str), "_value_"), growth_tier)
-        strategy = np.array([self.strategies_[c] for c in cells.tolist()], dtype=object)
+        kinds, at = np.unique(cells, return_inverse=True)
+        strategy = np.array([self.strategies_[c] for c in kinds.tolist()], dtype=object)[at]
         return pd.DataFrame(
             {
                 "value_index": index,

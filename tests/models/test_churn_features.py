@@ -101,3 +101,37 @@ def test_from_summary_without_customer_table_or_with_a_partial_summary():
     assert list(X.index) == ["a", "b", "c"] and X["gap_ratio"].notna().sum() == 2
     partial = churn_features_from_summary(summary[["frequency", "days_since_last"]])
     assert partial["gap_ratio"].isna().all()
+
+
+def test_main_channel_counted_per_customer_with_ties_alphabetical(monkeypatch):
+    from models.churn import features
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    tx = pd.DataFrame(
+        {
+            "customer_id": rng.choice([f"c{i}" for i in range(300)], n),
+            "timestamp": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
+            "amount": 10.0,
+            "channel": rng.choice(["web", "app", "store", "phone"], n),
+        }
+    )
+    tx.loc[::97, "channel"] = None  # missing channels are not counted
+    cutoff = pd.Timestamp("2024-08-01 23:59:59")
+    dense = features._main_channel(tx, cutoff)
+    monkeypatch.setattr(features, "_DENSE_CHANNELS", 0)  # the group-by path
+    grouped = features._main_channel(tx, cutoff)
+    pd.testing.assert_series_equal(
+        dense.sort_index(), grouped.sort_index(), check_index_type=False, check_names=False
+    )
+    # by hand: "b" has two purchases each by app and web (the tie goes to "app")
+    tie = pd.DataFrame(
+        {
+            "customer_id": ["b"] * 5,
+            "timestamp": pd.to_datetime(["2024-01-01"] * 4 + ["2024-12-01"]),
+            "amount": 1.0,
+            "channel": ["web", "app", "web", "app", "store"],
+        }
+    )
+    assert features._main_channel(tie, cutoff).to_dict() == {"b": "app"}

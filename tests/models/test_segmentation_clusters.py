@@ -183,3 +183,61 @@ def test_errors():
         BehaviourClusters(features=["n_purchases"]).fit(data.assign(n_purchases=1.0))
     with pytest.raises(InvalidInputError, match="tenure_days"):
         BehaviourClusters(features=["tenure_days"]).fit(data)
+
+
+# --- bounded cost on large data -----------------------------------------------------------
+
+
+def test_one_pass_silhouette_equals_sklearn_for_every_k():
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    from models.segments.clusters import _silhouette_scores
+
+    data, _ = blobs(4, seed=40)
+    z = data.to_numpy().copy()
+    z[:3] = z[0]  # duplicate points: zero distances off the diagonal
+    labelings = {k: KMeans(k, n_init=1, random_state=0).fit_predict(z) for k in range(2, 8)}
+    labelings[8] = np.r_[0, np.ones(len(z) - 1, dtype=int)]  # a single-customer cluster
+    labelings[9] = np.zeros(len(z), dtype=int)  # one cluster: no silhouette
+    ours = _silhouette_scores(z, labelings, chunk=97)
+    assert sorted(ours) == [2, 3, 4, 5, 6, 7, 8]
+    for k in ours:
+        assert ours[k] == pytest.approx(silhouette_score(z, labelings[k]), abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_k_search_on_a_sample_then_every_customer_joins_the_nearest_centre(k):
+    data, truth = blobs(k, seed=50 + k, sizes=[500] * k)
+    sampled = model(fit_sample_size=400, sample_size=200).fit(data)
+    assert sampled.search_size_ == 400 < len(data)
+    assert sampled.n_clusters_ == k
+    assert adjusted_rand_score(truth, sampled.labels_) == pytest.approx(1.0)
+    assert sampled.profiles_["size"].tolist() == [500] * k
+    np.testing.assert_array_equal(sampled.labels_, sampled.predict(data)["cluster"].to_numpy())
+    full = model(sample_size=200).fit(data)
+    assert full.search_size_ == len(data)
+    # the sample's centres lie within sampling error of those found on every customer
+    from scipy.spatial.distance import cdist
+
+    gaps = cdist(sampled.centers_, full.centers_)
+    assert (gaps.min(axis=1) < 0.3).all() and len(set(gaps.argmin(axis=1))) == k  # apart: ~2.9
+
+
+@pytest.mark.parametrize("k", [3, 4, 5, 6])
+def test_bootstrap_refit_on_a_search_sample_keeps_ids(k):
+    data, _ = blobs(k, seed=20 + k)
+    champion = model(fit_sample_size=300).fit(data)
+    rng = np.random.default_rng(k)
+    resample = data.iloc[rng.integers(0, len(data), len(data))]
+    challenger = model(random_state=7, fit_sample_size=300, reference=champion).fit(resample)
+    same = champion.predict(data)["cluster"].to_numpy() == challenger.predict(data)["cluster"]
+    assert same.mean() >= 0.95
+    assert sorted(challenger.alignment_["matched"]) == list(range(k))
+    assert challenger.alignment_["new"] == [] and challenger.alignment_["retired"] == []
+
+
+def test_fit_sample_must_hold_more_than_k_min_customers():
+    data, _ = blobs(3, seed=60)
+    with pytest.raises(InvalidInputError, match="fit_sample_size"):
+        model(fit_sample_size=2).fit(data)

@@ -94,3 +94,21 @@ def test_previous_release_versions_serve_the_customer_view(legacy_store):
         assert 0.0 <= customer["churn"]["probability"] <= 1.0
         assert customer["clv"]["clv"] >= 0.0
         assert customer["segments"]
+
+
+def test_models_saved_before_the_training_cost_settings_get_their_defaults():
+    """Settings added later (bounded churn selection, the clusters' search sample) take their
+    defaults on a model saved without them, so repr, get_params and clone still work."""
+    import joblib
+    from sklearn.base import clone
+
+    from models.churn.classifier import CV_MAX_ROWS, FIT_MAX_ROWS
+    from models.segments.clusters import FIT_SAMPLE_SIZE
+
+    churn = joblib.load(LEGACY / "churn" / "artifacts" / "churn.joblib")
+    params = churn.get_params()
+    assert params["cv_max_rows"] == CV_MAX_ROWS and params["fit_max_rows"] == FIT_MAX_ROWS
+    assert repr(churn) == "ChurnClassifier(max_iter=20)"
+    assert clone(churn).get_params() == params
+    clusters = joblib.load(LEGACY / "segmentation" / "artifacts" / "segmentation.joblib").clusters_
+    assert clusters.get_params()["fit_sample_size"] == FIT_SAMPLE_SIZE
