@@ -152,14 +152,15 @@ def train_all(
     churn_options: dict[str, Any] = {"random_state": config.random_state}
     if config.churn_max_iter is not None:
         churn_options["max_iter"] = config.churn_max_iter
-    with stage_of(progress, "churn: holdout evaluation and final fit"):
+    # one line after the holdout evaluation, one after the final fit
+    with stage_of(progress, "churn: holdout evaluation and final fit", 2) as stage:
         churn_training = train_churn(
             transactions,
             customers,
             as_of,
             horizon_days=config.churn_horizon_days,
             options=churn_options,
-            step=step,
+            step=advancing(step, stage),
             drop_leaky=config.drop_leaky,
             summary=summary,
         )
