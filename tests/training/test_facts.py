@@ -102,11 +102,12 @@ def test_run_metrics_split_by_family_prefix():
     }
 
 
-def test_risk_band_follows_the_risk_bands_table(monkeypatch):
-    from models.churn import classifier
+def test_risk_band_follows_the_thresholds_it_is_given():
+    from models.churn import risk
 
     p = [0.0, 0.29, 0.3, 0.59, 0.6, 1.0, np.nan]
-    assert classifier.risk_band(p).tolist() == [
+    assert risk.RISK_BANDS == (("low", 0.0), ("medium", 0.3), ("high", 0.6))
+    assert risk.risk_band(p).tolist() == [
         "low",
         "low",
         "medium",
@@ -115,8 +116,7 @@ def test_risk_band_follows_the_risk_bands_table(monkeypatch):
         "high",
         "low",
     ]
-    monkeypatch.setattr(classifier, "RISK_BANDS", (("low", 0.0), ("medium", 0.5), ("high", 0.9)))
-    assert classifier.risk_band([0.4, 0.6, 0.95]).tolist() == ["low", "medium", "high"]
+    assert risk.risk_band([0.4, 0.6, 0.95], (0.5, 0.9)).tolist() == ["low", "medium", "high"]
 
 
 def test_pyfunc_requirements_are_the_bounds_pyproject_declares():
