@@ -127,10 +127,11 @@ def _results(metrics: dict[str, float], verbose: bool) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training import tracking
-    from training.retrain import train_and_register
+    from training.retrain import current_champions, train_and_register
 
     if args.if_missing:
+        from training import tracking
+
         existing = tracking.champion_versions()
         if all(existing.values()):
             versions = ", ".join(f"{k} v{v}" for k, v in existing.items())
@@ -140,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     progress = _progress(args)
     try:
         result, registered = train_and_register(
-            inputs, _train_config(args, inputs.as_of), tracking.load_champions(), progress=progress
+            inputs, _train_config(args, inputs.as_of), current_champions(), progress=progress
         )
     finally:
         progress.close()

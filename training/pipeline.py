@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,7 @@ def train_all(
     customers: pd.DataFrame | None,
     config: TrainConfig,
     progress: Progress = print,
-    previous: dict[str, Any] | None = None,
+    previous: dict[str, Any] | Future | None = None,
 ) -> TrainResult:
     """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics.
 
@@ -136,10 +137,12 @@ def train_all(
 
     # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------
     segment_table = summary.assign(probability_alive=clv_out["probability_alive"])
+    champions = previous.result() if isinstance(previous, Future) else previous
+    champion_segments = (champions or {}).get("segmentation")
+    if champion_segments is not None:
+        step("matching segment ids to the current champion's")
     with stage_of(progress, "segmentation"):
-        segments = train_segments(
-            segment_table, previous=(previous or {}).get("segmentation"), margin=config.margin
-        )
+        segments = train_segments(segment_table, previous=champion_segments, margin=config.margin)
     metrics.update(segments.metrics)
     figures.update(segments.figures)
     seg_out = segments.labels

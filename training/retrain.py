@@ -5,34 +5,69 @@ version, where ``promote`` and the admin API's gate read it)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.families import CHALLENGER, metrics_by_family
-from training import compare, data, registry, tracking
+from training import compare, data
 from training.gate import GateResult, comparison_table, gate
 from training.inputs import Inputs
 from training.pipeline import TrainConfig, TrainResult, train_all
 from training.progress import stage_of
 
 
+def in_background(work: Callable[[], Any]) -> Future:
+    """Run ``work`` in a thread of its own; its result (or exception) from ``.result()``."""
+    executor = ThreadPoolExecutor(1, thread_name_prefix="cvm-registry")
+    try:
+        return executor.submit(work)
+    finally:
+        executor.shutdown(wait=False)
+
+
+def _ready_tracking() -> None:
+    """Import MLflow and open (or create) the store: seconds of start-up that overlap the
+    model fits when run in the background."""
+    from training import tracking
+
+    tracking.setup()
+
+
+def current_champions() -> Future:
+    """The champion estimators by family, loaded in the background (MLflow's import and the
+    store's start-up included) while training starts."""
+
+    def load() -> dict[str, Any]:
+        from training import tracking
+
+        return tracking.load_champions()
+
+    return in_background(load)
+
+
 def train_and_register(
     inputs: Inputs,
     config: TrainConfig,
-    previous: dict[str, Any],
+    previous: dict[str, Any] | Future,
     *,
     alias: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> tuple[TrainResult, dict[str, dict[str, str]]]:
     """Fit every family on ``inputs`` and register one version each (``alias``: None gives a
     family's first version ``champion`` and later ones ``challenger``). ``previous``: the
-    current champions (their cluster ids are kept)."""
-    if previous:
-        progress("matching segment ids to the current champion's")
+    current champions, or a future of them (:func:`current_champions`): their cluster ids
+    are kept. MLflow starts up in the background while the models are fitted."""
+    # MLflow starts once: with the champions' future when given (two threads creating the
+    # experiment of a new store would race)
+    ready = previous if isinstance(previous, Future) else in_background(_ready_tracking)
     progress(f"training as of {inputs.as_of.date()} ...")
     result = train_all(
         inputs.transactions, inputs.customers, config, progress=progress, previous=previous
     )
+    ready.result()  # a registry that cannot be reached is raised here, after the fits
+    from training import tracking
+
     registered = tracking.log_and_register(
         result,
         data_fingerprint=data.fingerprint(inputs.transactions),
@@ -73,6 +108,8 @@ def retrain(
     result, registered = train_and_register(
         inputs, config, champions, alias=CHALLENGER, progress=progress
     )
+    from training import registry, tracking
+
     progress("evaluating champion and challenger on the same fresh holdout ...")
     segment_k = _common_k(champions, result.holdout_models)
     with stage_of(progress, "champion against challenger", 3) as stage:

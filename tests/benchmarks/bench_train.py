@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {  # (customers, job): (seconds, peak bytes or None)
@@ -52,11 +53,10 @@ def data_for(customers: int, folder: Path) -> Path:
 
 def child(job: str, data: Path) -> dict:
     """Run one job in this process and return its stage timings (called in a fresh process)."""
-    from training import tracking
     from training.inputs import load_inputs
     from training.pipeline import TrainConfig
     from training.progress import Progress, peak_rss
-    from training.retrain import retrain, train_and_register
+    from training.retrain import current_champions, retrain, train_and_register
 
     progress = Progress(mode="quiet")
     start = time.perf_counter()
@@ -72,7 +72,12 @@ def child(job: str, data: Path) -> dict:
         summarize(inputs.transactions, inputs.as_of)
     config = TrainConfig(as_of=inputs.as_of)
     with progress.stage("load champions"):
-        champions = tracking.load_champions() if job == "retrain" else {}
+        if job == "retrain":  # as cvm retrain: the champions first, to compare with
+            from training import tracking
+
+            champions: Any = tracking.load_champions()
+        else:  # as cvm train: in the background, while the models are fitted
+            champions = current_champions()
     if job == "train":
         train_and_register(inputs, config, champions, progress=progress)
     else:
