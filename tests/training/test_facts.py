@@ -5,7 +5,6 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from models.exceptions import InvalidInputError
@@ -100,23 +99,6 @@ def test_run_metrics_split_by_family_prefix():
         "churn": {"churn_roc_auc": 0.8},
         "clv": {"clv_holdout_mae": 0.5},
     }
-
-
-def test_risk_band_follows_the_thresholds_it_is_given():
-    from models.churn import risk
-
-    p = [0.0, 0.29, 0.3, 0.59, 0.6, 1.0, np.nan]
-    assert risk.RISK_BANDS == (("low", 0.0), ("medium", 0.3), ("high", 0.6))
-    assert risk.risk_band(p).tolist() == [
-        "low",
-        "low",
-        "medium",
-        "medium",
-        "high",
-        "high",
-        "low",
-    ]
-    assert risk.risk_band([0.4, 0.6, 0.95], (0.5, 0.9)).tolist() == ["low", "medium", "high"]
 
 
 def test_pyfunc_requirements_are_the_bounds_pyproject_declares():
