@@ -16,6 +16,9 @@ _ISOLATED = tempfile.mkdtemp(prefix="cvm-tests-")
 os.environ["CVM_HOME"] = _ISOLATED
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_ISOLATED}/mlflow.db"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The churn booster's OpenMP threads: with two test workers on two cores, more than one each
+# oversubscribes the machine and a fit takes minutes instead of seconds (as `make test` sets).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
