@@ -177,9 +177,8 @@ def train_all(
     if len(band_rows) > BAND_SAMPLE:
         band_rows = band_rows.sample(BAND_SAMPLE, random_state=config.random_state)
     basis, cuts = config.risk_bands
-    low, high = fit_bands(churn, churn.predict_proba(band_rows)[:, 1], basis, cuts)
-    scale = len(features_now) / max(len(band_rows), 1)  # sizes of a sample: scaled to all
-    churn.risk_band_sizes_ = {b: int(round(n * scale)) for b, n in churn.risk_band_sizes_.items()}
+    scores = churn.predict_proba(band_rows)[:, 1]
+    low, high = fit_bands(churn, scores, basis, cuts, population=len(features_now))
     for band, size in churn.risk_band_sizes_.items():
         metrics[f"churn_band_{band}_customers"] = float(size)
     step(

@@ -98,10 +98,12 @@ def fit_bands(
     scores: Any,
     basis: str = "quantile",
     cuts: tuple[float, float] = DEFAULT_QUANTILES,
+    population: int | None = None,
 ) -> tuple[float, float]:
     """Fit the bands of ``model`` on its ``scores`` for the customers it serves: sets
     ``risk_thresholds_``, ``risk_basis_`` (in words) and ``risk_band_sizes_``; returns the
-    thresholds."""
+    thresholds. ``population``: how many customers the ``scores`` are a sample of (the band
+    sizes are scaled to it; None: the scores are all of them)."""
     thresholds = fit_thresholds(scores, basis, cuts)
     model.risk_thresholds_ = thresholds
     if basis == "probability":
@@ -112,7 +114,10 @@ def fit_bands(
             "on the customers it was trained for"
         )
     bands = risk_band(scores, thresholds)
-    model.risk_band_sizes_ = {band: int((bands == band).sum()) for band in BAND_NAMES}
+    scale = 1.0 if population is None else population / max(len(bands), 1)
+    model.risk_band_sizes_ = {
+        band: int(round((bands == band).sum() * scale)) for band in BAND_NAMES
+    }
     return thresholds
 
 

@@ -98,3 +98,9 @@ def test_on_an_80_percent_churn_business_no_band_holds_most_and_high_churns_most
     assert max(table[f"churn_band_{b}_share"] for b in ("low", "medium", "high")) <= 0.6
     assert table["churn_band_high_rate"] > table["churn_band_medium_rate"]
     assert table["churn_band_medium_rate"] > table["churn_band_low_rate"]
+
+
+def test_band_sizes_of_a_sample_are_scaled_to_the_customers_it_stands_for():
+    model = Old()
+    fit_bands(model, np.linspace(0.0, 1.0, 1000), population=10_000)
+    assert model.risk_band_sizes_ == {"low": 5000, "medium": 3000, "high": 2000}
