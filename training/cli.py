@@ -138,13 +138,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
             return 0
     inputs = _inputs(args)
-    progress = _progress(args)
-    try:
+    with _progress(args) as progress:
         result, registered = train_and_register(
             inputs, _train_config(args, inputs.as_of), current_champions(), progress=progress
         )
-    finally:
-        progress.close()
     print(_results(result.metrics, args.verbose))
     print()
     _print_registered(registered)
@@ -161,13 +158,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         _say("error: no champion models to compare with: run cvm train first")
         return EXIT_USAGE
     inputs = _inputs(args)
-    progress = _progress(args)
-    try:
+    with _progress(args) as progress:
         comparison = retrain(
             inputs, _train_config(args, inputs.as_of), champions, progress=progress
         )
-    finally:
-        progress.close()
     if args.verbose:
         print(_results(comparison.metrics, True))
         print()
@@ -254,14 +248,11 @@ def cmd_score(args: argparse.Namespace) -> int:
         _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
         return EXIT_USAGE
     inputs = _inputs(args)
-    progress = _progress(args)
-    progress(f"scoring as of {inputs.as_of.date()} ...")
-    try:
+    with _progress(args) as progress:
+        progress(f"scoring as of {inputs.as_of.date()} ...")
         scored = batch.score_customers(
             models, inputs.transactions, inputs.customers, inputs.as_of, progress=progress
         )
-    finally:
-        progress.close()
     out = Path(args.out)
     batch.write_table(scored, out)
     _say(f"wrote {len(scored):,} customers x {scored.shape[1]} columns to {out}")
@@ -307,13 +298,10 @@ def cmd_risk(args: argparse.Namespace) -> int:
         _say("error: no champion models: train first (cvm train)")
         return EXIT_USAGE
     inputs = _inputs(args)
-    progress = _progress(args)
-    try:
+    with _progress(args) as progress:
         scored = batch.score_customers(
             models, inputs.transactions, inputs.customers, inputs.as_of, progress=progress
         ).set_index("customer_id")
-    finally:
-        progress.close()
     from models.churn.risk import thresholds_of
 
     ranked = value_at_risk(

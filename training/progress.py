@@ -188,8 +188,14 @@ class Progress:
         self.stream.write(" | ".join(s.line() for s in self._stages)[:200])
         self._drawn = True
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        """Stop redrawing and clear the live line."""
+        """Stop redrawing and clear the live line (also at the end of a ``with`` block)."""
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=1)
