@@ -46,10 +46,22 @@ def score_frame(
     else:
         p_churn = churn.predict_proba(inputs)[:, 1]
     threshold = getattr(models["clv"], "high_value_threshold_", np.inf)
-    out["churn_probability"] = p_churn
-    out["risk_band"] = band_of(churn, p_churn)  # the model's own thresholds
-    out["value_at_risk"] = p_churn * np.maximum(out["clv"].to_numpy(dtype=float), 0.0)
-    out["high_value"] = out["clv"].to_numpy(dtype=float) >= threshold
+    # the model's own risk thresholds
+    return with_churn(out, p_churn, band_of(churn, p_churn), threshold)
+
+
+def with_churn(
+    out: pd.DataFrame, p_churn: Any, risk_band: Any, high_value_threshold: float
+) -> pd.DataFrame:
+    """Segment and CLV columns (:func:`segment_frame`) completed with churn: the churn
+    probability and risk band, value at risk (P(churn) × CLV) and the high-value flag (CLV at
+    or above the CLV model's ``high_value_threshold_``). Shared by the pandas and Spark
+    scoring so that both give the same columns."""
+    p = np.asarray(p_churn, dtype=float)
+    out["churn_probability"] = p
+    out["risk_band"] = risk_band
+    out["value_at_risk"] = p * np.maximum(out["clv"].to_numpy(dtype=float), 0.0)
+    out["high_value"] = out["clv"].to_numpy(dtype=float) >= high_value_threshold
     return out
 
 

@@ -53,13 +53,20 @@ def score_customers(
         for offset in range(0, len(summary), CHUNK):
             rows = summary.index[offset : offset + CHUNK]
             frame = score_frame(models, summary.loc[rows], features.loc[rows])
-            actions = recommended_actions(frame).add_prefix("recommended_")
-            notes = pd.Series([" | ".join(n) for n in label_notes(frame)], index=frame.index)
-            parts.append(frame.join(actions).assign(label_notes=notes))
+            parts.append(with_actions(frame))
             stage.advance(len(rows))
     progress(f"scored {len(summary):,} customers ({time.perf_counter() - start:.1f}s)")
     scored = pd.concat(parts) if parts else pd.DataFrame()
     return scored.reset_index()
+
+
+def with_actions(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`models.customer_view.score_frame` table with the playbook's recommended
+    action (``recommended_*``) and the notes on labels that seem to disagree
+    (``label_notes``), as ``cvm score`` writes it (pandas and Spark engines)."""
+    actions = recommended_actions(frame).add_prefix("recommended_")
+    notes = pd.Series([" | ".join(n) for n in label_notes(frame)], index=frame.index)
+    return frame.join(actions).assign(label_notes=notes)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -1,0 +1,157 @@
+"""The per-customer features in Spark, from the one feature function of the product.
+
+:func:`models.features.summarize` (and :func:`models.churn.features.churn_features` for
+scoring) run inside Spark over hash buckets of customers: every transaction of a customer
+lands in the same bucket, a bucket holds tens of thousands of customers, and each bucket is one
+pandas call (``groupBy(bucket).applyInPandas``). There is no second implementation of the
+features: a bucket's rows are exactly what the pandas path would compute for those customers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.churn.features import churn_features
+from models.features import SUMMARY_COLUMNS, end_of_day, summarize
+
+BUCKET = "_bucket"
+# Customers per bucket: large enough that the per-call cost vanishes, small enough that a
+# bucket's pandas frames stay well under a gigabyte.
+BUCKET_CUSTOMERS = 40_000
+
+
+def n_buckets(n_customers: int, per_bucket: int = BUCKET_CUSTOMERS) -> int:
+    """Buckets for ``n_customers`` (at least 1)."""
+    return max(1, math.ceil(n_customers / per_bucket))
+
+
+def with_bucket(frame: Any, buckets: int) -> Any:
+    """``frame`` with the column ``_bucket``: a hash of ``customer_id`` modulo ``buckets``."""
+    from pyspark.sql import functions as F
+
+    return frame.withColumn(BUCKET, F.pmod(F.xxhash64("customer_id"), F.lit(buckets)))
+
+
+def spark_type(dtype: Any) -> str:
+    """The Spark SQL type of a feature column's pandas dtype: numbers are doubles (as the
+    models' signatures declare them: a customer missing from the customer table makes an
+    integer attribute missing), flags, dates, text otherwise."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "double"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "timestamp_ntz"
+    return "string"
+
+
+def schema_of(frame: pd.DataFrame) -> str:
+    """A DDL schema for ``frame``'s columns (index not included)."""
+    return ", ".join(f"`{name}` {spark_type(frame[name].dtype)}" for name in frame.columns)
+
+
+def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with exactly the columns of ``types`` (missing ones empty), each cast to the
+    pandas type Arrow needs for its Spark type."""
+    out = {}
+    for name, kind in types.items():
+        values = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+        if kind == "double":
+            out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif kind == "bigint":
+            out[name] = values.astype("Int64")
+        elif kind == "boolean":
+            out[name] = values.astype("boolean")
+        elif kind == "timestamp_ntz":
+            out[name] = pd.to_datetime(values)
+        else:
+            out[name] = values.astype("str").where(values.notna(), None)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def summary_table(transactions: Any, as_of: Any, buckets: int) -> Any:
+    """The per-customer summary of :func:`models.features.summarize` for every customer of
+    ``transactions`` (a Spark DataFrame in the data contract), as a Spark DataFrame with
+    ``customer_id`` and :data:`SUMMARY_COLUMNS` (doubles)."""
+    cutoff = end_of_day(as_of)
+    columns = [
+        c
+        for c in ("customer_id", "timestamp", "amount", "cost", "channel")
+        if c in transactions.columns
+    ]
+    schema = "customer_id string, " + ", ".join(f"`{c}` double" for c in SUMMARY_COLUMNS)
+
+    def one_bucket(rows: pd.DataFrame) -> pd.DataFrame:
+        summary = summarize(rows.drop(columns=[BUCKET]), cutoff)
+        return summary.reset_index()[["customer_id", *SUMMARY_COLUMNS]].astype(
+            {c: "float64" for c in SUMMARY_COLUMNS}
+        )
+
+    frame = with_bucket(transactions.select(*columns), buckets)
+    return frame.groupBy(BUCKET).applyInPandas(one_bucket, schema)
+
+
+def feature_function(as_of: Any) -> Callable[[pd.DataFrame, pd.DataFrame | None], pd.DataFrame]:
+    """Summary and churn features of the customers in one bucket: one row per customer with
+    purchases, ``customer_id`` first, then :data:`SUMMARY_COLUMNS`, then the churn features
+    the summary lacks (the same functions as ``cvm score``)."""
+    cutoff = end_of_day(as_of)
+
+    def features(transactions: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
+        transactions = transactions.drop(columns=[BUCKET], errors="ignore")
+        if customers is not None:
+            customers = customers.drop(columns=[BUCKET], errors="ignore")
+            if customers.empty:
+                customers = None
+        summary = summarize(transactions, cutoff)
+        churn = churn_features(transactions, cutoff, customers, summary=summary)
+        extra = [c for c in churn.columns if c not in summary.columns]
+        out = summary.join(churn[extra]).reset_index()
+        return out
+
+    return features
+
+
+def feature_table(
+    transactions: Any, customers: Any | None, as_of: Any, buckets: int, example: pd.DataFrame
+) -> Any:
+    """Summary and churn features of every customer (:func:`feature_function` per bucket).
+
+    ``example``: the function's output on a few customers (computed on the driver), which
+    fixes the output schema."""
+    types = {name: spark_type(example[name].dtype) for name in example.columns}
+    schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
+    compute = feature_function(as_of)
+    tx = with_bucket(transactions, buckets)
+    if customers is None:
+
+        def one_bucket(rows: pd.DataFrame) -> pd.DataFrame:
+            return conform(compute(rows, None), types)
+
+        return tx.groupBy(BUCKET).applyInPandas(one_bucket, schema)
+
+    def one_cogroup(rows: pd.DataFrame, attributes: pd.DataFrame) -> pd.DataFrame:
+        if rows.empty:
+            return conform(pd.DataFrame(columns=list(types)), types)
+        return conform(compute(rows, attributes), types)
+
+    cust = with_bucket(customers, buckets)
+    return tx.groupBy(BUCKET).cogroup(cust.groupBy(BUCKET)).applyInPandas(one_cogroup, schema)
+
+
+__all__ = [
+    "BUCKET",
+    "conform",
+    "feature_function",
+    "feature_table",
+    "n_buckets",
+    "schema_of",
+    "spark_type",
+    "summary_table",
+    "with_bucket",
+]
