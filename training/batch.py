@@ -85,7 +85,8 @@ def read_scored(path: Path) -> pd.DataFrame:
         raise InvalidInputError(
             f"{path}: file not found (write it with cvm score)", field=str(path)
         )
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if path.is_dir() or path.suffix.lower() in (".parquet", ".pq"):
+        # a folder: the Parquet parts written by cvm score --engine spark
         return pd.read_parquet(path)
     return pd.read_csv(path, dtype={"customer_id": str})
 

@@ -65,8 +65,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _inputs(args: argparse.Namespace) -> Any:
-    """The files named by the shared data options, validated (or demo data with --demo)."""
+    """The files named by the shared data options, validated (or demo data with --demo);
+    read in Spark with ``--engine spark``."""
     from training.inputs import load_inputs
+
+    if getattr(args, "engine", "pandas") == "spark":
+        return _spark_inputs(args)
 
     return load_inputs(
         args.transactions,
@@ -79,6 +83,43 @@ def _inputs(args: argparse.Namespace) -> Any:
         progress=(lambda message: None) if getattr(args, "quiet", False) else _say,
         warn=_say,
         command=args.command,
+    )
+
+
+def _spark(args: argparse.Namespace) -> Any:
+    """The Spark session of ``--engine spark`` (``--spark-master``, ``--spark-conf``)."""
+    from training.spark.session import parse_conf, spark_session
+
+    conf = parse_conf(args.spark_conf)
+    if not getattr(args, "quiet", False):
+        _say(f"starting Spark ({args.spark_master}) ...")
+    return spark_session(args.spark_master, conf)
+
+
+def _spark_inputs(args: argparse.Namespace) -> Any:
+    from training.spark.train import load_spark_inputs
+
+    if getattr(args, "demo", False):
+        raise CVMError(
+            "--demo is not available with --engine spark: generate data first "
+            "(cvm generate --format parquet) and pass --transactions"
+        )
+    if not args.transactions:
+        raise CVMError("give --transactions PATH (a file, folder or glob) with --engine spark")
+    quiet = getattr(args, "quiet", False)
+    return load_spark_inputs(
+        _spark(args),
+        args.transactions,
+        args.customers,
+        args.as_of,
+        bad_rows=args.bad_rows,
+        keep_duplicates=args.keep_duplicates,
+        progress=(lambda message: None) if quiet else _say,
+        warn=_say,
+        command=args.command,
+        sample_customers=getattr(args, "sample_customers", 0) or 0,
+        holdout_customers=getattr(args, "holdout_customers", 0) or 0,
+        seed=getattr(args, "seed", 0),
     )
 
 
@@ -240,6 +281,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.engine == "spark":
+        return _score_spark(args)
     from training import batch, tracking
 
     models = tracking.load_champions()
@@ -256,6 +299,30 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = Path(args.out)
     batch.write_table(scored, out)
     _say(f"wrote {len(scored):,} customers x {scored.shape[1]} columns to {out}")
+    return 0
+
+
+def _score_spark(args: argparse.Namespace) -> int:
+    """``cvm score --engine spark``: a Parquet folder with the pandas scoring's columns."""
+    from training.spark.score import resolve_versions, score_customers
+
+    versions = resolve_versions()  # before the data: a missing model is said at once
+    inputs = _inputs(args)
+    out = args.out
+    with _progress(args) as progress:
+        progress(f"scoring as of {inputs.as_of.date()} ...")
+        scored = score_customers(
+            inputs.spark,
+            inputs.transactions,
+            inputs.customers,
+            inputs.as_of,
+            versions,
+            inputs.n_transactions,
+            progress=progress,
+        )
+        scored.write.mode("overwrite").parquet(out)
+    written = inputs.spark.read.parquet(out)
+    _say(f"wrote {written.count():,} customers x {len(written.columns)} columns to {out}/")
     return 0
 
 
@@ -423,12 +490,64 @@ def _data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> 
     )
 
 
+def _engine_options(parser: argparse.ArgumentParser, *, training: bool) -> None:
+    """``--engine spark`` and its settings (train, retrain, score)."""
+    add = parser.add_argument
+    add(
+        "--engine",
+        choices=["pandas", "spark"],
+        default="pandas",
+        help="pandas: one process (default); spark: Apache Spark, for customer bases that "
+        "outgrow one machine (inputs: a CSV or Parquet file, folder or glob on any path Spark "
+        "reads, e.g. s3a:// or hdfs://)",
+    )
+    add("--spark-master", default="local[*]", help="Spark master (default local[*])")
+    add(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting, e.g. spark.driver.memory=8g; repeatable",
+    )
+    if training:
+        add(
+            "--sample-customers",
+            type=_positive_int,
+            default=1_000_000,
+            help="--engine spark: customers the churn and segmentation models are fitted on "
+            "(a random sample stratified on the churn label; default 1,000,000)",
+        )
+        add(
+            "--holdout-customers",
+            type=_positive_int,
+            default=200_000,
+            help="--engine spark: other customers the holdout metrics are measured on "
+            "(default 200,000)",
+        )
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value.replace(",", "").replace("_", ""))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    return number
+
+
 def _training_options(parser: argparse.ArgumentParser) -> None:
     _data_options(parser, required=False)
+    _engine_options(parser, training=True)
     add = parser.add_argument
     add("--demo", action="store_true", help="generate demo data first and train on it")
     add("--demo-customers", type=int, default=5000)
-    add("--seed", type=int, default=0, help="demo data seed")
+    add(
+        "--seed",
+        type=int,
+        default=0,
+        help="demo data seed; with --engine spark, the seed of the customer samples",
+    )
     add(
         "--keep-leaky",
         action="store_true",
@@ -513,7 +632,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="score every customer with the champion models")
     _data_options(score)
-    score.add_argument("--out", required=True, help="output file: scored.parquet or scored.csv")
+    _engine_options(score, training=False)
+    score.add_argument(
+        "--out",
+        required=True,
+        help="output file: scored.parquet or scored.csv (--engine spark: a Parquet folder)",
+    )
     score.set_defaults(func=cmd_score)
 
     aud = sub.add_parser("audience", help="export the customers with one label as a target list")

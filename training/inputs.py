@@ -29,6 +29,27 @@ class Inputs:
     cust_path: Path | None
     quarantined: list[Path] = field(default_factory=list)
 
+    def train(
+        self,
+        config: Any,
+        progress: Callable[[str], None] = print,
+        previous: Any = None,
+    ) -> Any:
+        """Every family trained on these inputs (:func:`training.pipeline.train_all`)."""
+        from training.pipeline import train_all
+
+        return train_all(
+            self.transactions, self.customers, config, progress=progress, previous=previous
+        )
+
+    def fingerprint(self) -> str:
+        """The transactions' digest logged with the run."""
+        return data.fingerprint(self.transactions)
+
+    def holdout_data(self) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """The (transactions, customers) the retrain comparison measures on: all of them."""
+        return self.transactions, self.customers
+
 
 def report_line(report: Any) -> str:
     """One line per loaded file: counts read, kept and quarantined (and why, and where)."""

@@ -83,11 +83,19 @@ def train_all(
     config: TrainConfig,
     progress: Progress = print,
     previous: dict[str, Any] | Future | None = None,
+    *,
+    evaluation: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
+    population: int | None = None,
 ) -> TrainResult:
     """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics.
 
     ``previous``: the current champion models by family (cluster ids are matched to the
     champion's segmentation so that they keep their meaning across retrains).
+
+    For a sample of a larger customer base (the Spark engine): ``evaluation`` holds the
+    (transactions, customers) of a separate sample on which the CLV and churn holdout
+    metrics are measured, and ``population`` the number of customers the churn risk-band
+    sizes are scaled to.
     """
     start = time.perf_counter()
 
@@ -126,6 +134,7 @@ def train_all(
             time_unit_days=config.time_unit_days,
             purchase_model=config.clv_model,
             step=advancing(step, stage),
+            evaluation_transactions=evaluation[0] if evaluation is not None else None,
         )
     clv = clv_training.model
     metrics.update(clv_training.metrics)
@@ -166,6 +175,7 @@ def train_all(
             step=advancing(step, stage),
             drop_leaky=config.drop_leaky,
             summary=summary,
+            evaluation=evaluation,
         )
     churn = churn_training.model
     metrics.update(churn_training.metrics)
@@ -178,7 +188,7 @@ def train_all(
         band_rows = band_rows.sample(BAND_SAMPLE, random_state=config.random_state)
     basis, cuts = config.risk_bands
     scores = churn.predict_proba(band_rows)[:, 1]
-    low, high = fit_bands(churn, scores, basis, cuts, population=len(features_now))
+    low, high = fit_bands(churn, scores, basis, cuts, population=population or len(features_now))
     for band, size in churn.risk_band_sizes_.items():
         metrics[f"churn_band_{band}_customers"] = float(size)
     step(

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.families import CHALLENGER, metrics_by_family
-from training import compare, data
+from training import compare
 from training.gate import GateResult, comparison_table, gate
 from training.inputs import Inputs
-from training.pipeline import TrainConfig, TrainResult, train_all
+from training.pipeline import TrainConfig, TrainResult
 from training.progress import stage_of
 
 
@@ -47,7 +47,7 @@ def current_champions() -> Future:
 
 
 def train_and_register(
-    inputs: Inputs,
+    inputs: Inputs | Any,
     config: TrainConfig,
     previous: dict[str, Any] | Future,
     *,
@@ -62,15 +62,13 @@ def train_and_register(
     # experiment of a new store would race)
     ready = previous if isinstance(previous, Future) else in_background(_ready_tracking)
     progress(f"training as of {inputs.as_of.date()} ...")
-    result = train_all(
-        inputs.transactions, inputs.customers, config, progress=progress, previous=previous
-    )
+    result = inputs.train(config, progress=progress, previous=previous)
     ready.result()  # a registry that cannot be reached is raised here, after the fits
     from training import tracking
 
     registered = tracking.log_and_register(
         result,
-        data_fingerprint=data.fingerprint(inputs.transactions),
+        data_fingerprint=inputs.fingerprint(),
         extra_params={
             "transactions_file": str(inputs.tx_path),
             "customers_file": str(inputs.cust_path or ""),
@@ -97,7 +95,7 @@ class Comparison:
 
 
 def retrain(
-    inputs: Inputs,
+    inputs: Inputs | Any,
     config: TrainConfig,
     champions: dict[str, Any],
     *,
@@ -113,9 +111,10 @@ def retrain(
     progress("evaluating champion and challenger on the same fresh holdout ...")
     segment_k = _common_k(champions, result.holdout_models)
     with stage_of(progress, "champion against challenger", 3) as stage:
+        holdout_tx, holdout_customers = inputs.holdout_data()
         holdout = compare.Holdout.build(
-            inputs.transactions,
-            inputs.customers,
+            holdout_tx,
+            holdout_customers,
             inputs.as_of,
             churn_horizon_days=config.churn_horizon_days,
             clv_holdout_days=int(result.params["clv_holdout_days"]),  # as resolved

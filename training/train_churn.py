@@ -87,18 +87,27 @@ def train_churn(
     step: Callable[[str], None] = print,
     drop_leaky: bool = True,
     summary: pd.DataFrame | None = None,
+    evaluation: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
 ) -> ChurnTraining:
     """Fit on the window before the latest, evaluate on the latest, refit on the latest (see
     the module docstring). ``summary``: :func:`models.features.summarize` of ``transactions``
-    as of ``as_of`` when already computed (it gives today's features)."""
+    as of ``as_of`` when already computed (it gives today's features).
+
+    ``evaluation``: (transactions, customers) of other customers (a separate sample, as the
+    Spark engine draws it) on whose latest window the holdout metrics are measured; by
+    default the latest window of the same customers."""
     h = pd.Timedelta(days=horizon_days)
     X_train, y_train, label_source = _split(transactions, customers, as_of - h, horizon_days)
     X_test, y_test, _ = _split(transactions, customers, as_of, horizon_days)
+    X_eval, y_eval = X_test, y_test
+    if evaluation is not None:
+        X_eval, y_eval, _ = _split(evaluation[0], evaluation[1], as_of, horizon_days)
     leaky = _leak_check([(X_train, y_train), (X_test, y_test)], drop_leaky, step)
     if drop_leaky and leaky:
         X_train = X_train.drop(columns=leaky)
         X_test = X_test.drop(columns=[c for c in leaky if c in X_test.columns])
-    for label, y in (("training", y_train), ("evaluation", y_test)):
+        X_eval = X_eval.drop(columns=[c for c in leaky if c in X_eval.columns])
+    for label, y in (("training", y_train), ("evaluation", y_eval)):
         if y.nunique() < 2 or len(y) < 20:
             raise InvalidInputError(
                 f"churn {label} window ({horizon_days} days) has {len(y)} customers and "
@@ -107,18 +116,18 @@ def train_churn(
             )
     holdout_model = ChurnClassifier(**options).fit(X_train, y_train)
     columns = list(holdout_model.feature_names_in_)
-    score_test = holdout_model.raw_score(holdout_model.encode(X_test.reindex(columns=columns)))
+    score_test = holdout_model.raw_score(holdout_model.encode(X_eval.reindex(columns=columns)))
     p_test = holdout_model.probability_from_score(score_test)
     baseline = LogisticBaseline().fit(X_train, y_train)
-    p_baseline = baseline.predict_proba(X_test.reindex(columns=list(baseline.feature_names_in_)))[
+    p_baseline = baseline.predict_proba(X_eval.reindex(columns=list(baseline.feature_names_in_)))[
         :, 1
     ]
-    metrics = evaluate.churn_metrics(y_test.to_numpy(), p_test)
-    baseline_metrics = evaluate.churn_metrics(y_test.to_numpy(), p_baseline)
+    metrics = evaluate.churn_metrics(y_eval.to_numpy(), p_test)
+    baseline_metrics = evaluate.churn_metrics(y_eval.to_numpy(), p_baseline)
     metrics.update(
         {k.replace("churn_", "churn_baseline_", 1): v for k, v in baseline_metrics.items()}
     )
-    check = calibration_check(holdout_model, None, y_test, score=score_test)
+    check = calibration_check(holdout_model, None, y_eval, score=score_test)
     metrics["churn_brier_uncalibrated"] = float(check["brier_uncalibrated"])
     metrics["churn_calibration_ok"] = float(bool(check["calibration_ok"]))
     step(
@@ -150,13 +159,13 @@ def train_churn(
         },
         figures={
             "churn_calibration_gains.png": evaluate.plot_calibration_and_gains(
-                y_test.to_numpy(), p_test
+                y_eval.to_numpy(), p_test
             )
         },
         tables={
             "churn_model_comparison": compare_models(
-                y_test.to_numpy(), {"gradient_boosting": p_test, "logistic_baseline": p_baseline}
+                y_eval.to_numpy(), {"gradient_boosting": p_test, "logistic_baseline": p_baseline}
             ),
-            "churn_gains": gains_data(y_test.to_numpy(), p_test),
+            "churn_gains": gains_data(y_eval.to_numpy(), p_test),
         },
     )

@@ -169,8 +169,13 @@ def train_clv(
     purchase_model: str = "auto",
     choose_by: str = "combined",
     step: Callable[[str], None] = print,
+    evaluation_transactions: pd.DataFrame | None = None,
 ) -> CLVTraining:
     """Fit, evaluate and choose the CLV model; returns the fitted model and what to log.
+
+    ``evaluation_transactions``: purchases of other customers (a separate sample, as the
+    Spark engine draws it) on whose holdout the candidates are judged; by default the same
+    customers' holdout.
 
     ``choose_by``: ``combined`` (default, :func:`choice_scores`: per-customer and aggregate
     error together) or one holdout metric, e.g. ``clv_holdout_mae``. The reason for the
@@ -198,19 +203,24 @@ def train_clv(
     fitted: dict[str, Any] = {}
     holdout_model: CLVModel | None = None
     holdout_kwargs = {**kwargs, "horizon_days": holdout_days}
-    if len(calibration) >= 20 and (calibration["frequency"] > 0).sum() >= 10:
+    judged_tx = transactions if evaluation_transactions is None else evaluation_transactions
+    judged = (
+        calibration if evaluation_transactions is None else summarize(judged_tx, calibration_end)
+    )
+    if len(calibration) >= 20 and (calibration["frequency"] > 0).sum() >= 10 and len(judged):
         actual = (
-            purchase_days_between(transactions, calibration_end, as_of)
-            .reindex(calibration.index)
+            purchase_days_between(judged_tx, calibration_end, as_of)
+            .reindex(judged.index)
             .fillna(0)
             .to_numpy(dtype=float)
         )
         x, t_x, t = CLVModel(**holdout_kwargs)._rft(calibration)
+        judged_rft = CLVModel(**holdout_kwargs)._rft(judged)
         predictions: dict[str, np.ndarray] = {}
         for name in candidates:
             fitted[name] = PURCHASE_MODELS[name]().fit(x, t_x, t)
             predictions[name] = fitted[name].expected_purchases(
-                holdout_days / time_unit_days, x, t_x, t
+                holdout_days / time_unit_days, *judged_rft
             )
             result = evaluate.clv_holdout_metrics(predictions[name], actual)
             for key, value in result.items():
@@ -228,9 +238,9 @@ def train_clv(
         for name, score in scores.items():
             out.metrics[f"clv_{name}_choice_score"] = score
         out.figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
-            calibration["frequency"].to_numpy(), predictions, actual
+            judged["frequency"].to_numpy(), predictions, actual
         )
-        tracking = cumulative_tracking(transactions, calibration_end, as_of, fitted, time_unit_days)
+        tracking = cumulative_tracking(judged_tx, calibration_end, as_of, fitted, time_unit_days)
         out.figures["clv_cumulative_repeat_purchases.png"] = evaluate.plot_cumulative_tracking(
             tracking
         )

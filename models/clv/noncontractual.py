@@ -726,6 +726,58 @@ class CLVModel(BaseEstimator):
         self.high_value_threshold_ = float(np.quantile(value(np.exp(self._log_params())), 0.8))
         return self
 
+    def fit_statistics(
+        self,
+        purchases: pd.DataFrame,
+        spend: pd.DataFrame,
+        margin: tuple[float, str],
+        reference: pd.DataFrame,
+        *,
+        start_from: CLVModel | None = None,
+    ) -> CLVModel:
+        """Fit on sufficient statistics of a customer base too large to hold per customer.
+
+        ``purchases``: the distinct (``frequency``, ``recency``, ``T``) of every customer
+        (days, as in the summary) with their ``count``; ``spend``: the distinct
+        (``frequency``, ``monetary_value``) of the repeat buyers with positive spend, with
+        ``count``; ``margin``: (margin, source) of :func:`learn_margin` over every customer;
+        ``reference``: a summary (a sample of the customers) on which the high-value
+        threshold (80th percentile of CLV) is placed. On the same customers this gives the
+        parameters :meth:`fit` gives (the fits collapse rows into the same weights).
+        """
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise InvalidInputError(
+                f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, got {self.purchase_model!r}",
+                field="purchase_model",
+            )
+        x, t_x, t = self._rft(purchases.assign(monetary_value=0.0))
+        spend_x = spend["frequency"].to_numpy(dtype=float)
+        spend_m = spend["monetary_value"].to_numpy(dtype=float)
+        spend_w = spend["count"].to_numpy(dtype=float)
+        if spend_w.sum() < 10:
+            raise InvalidInputError(
+                f"only {int(spend_w.sum())} repeat buyers with positive spend: too few to fit "
+                "the spend model (need 10)",
+                field="monetary_value",
+            )
+        purchase_start = spend_start = None
+        if start_from is not None:
+            start_from._check_fitted()
+            spend_start = dict(start_from.gamma_gamma_.params_)
+            if start_from.purchase_model == self.purchase_model:
+                purchase_start = dict(start_from.purchase_model_.params_)
+        model = PURCHASE_MODELS[self.purchase_model](initial_params=purchase_start)
+        self.purchase_model_ = model.fit(
+            x, t_x, t, weights=purchases["count"].to_numpy(dtype=float)
+        )
+        self.gamma_gamma_ = GammaGamma(initial_params=spend_start).fit(
+            spend_x, spend_m, weights=spend_w
+        )
+        self.margin_, self.margin_source_ = margin
+        value, _ = self._value(reference, _Indexed(*self._rft(reference)))
+        self.high_value_threshold_ = float(np.quantile(value(np.exp(self._log_params())), 0.8))
+        return self
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "purchase_model_"):
             raise NotFittedError("CLVModel is not fitted; call fit first")

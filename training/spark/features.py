@@ -20,14 +20,14 @@ from models.churn.features import churn_features
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
 
 BUCKET = "_bucket"
-# Customers per bucket: large enough that the per-call cost vanishes, small enough that a
+# Transactions per bucket: large enough that the per-call cost vanishes, small enough that a
 # bucket's pandas frames stay well under a gigabyte.
-BUCKET_CUSTOMERS = 40_000
+BUCKET_TRANSACTIONS = 200_000
 
 
-def n_buckets(n_customers: int, per_bucket: int = BUCKET_CUSTOMERS) -> int:
-    """Buckets for ``n_customers`` (at least 1)."""
-    return max(1, math.ceil(n_customers / per_bucket))
+def n_buckets(n_transactions: int, per_bucket: int = BUCKET_TRANSACTIONS) -> int:
+    """Buckets for ``n_transactions`` rows (at least 1)."""
+    return max(1, math.ceil(n_transactions / per_bucket))
 
 
 def with_bucket(frame: Any, buckets: int) -> Any:
@@ -58,7 +58,7 @@ def schema_of(frame: pd.DataFrame) -> str:
 def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
     """``frame`` with exactly the columns of ``types`` (missing ones empty), each cast to the
     pandas type Arrow needs for its Spark type."""
-    out = {}
+    out: dict[str, Any] = {}
     for name, kind in types.items():
         values = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
         if kind == "double":

@@ -99,7 +99,7 @@ def score_customers(
     customers: Any | None,
     as_of: pd.Timestamp,
     versions: dict[str, Version],
-    n_customers: int,
+    n_transactions: int,
     progress: Callable[[str], None] = print,
 ) -> Any:
     """A Spark DataFrame with one row per customer with purchases: the columns of the pandas
@@ -117,7 +117,7 @@ def score_customers(
         for family, v in versions.items()
     }
     threshold = float(getattr(models["clv"], "high_value_threshold_", float("inf")))
-    buckets = n_buckets(n_customers)
+    buckets = n_buckets(n_transactions)
 
     # The output schema: the pandas scoring of a few customers, computed here.
     some = transactions.select("customer_id").distinct().limit(50)
