@@ -11,10 +11,10 @@ PORT   ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve bench-train docker-build docker-up clean help
+.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve bench-train bench-spark bench-spark-data docker-build docker-up clean help
 
 help:
-	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | bench-train | docker-build | docker-up | clean"
+	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | bench-train | bench-spark | docker-build | docker-up | clean"
 
 # Idempotent: re-runs pip only when pyproject.toml changed since the last install.
 install: $(VENV)/.installed
@@ -85,6 +85,18 @@ bench-serve: install
 BENCH_SIZES ?= 25000,1000000
 bench-train: install
 	$(BIN)/python -m tests.benchmarks.bench_train --sizes $(BENCH_SIZES)
+
+# cvm train + cvm score with --engine spark (local[2]) against pandas: wall time, peak RSS of
+# the driver and of the whole process tree (JVM, Python workers). Read from the environment,
+# not from the variables above: BENCH_SIZES (default 1000000,5000000,10000000),
+# BENCH_PANDAS_MAX (largest size pandas runs, default 1000000), BENCH_DATA, BENCH_TIMEOUT.
+#   BENCH_SIZES=20000 BENCH_PANDAS_MAX=20000 make bench-spark
+bench-spark: install
+	$(BIN)/python -m tests.benchmarks.bench_spark
+
+# Only the data of bench-spark (chunks of 1 M customers, generated once under BENCH_DATA).
+bench-spark-data: install
+	$(BIN)/python -m tests.benchmarks.bench_spark --data-only
 
 # The image and the compose stack (service + MLflow tracking server). BASE_IMAGE: any image
 # with Python >= 3.11 (default python:3.11-slim); DOCKER_NETWORK=host when pip needs it.
