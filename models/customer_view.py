@@ -6,7 +6,6 @@ Shared by batch scoring (``cvm score``) and the HTTP service, so both give the s
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -70,15 +69,43 @@ def recommended_actions(
 ) -> pd.DataFrame:
     """The playbook's recommended action for every row of :func:`score_frame`, with a reason
     that states the labels and numbers of that customer which chose it (not a generic
-    description that another label of the same customer could contradict)."""
-    rows = []
-    for row in frame.itertuples(index=False):
-        chosen = pb.recommend(
-            str(row.rfm_segment), str(row.risk_band), bool(row.high_value), playbook
+    description that another label of the same customer could contradict).
+
+    The playbook is consulted once per distinct (RFM segment, risk band, high value); only
+    the reasons are written row by row."""
+    n = len(frame)
+    if n == 0:
+        return pd.DataFrame(columns=["action", "reason", "source"], index=frame.index)
+    segment = frame["rfm_segment"].astype(str).to_numpy(dtype=object)
+    band = frame["risk_band"].astype(str).to_numpy(dtype=object)
+    high = frame["high_value"].to_numpy(dtype=bool)
+    keys = pd.MultiIndex.from_arrays([segment, band, high])
+    codes, uniques = pd.factorize(keys)
+    plays = [pb.recommend(str(s), str(b), bool(h), playbook) for s, b, h in uniques]
+    columns: dict[str, list[Any]] = {}
+    for key in plays[0]:
+        table = np.array([play[key] for play in plays], dtype=object)
+        columns[key] = list(table[codes])
+    columns["reason"] = _reasons(frame, columns["source"], columns["reason"])
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _reasons(frame: pd.DataFrame, sources: list[Any], generic: list[Any]) -> list[str]:
+    """:func:`_reason` for every row (the same text), column by column."""
+    clv = frame["clv"].to_numpy(dtype=float)
+    p_churn = frame["churn_probability"].to_numpy(dtype=float)
+    at_risk = frame["value_at_risk"].to_numpy(dtype=float)
+    segment = frame["rfm_segment"].to_numpy(dtype=object)
+    r, f, m = (frame[c].to_numpy() for c in ("r_score", "f_score", "m_score"))
+    return [
+        (
+            f"Predicted CLV {clv[i]:,.2f} is in the top fifth of customers and churn risk is "
+            f"high (P {p_churn[i]:.2f}): {at_risk[i]:,.2f} of value at risk."
         )
-        chosen["reason"] = _reason(row, chosen)
-        rows.append(chosen)
-    return pd.DataFrame(rows, index=frame.index)
+        if sources[i] == "high_value_high_risk"
+        else f"RFM {segment[i]} (R{r[i]} F{f[i]} M{m[i]}): {generic[i]}"
+        for i in range(len(frame))
+    ]
 
 
 def _reason(row: Any, chosen: dict[str, Any]) -> str:
@@ -127,16 +154,40 @@ LABEL_NOTES: tuple[tuple[Callable[[Any], bool], str], ...] = (
 
 
 def label_notes(frame: pd.DataFrame) -> list[list[str]]:
-    """For each row of :func:`score_frame`, why labels that seem to disagree both hold."""
+    """For each row of :func:`score_frame`, why labels that seem to disagree both hold.
+
+    Each rule is evaluated on the columns at once (:data:`LABEL_NOTE_COLUMNS`); only the rows
+    it applies to are formatted."""
     needed = {"r_score", "cluster_name", "high_value", "value_tier", "probability_alive", "clv"}
     if not needed <= set(frame.columns):
         return [[] for _ in range(len(frame))]
-    out: list[list[str]] = []
-    for record in frame.to_dict("records"):
-        row = {str(k): v for k, v in record.items()}
-        view: Any = SimpleNamespace(**row)
-        out.append([text.format(**row) for applies, text in LABEL_NOTES if applies(view)])
+    out: list[list[str]] = [[] for _ in range(len(frame))]
+    values = {c: frame[c].to_numpy() for c in needed}
+    for (_, text), applies in zip(LABEL_NOTES, LABEL_NOTE_COLUMNS, strict=True):
+        for i in np.flatnonzero(applies(frame)):
+            out[i].append(text.format(**{c: _plain(v[i]) for c, v in values.items()}))
     return out
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value ``DataFrame.to_dict`` gives (formats the same)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# The rules of LABEL_NOTES on whole columns (the same conditions, in the same order).
+LABEL_NOTE_COLUMNS: tuple[Callable[[pd.DataFrame], np.ndarray], ...] = (
+    lambda f: (
+        (f["r_score"].to_numpy(dtype=float) >= 4)
+        & f["cluster_name"].astype(str).str.lower().str.startswith("lapsing").to_numpy(dtype=bool)
+    ),
+    lambda f: (
+        f["high_value"].to_numpy(dtype=bool) & (f["value_tier"].astype(str) == "low").to_numpy()
+    ),
+    lambda f: (
+        (f["value_tier"].astype(str) == "high").to_numpy()
+        & (f["probability_alive"].to_numpy(dtype=float) < 0.2)
+    ),
+)
 
 
 # Scheme → the column of :func:`score_frame` that holds its label (segment schemes and churn risk).

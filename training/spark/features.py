@@ -71,13 +71,22 @@ def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
             out[name] = pd.to_datetime(values)
         else:
             out[name] = values.astype("str").where(values.notna(), None)
-    return pd.DataFrame(out, index=frame.index)
+    return arrow_safe(pd.DataFrame(out, index=frame.index))
+
+
+def arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns as Python objects: PySpark's Arrow writer takes one
+    array per column, and pandas 3's Arrow-backed strings can hold several chunks."""
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype)]
+    return frame.astype({c: object for c in text}) if text else frame
 
 
 def summary_table(transactions: Any, as_of: Any, buckets: int) -> Any:
     """The per-customer summary of :func:`models.features.summarize` for every customer of
     ``transactions`` (a Spark DataFrame in the data contract), as a Spark DataFrame with
     ``customer_id`` and :data:`SUMMARY_COLUMNS` (doubles)."""
+    from training.spark import workers
+
     cutoff = end_of_day(as_of)
     columns = [
         c
@@ -85,15 +94,12 @@ def summary_table(transactions: Any, as_of: Any, buckets: int) -> Any:
         if c in transactions.columns
     ]
     schema = "customer_id string, " + ", ".join(f"`{c}` double" for c in SUMMARY_COLUMNS)
-
-    def one_bucket(rows: pd.DataFrame) -> pd.DataFrame:
-        summary = summarize(rows.drop(columns=[BUCKET]), cutoff)
-        return summary.reset_index()[["customer_id", *SUMMARY_COLUMNS]].astype(
-            {c: "float64" for c in SUMMARY_COLUMNS}
-        )
-
+    workers.ship_by_value()
+    compute = workers.summary_bucket(
+        workers.release_folder(), cutoff, ["customer_id", *SUMMARY_COLUMNS]
+    )
     frame = with_bucket(transactions.select(*columns), buckets)
-    return frame.groupBy(BUCKET).applyInPandas(one_bucket, schema)
+    return frame.groupBy(BUCKET).applyInPandas(compute, schema)
 
 
 def feature_function(as_of: Any) -> Callable[[pd.DataFrame, pd.DataFrame | None], pd.DataFrame]:
@@ -124,28 +130,22 @@ def feature_table(
 
     ``example``: the function's output on a few customers (computed on the driver), which
     fixes the output schema."""
+    from training.spark import workers
+
     types = {name: spark_type(example[name].dtype) for name in example.columns}
     schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
-    compute = feature_function(as_of)
+    workers.ship_by_value()
+    compute = workers.feature_bucket(workers.release_folder(), end_of_day(as_of), types)
     tx = with_bucket(transactions, buckets)
     if customers is None:
-
-        def one_bucket(rows: pd.DataFrame) -> pd.DataFrame:
-            return conform(compute(rows, None), types)
-
-        return tx.groupBy(BUCKET).applyInPandas(one_bucket, schema)
-
-    def one_cogroup(rows: pd.DataFrame, attributes: pd.DataFrame) -> pd.DataFrame:
-        if rows.empty:
-            return conform(pd.DataFrame(columns=list(types)), types)
-        return conform(compute(rows, attributes), types)
-
+        return tx.groupBy(BUCKET).applyInPandas(compute, schema)
     cust = with_bucket(customers, buckets)
-    return tx.groupBy(BUCKET).cogroup(cust.groupBy(BUCKET)).applyInPandas(one_cogroup, schema)
+    return tx.groupBy(BUCKET).cogroup(cust.groupBy(BUCKET)).applyInPandas(compute, schema)
 
 
 __all__ = [
     "BUCKET",
+    "arrow_safe",
     "conform",
     "feature_function",
     "feature_table",

@@ -107,7 +107,7 @@ def score_customers(
     import mlflow
     from pyspark.sql import functions as F
 
-    from models.customer_view import score_frame, with_churn
+    from models.customer_view import score_frame
     from training.batch import with_actions
 
     # The estimators, once on the driver: the output schema and the CLV model's high-value
@@ -157,33 +157,20 @@ def score_customers(
     )
 
     # The last columns in pandas, with the functions of the pandas path.
-    def finish(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.drop(columns=["churn_probability", "risk_band"]).set_index("customer_id")
-        out = with_churn(
-            out,
-            frame["churn_probability"].to_numpy(dtype=float),
-            frame["risk_band"].to_numpy(),
-            threshold,
-        )
-        return with_actions(out).reset_index()
+    from training.spark import workers
 
     example_features = example.set_index("customer_id")
     pandas_example = with_actions(score_frame(models, example_features, example_features))
-    pandas_example = pandas_example.reset_index()
-    types = _types_of(pandas_example)
+    types = _types_of(pandas_example.reset_index())
     schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
-    columns = list(types)
-
-    def finish_batches(batches: Any) -> Any:
-        for frame in batches:
-            yield finish(frame)[columns]
+    finish = workers.finish_scores(workers.release_folder(), threshold, list(types))
 
     progress(
         "scoring with "
         + ", ".join(f"{v.name} v{v.version} ({v.source})" for v in versions.values())
         + f" in {buckets} customer buckets"
     )
-    return combined.mapInPandas(finish_batches, schema)
+    return combined.mapInPandas(finish, schema)
 
 
 def _types_of(frame: pd.DataFrame) -> dict[str, str]:
