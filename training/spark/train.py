@@ -142,20 +142,21 @@ def train_spark(
         )
         n_sample = min(inputs.sample_customers, n_customers)
         n_holdout = min(inputs.holdout_customers, n_customers - n_sample)
-        sample_ids, holdout_ids = _stratified(labelled, strata, n_sample, n_holdout)
-        sample_tx, sample_cust = _collect(inputs, sample_ids)
+        chosen = _stratified(labelled, strata, n_sample, n_holdout)
+        sample_ids = chosen.filter(F.col("_part") == 0).select("customer_id")
+        (sample_tx, sample_cust), (eval_tx, eval_cust) = _collect(inputs, chosen)
         step(
             f"training sample: {sample_tx['customer_id'].nunique():,} customers, "
             f"{len(sample_tx):,} transactions (seed {inputs.seed})"
         )
         inputs._sample = (sample_tx, sample_cust)
         evaluation = None
-        if n_holdout >= 20:
-            evaluation = _collect(inputs, holdout_ids)
+        if n_holdout >= 20 and len(eval_tx):
+            evaluation = (eval_tx, eval_cust)
             inputs._holdout = evaluation
             step(
-                f"evaluation sample: {evaluation[0]['customer_id'].nunique():,} other customers, "
-                f"{len(evaluation[0]):,} transactions"
+                f"evaluation sample: {eval_tx['customer_id'].nunique():,} other customers, "
+                f"{len(eval_tx):,} transactions"
             )
         result = train_all(
             sample_tx,
@@ -196,38 +197,50 @@ def train_spark(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _stratified(
-    labelled: Any, strata: dict[int, int], n_sample: int, n_holdout: int
-) -> tuple[Any, Any]:
-    """The training and the evaluation sample's customer ids: within each stratum, the
-    customers with the smallest hash, in proportion to the stratum's share."""
+def _stratified(labelled: Any, strata: dict[int, int], n_sample: int, n_holdout: int) -> Any:
+    """The customer ids of the training sample (``_part`` 0) and of the evaluation sample
+    (``_part`` 1): within each stratum, the customers whose hash falls below the stratum's
+    share of the sample, then those just above it for the evaluation sample."""
     from pyspark.sql import functions as F
 
     total = sum(strata.values())
-    sample_cond = None
-    holdout_cond = None
+    part = None
     for label, size in strata.items():
         share = size / total
         a = min(1.0, n_sample * share / size) if size else 0.0
         b = min(1.0, a + n_holdout * share / size) if size else 0.0
         in_label = F.col("_label") == label
-        s_cond = in_label & (F.col("_u") < a)
-        h_cond = in_label & (F.col("_u") >= a) & (F.col("_u") < b)
-        sample_cond = s_cond if sample_cond is None else (sample_cond | s_cond)
-        holdout_cond = h_cond if holdout_cond is None else (holdout_cond | h_cond)
-    return (
-        labelled.filter(sample_cond).select("customer_id"),
-        labelled.filter(holdout_cond).select("customer_id"),
-    )
+        part = (
+            F.when(in_label & (F.col("_u") < a), 0).when(
+                in_label & (F.col("_u") >= a) & (F.col("_u") < b), 1
+            )
+            if part is None
+            else part.when(in_label & (F.col("_u") < a), 0).when(
+                in_label & (F.col("_u") >= a) & (F.col("_u") < b), 1
+            )
+        )
+    chosen = labelled.select("customer_id", part.alias("_part"))  # type: ignore[union-attr]
+    return chosen.filter(F.col("_part").isNotNull())
 
 
-def _collect(inputs: SparkInputs, ids: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The transactions (and customer rows) of the customers ``ids``, as pandas frames."""
-    tx = _pandas_of(inputs.transactions.join(ids, "customer_id"), ["customer_id", "timestamp"])
+Samples = tuple[tuple[pd.DataFrame, pd.DataFrame | None], tuple[pd.DataFrame, pd.DataFrame | None]]
+
+
+def _collect(inputs: SparkInputs, chosen: Any) -> Samples:
+    """The transactions (and customer rows) of both samples as pandas frames, in one pass."""
+    tx = _pandas_of(inputs.transactions.join(chosen, "customer_id"), ["customer_id", "timestamp"])
+    parts = tx.pop("_part").to_numpy()
     cust = None
     if inputs.customers is not None:
-        cust = _pandas_of(inputs.customers.join(ids, "customer_id"), ["customer_id"])
-    return tx, cust
+        cust = _pandas_of(inputs.customers.join(chosen, "customer_id"), ["customer_id"])
+    out = []
+    for number in (0, 1):
+        mine = tx[parts == number].reset_index(drop=True)
+        rows = None
+        if cust is not None:
+            rows = cust[cust["_part"] == number].drop(columns="_part").reset_index(drop=True)
+        out.append((mine, rows))
+    return out[0], out[1]
 
 
 def _refit_clv(
