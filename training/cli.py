@@ -309,6 +309,7 @@ def _score_spark(args: argparse.Namespace) -> int:
     versions = resolve_versions()  # before the data: a missing model is said at once
     inputs = _inputs(args)
     out = args.out
+    start = time.perf_counter()
     with _progress(args) as progress:
         progress(f"scoring as of {inputs.as_of.date()} ...")
         scored = score_customers(
@@ -322,7 +323,10 @@ def _score_spark(args: argparse.Namespace) -> int:
         )
         scored.write.mode("overwrite").parquet(out)
     written = inputs.spark.read.parquet(out)
-    _say(f"wrote {written.count():,} customers x {len(written.columns)} columns to {out}/")
+    _say(
+        f"wrote {written.count():,} customers x {len(written.columns)} columns to {out}/ "
+        f"({time.perf_counter() - start:.1f}s)"
+    )
     return 0
 
 

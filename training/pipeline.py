@@ -86,6 +86,7 @@ def train_all(
     *,
     evaluation: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
     population: int | None = None,
+    started: float | None = None,
 ) -> TrainResult:
     """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics.
 
@@ -95,9 +96,10 @@ def train_all(
     For a sample of a larger customer base (the Spark engine): ``evaluation`` holds the
     (transactions, customers) of a separate sample on which the CLV and churn holdout
     metrics are measured, and ``population`` the number of customers the churn risk-band
-    sizes are scaled to.
+    sizes are scaled to; ``started``: the ``time.perf_counter()`` the progress lines count
+    from (default: now).
     """
-    start = time.perf_counter()
+    start = time.perf_counter() if started is None else started
 
     def step(message: str) -> None:
         progress(f"[{time.perf_counter() - start:6.1f}s] {message}")

@@ -166,6 +166,7 @@ def train_spark(
             previous=previous,
             evaluation=evaluation,
             population=n_customers,
+            started=start,
         )
         clv = result.models["clv"]
         if isinstance(clv, CLVModel):
