@@ -36,9 +36,7 @@ def parse_conf(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         key, sign, value = item.partition("=")
         if not sign or not key.strip():
-            raise CVMError(
-                f"--spark-conf {item!r}: use KEY=VALUE, e.g. spark.driver.memory=8g"
-            )
+            raise CVMError(f"--spark-conf {item!r}: use KEY=VALUE, e.g. spark.driver.memory=8g")
         out[key.strip()] = value.strip()
     return out
 
