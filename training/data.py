@@ -56,6 +56,11 @@ Value rules
     * ``duplicate``: a row equal to an earlier kept row in every column after parsing; the
       first occurrence is kept (:func:`models.features.repeated_rows`, the rule the service
       applies to the purchases of a request).
+
+Engines
+    The row rules are functions of a frame, :func:`transaction_rows` and
+    :func:`customer_rows`, that work on a whole file or on any part of one; the Spark engine
+    (:mod:`training.spark.data`) runs the same functions on each partition.
 """
 
 from __future__ import annotations
@@ -63,9 +68,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -78,12 +85,28 @@ __all__ = [
     "BAD_ROWS_POLICIES",
     "CUSTOMER_REASONS",
     "TRANSACTION_REASONS",
+    "CsvHeader",
     "DataError",
     "LoadReport",
+    "Rows",
+    "attribute_types",
+    "csv_header",
+    "customer_columns",
+    "customer_reasons",
+    "customer_rows",
+    "facts_change_rows",
+    "fatal_counts",
     "fingerprint",
     "load_customers",
     "load_transactions",
+    "no_usable_rows_error",
+    "numeric_attributes",
+    "ordered_counts",
     "read_table",
+    "row_error",
+    "transaction_columns",
+    "transaction_reasons",
+    "transaction_rows",
 ]
 
 CSV_SUFFIXES = (".csv", ".txt")
@@ -292,14 +315,7 @@ def _read_csv(path: Path, shown: str) -> tuple[pd.DataFrame, np.ndarray]:
                     path=shown,
                 )
             raise DataError(f"{shown}: file is empty", path=shown)
-    delimiter = max(_DELIMITERS, key=first.count) if any(d in first for d in _DELIMITERS) else ","
-    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter))
-    while header and not header[-1].strip():  # trailing delimiters, as Excel writes them
-        header.pop()
-    if not header:
-        raise DataError(f"{shown}: line 1 has no column names", path=shown)
-    header = [name if name.strip() else f"unnamed_{i}" for i, name in enumerate(header, 1)]
-    _check_unique_names(header, shown)
+    delimiter, header, _ = csv_header(first, shown)
 
     overflow = "__overflow__"
     while overflow in header:
@@ -359,6 +375,30 @@ def _read_csv_slowly(
     return frame, np.asarray(numbers, dtype=np.int64)
 
 
+class CsvHeader(NamedTuple):
+    """The first line of a CSV file, read as :func:`load_transactions` reads it."""
+
+    delimiter: str
+    names: list[str]  # column names (trailing blank names dropped, other blanks "unnamed_N")
+    n_fields: int  # fields on the line, trailing blank ones included
+
+
+def csv_header(first: str, shown: str) -> CsvHeader:
+    """Parse a CSV header line: the delimiter (``,`` unless ``;``, tab or ``|`` is more
+    frequent), the column names, and the number of fields. Raises :class:`DataError` when no
+    name is given or a name repeats."""
+    delimiter = max(_DELIMITERS, key=first.count) if any(d in first for d in _DELIMITERS) else ","
+    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter))
+    n_fields = len(header)
+    while header and not header[-1].strip():  # trailing delimiters, as Excel writes them
+        header.pop()
+    if not header:
+        raise DataError(f"{shown}: line 1 has no column names", path=shown)
+    header = [name if name.strip() else f"unnamed_{i}" for i, name in enumerate(header, 1)]
+    _check_unique_names(header, shown)
+    return CsvHeader(delimiter, header, n_fields)
+
+
 def _count_content_lines(path: Path) -> int:
     """Lines in the file, not counting blank lines at its very end."""
     newlines, tail = 0, b""
@@ -395,34 +435,51 @@ def _canonical(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", str(name).replace("\ufeff", "").strip().lower())
 
 
+TRANSACTION_COLUMNS = (
+    ("customer_id", "timestamp", "amount"),
+    ("cost", "margin", "channel", "category"),
+)
+CUSTOMER_COLUMNS = (("customer_id",), ("signup_date", "churned", "churn_date"))
+
+
+def transaction_columns(path: str, names: list[str]) -> dict[str, str]:
+    """Canonical name -> column name in a transactions file (see :func:`load_transactions`)."""
+    return _match_columns(path, names, *TRANSACTION_COLUMNS)
+
+
+def customer_columns(path: str, names: list[str]) -> dict[str, str]:
+    """Canonical name -> column name in a customers file (see :func:`load_customers`)."""
+    return _match_columns(path, names, *CUSTOMER_COLUMNS)
+
+
 def _match_columns(
-    raw: _Raw, required: tuple[str, ...], optional: tuple[str, ...]
+    path: str, columns: list[str], required: tuple[str, ...], optional: tuple[str, ...]
 ) -> dict[str, str]:
     """Map canonical name -> column name in the file, failing on missing/ambiguous columns."""
     wanted = required + optional
     found: dict[str, str] = {}
-    for name in raw.frame.columns:
+    for name in columns:
         key = _canonical(name)
         if key not in wanted:
             continue
         if key in found:
             raise DataError(
-                f"{raw.path}: columns '{found[key]}' and '{name}' both mean '{key}'; keep one",
-                path=raw.path,
+                f"{path}: columns '{found[key]}' and '{name}' both mean '{key}'; keep one",
+                path=path,
                 column=key,
             )
         found[key] = name
     missing = [name for name in required if name not in found]
     if missing:
         names = ", ".join(f"'{name}'" for name in missing)
-        listed = ", ".join(str(name) for name in raw.frame.columns)
+        listed = ", ".join(str(name) for name in columns)
         message = (
-            f"{raw.path}: missing required column{'s' if len(missing) > 1 else ''} {names} "
+            f"{path}: missing required column{'s' if len(missing) > 1 else ''} {names} "
             f"(found: {listed})"
         )
-        if raw.frame.shape[1] == 1 and any(d in listed for d in ";\t|"):
+        if len(columns) == 1 and any(d in listed for d in ";\t|"):
             message += "; is the file separated by something other than commas?"
-        raise DataError(message, path=raw.path, column=missing[0])
+        raise DataError(message, path=path, column=missing[0])
     return found
 
 
@@ -431,12 +488,15 @@ def _match_columns(
 # --------------------------------------------------------------------------------------------
 
 
-def _as_text(values: pd.Series, *, na_tokens: bool = True) -> pd.Series:
-    """Values as stripped text; blank (and, with ``na_tokens``, ``NA``-like) means missing."""
+def _as_text(values: pd.Series, *, na_tokens: bool = True, fractional: bool = False) -> pd.Series:
+    """Values as stripped text; blank (and, with ``na_tokens``, ``NA``-like) means missing.
+
+    Floats that are all whole numbers read as integers (``20240105.0`` -> ``"20240105"``),
+    unless ``fractional`` says the column they come from has a fraction somewhere."""
     if pd.api.types.is_float_dtype(values.dtype):
         numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
         finite = np.isfinite(numbers)
-        if (numbers[finite] % 1 == 0).all():  # 20240105.0 -> "20240105", 17.0 -> "17"
+        if not fractional and (numbers[finite] % 1 == 0).all():  # 17.0 -> "17"
             values = numbers.where(finite).astype("Int64")
     text = values.astype("str").str.strip()
     missing = text == ""
@@ -445,45 +505,84 @@ def _as_text(values: pd.Series, *, na_tokens: bool = True) -> pd.Series:
     return text.mask(missing)
 
 
-def _parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Return (float64 numbers with NaN where missing or bad, mask of cells that were given)."""
+def _fraction_facts(values: pd.Series, column: str) -> set[str]:
+    """``fraction:<column>`` when a float column has a finite value that is not whole."""
+    if not pd.api.types.is_float_dtype(values.dtype):
+        return set()
+    numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    numbers = numbers[np.isfinite(numbers)]
+    return {f"fraction:{column}"} if (numbers % 1 != 0).any() else set()
+
+
+def _parse_numbers(
+    values: pd.Series, column: str, facts: frozenset[str] | None = None
+) -> tuple[pd.Series, pd.Series, set[str]]:
+    """Return (float64 numbers with NaN where missing or bad, mask of cells that were given,
+    the column facts these values show). Decimal commas are read as ``facts`` say, or as
+    these values say when ``facts`` is None (see :func:`_number_facts`)."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         numbers = pd.Series(
             values.astype("Float64").to_numpy(dtype="float64", na_value=np.nan),
             index=values.index,
         )
         given = numbers.notna()
+        seen: set[str] = set()
     else:
-        text = _decimal_commas(_as_text(values))
+        text = _as_text(values)
+        seen = _number_facts(text, column)
+        text = _decimal_commas(text, _reads_commas(seen if facts is None else facts, column))
         given = text.notna()
         numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    return numbers.where(np.isfinite(numbers)), given
+    return numbers.where(np.isfinite(numbers)), given, seen
 
 
-def _decimal_commas(text: pd.Series) -> pd.Series:
-    """Decimal commas (``12,50``) as points, when the column reads them one way only: no
-    value has a '.', and some comma value has other than three digits after the comma (so
-    the comma cannot be a thousands separator). Otherwise the text is unchanged (and the
-    comma values are not numbers: :data:`DECIMAL_COMMAS` says why)."""
+def _number_facts(text: pd.Series, column: str) -> set[str]:
+    """What decides whether a text column's decimal commas are read: some value is a comma
+    number (``comma:``), one with other than three digits after the comma
+    (``comma_decimal:``), some value has a '.' (``dot:``)."""
     present = text.dropna()
     comma = present.str.fullmatch(_COMMA_NUMBER)
-    if not comma.any() or present.str.contains(".", regex=False).any():
+    facts = set()
+    if comma.any():
+        facts.add(f"comma:{column}")
+        if not present[comma].str.fullmatch(r"[+-]?\d{1,3},\d{3}").all():
+            facts.add(f"comma_decimal:{column}")
+    if present.str.contains(".", regex=False).any():
+        facts.add(f"dot:{column}")
+    return facts
+
+
+def _reads_commas(facts: frozenset[str] | set[str], column: str) -> bool:
+    """Decimal commas are read when the column reads them one way only: no value has a '.',
+    and some comma value has other than three digits after the comma (so the comma cannot
+    be a thousands separator). Otherwise the comma values are not numbers
+    (:data:`DECIMAL_COMMAS` says why)."""
+    return (
+        f"comma:{column}" in facts
+        and f"comma_decimal:{column}" in facts
+        and f"dot:{column}" not in facts
+    )
+
+
+def _decimal_commas(text: pd.Series, read: bool) -> pd.Series:
+    """Decimal commas (``12,50``) as points when ``read``; otherwise the text unchanged."""
+    if not read:
         return text
-    if present[comma].str.fullmatch(r"[+-]?\d{1,3},\d{3}").all():
-        return text  # 1,250: thousands or decimals? both readings are possible
+    present = text.dropna()
+    comma = present.str.fullmatch(_COMMA_NUMBER)
     fixed = text.copy()
     rows = comma[comma].index
     fixed.loc[rows] = present.loc[rows].str.replace(",", ".", regex=False)
     return fixed
 
 
-def _parse_datetimes(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_datetimes(values: pd.Series, *, fractional: bool = False) -> tuple[pd.Series, pd.Series]:
     """Return (naive datetime64[ns] with NaT where missing or bad, mask of cells given)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return _to_ns(values.dt.tz_convert("UTC").dt.tz_localize(None)), values.notna()
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return _to_ns(values), values.notna()
-    text = _as_text(values)
+    text = _as_text(values, fractional=fractional)
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     compact = text.str.fullmatch(r"\d{8}").fillna(False).astype(bool)
     iso = text.str.match(r"\d{4}[-/]\d{1,2}[-/]\d{1,2}").fillna(False).astype(bool) & ~compact
@@ -503,9 +602,9 @@ def _to_ns(values: pd.Series) -> pd.Series:
     return values.mask(outside).astype("datetime64[ns]")
 
 
-def _parse_flags(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_flags(values: pd.Series, *, fractional: bool = False) -> tuple[pd.Series, pd.Series]:
     """Return (Int64 0/1 with <NA> where missing or bad, mask of cells given)."""
-    text = _as_text(values).str.lower()
+    text = _as_text(values, fractional=fractional).str.lower()
     flags = pd.Series(pd.NA, index=values.index, dtype="Int64")
     flags[text.isin(_TRUE_TOKENS)] = 1
     flags[text.isin(_FALSE_TOKENS)] = 0
@@ -529,15 +628,48 @@ def _clean_text(values: pd.Series) -> pd.Series:
     return values
 
 
-def _infer_numeric(text: pd.Series) -> pd.Series:
-    """Turn a text column of plain numbers into int64/float64; codes like '02139' stay text."""
+def _attribute_facts(text: pd.Series, column: str) -> set[str]:
+    """What decides the type of a CSV attribute column (:func:`attribute_types`): some value
+    given (``present:``), some missing (``missing:``), some not a plain number or a code with
+    a leading zero such as '02139' (``text:``), some number not an integer (``float:``)."""
+    facts = set()
     present = text.dropna()
-    if present.empty or present.str.match(r"[+-]?0\d").any():
-        return text
+    if len(present) < len(text):
+        facts.add(f"missing:{column}")
+    if present.empty:
+        return facts
+    facts.add(f"present:{column}")
+    if present.str.match(r"[+-]?0\d").any():
+        return facts | {f"text:{column}"}
     numbers = pd.to_numeric(present, errors="coerce")
     if numbers.isna().any() or not np.isfinite(numbers.astype("float64")).all():
-        return text
-    return pd.to_numeric(text)
+        return facts | {f"text:{column}"}
+    if numbers.dtype.kind != "i":
+        facts.add(f"float:{column}")
+    return facts
+
+
+def attribute_types(facts: frozenset[str] | set[str]) -> dict[str, str]:
+    """The CSV attribute columns of a customers file that are numbers, with their dtype
+    (``int64``, or ``float64`` when some value is fractional or missing); the others stay
+    text (codes with leading zeros such as '02139' included)."""
+    types = {}
+    for fact in sorted(facts):
+        kind, _, column = fact.partition(":")
+        if kind == "present" and f"text:{column}" not in facts:
+            floats = f"float:{column}" in facts or f"missing:{column}" in facts
+            types[column] = "float64" if floats else "int64"
+    return types
+
+
+def numeric_attributes(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with the attribute columns named in ``types`` as numbers of that dtype."""
+    if not types:
+        return frame
+    frame = frame.copy()
+    for column, dtype in types.items():
+        frame[column] = pd.to_numeric(frame[column]).astype(np.dtype(dtype))
+    return frame
 
 
 def _end_of_day(as_of: object) -> pd.Timestamp | None:
@@ -570,76 +702,325 @@ def _check_policy(bad_rows: object) -> None:
 # Row problems, errors and quarantine
 # --------------------------------------------------------------------------------------------
 
+# reason -> (canonical column, column in the file or None, description key)
+Where = dict[str, tuple[str, str | None, str]]
 
-class _Problems:
+
+class Rows(NamedTuple):
+    """What the row rules make of a frame (a whole file, or one part of it)."""
+
+    parsed: pd.DataFrame  # the parsed columns, same index as the frame
+    reason: pd.Series  # each row's first problem, "" for a usable row
+    facts: frozenset[str]  # column facts these rows show (see :func:`transaction_rows`)
+
+
+class _Reasons:
     """Each row's reason (``""`` while it is fine), first reason wins."""
 
-    def __init__(self, raw: _Raw):
+    def __init__(self, index: pd.Index):
+        self.index = index
+        self.reason = np.full(len(index), "", dtype=object)
+
+    def flag(self, reason: str, mask: pd.Series | np.ndarray) -> None:
+        hit = np.asarray(mask, dtype=bool) & (self.reason == "")
+        self.reason[hit] = reason
+
+    def series(self) -> pd.Series:
+        return pd.Series(self.reason, index=self.index, dtype=object)
+
+
+def transaction_rows(
+    frame: pd.DataFrame,
+    cols: dict[str, str],
+    *,
+    cutoff: pd.Timestamp | None = None,
+    csv: bool = True,
+    facts: frozenset[str] | None = None,
+) -> Rows:
+    """The row rules of :func:`load_transactions` on ``frame`` (a file as read, or any part
+    of it): the parsed columns and each row's first problem among ``missing_customer_id``,
+    ``bad_timestamp``, ``bad_amount``, ``negative_amount``, ``bad_cost`` and ``after_as_of``
+    (``cutoff``: the first instant after the as-of day). ``duplicate`` is not decided here:
+    it needs the other rows of the file.
+
+    ``cols`` comes from :func:`transaction_columns`; ``csv`` says the cells are text as read
+    from a CSV (an empty cell of an extra column is then missing).
+
+    Two choices are made per column over the whole file: whether decimal commas are read,
+    and whether a float id or date column is written as integers. ``facts=None`` makes them
+    from ``frame`` itself (right when ``frame`` is the whole file). A part of a file passes
+    the facts of the whole file, the union of the ``facts`` returned for every part.
+    """
+    reasons = _Reasons(frame.index)
+    seen: set[str] = set()
+
+    def fractional(column: str) -> bool:
+        return facts is not None and f"fraction:{column}" in facts
+
+    id_column, time_column, amount_column = (
+        cols[n] for n in ("customer_id", "timestamp", "amount")
+    )
+    seen |= _fraction_facts(frame[id_column], id_column)
+    customer_id = _as_text(frame[id_column], fractional=fractional(id_column))
+    reasons.flag("missing_customer_id", customer_id.isna())
+    seen |= _fraction_facts(frame[time_column], time_column)
+    timestamp, _ = _parse_datetimes(frame[time_column], fractional=fractional(time_column))
+    reasons.flag("bad_timestamp", timestamp.isna())
+    amount, _, found = _parse_numbers(frame[amount_column], amount_column, facts)
+    seen |= found
+    reasons.flag("bad_amount", amount.isna())
+    reasons.flag("negative_amount", amount < 0)
+
+    parsed = pd.DataFrame(
+        {"customer_id": customer_id, "timestamp": timestamp, "amount": amount},
+        index=frame.index,
+    )
+    used = {id_column, time_column, amount_column}
+    if "cost" in cols:
+        cost, given, found = _parse_numbers(frame[cols["cost"]], cols["cost"], facts)
+        reasons.flag("bad_cost", given & cost.isna())
+        parsed["cost"] = cost
+        used.add(cols["cost"])
+        seen |= found
+    elif "margin" in cols:
+        margin, given, found = _parse_numbers(frame[cols["margin"]], cols["margin"], facts)
+        reasons.flag("bad_cost", given & (margin.isna() | (margin > 1)))
+        parsed["cost"] = amount * (1 - margin)
+        used.add(cols["margin"])
+        seen |= found
+    for name in ("channel", "category"):
+        if name in cols:
+            parsed[name] = _clean_text(frame[cols[name]].astype("str"))
+            used.add(cols[name])
+    for name in frame.columns:
+        if name not in used:  # kept as read; in a CSV an empty cell means missing
+            values = frame[name]
+            parsed[name] = values.mask(values == "") if csv else values
+
+    if cutoff is not None:
+        reasons.flag("after_as_of", timestamp >= cutoff)
+    return Rows(parsed, reasons.series(), frozenset(seen))
+
+
+def customer_rows(
+    frame: pd.DataFrame,
+    cols: dict[str, str],
+    *,
+    csv: bool = True,
+    facts: frozenset[str] | None = None,
+) -> Rows:
+    """The row rules of :func:`load_customers` on ``frame`` (a file as read, or any part of
+    it): the parsed columns and each row's first problem among ``missing_customer_id``,
+    ``bad_signup_date``, ``bad_churn_date`` and ``bad_churned``. ``duplicate_customer_id``
+    (which comes right after ``missing_customer_id``) needs the other rows of the file and is
+    not decided here.
+
+    Attribute columns come back as stripped text with blanks missing; which CSV attribute
+    columns are numbers is decided over the whole file (:func:`attribute_types` of the
+    facts, applied by :func:`numeric_attributes`). ``facts``: as for
+    :func:`transaction_rows`.
+    """
+    reasons = _Reasons(frame.index)
+    seen: set[str] = set()
+
+    def fractional(column: str) -> bool:
+        return facts is not None and f"fraction:{column}" in facts
+
+    for name in ("customer_id", "signup_date", "churn_date", "churned"):
+        if name in cols:
+            seen |= _fraction_facts(frame[cols[name]], cols[name])
+    id_column = cols["customer_id"]
+    customer_id = _as_text(frame[id_column], fractional=fractional(id_column))
+    reasons.flag("missing_customer_id", customer_id.isna())
+
+    parsed = pd.DataFrame({"customer_id": customer_id}, index=frame.index)
+    for name, reason in (("signup_date", "bad_signup_date"), ("churn_date", "bad_churn_date")):
+        if name in cols:
+            source = cols[name]
+            stamps, given = _parse_datetimes(frame[source], fractional=fractional(source))
+            reasons.flag(reason, given & stamps.isna())
+            parsed[name] = stamps
+    if "churned" in cols:
+        source = cols["churned"]
+        flags, given = _parse_flags(frame[source], fractional=fractional(source))
+        reasons.flag("bad_churned", given & flags.isna())
+        parsed["churned"] = flags
+    parsed = parsed[
+        [c for c in ("customer_id", "signup_date", "churned", "churn_date") if c in parsed]
+    ]
+    known = set(cols.values())
+    for name in frame.columns:
+        if name not in known:
+            values = _clean_text(frame[name])
+            if csv:
+                seen |= _attribute_facts(values, name)
+            parsed[name] = values
+    return Rows(parsed, reasons.series(), frozenset(seen))
+
+
+def facts_change_rows(facts: frozenset[str] | set[str]) -> bool:
+    """True when rows parsed without the whole file's ``facts`` (``facts=frozenset()``) may
+    differ from rows parsed with them: a float id or date column with fractions, or a number
+    column whose decimal commas are read."""
+    for fact in facts:
+        kind, _, column = fact.partition(":")
+        if kind == "fraction" or (kind == "comma" and _reads_commas(facts, column)):
+            return True
+    return False
+
+
+def transaction_reasons(cols: dict[str, str]) -> Where:
+    """reason -> (canonical column, column in the file, description) for a transactions file."""
+    where: Where = {
+        "missing_customer_id": ("customer_id", cols["customer_id"], "missing_customer_id"),
+        "bad_timestamp": ("timestamp", cols["timestamp"], "bad_timestamp"),
+        "bad_amount": ("amount", cols["amount"], "bad_amount"),
+        "negative_amount": ("amount", cols["amount"], "negative_amount"),
+        "after_as_of": ("timestamp", cols["timestamp"], "after_as_of"),
+        "duplicate": ("customer_id", None, "duplicate"),
+    }
+    if "cost" in cols:
+        where["bad_cost"] = ("cost", cols["cost"], "bad_cost")
+    elif "margin" in cols:
+        where["bad_cost"] = ("margin", cols["margin"], "bad_margin")
+    return where
+
+
+def customer_reasons(cols: dict[str, str]) -> Where:
+    """reason -> (canonical column, column in the file, description) for a customers file."""
+    where: Where = {
+        "missing_customer_id": ("customer_id", cols["customer_id"], "missing_customer_id"),
+        "duplicate_customer_id": ("customer_id", cols["customer_id"], "duplicate_customer_id"),
+    }
+    for name, reason in (
+        ("signup_date", "bad_signup_date"),
+        ("churn_date", "bad_churn_date"),
+        ("churned", "bad_churned"),
+    ):
+        if name in cols:
+            where[reason] = (name, cols[name], reason)
+    return where
+
+
+def ordered_counts(counts: dict[str, int]) -> dict[str, int]:
+    """Counts per reason in the documented order of the reasons."""
+    return {r: counts[r] for r in TRANSACTION_REASONS + CUSTOMER_REASONS if counts.get(r)}
+
+
+def fatal_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The reasons that stop a load with ``bad_rows="error"``, in order."""
+    return {r: n for r, n in ordered_counts(counts).items() if r not in _ALWAYS_QUARANTINED}
+
+
+def row_error(
+    path: str,
+    fatal: dict[str, int],
+    where: Where,
+    *,
+    values: pd.Series | list[object] | None,
+    hint_values: pd.Series | None,
+    any_usable: bool,
+    positions: str | None = None,
+    rows: list[int] | None = None,
+) -> DataError:
+    """The one-line error for the first of the ``fatal`` reasons (the others are mentioned):
+    file, column, how many rows, ``positions`` when known (``"lines 2, 3"``), the first few
+    distinct ``values`` of those rows, how to fix them (``hint_values``: their values, for
+    the decimal-comma hint), and whether ``--bad-rows quarantine`` would help."""
+    reason = next(iter(fatal))
+    count = fatal[reason]
+    column, source, describe = where[reason]
+    singular, plural = _DESCRIPTIONS[describe]
+    message = (
+        f"{path}, column '{source or column}': {count} "
+        f"{'row ' + singular if count == 1 else 'rows ' + plural}"
+    )
+    if positions:
+        message += f" ({positions})"
+    if reason != "missing_customer_id" and values is not None:
+        message += ": " + ", ".join(_first_unique(values))
+    others = [f"{r} ({n} row{'s' if n > 1 else ''})" for r, n in fatal.items() if r != reason]
+    if others:
+        message += "; also " + ", ".join(others)
+    hint = _hint(reason, hint_values)
+    if hint:
+        message += f". {hint[0].upper()}{hint[1:]}"
+    if any_usable:
+        message += ". Fix them or rerun with --bad-rows quarantine."
+    else:  # quarantining would leave nothing: the file itself is not what is expected
+        message += (
+            f". No row of the file is usable, so --bad-rows quarantine would not help: "
+            f"check that column '{source or column}' {_HOLDS.get(reason, 'is the right one')}"
+            " and that the file is the one meant"
+        )
+    return DataError(message, path=path, column=column, rows=rows, n_rows=count)
+
+
+def no_usable_rows_error(
+    path: str,
+    n_read: int,
+    reasons: dict[str, int],
+    quarantine_path: str | None,
+    where: Where,
+    hint_values: pd.Series | None,
+) -> DataError:
+    """The error when every row was quarantined; ``hint_values``: values of the column of
+    the first reason (for the decimal-comma hint)."""
+    detail = ", ".join(f"{reason}: {n}" for reason, n in reasons.items())
+    first = next(iter(reasons))
+    column, source, _ = where[first]
+    hint = _hint(first, hint_values if source else None)
+    holds = _HOLDS.get(first)
+    advice = f"; check that column '{source or column}' {holds}" if holds else ""
+    return DataError(
+        f"{path}: no usable rows: all {n_read} rows were quarantined ({detail}); "
+        f"see {quarantine_path}" + advice + (f" ({hint})" if hint else ""),
+        path=path,
+    )
+
+
+class _Problems:
+    """Each row's reason (``""`` while it is fine) in a file read whole."""
+
+    def __init__(self, raw: _Raw, reason: pd.Series, where: Where):
         self.raw = raw
-        self.reason = np.full(len(raw.frame), "", dtype=object)
-        # reason -> (canonical column, column in the file, description key)
-        self.where: dict[str, tuple[str, str | None, str]] = {}
+        self.reason = reason.to_numpy(dtype=object, copy=True)
+        self.where = where
 
     @property
     def ok(self) -> np.ndarray:
         return self.reason == ""
 
-    def flag(
-        self,
-        reason: str,
-        mask: pd.Series | np.ndarray,
-        column: str,
-        source: str | None,
-        describe: str | None = None,
-    ) -> None:
-        hit = np.asarray(mask, dtype=bool) & self.ok
-        if hit.any():
-            self.reason[hit] = reason
-            self.where.setdefault(reason, (column, source, describe or reason))
+    def flag(self, reason: str, mask: np.ndarray) -> None:
+        self.reason[np.asarray(mask, dtype=bool) & self.ok] = reason
 
     def counts(self) -> dict[str, int]:
         reasons, counts = np.unique(self.reason[~self.ok].astype(str), return_counts=True)
-        found = dict(zip(reasons.tolist(), counts.tolist(), strict=True))
-        order = TRANSACTION_REASONS + CUSTOMER_REASONS
-        return {reason: found[reason] for reason in order if reason in found}
+        return ordered_counts(dict(zip(reasons.tolist(), counts.tolist(), strict=True)))
 
     def raise_if_fatal(self, shown_values: dict[str, pd.Series]) -> None:
         """With bad_rows='error': raise for the first fatal reason, mentioning the others."""
-        fatal = {r: n for r, n in self.counts().items() if r not in _ALWAYS_QUARANTINED}
+        fatal = fatal_counts(self.counts())
         if not fatal:
             return
         reason = next(iter(fatal))
-        column, source, describe = self.where[reason]
+        _, source, _ = self.where[reason]
         raw = self.raw
         rows = np.flatnonzero(self.reason == reason)
         count = len(rows)
         listed = [int(n) for n in raw.numbers[rows[:_MAX_LISTED]]]
         numbers = ", ".join(str(n) for n in listed) + (", ..." if count > _MAX_LISTED else "")
-        unit = raw.unit + ("s" if count > 1 else "")
-        singular, plural = _DESCRIPTIONS[describe]
-        message = (
-            f"{raw.path}, column '{source or column}': {count} "
-            f"{'row ' + singular if count == 1 else 'rows ' + plural} ({unit} {numbers})"
+        values = shown_values.get(reason, raw.frame[source] if source else None)
+        raise row_error(
+            raw.path,
+            fatal,
+            self.where,
+            positions=f"{raw.unit + ('s' if count > 1 else '')} {numbers}",
+            rows=listed,
+            values=None if values is None else values.iloc[rows[:1000]],
+            hint_values=raw.frame[source].iloc[rows] if source else None,
+            any_usable=bool(self.ok.any()),
         )
-        if reason != "missing_customer_id":
-            values = shown_values.get(reason, raw.frame[source] if source else None)
-            if values is not None:
-                message += ": " + ", ".join(_first_unique(values.iloc[rows[:1000]]))
-        others = [f"{r} ({n} row{'s' if n > 1 else ''})" for r, n in fatal.items() if r != reason]
-        if others:
-            message += "; also " + ", ".join(others)
-        hint = _hint(reason, raw.frame[source].iloc[rows] if source else None)
-        if hint:
-            message += f". {hint[0].upper()}{hint[1:]}"
-        if self.ok.any():
-            message += ". Fix them or rerun with --bad-rows quarantine."
-        else:  # quarantining would leave nothing: the file itself is not what is expected
-            message += (
-                f". No row of the file is usable, so --bad-rows quarantine would not help: "
-                f"check that column '{source or column}' {_HOLDS.get(reason, 'is the right one')}"
-                " and that the file is the one meant"
-            )
-        raise DataError(message, path=raw.path, column=column, rows=listed, n_rows=count)
 
     def quarantine(self, quarantine_dir: str | Path | None) -> str | None:
         """Write the problem rows (original values, ``_line``, ``_reason``); return the path."""
@@ -698,7 +1079,7 @@ def _hint(reason: str, values: pd.Series | None) -> str | None:
     return None
 
 
-def _first_unique(values: pd.Series) -> list[str]:
+def _first_unique(values: Iterable[object]) -> list[str]:
     """The first few distinct values, quoted for a message."""
     shown: list[str] = []
     for value in values:
@@ -740,16 +1121,14 @@ def _finish(
         reasons=problems.counts(),
     )
     if report.n_kept == 0:
-        detail = ", ".join(f"{reason}: {n}" for reason, n in report.reasons.items())
-        first = next(iter(report.reasons))
-        column, source, _ = problems.where[first]
-        hint = _hint(first, raw.frame[source] if source else None)
-        holds = _HOLDS.get(first)
-        advice = f"; check that column '{source or column}' {holds}" if holds else ""
-        raise DataError(
-            f"{raw.path}: no usable rows: all {report.n_read} rows were quarantined ({detail}); "
-            f"see {quarantine_path}" + advice + (f" ({hint})" if hint else ""),
-            path=raw.path,
+        _, source, _ = problems.where[next(iter(report.reasons))]
+        raise no_usable_rows_error(
+            raw.path,
+            report.n_read,
+            report.reasons,
+            quarantine_path,
+            problems.where,
+            raw.frame[source] if source else None,
         )
     kept = parsed[ok].sort_values(sort_by, kind="stable").reset_index(drop=True)
     return kept, report
@@ -787,58 +1166,18 @@ def load_transactions(
     _check_policy(bad_rows)
     cutoff = _end_of_day(as_of)
     raw = _read_raw(path)
-    cols = _match_columns(
-        raw,
-        required=("customer_id", "timestamp", "amount"),
-        optional=("cost", "margin", "channel", "category"),
-    )
-    frame = raw.frame
-    problems = _Problems(raw)
-
-    customer_id = _as_text(frame[cols["customer_id"]])
-    problems.flag("missing_customer_id", customer_id.isna(), "customer_id", cols["customer_id"])
-    timestamp, _ = _parse_datetimes(frame[cols["timestamp"]])
-    problems.flag("bad_timestamp", timestamp.isna(), "timestamp", cols["timestamp"])
-    amount, _ = _parse_numbers(frame[cols["amount"]])
-    problems.flag("bad_amount", amount.isna(), "amount", cols["amount"])
-    problems.flag("negative_amount", amount < 0, "amount", cols["amount"])
-
-    parsed = pd.DataFrame(
-        {"customer_id": customer_id, "timestamp": timestamp, "amount": amount},
-        index=frame.index,
-    )
-    used = {cols["customer_id"], cols["timestamp"], cols["amount"]}
-    if "cost" in cols:
-        cost, given = _parse_numbers(frame[cols["cost"]])
-        problems.flag("bad_cost", given & cost.isna(), "cost", cols["cost"])
-        parsed["cost"] = cost
-        used.add(cols["cost"])
-    elif "margin" in cols:
-        margin, given = _parse_numbers(frame[cols["margin"]])
-        bad = given & (margin.isna() | (margin > 1))
-        problems.flag("bad_cost", bad, "margin", cols["margin"], describe="bad_margin")
-        parsed["cost"] = amount * (1 - margin)
-        used.add(cols["margin"])
-    for name in ("channel", "category"):
-        if name in cols:
-            parsed[name] = _clean_text(frame[cols[name]].astype("str"))
-            used.add(cols[name])
-    for name in frame.columns:
-        if name not in used:  # kept as read; in a CSV an empty cell means missing
-            values = frame[name]
-            parsed[name] = values.mask(values == "") if raw.unit == "line" else values
-
-    if cutoff is not None:
-        problems.flag("after_as_of", timestamp >= cutoff, "timestamp", cols["timestamp"])
+    cols = transaction_columns(raw.path, list(raw.frame.columns))
+    rows = transaction_rows(raw.frame, cols, cutoff=cutoff, csv=raw.unit == "line")
+    problems = _Problems(raw, rows.reason, transaction_reasons(cols))
     ok = problems.ok
-    duplicate = np.zeros(len(frame), dtype=bool)
-    duplicate[ok] = repeated_rows(parsed[ok])  # the rule the service applies too
+    duplicate = np.zeros(len(raw.frame), dtype=bool)
+    duplicate[ok] = repeated_rows(rows.parsed[ok])  # the rule the service applies too
     if not keep_duplicates:
-        problems.flag("duplicate", duplicate, "customer_id", None)
+        problems.flag("duplicate", duplicate)
 
     kept, report = _finish(
         problems,
-        parsed,
+        rows.parsed,
         bad_rows=bad_rows,
         quarantine_dir=quarantine_dir,
         sort_by=["customer_id", "timestamp"],
@@ -868,39 +1207,16 @@ def load_customers(
     """
     _check_policy(bad_rows)
     raw = _read_raw(path)
-    cols = _match_columns(
-        raw, required=("customer_id",), optional=("signup_date", "churned", "churn_date")
-    )
-    frame = raw.frame
-    problems = _Problems(raw)
-
-    customer_id = _as_text(frame[cols["customer_id"]])
-    problems.flag("missing_customer_id", customer_id.isna(), "customer_id", cols["customer_id"])
+    cols = customer_columns(raw.path, list(raw.frame.columns))
+    rows = customer_rows(raw.frame, cols, csv=raw.unit == "line")
+    customer_id = rows.parsed["customer_id"]
     repeated = customer_id.notna() & customer_id.duplicated(keep="first")
-    problems.flag("duplicate_customer_id", repeated, "customer_id", cols["customer_id"])
-
-    parsed = pd.DataFrame({"customer_id": customer_id}, index=frame.index)
-    for name, reason in (("signup_date", "bad_signup_date"), ("churn_date", "bad_churn_date")):
-        if name in cols:
-            stamps, given = _parse_datetimes(frame[cols[name]])
-            problems.flag(reason, given & stamps.isna(), name, cols[name])
-            parsed[name] = stamps
-    if "churned" in cols:
-        flags, given = _parse_flags(frame[cols["churned"]])
-        problems.flag("bad_churned", given & flags.isna(), "churned", cols["churned"])
-        parsed["churned"] = flags
-    parsed = parsed[
-        [c for c in ("customer_id", "signup_date", "churned", "churn_date") if c in parsed]
-    ]
-    known = set(cols.values())
-    for name in frame.columns:
-        if name not in known:
-            values = _clean_text(frame[name])
-            parsed[name] = _infer_numeric(values) if raw.unit == "line" else values
-
+    problems = _Problems(
+        raw, rows.reason.mask(repeated, "duplicate_customer_id"), customer_reasons(cols)
+    )
     return _finish(
         problems,
-        parsed,
+        numeric_attributes(rows.parsed, attribute_types(rows.facts)),
         bad_rows=bad_rows,
         quarantine_dir=quarantine_dir,
         sort_by=["customer_id"],

@@ -3,6 +3,8 @@ PySpark or Java is missing."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from training.spark.session import EngineUnavailable, check_engine
@@ -16,6 +18,8 @@ def spark():
         pytest.skip(f"Spark tests skipped: {exc}")
     from training.spark.session import spark_session
 
+    # py4j says INFO when its connection closes at exit, after pytest closed its streams
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     session = spark_session(
         "local[2]",
         {
