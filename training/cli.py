@@ -88,9 +88,10 @@ def _inputs(args: argparse.Namespace) -> Any:
 
 def _spark(args: argparse.Namespace) -> Any:
     """The Spark session of ``--engine spark`` (``--spark-master``, ``--spark-conf``)."""
-    from training.spark.session import parse_conf, spark_session
+    from training.spark.session import check_engine, parse_conf, spark_session
 
     conf = parse_conf(args.spark_conf)
+    check_engine()  # PySpark and Java: one line saying what to install
     if not getattr(args, "quiet", False):
         _say(f"starting Spark ({args.spark_master}) ...")
     return spark_session(args.spark_master, conf)

@@ -186,12 +186,13 @@ def test_the_service_gives_the_spark_answer_for_the_same_customer(scored, store,
     for cid in chosen:
         row = by_spark[by_spark["customer_id"] == cid].iloc[0]
         answer = served[cid]
-        assert answer["churn"]["churn_probability"] == pytest.approx(
-            row["churn_probability"], abs=1e-9
-        )
+        assert answer["churn"]["probability"] == pytest.approx(row["churn_probability"], abs=1e-9)
         assert answer["churn"]["risk_band"] == row["risk_band"]
-        assert answer["clv"]["clv"] == pytest.approx(row["clv"], rel=1e-9)
-        assert answer["segments"]["rfm_segment"] == row["rfm_segment"]
+        assert answer["clv"]["clv"] == pytest.approx(row["clv"], rel=1e-9, abs=1e-9)
+        assert answer["value_at_risk"] == pytest.approx(row["value_at_risk"], rel=1e-9, abs=1e-9)
+        assert answer["segments"]["rfm"]["label"] == row["rfm_segment"]
+        assert answer["segments"]["lifecycle"]["label"] == row["lifecycle_stage"]
+        assert answer["recommended_action"]["action"] == row["recommended_action"]
 
 
 def test_without_java_the_engine_says_what_to_install(monkeypatch, files, capsys):

@@ -322,6 +322,7 @@ def _read_parquet(spark: Any, shown: str, files: list[str], folder: str | None) 
         frame = reader.parquet(*files)
     except Exception as exc:
         raise DataError(f"{shown}: cannot read file: {_first_line(exc)}", path=shown) from exc
+    frame = _nanosecond_times(frame, files, shown)
     names = [n for n in frame.columns if not _PANDAS_INDEX.fullmatch(n)]  # pandas' own index
     data._check_unique_names(names, shown)
     frame = frame.select(*[frame[n].alias(f"c{i}") for i, n in enumerate(names)])
@@ -332,6 +333,56 @@ def _read_parquet(spark: Any, shown: str, files: list[str], folder: str | None) 
         csv=False,
         types={f.name: f.dataType for f in frame.schema.fields},
     )
+
+
+def _nanosecond_times(frame: Any, files: list[str], shown: str) -> Any:
+    """Timestamps that pandas wrote in nanoseconds (its default), as Spark timestamps.
+
+    Spark reads such columns as whole numbers of nanoseconds
+    (``spark.sql.legacy.parquet.nanosAsLong``, set by :mod:`training.spark.session`); the
+    Parquet footer of the first file says which columns they are."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    longs = [f.name for f in frame.schema.fields if isinstance(f.dataType, T.LongType)]
+    if not longs:
+        return frame
+    nanos = _nanosecond_columns(files[0])
+    if nanos is None:
+        return frame
+    for name in (n for n in longs if n in nanos):
+        micros = F.floor(F.col(f"`{name}`") / F.lit(1000))
+        frame = frame.withColumn(name, F.timestamp_micros(micros).cast("timestamp_ntz"))
+    return frame
+
+
+def _nanosecond_columns(file: str) -> set[str] | None:
+    """The columns of a Parquet file stored as nanosecond timestamps (None: not readable
+    from here, e.g. an object store without a local file system)."""
+    from urllib.parse import urlsplit
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parts = urlsplit(file)
+    if parts.scheme not in ("", "file"):
+        try:
+            from pyarrow import fs
+
+            filesystem, path = fs.FileSystem.from_uri(file)
+            schema = pq.read_schema(path, filesystem=filesystem)
+        except Exception:
+            return None
+    else:
+        try:
+            schema = pq.read_schema(parts.path if parts.scheme else file)
+        except Exception:
+            return None
+    return {
+        field.name
+        for field in schema
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns"
+    }
 
 
 # --------------------------------------------------------------------------------------------

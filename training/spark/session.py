@@ -21,6 +21,9 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     # Arrow batches of customers handed to the feature and scoring functions
     "spark.sql.execution.arrow.maxRecordsPerBatch": "20000",
+    # pandas writes Parquet timestamps in nanoseconds, which Spark refuses; read them as
+    # numbers, turned into timestamps by training.spark.data
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
 # Local mode runs the executors inside the driver's JVM: give it room for the shuffles.
 LOCAL_CONF: dict[str, str] = {"spark.driver.memory": "6g", "spark.ui.enabled": "false"}
