@@ -4,7 +4,6 @@ scores as the pandas path, and the same answer as the HTTP service for the same 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -224,5 +223,13 @@ def test_a_bad_spark_conf_is_a_clear_error(files, capsys):
     assert "--spark-conf 'oops': use KEY=VALUE" in capsys.readouterr().err
 
 
-def _unused(path: Path) -> None:  # pragma: no cover
-    del path
+def test_retrain_on_spark_registers_challengers_compared_on_the_holdout(
+    spark_trained, files, capsys
+):
+    tx, cust = files
+    argv = ["retrain", "--transactions", str(tx), "--customers", str(cust), "--as-of", AS_OF]
+    assert cli.main([*argv, "-q", *_spark_args()]) == 0
+    out = capsys.readouterr().out
+    for family in ("segmentation", "churn", "clv"):
+        assert f"registered cvm-{family} version 2 as @challenger" in out
+    assert "champion" in out and "challenger" in out  # the comparison table

@@ -133,6 +133,11 @@ def feature_table(
     from training.spark import workers
 
     types = {name: spark_type(example[name].dtype) for name in example.columns}
+    if customers is not None:  # attributes: the customer table's own types, not a sample's
+        for field in customers.schema.fields:
+            if field.name in types and field.name not in SUMMARY_COLUMNS:
+                kind = field.dataType.simpleString()
+                types[field.name] = "string" if kind == "string" else types[field.name]
     schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
     workers.ship_by_value()
     compute = workers.feature_bucket(workers.release_folder(), end_of_day(as_of), types)

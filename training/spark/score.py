@@ -119,10 +119,13 @@ def score_customers(
     threshold = float(getattr(models["clv"], "high_value_threshold_", float("inf")))
     buckets = n_buckets(n_transactions)
 
-    # The output schema: the pandas scoring of a few customers, computed here.
-    some = transactions.select("customer_id").distinct().limit(50)
-    example_tx = transactions.join(some, "customer_id").toPandas()
-    example_cust = customers.join(some, "customer_id").toPandas() if customers is not None else None
+    # The output schema: the pandas scoring of a few rows, computed here (the first rows
+    # read; no pass over the data).
+    example_tx = transactions.limit(500).toPandas()
+    example_cust = None
+    if customers is not None:
+        ids = list(example_tx["customer_id"].astype(str).unique())
+        example_cust = customers.filter(F.col("customer_id").isin(ids)).limit(500).toPandas()
     example = feature_function(as_of)(example_tx, example_cust)
     features = feature_table(transactions, customers, as_of, buckets, example)
 

@@ -331,7 +331,6 @@ def load_spark_inputs(
 ) -> SparkInputs:
     """Read and validate the named files, folders or globs in Spark (the data contract of
     :mod:`training.spark.data`), with one line per input: read / kept / quarantined."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     from training.inputs import report_line, run_quarantine_dir
@@ -346,7 +345,7 @@ def load_spark_inputs(
         quarantine_dir=quarantine_dir,
         keep_duplicates=keep_duplicates,
     )
-    tx = tx.persist(StorageLevel.DISK_ONLY)
+    # the loader returns its kept rows persisted: every later pass reads them from there
     reports = [tx_report]
     cust = None
     if customers:
