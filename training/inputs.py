@@ -70,6 +70,18 @@ def report_line(report: Any) -> str:
     return line
 
 
+def say_reports(
+    reports: list[Any],
+    progress: Callable[[str], None],
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """One line per loaded file (:func:`report_line`); rows set aside are said even to a
+    quiet caller (``warn``): nothing is lost silently."""
+    for report in reports:
+        quarantined = report.n_quarantined or getattr(report, "duplicates_kept", 0)
+        (warn if quarantined and warn is not None else progress)(report_line(report))
+
+
 def demo_files(
     n_customers: int, seed: int, as_of: pd.Timestamp | None, progress: Callable[[str], None]
 ) -> tuple[Path, Path, str]:
@@ -138,10 +150,7 @@ def load_inputs(
             cust_path, bad_rows=bad_rows, quarantine_dir=quarantine_dir
         )
         reports.append(cust_report)
-    for report in reports:
-        # rows set aside are said even to a quiet caller (``warn``): nothing is lost silently
-        quarantined = report.n_quarantined or getattr(report, "duplicates_kept", 0)
-        (warn if quarantined and warn is not None else progress)(report_line(report))
+    say_reports(reports, progress, warn)
     if as_of is None:
         as_of = tx_frame["timestamp"].max().normalize()
         progress(f"--as-of not given: using the last purchase date, {as_of.date()}")
@@ -149,4 +158,12 @@ def load_inputs(
     return Inputs(tx_frame, cust_frame, pd.Timestamp(as_of), tx_path, cust_path, quarantined)
 
 
-__all__ = ["DEMO_AS_OF", "Inputs", "demo_files", "load_inputs", "report_line", "run_quarantine_dir"]
+__all__ = [
+    "DEMO_AS_OF",
+    "Inputs",
+    "demo_files",
+    "load_inputs",
+    "report_line",
+    "run_quarantine_dir",
+    "say_reports",
+]

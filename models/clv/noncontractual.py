@@ -588,6 +588,14 @@ class GammaGamma(MLEModel):
 PURCHASE_MODELS: dict[str, type[_PurchaseModel]] = {"bgnbd": BGNBD, "paretonbd": ParetoNBD}
 
 
+def _check_repeat_buyers(n: int) -> None:
+    if n < 10:
+        raise InvalidInputError(
+            f"only {n} repeat buyers with positive spend: too few to fit the spend model (need 10)",
+            field="monetary_value",
+        )
+
+
 def learn_margin(summary: pd.DataFrame, margin: float | None) -> tuple[float, str]:
     """(margin, source): the configured one, else profit/revenue over customers with known
     costs, else 1.0 (CLV in revenue)."""
@@ -695,26 +703,12 @@ class CLVModel(BaseEstimator):
         units), used as it is. ``start_from``: a fitted model (e.g. on an earlier period)
         whose parameters start both fits, which then take a few steps instead of a search.
         """
-        if self.purchase_model not in PURCHASE_MODELS:
-            raise InvalidInputError(
-                f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, got {self.purchase_model!r}",
-                field="purchase_model",
-            )
+        self._check_purchase_model()
         x, t_x, t = self._rft(summary)
         monetary = summary["monetary_value"].to_numpy(dtype=float)
         repeat = (x > 0) & (monetary > 0)
-        if repeat.sum() < 10:
-            raise InvalidInputError(
-                f"only {int(repeat.sum())} repeat buyers with positive spend: too few to fit "
-                "the spend model (need 10)",
-                field="monetary_value",
-            )
-        purchase_start = spend_start = None
-        if start_from is not None:
-            start_from._check_fitted()
-            spend_start = dict(start_from.gamma_gamma_.params_)
-            if start_from.purchase_model == self.purchase_model:
-                purchase_start = dict(start_from.purchase_model_.params_)
+        _check_repeat_buyers(int(repeat.sum()))
+        purchase_start, spend_start = self._starts(start_from)
         if purchases is None:
             model = PURCHASE_MODELS[self.purchase_model](initial_params=purchase_start)
             purchases = model.fit(x, t_x, t)
@@ -745,27 +739,13 @@ class CLVModel(BaseEstimator):
         threshold (80th percentile of CLV) is placed. On the same customers this gives the
         parameters :meth:`fit` gives (the fits collapse rows into the same weights).
         """
-        if self.purchase_model not in PURCHASE_MODELS:
-            raise InvalidInputError(
-                f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, got {self.purchase_model!r}",
-                field="purchase_model",
-            )
+        self._check_purchase_model()
         x, t_x, t = self._rft(purchases.assign(monetary_value=0.0))
         spend_x = spend["frequency"].to_numpy(dtype=float)
         spend_m = spend["monetary_value"].to_numpy(dtype=float)
         spend_w = spend["count"].to_numpy(dtype=float)
-        if spend_w.sum() < 10:
-            raise InvalidInputError(
-                f"only {int(spend_w.sum())} repeat buyers with positive spend: too few to fit "
-                "the spend model (need 10)",
-                field="monetary_value",
-            )
-        purchase_start = spend_start = None
-        if start_from is not None:
-            start_from._check_fitted()
-            spend_start = dict(start_from.gamma_gamma_.params_)
-            if start_from.purchase_model == self.purchase_model:
-                purchase_start = dict(start_from.purchase_model_.params_)
+        _check_repeat_buyers(int(spend_w.sum()))
+        purchase_start, spend_start = self._starts(start_from)
         model = PURCHASE_MODELS[self.purchase_model](initial_params=purchase_start)
         self.purchase_model_ = model.fit(
             x, t_x, t, weights=purchases["count"].to_numpy(dtype=float)
@@ -777,6 +757,26 @@ class CLVModel(BaseEstimator):
         value, _ = self._value(reference, _Indexed(*self._rft(reference)))
         self.high_value_threshold_ = float(np.quantile(value(np.exp(self._log_params())), 0.8))
         return self
+
+    def _check_purchase_model(self) -> None:
+        if self.purchase_model not in PURCHASE_MODELS:
+            raise InvalidInputError(
+                f"purchase_model must be one of {sorted(PURCHASE_MODELS)}, got {self.purchase_model!r}",
+                field="purchase_model",
+            )
+
+    def _starts(
+        self, start_from: CLVModel | None
+    ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+        """Start values of the purchase and spend fits from an earlier fit (None: search)."""
+        if start_from is None:
+            return None, None
+        start_from._check_fitted()
+        spend_start = dict(start_from.gamma_gamma_.params_)
+        purchase_start = None
+        if start_from.purchase_model == self.purchase_model:
+            purchase_start = dict(start_from.purchase_model_.params_)
+        return purchase_start, spend_start
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "purchase_model_"):

@@ -536,6 +536,8 @@ class _Job:
         empty = pd.DataFrame({name: pd.Series([], dtype="str") for name in source.names})
         rules = data.transaction_rows if kind == "transactions" else data.customer_rows
         self.parsed = list(rules(empty, cols).parsed.columns)
+        self._held: list[Any] = []  # persisted frames behind the staged rows
+        self._repeat_rows: tuple[Any, int] | None = None
 
     # ---- staging -----------------------------------------------------------------------
 
@@ -587,10 +589,13 @@ class _Job:
         staged = frame.mapInPandas(rules, self._schema(frame))
         reason = F.col(_REASON)
         if self.kind == "transactions":
-            ok = reason == ""
-            parsed = [F.col(f"p{j}") for j in range(len(self.parsed))]
-            first = Window.partitionBy(ok, *parsed).orderBy(_RID)
-            repeat = ok & (F.row_number().over(first) > 1)
+            staged = staged.persist(StorageLevel.MEMORY_AND_DISK)
+            self._held.append(staged)
+            repeat = self._repeats(staged)
+            if self._repeat_rows is not None:
+                rows, n = self._repeat_rows
+                rows = F.broadcast(rows) if n <= 2_000_000 else rows
+                staged = staged.join(rows, _RID, "left")
             if self.keep_duplicates:
                 staged = staged.withColumn(_REPEAT, repeat)
             else:
@@ -614,7 +619,51 @@ class _Job:
                 for name in staged.columns
             ]
         )
+        if self.kind == "transactions":  # computed from the parsed rows held above
+            return staged
         return staged.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def _release(self) -> None:
+        """Unpersist what :meth:`_stage` holds (the parsed rows, the repeats)."""
+        for frame in self._held:
+            frame.unpersist()
+        self._held = []
+        self._repeat_rows = None
+
+    def _repeats(self, staged: Any) -> Any:
+        """The repeat rule as a column: True for a usable row equal in every parsed column
+        to an earlier usable row (file order).
+
+        Rows are first grouped by two hashes of their values (a few bytes per row through
+        the shuffle, no sort); only the rows of groups with more than one row are compared
+        value by value, in file order. Without candidates no row is a repeat."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        ok = F.col(_REASON) == ""
+        names = [f"p{j}" for j in range(len(self.parsed))]
+        parsed = [F.col(n) for n in names]
+        keys = staged.filter(ok).select(
+            F.xxhash64(*parsed).alias("__h1"), F.hash(F.lit(1), *parsed).alias("__h2"), _RID
+        )
+        groups = keys.groupBy("__h1", "__h2").count().filter(F.col("count") > 1).drop("count")
+        candidates = keys.join(groups, ["__h1", "__h2"], "left_semi").select(_RID)
+        rows = staged.join(candidates, _RID, "left_semi")
+        first = Window.partitionBy(*parsed).orderBy(_RID)
+        repeats = (
+            rows.filter(ok)
+            .select(_RID, (F.row_number().over(first) > 1).alias("__later"))
+            .filter("__later")
+            .select(_RID, F.lit(True).alias(_REPEAT))
+            .persist()
+        )
+        n = repeats.count()
+        if n == 0:
+            repeats.unpersist()
+            return F.lit(False)
+        self._held.append(repeats)
+        self._repeat_rows = (repeats, n)
+        return F.coalesce(F.col(f"`{_REPEAT}`"), F.lit(False)) & ok
 
     def _count(self, staged: Any) -> tuple[dict[str, int], frozenset[str], int]:
         """One aggregation: rows per reason, the column facts of every batch, kept repeats."""
@@ -632,6 +681,7 @@ class _Job:
             )
         except Exception as exc:
             staged.unpersist()
+            self._release()
             if type(exc).__name__ == "PythonException":
                 raise
             shown = self.source.path
@@ -668,6 +718,7 @@ class _Job:
         counts, facts, repeats = self._count(staged)
         if data.facts_change_rows(facts):  # the whole file decides otherwise: parse again
             staged.unpersist()
+            self._release()
             staged = self._stage(facts)
             counts, _, repeats = self._count(staged)
         try:
@@ -710,8 +761,10 @@ class _Job:
             kept = self._kept(staged, facts)
         except BaseException:
             staged.unpersist()
+            self._release()
             raise
         staged.unpersist()
+        self._release()
         report = LoadReport(
             path=shown,
             n_read=n_read,

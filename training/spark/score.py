@@ -142,14 +142,20 @@ def score_customers(
         return F.struct(*[F.col(f"`{c}`") for c in signatures[family][0]])
 
     clv_columns = [name for name, _ in signatures["clv"][1]]
-    scored = features.withColumn("_clv", udf("clv")(inputs("clv")))
+    seg_columns = [name for name, _ in signatures["segmentation"][1]]
+    # CLV and churn read only the features: both run in one pass through Python; the
+    # segmentation needs the CLV model's P(alive) and runs after them.
+    scored = features.select(
+        *[F.col(f"`{c}`") for c in features.columns],
+        udf("clv")(inputs("clv")).alias("_clv"),
+        udf("churn")(inputs("churn")).alias("_churn"),
+    )
     scored = scored.select(
         *[F.col(f"`{c}`") for c in features.columns],
         *[F.col(f"_clv.`{c}`").alias(c) for c in clv_columns],
+        "_churn",
     )
-    seg_columns = [name for name, _ in signatures["segmentation"][1]]
     scored = scored.withColumn("_seg", udf("segmentation")(inputs("segmentation")))
-    scored = scored.withColumn("_churn", udf("churn")(inputs("churn")))
     segment_part = [c for c in seg_columns if c != "probability_alive"]
     combined = scored.select(
         "customer_id",

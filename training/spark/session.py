@@ -90,6 +90,9 @@ def spark_session(
     from pyspark.sql import SparkSession
 
     settings = {**DEFAULT_CONF, **(LOCAL_CONF if local else {}), **(conf or {})}
+    if "spark.driver.extraJavaOptions" not in settings:  # Spark's own log: errors only
+        quiet = Path(__file__).with_name("log4j2.properties")
+        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={quiet.as_uri()}"
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)

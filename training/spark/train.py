@@ -333,7 +333,7 @@ def load_spark_inputs(
     :mod:`training.spark.data`), with one line per input: read / kept / quarantined."""
     from pyspark.sql import functions as F
 
-    from training.inputs import report_line, run_quarantine_dir
+    from training.inputs import run_quarantine_dir, say_reports
     from training.spark import data as spark_data
 
     quarantine_dir = run_quarantine_dir(command)
@@ -353,9 +353,7 @@ def load_spark_inputs(
             spark, customers, bad_rows=bad_rows, quarantine_dir=quarantine_dir
         )
         reports.append(cust_report)
-    for report in reports:
-        quarantined = report.n_quarantined or getattr(report, "duplicates_kept", 0)
-        (warn if quarantined and warn is not None else progress)(report_line(report))
+    say_reports(reports, progress, warn)
     if as_of is None:
         last = tx.agg(F.max("timestamp").alias("t")).collect()[0]["t"]
         as_of = pd.Timestamp(last).normalize()
