@@ -581,21 +581,20 @@ class _Job:
     def _stage(self, facts: frozenset[str]) -> Any:
         """Parsed rows with their reason (row rules, then the repeat rule), persisted."""
         from pyspark import StorageLevel
-        from pyspark.sql import Window
         from pyspark.sql import functions as F
 
         frame = self._input()
         rules = _RowRules(self.source, self.kind, self.cols, self.cutoff, facts)
         staged = frame.mapInPandas(rules, self._schema(frame))
         reason = F.col(_REASON)
+        staged = staged.persist(StorageLevel.MEMORY_AND_DISK)
+        self._held.append(staged)
+        repeat = self._repeats(staged)
+        if self._repeat_rows is not None:
+            rows, n = self._repeat_rows
+            rows = F.broadcast(rows) if n <= 2_000_000 else rows
+            staged = staged.join(rows, _RID, "left")
         if self.kind == "transactions":
-            staged = staged.persist(StorageLevel.MEMORY_AND_DISK)
-            self._held.append(staged)
-            repeat = self._repeats(staged)
-            if self._repeat_rows is not None:
-                rows, n = self._repeat_rows
-                rows = F.broadcast(rows) if n <= 2_000_000 else rows
-                staged = staged.join(rows, _RID, "left")
             if self.keep_duplicates:
                 staged = staged.withColumn(_REPEAT, repeat)
             else:
@@ -603,8 +602,6 @@ class _Job:
                     _REASON, F.when(repeat, F.lit("duplicate")).otherwise(reason)
                 ).withColumn(_REPEAT, F.lit(False))
         else:  # customers: a later row with an id seen before, whatever its other problems
-            first = Window.partitionBy("p0").orderBy(_RID)
-            repeat = F.col("p0").isNotNull() & (F.row_number().over(first) > 1)
             staged = staged.withColumn(
                 _REASON,
                 F.when(repeat & (reason != _TOO_MANY), F.lit("duplicate_customer_id")).otherwise(
@@ -619,9 +616,7 @@ class _Job:
                 for name in staged.columns
             ]
         )
-        if self.kind == "transactions":  # computed from the parsed rows held above
-            return staged
-        return staged.persist(StorageLevel.MEMORY_AND_DISK)
+        return staged  # computed from the parsed rows held above
 
     def _release(self) -> None:
         """Unpersist what :meth:`_stage` holds (the parsed rows, the repeats)."""
@@ -631,27 +626,34 @@ class _Job:
         self._repeat_rows = None
 
     def _repeats(self, staged: Any) -> Any:
-        """The repeat rule as a column: True for a usable row equal in every parsed column
-        to an earlier usable row (file order).
+        """The repeat rule as a column. Transactions: True for a usable row equal in every
+        parsed column to an earlier usable row (file order). Customers: True for a row whose
+        id an earlier row has, whatever its other problems.
 
-        Rows are first grouped by two hashes of their values (a few bytes per row through
-        the shuffle, no sort); only the rows of groups with more than one row are compared
-        value by value, in file order. Without candidates no row is a repeat."""
+        Rows are first grouped by their key (transactions: two hashes of their values, a few
+        bytes per row through the shuffle; no sort); only the rows of groups with more than
+        one row are then ordered and compared value by value. Without such groups no row is
+        a repeat."""
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        ok = F.col(_REASON) == ""
-        names = [f"p{j}" for j in range(len(self.parsed))]
-        parsed = [F.col(n) for n in names]
-        keys = staged.filter(ok).select(
-            F.xxhash64(*parsed).alias("__h1"), F.hash(F.lit(1), *parsed).alias("__h2"), _RID
-        )
-        groups = keys.groupBy("__h1", "__h2").count().filter(F.col("count") > 1).drop("count")
-        candidates = keys.join(groups, ["__h1", "__h2"], "left_semi").select(_RID)
+        if self.kind == "transactions":
+            eligible = F.col(_REASON) == ""
+            values = [F.col(f"p{j}") for j in range(len(self.parsed))]
+            key = [F.xxhash64(*values).alias("__h1"), F.hash(F.lit(1), *values).alias("__h2")]
+            names = ["__h1", "__h2"]
+        else:
+            eligible = F.col("p0").isNotNull()
+            values = [F.col("p0")]
+            key = [F.col("p0").alias("__h1")]
+            names = ["__h1"]
+        keys = staged.filter(eligible).select(*key, _RID)
+        groups = keys.groupBy(*names).count().filter(F.col("count") > 1).drop("count")
+        candidates = keys.join(groups, names, "left_semi").select(_RID)
         rows = staged.join(candidates, _RID, "left_semi")
-        first = Window.partitionBy(*parsed).orderBy(_RID)
+        first = Window.partitionBy(*values).orderBy(_RID)
         repeats = (
-            rows.filter(ok)
+            rows.filter(eligible)
             .select(_RID, (F.row_number().over(first) > 1).alias("__later"))
             .filter("__later")
             .select(_RID, F.lit(True).alias(_REPEAT))
@@ -663,7 +665,7 @@ class _Job:
             return F.lit(False)
         self._held.append(repeats)
         self._repeat_rows = (repeats, n)
-        return F.coalesce(F.col(f"`{_REPEAT}`"), F.lit(False)) & ok
+        return F.coalesce(F.col(f"`{_REPEAT}`"), F.lit(False)) & eligible
 
     def _count(self, staged: Any) -> tuple[dict[str, int], frozenset[str], int]:
         """One aggregation: rows per reason, the column facts of every batch, kept repeats."""

@@ -15,8 +15,6 @@ model cards and registry moves as the pandas path, with bounded driver memory.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -101,6 +99,7 @@ def train_spark(
     previous: dict[str, Any] | Future | None = None,
 ) -> TrainResult:
     """Train every family on Spark inputs (see the module docstring)."""
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     start = time.perf_counter()
@@ -110,13 +109,12 @@ def train_spark(
 
     spark, tx = inputs.spark, inputs.transactions
     as_of = end_of_day(config.as_of)
-    work = Path(tempfile.mkdtemp(prefix="cvm-spark-"))
+    buckets = n_buckets(inputs.n_transactions)
+    step(f"summarising {inputs.n_transactions:,} transactions per customer ({buckets} buckets)")
+    # kept by Spark (memory, spilling to the executors' disks) for the passes below: no
+    # work folder that a cluster's executors would have to share
+    summary = summary_table(tx, as_of, buckets).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        summary_path = str(work / "summary.parquet")
-        buckets = n_buckets(inputs.n_transactions)
-        step(f"summarising {inputs.n_transactions:,} transactions per customer ({buckets} buckets)")
-        summary_table(tx, as_of, buckets).write.parquet(summary_path)
-        summary = spark.read.parquet(summary_path)
         h = config.churn_horizon_days
         # Sampling: a hash of the customer id and the seed in [0, 1); the churn label
         # (no purchase in the last horizon) is the stratum.
@@ -195,7 +193,7 @@ def train_spark(
         step("trained")
         return result
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        summary.unpersist()
 
 
 def _stratified(labelled: Any, strata: dict[int, int], n_sample: int, n_holdout: int) -> Any:
