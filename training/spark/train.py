@@ -14,6 +14,9 @@ model cards and registry moves as the pandas path, with bounded driver memory.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import hashlib
 import time
 from collections.abc import Callable
@@ -234,12 +237,24 @@ def _collect(inputs: SparkInputs, chosen: Any) -> Samples:
         cust = _pandas_of(inputs.customers.join(chosen, "customer_id"), ["customer_id"])
     out = []
     for number in (0, 1):
-        mine = tx[parts == number].reset_index(drop=True)
+        # every customer in the training sample (a base smaller than the sample): no copy
+        mine = tx if (parts == number).all() else tx[parts == number].reset_index(drop=True)
         rows = None
         if cust is not None:
-            rows = cust[cust["_part"] == number].drop(columns="_part").reset_index(drop=True)
+            in_part = cust["_part"] == number
+            rows = cust if in_part.all() else cust[in_part].reset_index(drop=True)
+            rows = rows.drop(columns="_part")
         out.append((mine, rows))
+    del tx, cust
+    _release_memory()  # the Arrow buffers of the collection, before the fits start
     return out[0], out[1]
+
+
+def _release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _refit_clv(
