@@ -551,7 +551,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "--seed",
         type=int,
         default=0,
-        help="demo data seed; with --engine spark, the seed of the customer samples",
+        help="demo data seed; with --engine spark, the random seed of the customer samples",
     )
     add(
         "--keep-leaky",

@@ -119,7 +119,7 @@ def train_spark(
     summary = summary_table(tx, as_of, buckets).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         h = config.churn_horizon_days
-        # Sampling: a hash of the customer id and the seed in [0, 1); the churn label
+        # Sampling: a hash of the customer id and the random seed in [0, 1); the churn label
         # (no purchase in the last horizon) is the stratum.
         u = (F.pmod(F.xxhash64("customer_id", F.lit(inputs.seed)), F.lit(_HASH_RANGE))) / F.lit(
             float(_HASH_RANGE)
