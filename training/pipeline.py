@@ -156,7 +156,13 @@ def train_all(
         segments = train_segments(segment_table, previous=champion_segments, margin=config.margin)
     metrics.update(segments.metrics)
     figures.update(segments.figures)
-    seg_out = segments.labels
+    # Only what the run keeps of the per-customer tables: the churn stage that follows is
+    # the peak of memory, so the labels and the segmentation inputs are let go before it.
+    seg_out = segments.labels.head(5)
+    segments.labels = seg_out
+    segment_reference = reference_distribution(segment_table, SEGMENT_INPUT_COLUMNS)
+    segment_example = segment_table.head(5)[SEGMENT_INPUT_COLUMNS]
+    del segment_table
     step(
         f"segmentation: RFM, value matrix, {segments.model.clusters_.n_clusters_} behaviour "
         f"clusters (silhouette {segments.model.clusters_.silhouette_:.2f}), lifecycle, nine-grid"
@@ -205,7 +211,7 @@ def train_all(
         c for c in features_now.columns if pd.api.types.is_numeric_dtype(features_now[c])
     ]
     drift_references = {
-        "segmentation": reference_distribution(segment_table, SEGMENT_INPUT_COLUMNS),
+        "segmentation": segment_reference,
         "clv": reference_distribution(summary, CLV_INPUT_COLUMNS),
         "churn": reference_distribution(features_now, numeric_churn),
     }
@@ -225,7 +231,7 @@ def train_all(
             "churn_risk_basis": f"{basis}:{cuts[0]:g},{cuts[1]:g}",
         },
         input_examples={
-            "segmentation": segment_table.head(5)[SEGMENT_INPUT_COLUMNS],
+            "segmentation": segment_example,
             "clv": examples[CLV_INPUT_COLUMNS],
             "churn": features_now.head(5),
         },
