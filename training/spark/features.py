@@ -50,9 +50,9 @@ def spark_type(dtype: Any) -> str:
     return "string"
 
 
-def schema_of(frame: pd.DataFrame) -> str:
-    """A DDL schema for ``frame``'s columns (index not included)."""
-    return ", ".join(f"`{name}` {spark_type(frame[name].dtype)}" for name in frame.columns)
+def ddl(types: dict[str, str]) -> str:
+    """A Spark DDL schema from column name → Spark type."""
+    return ", ".join(f"`{name}` {kind}" for name, kind in types.items())
 
 
 def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
@@ -63,8 +63,6 @@ def conform(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
         values = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
         if kind == "double":
             out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
-        elif kind == "bigint":
-            out[name] = values.astype("Int64")
         elif kind == "boolean":
             out[name] = values.astype("boolean")
         elif kind == "timestamp_ntz":
@@ -117,8 +115,7 @@ def feature_function(as_of: Any) -> Callable[[pd.DataFrame, pd.DataFrame | None]
         summary = summarize(transactions, cutoff)
         churn = churn_features(transactions, cutoff, customers, summary=summary)
         extra = [c for c in churn.columns if c not in summary.columns]
-        out = summary.join(churn[extra]).reset_index()
-        return out
+        return summary.join(churn[extra]).reset_index()
 
     return features
 
@@ -138,7 +135,7 @@ def feature_table(
             if field.name in types and field.name not in SUMMARY_COLUMNS:
                 kind = field.dataType.simpleString()
                 types[field.name] = "string" if kind == "string" else types[field.name]
-    schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
+    schema = ddl(types)
     workers.ship_by_value()
     compute = workers.feature_bucket(workers.release_folder(), end_of_day(as_of), types)
     tx = with_bucket(transactions, buckets)
@@ -152,10 +149,10 @@ __all__ = [
     "BUCKET",
     "arrow_safe",
     "conform",
+    "ddl",
     "feature_function",
     "feature_table",
     "n_buckets",
-    "schema_of",
     "spark_type",
     "summary_table",
     "with_bucket",

@@ -20,7 +20,7 @@ import pandas as pd
 
 from models.exceptions import CVMError
 from models.families import FAMILIES, REGISTERED_NAMES
-from training.spark.features import feature_function, feature_table, n_buckets
+from training.spark.features import ddl, feature_function, feature_table, n_buckets
 
 # the Spark type of each MLflow signature type
 _SPARK_TYPES = {
@@ -132,8 +132,7 @@ def score_customers(
     signatures = {family: _signature(v.uri) for family, v in versions.items()}
 
     def udf(family: str) -> Any:
-        outputs = signatures[family][1]
-        result = ", ".join(f"`{name}` {kind}" for name, kind in outputs)
+        result = ddl(dict(signatures[family][1]))
         return mlflow.pyfunc.spark_udf(
             spark, versions[family].uri, result_type=result, env_manager="local"
         )
@@ -171,7 +170,7 @@ def score_customers(
     example_features = example.set_index("customer_id")
     pandas_example = with_actions(score_frame(models, example_features, example_features))
     types = _types_of(pandas_example.reset_index())
-    schema = ", ".join(f"`{name}` {kind}" for name, kind in types.items())
+    schema = ddl(types)
     finish = workers.finish_scores(workers.release_folder(), threshold, list(types))
 
     progress(

@@ -201,27 +201,16 @@ def train_spark(
 
 def _stratified(labelled: Any, strata: dict[int, int], n_sample: int, n_holdout: int) -> Any:
     """The customer ids of the training sample (``_part`` 0) and of the evaluation sample
-    (``_part`` 1): within each stratum, the customers whose hash falls below the stratum's
-    share of the sample, then those just above it for the evaluation sample."""
+    (``_part`` 1). Every stratum is sampled at the same rate (its share of the sample is its
+    share of the customers): the customers whose hash falls below the sample's share of all
+    customers, then those just above it for the evaluation sample."""
     from pyspark.sql import functions as F
 
     total = sum(strata.values())
-    part = None
-    for label, size in strata.items():
-        share = size / total
-        a = min(1.0, n_sample * share / size) if size else 0.0
-        b = min(1.0, a + n_holdout * share / size) if size else 0.0
-        in_label = F.col("_label") == label
-        part = (
-            F.when(in_label & (F.col("_u") < a), 0).when(
-                in_label & (F.col("_u") >= a) & (F.col("_u") < b), 1
-            )
-            if part is None
-            else part.when(in_label & (F.col("_u") < a), 0).when(
-                in_label & (F.col("_u") >= a) & (F.col("_u") < b), 1
-            )
-        )
-    chosen = labelled.select("customer_id", part.alias("_part"))  # type: ignore[union-attr]
+    a = min(1.0, n_sample / total)
+    b = min(1.0, a + n_holdout / total)
+    part = F.when(F.col("_u") < a, 0).when(F.col("_u") < b, 1)
+    chosen = labelled.select("customer_id", part.alias("_part"))
     return chosen.filter(F.col("_part").isNotNull())
 
 
