@@ -140,3 +140,8 @@ def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> F
     return finish(
         fig, right, "share of customers contacted", "share of churners reached", legend=True
     )
+
+
+def close_figure(figure: Figure) -> None:
+    """Release a figure made with pyplot (pyplot keeps every figure open until closed)."""
+    plt.close(figure)
