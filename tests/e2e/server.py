@@ -34,22 +34,35 @@ def wait_for(predicate: Callable[[], object], timeout: float = 90.0, every: floa
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], log_file: Path, timeout: float = 300.0) -> Iterator[str]:
-    """Yield the base URL of a ready server (bound to 127.0.0.1); terminate it on exit."""
-    with running_process(env, log_file, timeout) as (base, _):
+def running_server(
+    env: dict[str, str], log_file: Path, timeout: float = 300.0, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """Yield the base URL of a ready server (bound to 127.0.0.1); terminate it on exit.
+    ``args``: more ``cvm serve`` options (``("--workers", "2")``)."""
+    with running_process(env, log_file, timeout, args) as (base, _):
         yield base
 
 
 @contextlib.contextmanager
 def running_process(
-    env: dict[str, str], log_file: Path, timeout: float = 300.0
+    env: dict[str, str], log_file: Path, timeout: float = 300.0, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """As :func:`running_server`, also giving the server process (for its memory)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(log_file, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "training", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "training",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
