@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from models.redact import redact
-from service import api_docs, errors, limits, observability, request_body, security
+from service import api_docs, errors, limits, observability, request_body, security, workers
 from service.concurrency import ScoringSlots
 from service.config import Settings
 from service.deps import SCORING_RESPONSES, ScoringAuth
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.store.start_loading()
         yield
         app.state.store.stop()
+        workers.mark_dead()
 
     app = FastAPI(
         title="Customer value management",

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     - ``CVM_HEADER_TIMEOUT`` (10 s): a request's headers must arrive within it, and a new
       connection must send one; ``CVM_BODY_TIMEOUT`` (10 s): the longest pause while a body
       arrives. 408 after either (``cvm serve``).
+    - ``CVM_SHUTDOWN_TIMEOUT`` (30 s): on SIGTERM or Ctrl-C, the longest wait for requests in
+      flight to finish before the server stops (``cvm serve``).
+    - ``CVM_WORKERS`` (1): worker processes of ``cvm serve`` (read by the command, not here).
     """
 
     model_config = SettingsConfigDict(env_prefix="CVM_", extra="ignore")
@@ -78,6 +81,7 @@ class Settings(BaseSettings):
     max_headers: int = Field(default=100, ge=1)
     header_timeout: float = Field(default=10.0, gt=0)
     body_timeout: float = Field(default=10.0, gt=0)
+    shutdown_timeout: int = Field(default=30, ge=0)
 
     def registry_http_defaults(self) -> None:
         """Bound MLflow's HTTP retries and timeout for this process unless MLflow's own

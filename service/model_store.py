@@ -40,6 +40,7 @@ from service.config import REGISTERED_NAMES, Settings
 from service.input_schema import InputSchema
 from service.reload_loop import ReloadLoop
 from service.sqlite_registry import RegistryFileError, SqliteRegistry, sqlite_file
+from service.workers import WorkerGroup
 
 log = logging.getLogger("cvm.models")
 
@@ -174,6 +175,8 @@ class ModelStore:
         self.errors: dict[str, str] = {}
         self._refresh_lock = threading.Lock()
         self._loop = ReloadLoop(self.refresh, settings.reload_interval)
+        # the other workers of this `cvm serve --workers N` (None: this process serves alone)
+        self.group = WorkerGroup.from_env()
         path = sqlite_file(settings.tracking_uri)
         self._sqlite = (
             SqliteRegistry(settings.tracking_uri, path, settings.registry_timeout)
@@ -199,11 +202,16 @@ class ModelStore:
 
     # --- background work (service/reload_loop.py) ------------------------------------------
     def start_loading(self) -> None:
-        """Load now in a background thread, then reload every interval and when asked."""
+        """Load now in a background thread, then reload every interval and when asked
+        (also by another worker of the same server: service/workers.py)."""
         self._loop.start()
+        if self.group is not None:
+            self.group.watch(self._loop.request_reload)
 
     def stop(self) -> None:
         self._loop.stop()
+        if self.group is not None:
+            self.group.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the first load attempt finished; returns ``ready``."""
@@ -304,7 +312,25 @@ class ModelStore:
         Every changed family is loaded first, then all are swapped in one assignment. Failures
         keep the old version serving (a fallback, :meth:`_stand_in`) and are kept in
         ``errors``; a registry that cannot be read stops the reload and keeps everything.
+        With several workers, the outcome is published for the others (service/workers.py).
         """
+        if self.group is None:
+            return self._refresh()
+        signal = self.group.signal()  # this reload answers every signal given before it
+        try:
+            return self._refresh()
+        finally:
+            self.group.publish(
+                {
+                    "signal": signal,
+                    "reloaded_at": time.time(),
+                    "ready": self.ready,
+                    "versions": {f: m.version for f, m in self.models.items()},
+                    "errors": dict(self.errors),
+                }
+            )
+
+    def _refresh(self) -> dict[str, str]:
         with self._refresh_lock:
             try:
                 client = self._client()

@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.redact import redact
 from service.responses import error_json
+from service.workers import metrics_dir
 
 log = logging.getLogger("cvm.service")
 access_log = logging.getLogger("cvm.access")
@@ -51,9 +52,16 @@ request_id_var: ContextVar[str | None] = ContextVar("cvm_request_id", default=No
 
 # --- metrics ----------------------------------------------------------------------------------
 disable_created_metrics()  # no *_created series: half the exposition, no information we use
+# Several workers (cvm serve --workers N): every worker writes its counters and histograms to
+# PROMETHEUS_MULTIPROC_DIR (prometheus-client reads the variable when it is first imported, so
+# `cvm serve` sets it before starting the workers) and /metrics adds up all the workers'
+# files. The process_*, python_gc_* and python_info series describe one process; they are
+# left out then.
+MULTIPROCESS = metrics_dir() is not None
 REGISTRY = CollectorRegistry(auto_describe=True)
-for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-    REGISTRY.register(_collector)
+if not MULTIPROCESS:
+    for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        REGISTRY.register(_collector)
 
 # Sub-millisecond buckets: a single-row score takes about a millisecond.
 LATENCY_BUCKETS = (
@@ -87,7 +95,12 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
-IN_FLIGHT = Gauge("cvm_http_requests_in_flight", "Requests being handled now.", registry=REGISTRY)
+IN_FLIGHT = Gauge(
+    "cvm_http_requests_in_flight",
+    "Requests being handled now.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",  # several workers: the sum over the live ones
+)
 ERRORS = Counter(
     "cvm_http_errors",
     "Error responses by HTTP status and error code (the 'code' of the error body).",
@@ -216,7 +229,14 @@ def app_registry(store: Any) -> CollectorRegistry:
 
 
 def metrics_response(request: Request) -> Response:
-    body = generate_latest(REGISTRY)
+    if MULTIPROCESS:  # every worker's counters and histograms, added up
+        from prometheus_client import multiprocess
+
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker)
+        body = generate_latest(every_worker)
+    else:
+        body = generate_latest(REGISTRY)
     registry = getattr(request.app.state, "metrics_registry", None)
     if registry is not None:
         body += generate_latest(registry)

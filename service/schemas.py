@@ -340,6 +340,18 @@ class ModelInfo(BaseModel):
     )
 
 
+class WorkerStatus(BaseModel):
+    pid: int = Field(description="The worker's process id.")
+    ready: bool
+    versions: dict[str, str] = Field(description="The version served per family.")
+    errors: dict[str, str] = Field(description="The worker's load errors, as in `errors`.")
+    reloaded_at: float = Field(description="When its latest reload finished (Unix time).")
+    signal: int = Field(
+        description="The latest reload request of another worker that this reload answered "
+        "(nanoseconds since the epoch; 0: none)."
+    )
+
+
 class ModelsResponse(BaseModel):
     ready: bool
     error: str | None
@@ -353,6 +365,11 @@ class ModelsResponse(BaseModel):
         default_factory=list,
         description="What to know about the served set, e.g. versions trained on data as of "
         "different dates (after a partial promotion).",
+    )
+    workers: list[WorkerStatus] | None = Field(
+        default=None,
+        description="With several worker processes (cvm serve --workers N): what each one "
+        "serves, as of its latest reload (null with one worker).",
     )
 
 

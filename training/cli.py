@@ -8,17 +8,22 @@ no password. ``CVM_DEBUG=1`` shows tracebacks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from models.exceptions import CVMError
 from models.families import FAMILIES, mixed_as_of
 from models.redact import redact
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 3  # promote: nothing was promoted (the gate refused, or a check failed)
@@ -434,33 +439,69 @@ def _check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
-def _check_service_settings() -> None:
+def _check_service_settings() -> Settings:
     """Settings the service would refuse at start-up (a key setting holding no key) are a
     one-line error (exit 2) here, not a traceback from inside uvicorn."""
     from service.config import Settings
     from service.security import Guard
 
-    Guard.from_settings(Settings())  # raises KeySettingError, a CVMError
+    settings = Settings()
+    Guard.from_settings(settings)  # raises KeySettingError, a CVMError
+    return settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    _check_service_settings()
+    settings = _check_service_settings()
     _check_port_free(args.host, args.port)
     os.environ.setdefault("CVM_HOST", args.host)
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,  # the service writes its own JSON access log (CVM_ACCESS_LOG)
-        # uvicorn's httptools protocol with bounded request heads and timeouts for slow
-        # clients (CVM_MAX_HEADER_BYTES, CVM_MAX_HEADERS, CVM_HEADER_TIMEOUT, CVM_BODY_TIMEOUT)
-        http="service.http_protocol:ServeProtocol",
-    )
+    with _worker_group(args.workers):
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=False,  # the service writes its own JSON access log (CVM_ACCESS_LOG)
+            # uvicorn's httptools protocol with bounded request heads and timeouts for slow
+            # clients (CVM_MAX_HEADER_BYTES, CVM_MAX_HEADERS, CVM_HEADER_TIMEOUT, CVM_BODY_TIMEOUT)
+            http="service.http_protocol:ServeProtocol",
+            # on SIGTERM/SIGINT: stop accepting, let requests in flight finish (this long at most)
+            timeout_graceful_shutdown=settings.shutdown_timeout,
+        )
     return 0
+
+
+@contextlib.contextmanager
+def _worker_group(workers: int) -> Iterator[None]:
+    """With several workers: the run folder that keeps them in step (service/workers.py) and
+    prometheus-client's multiprocess folder, both set in the environment the workers inherit,
+    emptied at start and (when made here) removed at the end."""
+    if workers == 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    import shutil
+    import tempfile
+
+    from service.workers import RUN_DIR_ENV
+
+    made = None
+    if not os.environ.get(RUN_DIR_ENV):
+        made = tempfile.mkdtemp(prefix="cvm-serve-")
+        os.environ[RUN_DIR_ENV] = made
+    run_dir = Path(os.environ[RUN_DIR_ENV])
+    metrics = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(run_dir / "metrics")))
+    for folder in (run_dir, metrics):
+        folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*run_dir.glob("worker-*.json"), *metrics.glob("*.db")]:
+        stale.unlink()  # a previous server's workers: their counts would be added to ours
+    try:
+        yield
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def _data_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -714,6 +755,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the champion models over HTTP")
     serve.add_argument("--host", default=os.environ.get("CVM_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("CVM_PORT", "8000")))
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.environ.get("CVM_WORKERS", "1"),
+        help="worker processes (env CVM_WORKERS, default 1); set it to the number of cores",
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=cmd_serve)
     return parser

@@ -48,11 +48,26 @@ async def reload(store: ModelStoreDep) -> dict:
 
 
 async def _reloaded(store: ModelStore) -> tuple[dict[str, str], bool]:
-    """Have the loader thread reload now and await it: (changes, finished in time)."""
+    """Have the loader thread reload now and await it: (changes, finished in time). With
+    several workers, every worker is asked too, and awaited (service/workers.py)."""
+    deadline = time.monotonic() + RELOAD_WAIT_SECONDS
+    group = store.group
+    signal = group.announce() if group is not None else 0
+    if group is not None:
+        group.seen(signal)  # this worker reloads below: its watcher need not ask again
+    changes, finished = await _own_reload(store, deadline)
+    if group is not None:
+        while not await run_in_threadpool(group.answered, signal):
+            if time.monotonic() > deadline:
+                return changes, False
+            await asyncio.sleep(0.05)
+    return changes, finished
+
+
+async def _own_reload(store: ModelStore, deadline: float) -> tuple[dict[str, str], bool]:
     ticket = store.request_reload()
     if ticket is None:  # no loader thread (models not loaded at start-up): reload here
         return await run_in_threadpool(store.refresh), True
-    deadline = time.monotonic() + RELOAD_WAIT_SECONDS
     try:
         while (changes := store.reload_outcome(ticket)) is None:
             if time.monotonic() > deadline:
@@ -69,6 +84,8 @@ def _served(store: ModelStore, changes: dict[str, str], finished: bool = True) -
         "versions": {f: m.version for f, m in store.snapshot().items()},
         "errors": dict(store.errors),
     }
+    if store.group is not None:
+        served["workers"] = store.group.workers()
     if not finished:
         served["pending"] = True  # still loading: GET /v1/models shows when it is done
     return served

@@ -19,4 +19,5 @@ def list_models(store: ModelStoreDep) -> dict:
         "reload_interval_seconds": store.settings.reload_interval,
         "models": [m.describe() for m in store.snapshot().values()],
         "warnings": [w for w in (store.as_of_warning(),) if w],
+        "workers": store.group.workers() if store.group is not None else None,
     }
