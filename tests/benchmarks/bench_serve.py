@@ -9,7 +9,9 @@ generator for a fixed time per scenario:
 - a single row, 8 connections;
 - a 1,000-row batch, 1 connection;
 - for this service alone (MLflow's server has neither): one NDJSON request of 100,000 rows
-  (rows/s and memory), and the whole customer view of one customer (req/s, p50/p99).
+  (rows/s and memory), and the whole customer view of one customer (req/s, p50/p99);
+- ``cvm serve`` with 1 and then 2 workers (8 connections): one row to ``/invocations`` and one
+  customer to ``/v1/customers/score``; 2 workers should give ≥ 1.6× one worker's req/s.
 
 It prints requests/s, p50/p99 latency, rows/s, the server's CPU time per request and the
 ratios, then checks issue 8's targets (single-row throughput ≥ 10×, batch rows/s ≥ 2.5×, our
@@ -305,6 +307,66 @@ def ensure_models(env: dict[str, str]) -> None:
     )
 
 
+# --- several workers ----------------------------------------------------------------------------
+WORKER_CONNECTIONS = 8  # enough to keep two workers busy
+
+
+def worker_scaling(
+    env: dict[str, str], logs: Path, bodies: dict[str, bytes], seconds: float, warmup: float
+) -> tuple[dict[str, tuple[Result, Result]], list[tuple[str, bool]]]:
+    """``cvm serve`` with 1 and then 2 workers, on the same routes and bodies, 8 connections:
+    {route: (1 worker, 2 workers)} and the checks (2 workers ≥ 1.6× one worker)."""
+    out: dict[str, list[Result]] = {route: [] for route in bodies}
+    for workers in (1, 2):
+        server = Server(
+            f"cvm-{workers}w",
+            [str(BIN / "cvm"), "serve", "--host", "127.0.0.1", "--port", "{port}"]
+            + ["--workers", str(workers)],
+            {**env, "CVM_RELOAD_INTERVAL": "0", "CVM_ACCESS_LOG": "false"},
+            "/health/ready",
+            logs / f"cvm-{workers}w.log",
+        )
+        server.start()
+        try:
+            if workers > 1:  # every worker has loaded the models
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{server.port}/v1/models"
+                    ) as answer:
+                        if sum(w["ready"] for w in json.loads(answer.read())["workers"]) == 2:
+                            break
+                    time.sleep(0.3)
+            for route, body in bodies.items():
+                out[route].append(run(server, route, body, WORKER_CONNECTIONS, seconds, warmup, 1))
+        finally:
+            server.stop()
+    pairs = {route: (one, two) for route, (one, two) in out.items()}
+    checks = [
+        (
+            f"2 workers ≥ 1.6× one worker on {route} "
+            f"({two.rps / one.rps:.2f}×, {WORKER_CONNECTIONS} conns)",
+            two.rps / one.rps >= 1.6 and one.errors + two.errors == 0,
+        )
+        for route, (one, two) in pairs.items()
+    ]
+    return pairs, checks
+
+
+def print_scaling(pairs: dict[str, tuple[Result, Result]]) -> None:
+    header = f"{'route (1 row / 1 customer)':<38} {'workers':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/req':>10}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for route, results in pairs.items():
+        for workers, r in enumerate(results, start=1):
+            print(
+                f"{route:<38} {workers:>7} {r.rps:>9,.0f} {r.pct(50):>8.2f} {r.pct(99):>8.2f} "
+                f"{r.cpu_ms_per_request:>10.2f}"
+            )
+        print(f"{'':<38} {'ratio':>7} {results[1].rps / results[0].rps:>8.2f}x")
+
+
 # --- main -------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -404,6 +466,13 @@ def main() -> int:
     finally:
         for server in (ours, reference):
             server.stop()
+    scaling, scaling_checks = worker_scaling(
+        env,
+        logs,
+        {f"/v1/models/{MODEL}/invocations": single, "/v1/customers/score": view},
+        args.seconds,
+        args.warmup,
+    )
 
     print()
     header = f"{'scenario':<19} {'server':<7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'rows/s':>11} {'cpu ms/req':>10} {'errors':>6}"
@@ -463,6 +532,8 @@ def main() -> int:
         ),
         (f"every streamed row answered ({answered:,})", answered == stream_rows),
     ]
+    print_scaling(scaling)
+    checks += scaling_checks
     print()
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
