@@ -14,6 +14,7 @@ PSI and never asks for a retrain.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,23 @@ class DriftMonitor:
             for column, counts in increments.items():
                 self._counts[column] += counts
             self.rows += len(frame)
+
+    def update_columns(self, columns: Mapping[str, Any], n: int) -> None:
+        """:meth:`update` from ``{column: array or list}`` of ``n`` rows (the served
+        customer view's columns; no DataFrame)."""
+        increments = {}
+        for column, edges in self._edges.items():
+            if column in columns:
+                values = columns[column]
+                if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+                    numbers = values.astype(float)
+                else:
+                    numbers = as_float(pd.Series(values))
+                increments[column] = _counts(numbers, edges)
+        with self._lock:
+            for column, counts in increments.items():
+                self._counts[column] += counts
+            self.rows += n
 
     def report(self) -> dict[str, Any]:
         """``{"rows", "min_rows", "status", "psi": {column: value}, "threshold", "retrain"}``;
