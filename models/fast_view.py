@@ -526,15 +526,24 @@ def clv_columns(model: CLVModel, summary: Columns) -> Columns:
     clv = value(np.exp(log_params))
     se = delta_standard_error(value, log_params, cov, clv)
     params = purchases._param_array()
+    alive = purchases._alive(params, d)
+    px, pt, inverse = d.age_pairs
+    with np.errstate(all="ignore"):  # as _PurchaseModel._expected, P(alive) computed once
+        expected = purchases._expected_if_alive(params, float(horizon), px, pt)[inverse] * alive
     return {
-        "expected_purchases": purchases._expected(params, horizon, d),
-        "probability_alive": purchases._alive(params, d),
+        "expected_purchases": expected,
+        "probability_alive": alive,
         "expected_spend": spend_model.expected_spend(d.x, monetary),
         "clv": clv,
         "clv_lower": clv - Z95 * se,
         "clv_upper": clv + Z95 * se,
         "margin": margins,
     }
+
+
+_VALUE_TIERS = np.array(["low", "mid", "high"])
+_GROWTH_TIERS = np.array(["declining", "stable", "growing"])
+_CELLS = np.array([f"{v}_value_{g}" for v in _VALUE_TIERS for g in _GROWTH_TIERS])
 
 
 def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
@@ -586,17 +595,15 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
         index = np.where(weight_sum > 0, weighted / weight_sum, np.nan)
     low_cut, high_cut = grid.value_thresholds_
     filled = np.nan_to_num(index, nan=-np.inf)
-    value_tier = np.where(filled >= high_cut, "high", np.where(filled >= low_cut, "mid", "low"))
+    value_at = np.where(filled >= high_cut, 2, np.where(filled >= low_cut, 1, 0))
     g = np.nan_to_num(_values(table, grid.growth_column, n), nan=0.0)
     inactive = (_values(table, "spend_recent", n) + _values(table, "spend_earlier", n)) == 0
-    growth_tier = np.where(
-        g >= grid.growth_cuts[1],
-        "growing",
-        np.where((g < grid.growth_cuts[0]) | inactive, "declining", "stable"),
+    growth_at = np.where(
+        g >= grid.growth_cuts[1], 2, np.where((g < grid.growth_cuts[0]) | inactive, 0, 1)
     )
-    cells = np.char.add(np.char.add(value_tier.astype(str), "_value_"), growth_tier)
-    out["value_tier"], out["growth_tier"] = value_tier, growth_tier
-    out["nine_grid"] = cells.astype(str)
+    out["value_tier"] = _VALUE_TIERS[value_at]
+    out["growth_tier"] = _GROWTH_TIERS[growth_at]
+    out["nine_grid"] = _CELLS[value_at * 3 + growth_at]
     out["nine_grid_strategy"] = np.array(
         [grid.strategies_[c] for c in out["nine_grid"].tolist()], dtype=object
     )
@@ -755,8 +762,9 @@ def alerts(features: Columns, n: int) -> list[list[str]]:
 def describe_segments(
     model: CustomerSegments, frame: Columns, n: int, book: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """``CustomerSegments.describe_row`` of every customer; the playbook is read once per
-    distinct label."""
+    """``CustomerSegments.describe_row`` of every customer. Every part of it is a label (or
+    a score 1-5), so it is built once per distinct set of labels and shared by the customers
+    who have that set (the playbook is read once per distinct label)."""
     cache: dict[tuple[str, Any], dict[str, Any]] = {}
 
     def entry(scheme: str, label: Any) -> dict[str, Any]:
@@ -792,11 +800,13 @@ def describe_segments(
             "growth_tier",
         )
     }
+    described: dict[tuple[Any, ...], dict[str, Any]] = {}  # per distinct set of labels
     out = []
-    for i in range(n):
-        c = {name: values[i] for name, values in columns.items()}
-        out.append(
-            {
+    for key in zip(*columns.values(), strict=True):
+        found = described.get(key)
+        if found is None:
+            c = dict(zip(columns, key, strict=True))
+            found = described[key] = {
                 "rfm": {
                     **entry("rfm", str(c["rfm_segment"])),
                     "r_score": int(c["r_score"]),
@@ -817,7 +827,7 @@ def describe_segments(
                     "growth_tier": str(c["growth_tier"]),
                 },
             }
-        )
+        out.append(found)
     return out
 
 

@@ -11,8 +11,9 @@ takes the pandas path, the reference, which raises its usual 422.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from datetime import UTC, date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -55,42 +56,32 @@ class Built:
     days_since_latest: float | None
 
 
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _purchases(customers: list[CustomerIn]) -> fv.Purchases:
-    """The request's purchases as columns (``customer``: the position in the request)."""
-    owner: list[int] = []
-    stamps: list[Any] = []
-    amounts: list[float] = []
-    costs: list[float] = []
-    channel_codes: list[int] = []
+    """The request's purchases as columns (``customer``: the position in the request; times
+    in UTC, as ``pd.to_datetime(..., utc=True)`` reads them)."""
+    with_tx = [(i, c.transactions) for i, c in enumerate(customers) if c.transactions is not None]
+    txs = [t for _, transactions in with_tx for t in transactions]
+    owner = np.repeat(
+        np.array([i for i, _ in with_tx], dtype=np.int64),
+        np.array([len(transactions) for _, transactions in with_tx], dtype=np.int64),
+    )
+    epoch, epoch_utc, step = _EPOCH, _EPOCH_UTC, _MICROSECOND
+    micros = [
+        (t.timestamp - (epoch if t.timestamp.tzinfo is None else epoch_utc)) // step for t in txs
+    ]
     codes: dict[str, int] = {}
-    nan = float("nan")
-    utc = UTC
-    for i, customer in enumerate(customers):
-        if customer.transactions is None:
-            continue
-        for t in customer.transactions:
-            owner.append(i)
-            stamp = t.timestamp
-            if stamp.tzinfo is not None:
-                stamp = stamp.astimezone(utc).replace(tzinfo=None)
-            stamps.append(stamp)
-            amounts.append(t.amount)
-            costs.append(nan if t.cost is None else t.cost)
-            channel = t.channel
-            if channel is None:
-                channel_codes.append(-1)
-            else:
-                code = codes.get(channel)
-                if code is None:
-                    code = codes[channel] = len(codes)
-                channel_codes.append(code)
-    ns = np.array(stamps, dtype="datetime64[us]").astype("datetime64[ns]").view(np.int64)
+    channel = [-1 if t.channel is None else codes.setdefault(t.channel, len(codes)) for t in txs]
     return fv.Purchases(
-        np.array(owner, dtype=np.int64),
-        ns,
-        np.array(amounts, dtype=float),
-        np.array(costs, dtype=float),
-        np.array(channel_codes, dtype=np.int64),
+        owner,
+        np.array(micros, dtype=np.int64) * 1000,
+        np.array([t.amount for t in txs], dtype=float),
+        np.array([t.cost for t in txs], dtype=float),  # None → NaN
+        np.array(channel, dtype=np.int64),
         list(codes),
         len(customers),
         customer_rank=_id_ranks(customers),
@@ -200,19 +191,29 @@ def _view(loaded: dict[str, LoadedModel], built: Built, n: int) -> fv.Columns:
     return frame
 
 
-def _clv_block(frame: fv.Columns, i: int, model: Any) -> dict[str, Any]:
-    lower, upper = float(frame["clv_lower"][i]), float(frame["clv_upper"][i])
-    return {
-        "expected_purchases": float(frame["expected_purchases"][i]),
-        "probability_alive": float(frame["probability_alive"][i]),
-        "expected_spend": float(frame["expected_spend"][i]),
-        "clv": float(frame["clv"][i]),
-        "clv_lower": lower if np.isfinite(lower) else None,
-        "clv_upper": upper if np.isfinite(upper) else None,
-        "margin": float(frame["margin"][i]),
-        "horizon_days": int(model.horizon_days),
-        "discount_rate": float(model.discount_rate),
-    }
+def _clv_blocks(frame: fv.Columns, n: int, model: Any) -> list[dict[str, Any]]:
+    """``service.scoring._clv_block`` of every customer."""
+    names = ("expected_purchases", "probability_alive", "expected_spend", "clv", "margin")
+    c = {name: np.asarray(frame[name], dtype=float).tolist() for name in names}
+    bounds = {}
+    for name in ("clv_lower", "clv_upper"):
+        values = np.asarray(frame[name], dtype=float).tolist()
+        bounds[name] = [v if math.isfinite(v) else None for v in values]
+    horizon, rate = int(model.horizon_days), float(model.discount_rate)
+    return [
+        {
+            "expected_purchases": c["expected_purchases"][i],
+            "probability_alive": c["probability_alive"][i],
+            "expected_spend": c["expected_spend"][i],
+            "clv": c["clv"][i],
+            "clv_lower": bounds["clv_lower"][i],
+            "clv_upper": bounds["clv_upper"][i],
+            "margin": c["margin"][i],
+            "horizon_days": horizon,
+            "discount_rate": rate,
+        }
+        for i in range(n)
+    ]
 
 
 def _attempt(work: Any, *args: Any) -> Any:
@@ -259,6 +260,7 @@ def _score(
     segments = fv.describe_segments(segment_model, frame, n, book)
     actions = fv.recommended_actions(frame, range(n), book)
     notes = fv.label_notes(frame, n)
+    clv_blocks = _clv_blocks(frame, n, clv_model)
     p_churn = np.asarray(frame["churn_probability"], dtype=float).tolist()
     bands = np.asarray(frame["risk_band"]).tolist()
     at_risk = np.asarray(frame["value_at_risk"], dtype=float).tolist()
@@ -271,7 +273,7 @@ def _score(
                 "risk_band": str(bands[i]),
                 "horizon_days": churn_horizon,
             },
-            "clv": _clv_block(frame, i, clv_model),
+            "clv": clv_blocks[i],
             "value_at_risk": at_risk[i],
             "recommended_action": actions[i],
             "notes": notes[i],
