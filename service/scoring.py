@@ -47,23 +47,14 @@ class RequestNotes:
     days_since_latest: float | None = None
     # False: the pandas path only (the reference the fast path is checked against)
     fast: bool = True
-    # True: scored on the event loop, where the pandas path must not run (Deferred instead)
-    inline: bool = False
-
-
-class Deferred(Exception):
-    """The request needs the pandas path: score it in a worker thread, not on the loop."""
 
 
 def _fast(
     found: tuple[dict[str, Any], fast_scoring.Built] | None, notes: RequestNotes | None
 ) -> dict[str, Any] | None:
     """The fast path's answer (service/fast_scoring.py), its warnings and latest purchase
-    noted as the pandas path notes them; None when the pandas path must answer
-    (:class:`Deferred` when the request is scored on the event loop)."""
+    noted as the pandas path notes them; None when the pandas path must answer."""
     if found is None:
-        if notes is not None and notes.inline:
-            raise Deferred
         return None
     answer, built = found
     if notes is not None:
@@ -73,8 +64,6 @@ def _fast(
 
 
 def _use_fast(notes: RequestNotes | None) -> bool:
-    if notes is not None and notes.inline and not notes.fast:
-        raise Deferred
     return notes is None or notes.fast
 
 

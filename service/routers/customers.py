@@ -15,20 +15,9 @@ from service import request_body
 from service.deps import ready_store
 from service.model_store import ModelStore
 from service.schemas import ErrorResponse, ScoreRequest, ScoreResponse
-from service.scoring import (
-    Deferred,
-    RequestNotes,
-    model_as_of,
-    score_customers,
-    stale_default_warning,
-)
+from service.scoring import RequestNotes, model_as_of, score_customers, stale_default_warning
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
-
-# Bodies up to this size (a few customers) are scored on the event loop when the column-wise
-# fast path takes them (about 1 ms: a thread hand-off would cost a fifth of that); larger
-# bodies, and any request the pandas path must answer, go to a worker thread.
-INLINE_BODY_BYTES = 4 * 1024
 
 BUSY = {"model": ErrorResponse, "description": "models not loaded yet, or too busy (Retry-After)"}
 
@@ -65,22 +54,17 @@ async def score_request(request: Request, model: type[ScoreRequest], work: Work)
     store = ready_store(request)
     content_type = request.headers.get("content-type")
 
-    def job(inline: bool = False) -> bytes:
+    def job() -> bytes:
         body = request_body.parse(model, raw, content_type)
         check_batch(body, store)
         as_of = resolve_as_of(store, body.as_of)
-        notes = RequestNotes(keep_duplicates=body.keep_duplicates, inline=inline)
+        notes = RequestNotes(keep_duplicates=body.keep_duplicates)
         answer = work(store, body, as_of, notes)
         if body.as_of is None:
             stale_default_warning(as_of, notes)
         answer["warnings"] = notes.warnings
         return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    if len(raw) <= INLINE_BODY_BYTES:
-        try:
-            return Response(job(inline=True), media_type="application/json")
-        except Deferred:
-            pass  # the pandas path: in a worker thread
     content = await request.app.state.slots.run(job, size=len(raw))
     return Response(content, media_type="application/json")
 
