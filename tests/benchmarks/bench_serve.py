@@ -9,11 +9,15 @@ generator for a fixed time per scenario:
 - a single row, 8 connections;
 - a 1,000-row batch, 1 connection;
 - for this service alone (MLflow's server has neither): one NDJSON request of 100,000 rows
-  (rows/s and memory), and the whole customer view of one customer (req/s, p50/p99).
+  (rows/s and memory), and the four customer-view routes (``/v1/customers/score``,
+  ``/v1/churn``, ``/v1/segments``, ``/v1/segments/audience``) with one customer (req/s,
+  p50/p99, CPU per request) and with 1,000 customers of about 10 purchases (customers/s).
 
 It prints requests/s, p50/p99 latency, rows/s, the server's CPU time per request and the
 ratios, then checks issue 8's targets (single-row throughput ≥ 10×, batch rows/s ≥ 2.5×, our
-single-row p99 ≤ 10 ms) and that both servers return the same predictions for the same rows.
+single-row p99 ≤ 10 ms), issue 18's (the customer view: 400 req/s, p50 2.5 ms, p99 10 ms for one
+customer on /v1/customers/score, 400 req/s on /v1/churn and /v1/segments, 20,000 customers/s
+in 1,000-customer requests) and that both servers return the same predictions for the same rows.
 
 The load generator is a closed-loop HTTP/1.1 keep-alive client on raw asyncio streams (a few
 tens of microseconds per request, far below either server), in this process, so that nothing
