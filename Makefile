@@ -75,7 +75,8 @@ bench: install $(BENCH_VENV)/.installed
 	LIFETIMES_PYTHON=$(BENCH_VENV)/bin/python $(BIN)/python -m tests.benchmarks.bench_clv
 
 # This service against `mlflow models serve` on the same registered churn model, one worker
-# each, same requests (1 row at 1 and 8 connections, 1,000-row batches); BENCH_SECONDS per run.
+# each, same requests (1 row at 1 and 8 connections, 1,000-row batches), then the four
+# customer-view routes (1 customer, 1,000 customers per request); BENCH_SECONDS per run.
 BENCH_SECONDS ?= 10
 bench-serve: install
 	$(BIN)/python -m tests.benchmarks.bench_serve --seconds $(BENCH_SECONDS)

@@ -14,6 +14,7 @@ PSI and never asks for a retrain.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from models._columns import as_float
 RETRAIN_PSI = 0.2
 # Rows (customers) a monitor needs before it reports PSI: about 0.02 of noise with 11 bins.
 MIN_ROWS = 500
+PENDING_ROWS = 2048  # rows of update_columns binned at once
 _EPS = 1e-4  # floor for empty bins, so that the logarithm stays finite
 
 
@@ -73,6 +75,10 @@ class DriftMonitor:
         self._counts = {c: np.zeros(len(e) + 2) for c, e in self._edges.items()}
         self._lock = threading.Lock()
         self.rows = 0
+        # values of update_columns not yet counted (binned in bulk: a served request often
+        # holds one customer, and binning one value per column costs more than scoring it)
+        self._pending: dict[str, list[np.ndarray]] = {c: [] for c in self._edges}
+        self._pending_rows = 0
 
     def update(self, frame: pd.DataFrame) -> None:
         """Add the rows of ``frame`` (columns missing from it are skipped)."""
@@ -85,10 +91,40 @@ class DriftMonitor:
                 self._counts[column] += counts
             self.rows += len(frame)
 
+    def update_columns(self, columns: Mapping[str, Any], n: int) -> None:
+        """:meth:`update` from ``{column: array or list}`` of ``n`` rows (the served
+        customer view's columns; no DataFrame). The values are binned in bulk, every
+        :data:`PENDING_ROWS` rows and before a report: the counts are the same."""
+        numbers = {}
+        for column in self._edges:
+            if column in columns:
+                values = columns[column]
+                if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+                    numbers[column] = values.astype(float)
+                else:
+                    numbers[column] = as_float(pd.Series(values))
+        with self._lock:
+            for column, values in numbers.items():
+                self._pending[column].append(values)
+            self.rows += n
+            self._pending_rows += n
+            if self._pending_rows >= PENDING_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Bin the pending values of :meth:`update_columns` (the lock held)."""
+        for column, parts in self._pending.items():
+            if parts:
+                values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+                self._counts[column] += _counts(values, self._edges[column])
+                parts.clear()
+        self._pending_rows = 0
+
     def report(self) -> dict[str, Any]:
         """``{"rows", "min_rows", "status", "psi": {column: value}, "threshold", "retrain"}``;
         before ``min_rows`` rows: ``status`` "not enough data yet ...", no PSI, no retrain."""
         with self._lock:
+            self._flush()
             counts = {c: v.copy() for c, v in self._counts.items()}
             rows = self.rows
         if rows < self.min_rows:

@@ -27,6 +27,7 @@ from models.customer_view import (
 )
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, repeated_rows, summarize
+from service import fast_scoring
 from service.model_store import LoadedModel, ModelStore
 from service.schemas import CustomerIn
 from service.score_checks import attribute_rows, check_churn, check_scores, check_summary
@@ -44,6 +45,30 @@ class RequestNotes:
     warnings: list[str] = field(default_factory=list)
     # days from the request's latest purchase to as_of (set when the features are built)
     days_since_latest: float | None = None
+    # False: the pandas path only (the reference the fast path is checked against)
+    fast: bool = True
+
+
+def _fast(
+    found: tuple[dict[str, Any], fast_scoring.Built] | None, notes: RequestNotes | None
+) -> dict[str, Any] | None:
+    """The fast path's answer (service/fast_scoring.py), its warnings and latest purchase
+    noted as the pandas path notes them; None when the pandas path must answer."""
+    if found is None:
+        return None
+    answer, built = found
+    if notes is not None:
+        notes.warnings.extend(built.warnings)
+        notes.days_since_latest = built.days_since_latest
+    return answer
+
+
+def _use_fast(notes: RequestNotes | None) -> bool:
+    return notes is None or notes.fast
+
+
+def _keep(notes: RequestNotes | None) -> bool:
+    return notes is not None and notes.keep_duplicates
 
 
 def model_as_of(loaded: dict[str, LoadedModel], now: datetime | None = None) -> date:
@@ -249,6 +274,10 @@ def segment_customers(
 ) -> dict[str, Any]:
     """Every scheme's label, with name, description and actions, per customer
     (``{"model_version", "customers"}``)."""
+    if _use_fast(notes):
+        fast = _fast(fast_scoring.segment_customers(store, customers, as_of, _keep(notes)), notes)
+        if fast is not None:
+            return fast
     loaded = store.snapshot()
     summary, _ = build_features(customers, as_of, notes)
     frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary)
@@ -287,6 +316,10 @@ def score_customers(
 ) -> dict[str, Any]:
     """Segments, churn, CLV, value at risk and the recommended action per customer, with the
     versions that computed them (``{"model_versions", "customers"}``)."""
+    if _use_fast(notes):
+        fast = _fast(fast_scoring.score_customers(store, customers, as_of, _keep(notes)), notes)
+        if fast is not None:
+            return fast
     loaded, frame = _customer_view(store, customers, as_of, None, notes)
     book = pb.load_playbook(store.settings.playbook)
     actions = recommended_actions(frame, book)
@@ -322,6 +355,10 @@ def churn_customers(
     notes: RequestNotes | None = None,
 ) -> dict[str, Any]:
     """Churn probability, risk band, top-3 reasons with churn type, and early-warning alerts."""
+    if _use_fast(notes):
+        fast = _fast(fast_scoring.churn_customers(store, customers, as_of, _keep(notes)), notes)
+        if fast is not None:
+            return fast
     loaded = store.snapshot()
     summary, features = build_features(customers, as_of, notes)
     churn = loaded["churn"]
@@ -381,6 +418,13 @@ def audience_customers(
             f"{scheme} has no label {label!r}; its labels are {', '.join(labels)}",
             field="label",
         )
+    if _use_fast(notes):
+        found = fast_scoring.audience_customers(
+            store, customers, as_of, scheme, label, _keep(notes), loaded
+        )
+        fast = _fast(found, notes)
+        if fast is not None:
+            return fast
     loaded, frame = _customer_view(store, customers, as_of, loaded, notes)
     frame = frame.assign(_row=np.arange(len(frame)))
     chosen = select_audience(frame, scheme, label)

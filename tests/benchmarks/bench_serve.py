@@ -9,13 +9,17 @@ generator for a fixed time per scenario:
 - a single row, 8 connections;
 - a 1,000-row batch, 1 connection;
 - for this service alone (MLflow's server has neither): one NDJSON request of 100,000 rows
-  (rows/s and memory), and the whole customer view of one customer (req/s, p50/p99);
+  (rows/s and memory), and the four customer-view routes (``/v1/customers/score``,
+  ``/v1/churn``, ``/v1/segments``, ``/v1/segments/audience``) with one customer (req/s,
+  p50/p99, CPU per request) and with 1,000 customers of about 10 purchases (customers/s);
 - ``cvm serve`` with 1 and then 2 workers (8 connections): one row to ``/invocations`` and one
   customer to ``/v1/customers/score``; 2 workers should give ≥ 1.6× one worker's req/s.
 
 It prints requests/s, p50/p99 latency, rows/s, the server's CPU time per request and the
 ratios, then checks issue 8's targets (single-row throughput ≥ 10×, batch rows/s ≥ 2.5×, our
-single-row p99 ≤ 10 ms) and that both servers return the same predictions for the same rows.
+single-row p99 ≤ 10 ms), issue 18's (the customer view: 400 req/s, p50 2.5 ms, p99 10 ms for one
+customer on /v1/customers/score, 400 req/s on /v1/churn and /v1/segments, 20,000 customers/s
+in 1,000-customer requests) and that both servers return the same predictions for the same rows.
 
 The load generator is a closed-loop HTTP/1.1 keep-alive client on raw asyncio streams (a few
 tens of microseconds per request, far below either server), in this process, so that nothing
@@ -367,6 +371,100 @@ def print_scaling(pairs: dict[str, tuple[Result, Result]]) -> None:
         print(f"{'':<38} {'ratio':>7} {results[1].rps / results[0].rps:>8.2f}x")
 
 
+# --- the customer view -----------------------------------------------------------------------
+VIEW_ROUTES = ("/v1/customers/score", "/v1/churn", "/v1/segments", "/v1/segments/audience")
+# The README's first customer: 3 purchases, 2 attributes.
+README_CUSTOMER = {
+    "customer_id": "C0001",
+    "transactions": [
+        {"timestamp": "2025-01-15T10:00:00", "amount": 120.0, "cost": 80.0, "channel": "store"},
+        {"timestamp": "2025-06-02T18:30:00", "amount": 95.5, "channel": "online"},
+        {"timestamp": "2025-11-20T12:00:00", "amount": 130.0, "channel": "store"},
+    ],
+    "attributes": {"region": "north", "age": 41},
+}
+
+
+def view_customers(n: int, purchases: int = 10, seed: int = 18) -> list[dict]:
+    """``n`` customers with about ``purchases`` purchases each over 2025 (costs on most,
+    two channels) and two attributes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        days = np.sort(rng.integers(0, 365, int(rng.integers(purchases - 3, purchases + 4))))
+        tx = [
+            {
+                "timestamp": f"{np.datetime64('2025-01-01') + int(d)}T{int(rng.integers(8, 20)):02d}:00:00",
+                "amount": round(float(rng.uniform(5, 200)), 2),
+                **({"cost": round(float(rng.uniform(2, 120)), 2)} if rng.random() < 0.8 else {}),
+                "channel": "store" if rng.random() < 0.6 else "online",
+            }
+            for d in days
+        ]
+        attributes = {
+            "region": str(rng.choice(["north", "south", "east", "west"])),
+            "age": int(rng.integers(18, 80)),
+        }
+        out.append({"customer_id": f"C{i:05d}", "transactions": tx, "attributes": attributes})
+    return out
+
+
+def view_body(route: str, customers: list[dict]) -> bytes:
+    body: dict = {"as_of": "2025-12-31", "customers": customers}
+    if route.endswith("/audience"):
+        body.update(scheme="churn_risk", label="high")
+    return orjson.dumps(body)
+
+
+def customer_view_runs(
+    server: Server, seconds: float, warmup: float
+) -> dict[tuple[str, str], Result]:
+    """Each customer-view route with the README's first customer, and with 1,000 customers
+    of about 10 purchases each; one connection."""
+    batch = view_customers(1000)
+    results = {}
+    for route in VIEW_ROUTES:
+        for label, customers in (("1 customer", [README_CUSTOMER]), ("1,000 customers", batch)):
+            results[(route, label)] = run(
+                server, route, view_body(route, customers), 1, seconds, warmup, len(customers)
+            )
+    return results
+
+
+def print_customer_view(results: dict[tuple[str, str], Result]) -> list[tuple[str, bool]]:
+    """The customer-view table, and issue 18's checks."""
+    print()
+    header = f"{'customer view, 1 conn':<24} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10} {'customers/s (1,000 per request)':>32}"
+    print(header)
+    print("-" * len(header))
+    for route in VIEW_ROUTES:
+        one, many = results[(route, "1 customer")], results[(route, "1,000 customers")]
+        print(
+            f"{route:<24} {one.rps:>7,.0f} {one.pct(50):>7.2f} {one.pct(99):>7.2f} "
+            f"{one.cpu_ms_per_request:>10.2f} {many.rows_per_second:>32,.0f}"
+        )
+    score = results[("/v1/customers/score", "1 customer")]
+    batch = results[("/v1/customers/score", "1,000 customers")].rows_per_second
+    return [
+        (
+            f"/v1/customers/score, 1 customer: >= 400 req/s ({score.rps:,.0f}), p50 <= 2.5 ms "
+            f"({score.pct(50):.2f}), p99 <= 10 ms ({score.pct(99):.2f})",
+            score.rps >= 400 and score.pct(50) <= 2.5 and score.pct(99) <= 10,
+        ),
+        *(
+            (
+                f"{route}, 1 customer: >= 400 req/s ({results[(route, '1 customer')].rps:,.0f})",
+                results[(route, "1 customer")].rps >= 400,
+            )
+            for route in ("/v1/churn", "/v1/segments")
+        ),
+        (
+            f"/v1/customers/score, 1,000-customer batches: >= 20,000 customers/s ({batch:,.0f})",
+            batch >= 20_000,
+        ),
+    ]
+
+
 # --- main -------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -460,16 +558,17 @@ def main() -> int:
         stream_rows = 100_000
         rss_before = ours.rss_mb()
         streamed = stream(ours, routes["cvm"], lines * (stream_rows // 1000), stream_rows)
-        summary = {"frequency": 4, "recency": 200, "T": 300, "monetary_value": 55.0}
-        view = orjson.dumps({"customers": [{"customer_id": "C1", "summary": summary}]})
-        customer_view = run(ours, "/v1/customers/score", view, 1, args.seconds, args.warmup, 1)
+        views = customer_view_runs(ours, args.seconds, args.warmup)
     finally:
         for server in (ours, reference):
             server.stop()
     scaling, scaling_checks = worker_scaling(
         env,
         logs,
-        {f"/v1/models/{MODEL}/invocations": single, "/v1/customers/score": view},
+        {
+            f"/v1/models/{MODEL}/invocations": single,
+            "/v1/customers/score": view_body("/v1/customers/score", [README_CUSTOMER]),
+        },
         args.seconds,
         args.warmup,
     )
@@ -495,11 +594,6 @@ def main() -> int:
     for name, (before, after) in memory.items():
         print(f"{name}: RSS {before:,.0f} MB before the load, {after:,.0f} MB after")
     seconds, answered, cpu, rss_after = streamed
-    print(
-        f"cvm /v1/customers/score, 1 customer, 1 conn (segments + churn + CLV + action; no "
-        f"MLflow counterpart): {customer_view.rps:,.0f} req/s, p50 {customer_view.pct(50):.1f} "
-        f"ms, p99 {customer_view.pct(99):.1f} ms, {customer_view.errors} errors"
-    )
     print(
         f"cvm NDJSON stream of {stream_rows:,} rows in one request: {seconds:.1f} s, "
         f"{answered / seconds:,.0f} rows/s "
@@ -527,10 +621,11 @@ def main() -> int:
         (f"single-row p99 ≤ 10 ms ({p99:.2f} ms)", p99 <= 10),
         ("predictions identical on the same rows", same),
         (
-            f"no failed request ({errors + customer_view.errors})",
-            errors + customer_view.errors == 0,
+            f"no failed request ({errors + sum(r.errors for r in views.values())})",
+            errors + sum(r.errors for r in views.values()) == 0,
         ),
         (f"every streamed row answered ({answered:,})", answered == stream_rows),
+        *print_customer_view(views),
     ]
     print_scaling(scaling)
     checks += scaling_checks
