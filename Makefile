@@ -98,8 +98,9 @@ bench-spark: install
 bench-spark-data: install
 	$(BIN)/python -m tests.benchmarks.bench_spark --data-only
 
-# The image and the compose stack (PostgreSQL, MLflow on it, the service, a one-shot train job). BASE_IMAGE: any image
-# with Python >= 3.11 (default python:3.11-slim); DOCKER_NETWORK=host when pip needs it.
+# The image and the compose stack (PostgreSQL, MLflow on it, the service, a one-shot train
+# job). BASE_IMAGE: any image with Python >= 3.11 (default python:3.11-slim);
+# DOCKER_NETWORK=host when pip needs it.
 BASE_IMAGE ?= python:3.11-slim
 DOCKER_NETWORK ?= default
 docker-build:
