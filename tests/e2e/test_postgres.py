@@ -132,6 +132,36 @@ def test_two_trainers_at_once_record_both_runs_with_consistent_aliases(registry,
             assert events == [f"registered as @{said[(name, str(version.version))]} by training"]
 
 
+def test_the_alias_rule_reads_versions_and_events_through_the_server(registry, trained):
+    """The interleaving two trainers can meet, forced: both versions registered before either
+    chooses. Through the REST API the rule sees the undecided lower version (and later its
+    event), so v1 is the champion whichever chooses first."""
+    from training import tracking
+
+    _, server = registry
+    client = client_of(server)
+    name = "cvm-alias-rule-test"
+    client.create_registered_model(name)
+    model = client.get_model_version("cvm-churn", "1")  # a source the server accepts
+
+    def register() -> str:
+        version = client.create_model_version(
+            name, model.source, run_id=model.run_id, model_id=model.source.rsplit("/", 1)[-1]
+        )
+        return str(version.version)
+
+    first, second = register(), register()
+    assert tracking.initial_alias(client, name, second) == "challenger"
+    assert tracking.initial_alias(client, name, first) == "champion"
+    client.set_registered_model_alias(name, "champion", first)
+    client.set_model_version_tag(name, first, "event.x.registered", "registered as @champion")
+    third = register()
+    client.delete_registered_model_alias(name, "champion")  # v1 decided, no champion left
+    client.set_model_version_tag(name, second, "event.y.registered", "registered as @challenger")
+    assert tracking.initial_alias(client, name, third) == "champion"
+    client.delete_registered_model(name)
+
+
 # --- the registry down while the service runs --------------------------------------------------
 
 
@@ -230,12 +260,13 @@ def test_registry_outage_keeps_serving_and_a_later_promotion_is_picked_up(
         wait_for(lambda: on_every_worker(lambda: registry_error(base) is None), timeout=90)
         assert served(base) == dict.fromkeys(FAMILIES, "1")
 
-        # 3. a promotion made now is served within the reload interval (and the load time)
-        promoter = cvm(env, "promote", "--force", "--reason", "after the outage")
+        # 3. a promotion made now (by another process) is served within the reload interval
+        promoter = cvm(env, "promote", "--family", "churn", "--force", "--reason", "back")
         stdout, stderr = promoter.communicate(timeout=300)
         assert promoter.returncode == 0, f"{stdout}\n{stderr}"
         promoted_at = time.monotonic()
-        wait_for(lambda: on_every_worker(lambda: served(base) == dict.fromkeys(FAMILIES, "2")))
+        after = {**dict.fromkeys(FAMILIES, "1"), "churn": "2"}
+        wait_for(lambda: on_every_worker(lambda: served(base) == after))
         picked_up_after = time.monotonic() - promoted_at
         at = load.ok
         wait_for(lambda: load.answered_more(at + 5), timeout=60)
