@@ -15,7 +15,7 @@ COPY training ./training
 COPY service ./service
 RUN if [ -f ca-bundle.crt ]; then export PIP_CERT=/src/ca-bundle.crt; fi \
     && python3 -m venv /opt/cvm \
-    && /opt/cvm/bin/pip install --no-compile . \
+    && /opt/cvm/bin/pip install --no-compile '.[postgres]' \
     && find /opt/cvm -name '__pycache__' -prune -exec rm -rf {} + \
     && find /opt/cvm -name 'tests' -path '*site-packages/*/tests' -prune -exec rm -rf {} +
 

@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark,postgres]'
 	@touch $@
 
 run: install
@@ -99,8 +99,9 @@ bench-spark: install
 bench-spark-data: install
 	$(BIN)/python -m tests.benchmarks.bench_spark --data-only
 
-# The image and the compose stack (service + MLflow tracking server). BASE_IMAGE: any image
-# with Python >= 3.11 (default python:3.11-slim); DOCKER_NETWORK=host when pip needs it.
+# The image and the compose stack (PostgreSQL, MLflow on it, the service, a one-shot train
+# job). BASE_IMAGE: any image with Python >= 3.11 (default python:3.11-slim);
+# DOCKER_NETWORK=host when pip needs it.
 BASE_IMAGE ?= python:3.11-slim
 DOCKER_NETWORK ?= default
 docker-build:

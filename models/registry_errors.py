@@ -16,6 +16,8 @@ types in the chain (by name) and the driver's message.
 
 from __future__ import annotations
 
+import re
+
 from models.redact import redact
 
 _MISSING_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
@@ -93,6 +95,21 @@ def _database_problem(chain: list[BaseException]) -> bool:
     )
 
 
+_SERVER_ERROR = re.compile(r"too many (5\d\d) error responses")
+
+
+def _server_database_problem(text: str, uri: str) -> str | None:
+    """What a tracking server (``http(s)://``) answered on every try when it could not use
+    its database: MLflow's server answers 503 (500 for other failures), and MLflow's client
+    retries until its retries run out ("too many 503 error responses"). None for anything
+    else. Its error names the database, often "connection refused": the server itself is not
+    unreachable, and the message must not say so."""
+    if not uri.lower().startswith(("http://", "https://")):
+        return None
+    status = _SERVER_ERROR.search(text)
+    return f"HTTP {status.group(1)} on every try" if status else None
+
+
 def describe(exc: BaseException, uri: str) -> str:
     """One line saying what went wrong reading the registry at ``uri``, and what to do."""
     if type(exc) in (LookupError, ValueError):  # the store's own messages, written for people
@@ -105,6 +122,13 @@ def describe(exc: BaseException, uri: str) -> str:
             f"the registry database at {where} is locked by another process (a training run "
             "or a long write): try again when it is free (POST /v1/admin/reload, or wait for "
             "the next reload)"
+        )
+    server_side = _server_database_problem(text, uri)
+    if server_side is not None:
+        return (
+            f"the tracking server at {where} answers but cannot use its database "
+            f"({redact(server_side)[:_MAX_REASON]}): check the database the server stores "
+            "into (its --backend-store-uri) and the server's log"
         )
     reason = _unreachable(chain, text)
     if reason is not None:

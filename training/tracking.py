@@ -69,10 +69,21 @@ def setup() -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         uri = config.tracking_uri()
-        if uri.startswith(("http://", "https://")):  # the server decides where artifacts live
-            experiment_id = mlflow.create_experiment(name)
-        else:
-            experiment_id = mlflow.create_experiment(name, artifact_location=config.artifact_root())
+        try:
+            if uri.startswith(("http://", "https://")):  # the server decides where artifacts live
+                experiment_id = mlflow.create_experiment(name)
+            else:
+                experiment_id = mlflow.create_experiment(
+                    name, artifact_location=config.artifact_root()
+                )
+        except mlflow.exceptions.MlflowException as exc:
+            # Another trainer created it between our look-up and our creation.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            experiment_id = experiment.experiment_id
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -105,11 +116,51 @@ def champion_versions() -> dict[str, str | None]:
 
 
 def _has_alias(client: MlflowClient, name: str, alias: str) -> bool:
+    """Whether ``name@alias`` exists (a registry that cannot be read raises)."""
+    from models import registry_errors
+
     try:
         client.get_model_version_by_alias(name, alias)
-    except mlflow.exceptions.MlflowException:
-        return False
+    except mlflow.exceptions.MlflowException as exc:
+        if registry_errors.is_missing(exc):
+            return False
+        raise
     return True
+
+
+# A lower version this much older than ours with no alias decision is a trainer that died
+# between registering and choosing the alias, not one that is still choosing (milliseconds).
+UNDECIDED_FOR_MS = 10 * 60 * 1000
+
+
+def _decided(version: Any) -> bool:
+    """Whether training (or anyone) gave the version an alias: it holds one, or it has the
+    ``registered`` event that training records right after it sets the alias."""
+    if getattr(version, "aliases", None):
+        return True
+    return any(k.startswith("event.") and k.endswith(".registered") for k in version.tags)
+
+
+def initial_alias(client: MlflowClient, name: str, version: str) -> str:
+    """The alias training gives a version it has just registered: ``challenger`` when the
+    family has a champion; otherwise ``champion``, unless a lower-numbered version of the
+    family, registered at most :data:`UNDECIDED_FOR_MS` before this one, has no alias decision
+    yet: a trainer running at the same time, whose version came first and so becomes the
+    champion. Version numbers are the one thing the registry hands out atomically, so however
+    two trainers interleave, the lower version is the champion and the higher the challenger.
+
+    Order matters: the other versions are read before the champion is read again, and
+    training sets the alias before it records the ``registered`` event, so a lower version
+    seen decided has its alias visible by then."""
+    if _has_alias(client, name, CHAMPION):
+        return CHALLENGER
+    mine = client.get_model_version(name, version)
+    for other in client.search_model_versions(f"name='{name}'"):
+        if int(other.version) >= int(version) or _decided(other):
+            continue
+        if int(mine.creation_timestamp) - int(other.creation_timestamp) < UNDECIDED_FOR_MS:
+            return CHALLENGER
+    return CHALLENGER if _has_alias(client, name, CHAMPION) else CHAMPION
 
 
 def log_comparison(
@@ -175,7 +226,9 @@ def log_and_register(
     """Log the run (params, metrics, plots, fingerprint) and register the three models.
 
     A family's first version gets the alias ``champion``; later versions get ``challenger``
-    (promotion is a separate, gated step); ``alias`` forces one. Returns ``{family: {"name", "version", "alias",
+    (promotion is a separate, gated step; see :func:`initial_alias` for trainers running at
+    the same time); ``alias`` forces one. The ``registered`` event is recorded after the alias
+    is set (:func:`initial_alias` relies on that order). Returns ``{family: {"name", "version", "alias",
     "run_id"}}``.
     """
     setup()
@@ -239,7 +292,7 @@ def log_and_register(
                         registered_model_name=name,
                     )
                 version = str(info.registered_model_version)
-                target = alias or (CHALLENGER if _has_alias(client, name, CHAMPION) else CHAMPION)
+                target = alias or initial_alias(client, name, version)
                 client.set_registered_model_alias(name, target, version)
                 client.set_model_version_tag(
                     name, version, event_key("registered"), f"registered as @{target} by training"
@@ -256,4 +309,4 @@ def log_and_register(
     return registered
 
 
-__all__ = ["setup", "log_and_register", "champion_versions"]
+__all__ = ["setup", "log_and_register", "champion_versions", "initial_alias"]

@@ -164,3 +164,112 @@ def test_the_container_serves_a_trained_store(image, trained_store):
         assert user == "10001"
     finally:
         _docker("rm", "-f", name, check=False)
+
+
+# --- the compose stack ------------------------------------------------------------------------
+
+
+def _compose() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_compose_stack_is_postgres_mlflow_the_service_and_a_train_job():
+    """What docker-compose.yml promises, read without Docker: PostgreSQL 15 with a volume and
+    pg_isready, MLflow on it with proxied artifacts and no job runner, the service with two
+    workers, a one-shot train job, each started once what it needs is healthy; the keys and
+    the database password come from the environment."""
+    services = _compose()["services"]
+    assert set(services) == {"postgres", "mlflow", "cvm", "train"}
+
+    postgres = services["postgres"]
+    assert postgres["image"] == "postgres:15"
+    assert postgres["volumes"] == ["postgres:/var/lib/postgresql/data"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-mlflow}"
+
+    mlflow = services["mlflow"]
+    store = mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert store.startswith("postgresql+psycopg2://mlflow:${POSTGRES_PASSWORD:-mlflow}@postgres:")
+    assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert (
+        "--serve-artifacts" in mlflow["command"] and "--artifacts-destination" in mlflow["command"]
+    )
+    assert "/health" in " ".join(mlflow["healthcheck"]["test"])
+    assert mlflow["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+
+    service = services["cvm"]
+    assert service["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert service["environment"]["CVM_WORKERS"] == "${CVM_WORKERS:-2}"
+    for key in ("CVM_API_KEYS", "CVM_ADMIN_KEYS"):
+        assert service["environment"][key] == f"${{{key}:-}}"
+    assert service["depends_on"] == {"mlflow": {"condition": "service_healthy"}}
+    assert "volumes" not in service  # the models come through the tracking server
+
+    train = services["train"]
+    assert train["command"] == ["cvm", "train", "--demo", "--if-missing"]
+    assert train["environment"] == {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+    assert train["restart"] == "no" and "profiles" not in train  # runs once on `up`
+    assert set(_compose()["volumes"]) >= {"postgres", "mlflow"}
+
+
+def _compose_or_skip() -> None:
+    _docker_or_skip()
+    if _docker("compose", "version", check=False).returncode != 0:
+        pytest.skip("the docker compose plugin is not installed")
+    if _docker("image", "inspect", "postgres:15", check=False).returncode != 0:
+        pulled = _docker("pull", "postgres:15", timeout=600, check=False)
+        if pulled.returncode != 0:
+            pytest.skip(f"no postgres:15 image and it cannot be pulled: {pulled.stderr[-300:]}")
+
+
+def test_the_compose_stack_trains_and_serves(image, tmp_path):
+    """``docker compose up``: the train job fills the registry on PostgreSQL through the
+    tracking server, and the service (two workers) scores with the key from the environment."""
+    _compose_or_skip()
+    project = f"cvm-test-{uuid.uuid4().hex[:8]}"
+    port, mlflow_port = free_port(), free_port()
+    compose_file = tmp_path / "docker-compose.yml"
+    text = (ROOT / "docker-compose.yml").read_text()
+    text = text.replace('"127.0.0.1:8000:8000"', f'"127.0.0.1:{port}:8000"')
+    text = text.replace('"127.0.0.1:5000:5000"', f'"127.0.0.1:{mlflow_port}:5000"')
+    compose_file.write_text(text)
+    env = {**os.environ, "CVM_IMAGE": image, "CVM_API_KEYS": "compose-key"}
+    env.pop("CVM_ADMIN_KEYS", None)
+
+    def compose(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["docker", "compose", "-p", project, "-f", str(compose_file), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    try:
+        up = compose("up", "-d", "--no-build")
+        assert up.returncode == 0, up.stderr[-3000:]
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 600
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"{base}/health/ready", timeout=3).status_code
+                if status == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(2)
+        logs = compose("logs", "--tail", "50", timeout=60)
+        assert status == 200, f"not ready: {status}\n{logs.stdout[-4000:]}"
+        url = f"{base}/v1/models/cvm-clv/invocations"
+        scored = httpx.post(
+            url, json={"dataframe_records": [CLV_ROW]}, headers={"X-API-Key": "compose-key"}
+        )
+        assert scored.status_code == 200, scored.text
+        assert scored.json()["predictions"][0]["clv"] > 0
+        train = compose("ps", "-a", "--format", "{{.Service}} {{.State}} {{.ExitCode}}", "train")
+        assert "exited 0" in train.stdout, train.stdout
+    finally:
+        compose("down", "-v", "--remove-orphans", timeout=300)

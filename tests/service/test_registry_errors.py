@@ -261,3 +261,48 @@ def test_missing_alias_or_version_says_train_first_or_check_the_pin(trained_stor
         "churn": f"cvm-churn has no version 99 in the registry at {uri}: check CVM_CHURN_MODEL",
         "clv": f"no 'cvm-clv@nosuch' in the registry at {uri}: train first (cvm train --demo)",
     }
+
+
+class _DatabaseDown(http.server.BaseHTTPRequestHandler):
+    """A tracking server whose PostgreSQL is down: MLflow's server answers so."""
+
+    def do_GET(self):
+        body = (
+            b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(psycopg2.OperationalError) '
+            b'connection to server at \\"10.0.0.5\\", port 5432 failed: Connection refused\\n'
+            b'(Background on this error at: https://sqlalche.me/e/21/e3q8)"}'
+        )
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("retries", ["0", "1"])
+def test_a_tracking_server_without_its_database_is_not_called_unreachable(retries, monkeypatch):
+    """Its 503 says the database refused the connection: the server itself answers, and that
+    is what the message says, with or without MLflow's retries (both end in "too many 503
+    error responses")."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", retries)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DatabaseDown)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        store = ModelStore(
+            Settings(mlflow_tracking_uri=f"http://127.0.0.1:{port}", reload_interval=0)
+        )
+        store.refresh()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert store.errors == dict.fromkeys(
+        FAMILIES,
+        f"the tracking server at http://127.0.0.1:{port} answers but cannot use its database "
+        "(HTTP 503 on every try): check the database the server stores into (its --backend-store-uri) and "
+        "the server's log",
+    )

@@ -66,3 +66,60 @@ def test_first_versions_are_champions_and_later_ones_challengers(trained_store):
         ["segmentation", "churn", "clv"], "champion"
     )
     assert tracking.champion_versions() == {"segmentation": "1", "churn": "1", "clv": "1"}
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """An empty SQLite registry with one model whose versions the tests register by hand."""
+    uri = f"sqlite:///{tmp_path}/registry.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("cvm-test")
+    (tmp_path / "model").mkdir()
+    return client, str(tmp_path / "model")
+
+
+def _register(client, source):
+    return str(client.create_model_version("cvm-test", source).version)
+
+
+def _decide(client, version):
+    """What training does with a version it registered: the alias, then the event."""
+    alias = tracking.initial_alias(client, "cvm-test", version)
+    client.set_registered_model_alias("cvm-test", alias, version)
+    client.set_model_version_tag(
+        "cvm-test", version, "event.2026-01-01T00:00:00.000000Z-0.registered", "by test"
+    )
+    return alias
+
+
+def test_two_trainers_interleaved_give_the_lower_version_the_champion(registry):
+    """Both trainers register before either chooses its alias (the race of two `cvm train`
+    runs at once): whichever chooses first, v1 is the champion and v2 the challenger. With
+    the rule "champion when the family has none", v2 would become a second champion here."""
+    client, source = registry
+    first, second = _register(client, source), _register(client, source)
+    assert _decide(client, second) == "challenger"  # v1 is still choosing: it comes first
+    assert _decide(client, first) == "champion"
+    assert str(client.get_model_version_by_alias("cvm-test", "champion").version) == first
+    assert str(client.get_model_version_by_alias("cvm-test", "challenger").version) == second
+
+    third = _register(client, source)
+    assert _decide(client, third) == "challenger"  # a champion exists
+
+
+def test_a_lower_version_decided_or_abandoned_long_ago_does_not_hold_the_champion(
+    registry, monkeypatch
+):
+    client, source = registry
+    first = _register(client, source)
+    # v1's trainer died before choosing its alias; v2 is registered more than the window later
+    monkeypatch.setattr(tracking, "UNDECIDED_FOR_MS", 0)
+    second = _register(client, source)
+    assert _decide(client, second) == "champion"
+    # a decided version without the champion (the alias was deleted): the next one takes it
+    client.delete_registered_model_alias("cvm-test", "champion")
+    monkeypatch.setattr(tracking, "UNDECIDED_FOR_MS", 10 * 60 * 1000)
+    third = _register(client, source)
+    assert int(first) < int(second) < int(third)
+    client.set_model_version_tag("cvm-test", first, "event.x.registered", "by hand")
+    assert _decide(client, third) == "champion"
