@@ -31,7 +31,7 @@ from tests.e2e.server import ROOT, running_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-WORKERS = 1  # cvm serve --workers (2 once the option exists)
+WORKERS = 2  # cvm serve --workers
 RELOAD_INTERVAL = 2  # seconds (CVM_RELOAD_INTERVAL)
 FAMILIES = {"segmentation": "cvm-segmentation", "churn": "cvm-churn", "clv": "cvm-clv"}
 SUMMARY = {"frequency": 3, "recency": 200, "T": 300, "monetary_value": 50.0}
@@ -178,6 +178,16 @@ def on_every_worker(check: Callable[[], object], times: int = 2 * WORKERS) -> bo
     return all(check() for _ in range(times))
 
 
+def workers_serve(base: str, versions: dict[str, str]) -> bool:
+    """Every worker (``/v1/models``' ``workers``) serves ``versions``."""
+    workers = models_of(base)["workers"] or []
+    return len(workers) == WORKERS and all(w["versions"] == versions for w in workers)
+
+
+def workers_report_errors(base: str) -> bool:
+    return all(w["errors"] for w in models_of(base)["workers"] or [])
+
+
 class Load:
     """Scoring requests in a loop (one thread): every answer that is not a 200 is a failure."""
 
@@ -233,7 +243,7 @@ def test_registry_outage_keeps_serving_and_a_later_promotion_is_picked_up(
 
         # 1. the tracking server stops
         server.stop()
-        wait_for(lambda: on_every_worker(lambda: registry_error(base)), timeout=90)
+        wait_for(lambda: workers_report_errors(base), timeout=90)
         error = registry_error(base)
         assert f"the model registry at {server.url} is unreachable (connection refused)" in error
         ready = httpx.get(f"{base}/health/ready", timeout=10)
@@ -266,7 +276,7 @@ def test_registry_outage_keeps_serving_and_a_later_promotion_is_picked_up(
         assert promoter.returncode == 0, f"{stdout}\n{stderr}"
         promoted_at = time.monotonic()
         after = {**dict.fromkeys(FAMILIES, "1"), "churn": "2"}
-        wait_for(lambda: on_every_worker(lambda: served(base) == after))
+        wait_for(lambda: workers_serve(base, after))
         picked_up_after = time.monotonic() - promoted_at
         at = load.ok
         wait_for(lambda: load.answered_more(at + 5), timeout=60)
@@ -275,3 +285,40 @@ def test_registry_outage_keeps_serving_and_a_later_promotion_is_picked_up(
         f"\nregistry error: {error}\ndatabase error: {database_error}\n"
         f"{load.ok} scoring requests, 0 failed; promotion served after {picked_up_after:.1f} s"
     )
+
+
+def test_retrain_and_promote_under_load_reach_every_worker(registry, trained, tmp_path):
+    """Serve with WORKERS workers, retrain, promote every family while requests flow: no
+    request fails, and every worker ends on the new versions (an admin reload asked of one
+    worker has them all reload)."""
+    _, server = registry
+    env = environment(server, tmp_path, CVM_RELOAD_INTERVAL="30")
+    args = ("--workers", str(WORKERS)) if WORKERS > 1 else ()
+    with running_server(env, tmp_path / "serve.log", args=args) as base, Load(base) as load:
+        wait_for(lambda: len(models_of(base)["workers"] or []) == WORKERS, timeout=90)
+        before = served(base)
+        assert workers_serve(base, before)
+        retrain = cvm(env, "retrain", "--demo", "--demo-customers", "1500", "--seed", "5")
+        stdout, stderr = retrain.communicate(timeout=600)
+        assert retrain.returncode == 0, f"{stdout[-2000:]}\n{stderr[-3000:]}"
+        new = {f: _registered(stdout, n) for f, n in FAMILIES.items()}
+        assert all(int(new[f]) > int(before[f]) for f in FAMILIES), (before, new)
+        assert workers_serve(base, before)  # a challenger is not served
+        promoter = cvm(env, "promote", "--force", "--reason", "under load")
+        stdout, stderr = promoter.communicate(timeout=300)
+        assert promoter.returncode == 0, f"{stdout}\n{stderr}"
+        # ask one worker: every worker reloads before it answers
+        answer = httpx.post(f"{base}/v1/admin/reload", timeout=120).json()
+        assert "pending" not in answer, answer
+        assert [w["versions"] for w in answer["workers"]] == [new] * WORKERS
+        assert workers_serve(base, new)
+        at = load.ok
+        wait_for(lambda: load.answered_more(at + 20), timeout=60)
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 0
+
+
+def _registered(stdout: str, name: str) -> str:
+    versions = [v for n, v, _ in REGISTERED.findall(stdout) if n == name]
+    assert len(versions) == 1, stdout[-2000:]
+    return versions[0]
