@@ -83,6 +83,7 @@ from models.features import repeated_rows
 
 __all__ = [
     "BAD_ROWS_POLICIES",
+    "CAMPAIGN_REASONS",
     "CUSTOMER_REASONS",
     "TRANSACTION_REASONS",
     "CsvHeader",
@@ -129,6 +130,16 @@ CUSTOMER_REASONS = (
     "bad_churn_date",
     "bad_churned",
 )
+# campaigns files (training.campaigns.load_campaigns), in the order they are checked
+CAMPAIGN_REASONS = (
+    "missing_customer_id",
+    "missing_campaign_id",
+    "bad_sent_at",
+    "missing_treatment",
+    "bad_cost",
+    "negative_cost",
+    "duplicate_assignment",
+)
 # Reasons that are quarantined even with bad_rows="error".
 _ALWAYS_QUARANTINED = frozenset({"after_as_of", "duplicate"})
 
@@ -149,13 +160,21 @@ _DESCRIPTIONS = {
         "has a margin that is not a number <= 1",
         "have margins that are not numbers <= 1",
     ),
+    "missing_campaign_id": ("has a missing campaign id", "have a missing campaign id"),
+    "bad_sent_at": ("has an unparsable date", "have unparsable dates"),
+    "missing_treatment": ("has a missing treatment", "have a missing treatment"),
+    "negative_cost": ("has a negative cost", "have negative costs"),
+    "duplicate_assignment": (
+        "repeats a (customer_id, campaign_id) pair seen on an earlier row",
+        "repeat a (customer_id, campaign_id) pair seen on an earlier row",
+    ),
     "bad_churned": (
         "has a churned value that is not 0/1, true/false or yes/no",
         "have churned values that are not 0/1, true/false or yes/no",
     ),
 }
 
-_DATE_REASONS = frozenset({"bad_timestamp", "bad_signup_date", "bad_churn_date"})
+_DATE_REASONS = frozenset({"bad_timestamp", "bad_signup_date", "bad_churn_date", "bad_sent_at"})
 _NUMBER_REASONS = frozenset({"bad_amount", "bad_cost"})
 DATE_FORMATS = (
     "accepted dates: YYYY-MM-DD (ISO 8601, with an optional time and UTC offset; also "
@@ -902,14 +921,16 @@ def customer_reasons(cols: dict[str, str]) -> Where:
     return where
 
 
-def ordered_counts(counts: dict[str, int]) -> dict[str, int]:
-    """Counts per reason in the documented order of the reasons."""
-    return {r: counts[r] for r in TRANSACTION_REASONS + CUSTOMER_REASONS if counts.get(r)}
+def ordered_counts(counts: dict[str, int], order: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Counts per reason in the documented order of the reasons (``order``: a file kind's
+    own order, e.g. :data:`CAMPAIGN_REASONS`; default: transactions, then customers)."""
+    reasons = order if order is not None else TRANSACTION_REASONS + CUSTOMER_REASONS
+    return {r: counts[r] for r in dict.fromkeys(reasons) if counts.get(r)}
 
 
-def fatal_counts(counts: dict[str, int]) -> dict[str, int]:
+def fatal_counts(counts: dict[str, int], order: tuple[str, ...] | None = None) -> dict[str, int]:
     """The reasons that stop a load with ``bad_rows="error"``, in order."""
-    return {r: n for r, n in ordered_counts(counts).items() if r not in _ALWAYS_QUARANTINED}
+    return {r: n for r, n in ordered_counts(counts, order).items() if r not in _ALWAYS_QUARANTINED}
 
 
 def row_error(
@@ -982,10 +1003,13 @@ def no_usable_rows_error(
 class _Problems:
     """Each row's reason (``""`` while it is fine) in a file read whole."""
 
-    def __init__(self, raw: _Raw, reason: pd.Series, where: Where):
+    def __init__(
+        self, raw: _Raw, reason: pd.Series, where: Where, order: tuple[str, ...] | None = None
+    ):
         self.raw = raw
         self.reason = reason.to_numpy(dtype=object, copy=True)
         self.where = where
+        self.order = order  # the order of the reasons (default: transactions, customers)
 
     @property
     def ok(self) -> np.ndarray:
@@ -996,11 +1020,11 @@ class _Problems:
 
     def counts(self) -> dict[str, int]:
         reasons, counts = np.unique(self.reason[~self.ok].astype(str), return_counts=True)
-        return ordered_counts(dict(zip(reasons.tolist(), counts.tolist(), strict=True)))
+        return ordered_counts(dict(zip(reasons.tolist(), counts.tolist(), strict=True)), self.order)
 
     def raise_if_fatal(self, shown_values: dict[str, pd.Series]) -> None:
         """With bad_rows='error': raise for the first fatal reason, mentioning the others."""
-        fatal = fatal_counts(self.counts())
+        fatal = fatal_counts(self.counts(), self.order)
         if not fatal:
             return
         reason = next(iter(fatal))
@@ -1064,6 +1088,10 @@ _HOLDS = {
     "bad_signup_date": "holds the sign-up dates in an accepted format",
     "bad_churn_date": "holds the churn dates in an accepted format",
     "bad_churned": "holds churned flags (0/1, true/false or yes/no)",
+    "missing_campaign_id": "holds the campaign ids",
+    "bad_sent_at": "holds the send dates in an accepted format",
+    "missing_treatment": "holds the offer ids (or 'control')",
+    "negative_cost": "holds the contact costs (>= 0)",
 }
 
 

@@ -61,7 +61,19 @@ import pandas as pd
 
 from models.exceptions import InvalidInputError
 
-__all__ = ["SyntheticTruth", "generate", "read", "simulate_bgnbd_summary", "write"]
+__all__ = [
+    "CUSTOMER_KINDS",
+    "OFFERS",
+    "SyntheticTruth",
+    "campaign_effects",
+    "campaign_kind_and_success",
+    "generate",
+    "generate_campaigns",
+    "read",
+    "read_campaigns",
+    "simulate_bgnbd_summary",
+    "write",
+]
 
 SECONDS_PER_DAY = 86_400
 TIME_UNIT_DAYS = 7
@@ -127,11 +139,16 @@ class SyntheticTruth:
       ``horizon_days`` days after ``as_of``);
     * ``problem``, ``problem_time``, ``complaint_handling`` (``"none"`` when no problem),
       ``stopped_after_problem``, ``churn_reason`` (``"complaint"``, ``"dropout"`` or
-      ``"none"``).
+      ``"none"``; ``"contact"`` for customers a campaign drove away).
+
+    ``campaigns`` is ``None`` unless :func:`generate_campaigns` ran: then the per-customer
+    campaign truth, one row per campaign row and offer (see :func:`generate_campaigns`), and
+    ``params["campaigns"]`` the campaign design and true average effects.
     """
 
     params: dict[str, Any]
     customers: pd.DataFrame = field(repr=False)
+    campaigns: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def _check_positive(**values: float) -> None:
@@ -709,12 +726,17 @@ def write(
     customers: pd.DataFrame,
     truth: SyntheticTruth,
     fmt: str = "csv",
+    *,
+    campaigns: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """Write a generated data set to ``out_dir`` (created if missing).
 
     Files: ``transactions.<fmt>``, ``customers.<fmt>``, ``truth.json`` (``truth.params``)
     and ``truth_customers.<fmt>``; ``fmt`` is ``"csv"`` or ``"parquet"``. Returns the paths
-    keyed ``"transactions"``, ``"customers"``, ``"truth"``, ``"truth_customers"``.
+    keyed ``"transactions"``, ``"customers"``, ``"truth"``, ``"truth_customers"``. With
+    ``campaigns`` (from :func:`generate_campaigns`) also ``campaigns.<fmt>`` and, when
+    ``truth.campaigns`` is set, ``campaign_truth.<fmt>`` (keys ``"campaigns"``,
+    ``"campaign_truth"``).
     """
     if fmt not in _FORMATS:
         raise InvalidInputError(f"fmt must be one of {_FORMATS}, got {fmt!r}", field="fmt")
@@ -729,6 +751,12 @@ def write(
     _write_frame(transactions, paths["transactions"], fmt)
     _write_frame(customers, paths["customers"], fmt)
     _write_frame(truth.customers, paths["truth_customers"], fmt)
+    if campaigns is not None:
+        paths["campaigns"] = out / f"campaigns.{fmt}"
+        _write_frame(campaigns, paths["campaigns"], fmt)
+    if campaigns is not None and truth.campaigns is not None:
+        paths["campaign_truth"] = out / f"campaign_truth.{fmt}"
+        _write_frame(truth.campaigns, paths["campaign_truth"], fmt)
     paths["truth"].write_text(json.dumps(truth.params, indent=2) + "\n", encoding="utf-8")
     return paths
 
@@ -755,11 +783,24 @@ def read(
         for name, columns in _TIMESTAMP_COLUMNS.items()
     }
     params = json.loads((src / "truth.json").read_text(encoding="utf-8"))
+    campaign_truth = src / f"campaign_truth.{fmt}"
     return (
         frames["transactions"],
         frames["customers"],
-        SyntheticTruth(params=params, customers=frames["truth_customers"]),
+        SyntheticTruth(
+            params=params,
+            customers=frames["truth_customers"],
+            campaigns=_read_frame(campaign_truth, fmt, ["sent_at"])
+            if campaign_truth.exists()
+            else None,
+        ),
     )
+
+
+def read_campaigns(out_dir: str | Path, fmt: str = "csv") -> pd.DataFrame | None:
+    """The ``campaigns.<fmt>`` :func:`write` wrote, or None when there is none."""
+    path = Path(out_dir) / f"campaigns.{fmt}"
+    return _read_frame(path, fmt, ["sent_at"]) if path.exists() else None
 
 
 def simulate_bgnbd_summary(
@@ -805,4 +846,405 @@ def simulate_bgnbd_summary(
             "lambda_": lam,
             "p_": p,
         }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Campaigns with known uplift
+# --------------------------------------------------------------------------------------------
+
+CUSTOMER_KINDS = ("persuadable", "sure_thing", "lost_cause", "sleeping_dog")
+# offer id -> (cost per contact in currency units, strength: multiplier of the success
+# probability of persuadables); a costlier offer is stronger
+OFFERS: dict[str, tuple[float, float]] = {
+    "reminder": (2.0, 0.6),
+    "discount": (10.0, 1.0),
+    "voucher": (25.0, 1.5),
+}
+CAMPAIGN_DAYS_BEFORE_AS_OF = (200, 100)  # send days of the campaigns, days before as_of
+CAMPAIGN_WINDOW_DAYS = 60
+CONTROL_SHARE = 0.25
+SLEEPING_DOG_LOSS = 0.5  # chance that contact drives a would-be-retained sleeping dog away
+EXTRA_PURCHASES = 0.5  # mean extra purchases (Poisson) of a saved persuadable, after the first
+# kinds from the observable state on the day before the send day
+RECENT_DAYS = 120  # "recent": last purchase at most this many days before
+FREQUENT_PURCHASES = 3  # "frequent": at least this many purchase days
+LOST_DAYS = 300  # "lost cause": no purchase for more than this many days
+SENSITIVE_AGE = 45  # recent frequent customers this old or older are sleeping dogs
+SUCCESS_MAX = 0.9
+
+
+def campaign_kind_and_success(
+    days_since_last: np.ndarray, n_purchases: np.ndarray, age: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The kind of each customer (index into :data:`CUSTOMER_KINDS`) and the base success
+    probability of a persuadable (before the offer's strength), from what is observable on
+    the day before the send day: days since the last purchase, purchase days, age.
+
+    * ``lost_cause``: no purchase for more than :data:`LOST_DAYS` days; no offer changes them;
+    * ``sleeping_dog``: recent (at most :data:`RECENT_DAYS` days) and frequent (at least
+      :data:`FREQUENT_PURCHASES` purchase days) customers aged :data:`SENSITIVE_AGE` or more;
+    * ``sure_thing``: the other recent frequent customers; no offer changes them;
+    * ``persuadable``: everyone else. Base success ``0.10 + 0.30 (1 − days/300) + 0.04
+      min(purchase days − 1, 3)``: the more recent and frequent, the easier to save.
+    """
+    dsl = np.asarray(days_since_last, dtype=float)
+    npur = np.asarray(n_purchases, dtype=float)
+    recent_frequent = (dsl <= RECENT_DAYS) & (npur >= FREQUENT_PURCHASES)
+    kind = np.where(
+        dsl > LOST_DAYS,
+        2,
+        np.where(recent_frequent, np.where(np.asarray(age) >= SENSITIVE_AGE, 3, 1), 0),
+    )
+    base = 0.10 + 0.30 * (1.0 - np.clip(dsl, 0, LOST_DAYS) / LOST_DAYS)
+    base = base + 0.04 * np.minimum(np.maximum(npur - 1, 0), 3)
+    return kind.astype(np.int64), np.where(kind == 0, base, 0.0)
+
+
+def generate_campaigns(
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame,
+    truth: SyntheticTruth,
+    seed: int = 0,
+    *,
+    days_before_as_of: tuple[int, ...] = CAMPAIGN_DAYS_BEFORE_AS_OF,
+    window_days: int = CAMPAIGN_WINDOW_DAYS,
+    control_share: float = CONTROL_SHARE,
+    offers: dict[str, tuple[float, float]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, SyntheticTruth]:
+    """Randomised retention campaigns with known per-customer uplift, played into the
+    transactions of a :func:`generate` data set.
+
+    ``seed`` seeds a child of :func:`generate`'s random stream (``SeedSequence(seed,
+    spawn_key=(19,))``), so ``generate`` itself draws exactly as without campaigns.
+
+    Design
+        One campaign per entry of ``days_before_as_of`` (``camp1`` sent 200 days before
+        ``as_of``, ``camp2`` 100 days before, by default), each with a disjoint random share
+        of the customers who bought before the send day (all of them, split evenly).
+        Within a campaign each customer is assigned at random: ``control`` with probability
+        ``control_share``, else one of the ``offers`` (default :data:`OFFERS`: ``reminder``
+        cost 2, ``discount`` cost 10, ``voucher`` cost 25 per contact, strengths 0.6 / 1.0 /
+        1.5). The campaigns file's ``cost`` is the offer's cost (0 for control).
+
+    Kinds and effects (:func:`campaign_kind_and_success`, from the state on the day before
+    the send day: recency, purchase days, age)
+        Let ``p0`` be the customer's true chance of a purchase in the response window
+        ``(sent_at, sent_at + window_days]`` without contact: 0 if the customer has stopped
+        buying (BG/NBD dropout or complaint stop before the send time), else
+        ``1 − exp(−lambda · w)`` with ``w`` the window in weeks (cut at a complaint stop
+        inside it). The realised control outcome is whether the customer's own purchase
+        stream has a purchase in the window.
+
+        * persuadable, offer k: a customer who would not have bought is saved with
+          probability ``s_k = min(0.9, strength_k · base success)``: the transactions gain
+          ``1 + Poisson(0.5)`` purchases at uniform times in the window (spend and cost as
+          the customer's other purchases). True uplift ``(1 − p0) · s_k``.
+        * sleeping dog (any offer): a customer who would have bought is driven away with
+          probability 0.5: every purchase after ``sent_at`` is removed. True uplift
+          ``−0.5 · p0``.
+        * sure things and lost causes: nothing changes; true uplift 0.
+
+        True incremental spend (window, currency units): persuadable ``(1 − p0) s_k · 1.5 ·
+        true_mean_spend``; sleeping dog ``−0.5 · (1 − exp(−mu p)) / p · true_mean_spend``,
+        the expected spend of the window's BG/NBD purchases (``mu = lambda · w``, ``p`` the
+        dropout probability); times ``margin`` for the incremental margin.
+
+    Returns ``(transactions, campaigns, truth)``:
+
+    * ``transactions``: the input with the campaigns' effects, same columns and order rules;
+    * ``campaigns``: ``customer_id``, ``campaign_id``, ``sent_at`` (the send day at 09:00),
+      ``treatment`` (offer id or ``control``), ``cost``, ``channel`` (``email``), sorted by
+      campaign and customer;
+    * ``truth``: a copy of ``truth`` whose ``customers`` follow the changed transactions
+      (``repeat_purchases_observed``, ``frequency_class``, ``value_type``; a driven-away
+      customer gets ``death_time = sent_at``, ``alive_at_as_of`` False, no future purchases
+      and ``churn_reason`` ``"contact"``; a saved customer's ``death_time`` is at least
+      the last added purchase), whose ``campaigns`` is the per-customer truth (one row per
+      campaign row and offer: ``customer_id``, ``campaign_id``, ``sent_at``, ``treatment``
+      (assigned), ``offer``, ``kind``, ``p_control`` (``p0``), ``true_uplift`` (retention
+      probability), ``true_incremental_spend``, ``true_incremental_margin``; see
+      :func:`campaign_effects` for the per-campaign averages) and whose ``params`` gain
+      ``"campaigns"``: the design above, the offers, and ``effects`` (per campaign and
+      offer: the mean true uplift and incremental spend over the campaign's customers, the
+      effect a randomised comparison of treated and control estimates).
+    """
+    offers = dict(OFFERS if offers is None else offers)
+    if not offers:
+        raise InvalidInputError("give at least one offer", field="offers")
+    if not 0.0 < control_share < 1.0:
+        raise InvalidInputError("control_share must be in (0, 1)", field="control_share")
+    if window_days < 1 or any(d <= window_days for d in days_before_as_of):
+        raise InvalidInputError(
+            "each campaign must be sent more than window_days before as_of",
+            field="days_before_as_of",
+        )
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(19,)))
+    as_of_day = pd.Timestamp(truth.params["as_of"])
+    gg_p = float(truth.params["gamma_gamma"]["p"])
+    tc = truth.customers.set_index("customer_id")
+    ids = tc.index
+    age = customers.set_index("customer_id")["age"].reindex(ids).to_numpy(dtype=float)
+    offer_ids = list(offers)
+    cost_of = np.array([offers[o][0] for o in offer_ids], dtype=float)
+    strength = np.array([offers[o][1] for o in offer_ids], dtype=float)
+
+    tx = transactions.reset_index(drop=True)
+    tx_code = ids.get_indexer(pd.Index(tx["customer_id"].astype("str")))
+    tx_time = tx["timestamp"].to_numpy(dtype="datetime64[ns]")
+    # campaigns split the customers bought before the first send day at random
+    n = len(ids)
+    send_days = [as_of_day - pd.Timedelta(days=int(d)) for d in sorted(days_before_as_of)[::-1]]
+    first_day = pd.to_datetime(tc["birth_time"]).dt.normalize().to_numpy()
+    eligible = np.flatnonzero(first_day < np.datetime64(send_days[0]))
+    group = np.full(n, -1)
+    group[eligible] = rng.permutation(len(eligible)) % len(send_days)
+    arm_draw = rng.random(n)
+    arm = np.where(
+        arm_draw < control_share,
+        -1,
+        np.minimum(
+            ((arm_draw - control_share) / (1 - control_share) * len(offer_ids)).astype(int),
+            len(offer_ids) - 1,
+        ),
+    )
+    u_effect = rng.random(n)  # the common random number of the customer's reaction
+
+    lam = tc["lambda_"].to_numpy(dtype=float)
+    p_drop = tc["p_"].to_numpy(dtype=float)
+    mean_spend = tc["true_mean_spend"].to_numpy(dtype=float)
+    margin = tc["margin"].to_numpy(dtype=float)
+    death = tc["death_time"].to_numpy(dtype="datetime64[ns]")
+    stopped = tc["stopped_after_problem"].to_numpy(dtype=bool)
+    problem_time = tc["problem_time"].to_numpy(dtype="datetime64[ns]")
+
+    remove = np.zeros(len(tx), dtype=bool)
+    added: list[pd.DataFrame] = []
+    rows: list[pd.DataFrame] = []
+    truth_rows: list[pd.DataFrame] = []
+    driven_away = np.zeros(n, dtype=bool)
+    sent_of = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    last_added = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    window = np.timedelta64(int(window_days) * SECONDS_PER_DAY, "s")
+    for j, day in enumerate(send_days):
+        members = np.flatnonzero(group == j)
+        campaign_id = f"camp{j + 1}"
+        sent = np.datetime64(day + pd.Timedelta(hours=9), "ns")
+        feature_day = np.datetime64(day - pd.Timedelta(days=1), "D")
+        # observable state on the day before the send day
+        before = (tx_time < np.datetime64(day, "ns")) & (tx_code >= 0)
+        days = tx_time[before].astype("datetime64[D]")
+        frame = pd.DataFrame({"c": tx_code[before], "d": days}).drop_duplicates()
+        per = frame.groupby("c")["d"].agg(["max", "size"])
+        last = per["max"].reindex(members).to_numpy(dtype="datetime64[D]")
+        dsl = (feature_day - last).astype(float)
+        npur = per["size"].reindex(members).to_numpy(dtype=float)
+        kind, base = campaign_kind_and_success(dsl, npur, age[members])
+        # the base outcome, from the customer's own purchase stream
+        after = (tx_time > sent) & (tx_time <= sent + window) & (tx_code >= 0)
+        retained0 = np.zeros(n, dtype=bool)
+        retained0[tx_code[after]] = True
+        y0 = retained0[members]
+        # true chance of a purchase in the window without contact
+        alive = np.isnat(death[members]) | (death[members] > sent)
+        cut = stopped[members] & (problem_time[members] > sent)
+        w_end = np.where(cut, np.minimum(problem_time[members], sent + window), sent + window)
+        weeks = (w_end - sent).astype("timedelta64[s]").astype(float) / SECONDS_PER_WEEK
+        mu = lam[members] * weeks
+        p0 = np.where(alive, 1.0 - np.exp(-mu), 0.0)
+        pm = np.clip(p_drop[members], 1e-12, 1.0)
+        window_purchases = np.where(alive, -np.expm1(-mu * pm) / pm, 0.0)
+        success = np.minimum(SUCCESS_MAX, strength[None, :] * base[:, None])  # (m, offers)
+        persuadable = (kind == 0)[:, None]
+        dog = (kind == 3)[:, None]
+        uplift = np.where(
+            persuadable,
+            (1 - p0)[:, None] * success,
+            np.where(dog, -SLEEPING_DOG_LOSS * p0[:, None], 0.0),
+        )
+        spend_conv = (1.0 + EXTRA_PURCHASES) * mean_spend[members]
+        inc_spend = np.where(
+            persuadable,
+            (1 - p0)[:, None] * success * spend_conv[:, None],
+            np.where(
+                dog,
+                -SLEEPING_DOG_LOSS * (window_purchases * mean_spend[members])[:, None],
+                0.0,
+            ),
+        )
+        assigned = arm[members]
+        treated = assigned >= 0
+        # realised reactions of the treated
+        my_success = np.where(treated, success[np.arange(len(members)), np.maximum(assigned, 0)], 0)
+        saved = treated & (kind == 0) & ~y0 & (u_effect[members] < my_success)
+        lost = treated & (kind == 3) & y0 & (u_effect[members] < SLEEPING_DOG_LOSS)
+        lost_ids = members[lost]
+        driven_away[lost_ids] = True
+        sent_of[members] = sent
+        is_lost = np.zeros(n, dtype=bool)
+        is_lost[lost_ids] = True
+        remove |= (tx_code >= 0) & is_lost[np.maximum(tx_code, 0)] & (tx_time > sent)
+        saved_ids = members[saved]
+        if saved_ids.size:
+            count = 1 + rng.poisson(EXTRA_PURCHASES, saved_ids.size)
+            who = np.repeat(saved_ids, count)
+            offset = np.floor(rng.random(who.size) * (int(window_days) * SECONDS_PER_DAY - 1))
+            when = sent + (1 + offset.astype(np.int64)).astype("timedelta64[s]")
+            amount = _campaign_amounts(rng, tc, who, gg_p)
+            noise = 1.0 + rng.normal(0.0, COST_NOISE_SD, who.size)
+            channel_sets = tc["channels"].to_numpy(dtype=object)[who]
+            pick = rng.random(who.size)
+            channel = [
+                s.split("|")[int(u * len(s.split("|")))]
+                for s, u in zip(channel_sets, pick, strict=True)
+            ]
+            added.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": ids.take(who),
+                        "timestamp": when.astype("datetime64[ns]"),
+                        "amount": amount,
+                        "cost": np.round(amount * (1.0 - margin[who]) * noise, 2),
+                        "channel": pd.array(channel, dtype="str"),
+                    }
+                )
+            )
+            ends = pd.Series(when).groupby(who).max()
+            last_added[ends.index.to_numpy()] = ends.to_numpy(dtype="datetime64[ns]")
+        treatment = np.where(
+            treated, np.array(offer_ids, dtype=object)[np.maximum(assigned, 0)], "control"
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "customer_id": ids.take(members),
+                    "campaign_id": campaign_id,
+                    "sent_at": np.full(len(members), sent),
+                    "treatment": pd.array(treatment, dtype="str"),
+                    "cost": np.where(treated, cost_of[np.maximum(assigned, 0)], 0.0),
+                    "channel": "email",
+                }
+            )
+        )
+        k = len(offer_ids)
+        truth_rows.append(
+            pd.DataFrame(
+                {
+                    "customer_id": ids.take(np.repeat(members, k)),
+                    "campaign_id": campaign_id,
+                    "sent_at": np.full(len(members) * k, sent),
+                    "treatment": pd.array(np.repeat(treatment, k), dtype="str"),
+                    "offer": pd.array(np.tile(offer_ids, len(members)), dtype="str"),
+                    "kind": _labels(CUSTOMER_KINDS, np.repeat(kind, k)),
+                    "p_control": np.repeat(p0, k),
+                    "true_uplift": uplift.ravel(),
+                    "true_incremental_spend": inc_spend.ravel(),
+                    "true_incremental_margin": (inc_spend * margin[members][:, None]).ravel(),
+                }
+            )
+        )
+
+    kept = tx[~remove]
+    new_tx = pd.concat([kept, *added], ignore_index=True) if added else kept.copy()
+    new_tx = new_tx.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    campaigns = pd.concat(rows, ignore_index=True).sort_values(
+        ["campaign_id", "customer_id"], kind="stable", ignore_index=True
+    )
+    per_offer = pd.concat(truth_rows, ignore_index=True).sort_values(
+        ["campaign_id", "customer_id"], kind="stable", ignore_index=True
+    )
+    new_truth = _campaign_truth_customers(tc, new_tx, driven_away, sent_of, last_added)
+    params = json.loads(json.dumps(truth.params))
+    params["campaigns"] = {
+        "seed": int(seed),
+        "campaigns": {
+            f"camp{j + 1}": {"sent_at": str(pd.Timestamp(d) + pd.Timedelta(hours=9))}
+            for j, d in enumerate(send_days)
+        },
+        "window_days": int(window_days),
+        "control_share": float(control_share),
+        "offers": {o: {"cost": offers[o][0], "strength": offers[o][1]} for o in offer_ids},
+        "kinds": list(CUSTOMER_KINDS),
+        "sleeping_dog_loss": SLEEPING_DOG_LOSS,
+        "extra_purchases": EXTRA_PURCHASES,
+        "kind_rules": {
+            "recent_days": RECENT_DAYS,
+            "frequent_purchases": FREQUENT_PURCHASES,
+            "lost_days": LOST_DAYS,
+            "sensitive_age": SENSITIVE_AGE,
+        },
+        "effects": _effects_dict(per_offer),
+    }
+    out_truth = SyntheticTruth(params=params, customers=new_truth, campaigns=per_offer)
+    return new_tx, campaigns, out_truth
+
+
+def _campaign_amounts(
+    rng: np.random.Generator, tc: pd.DataFrame, who: np.ndarray, p: float
+) -> np.ndarray:
+    """Amounts of added purchases: ``Gamma(p, rate nu)`` times the channel multiplier, cents."""
+    nu = tc["nu_"].to_numpy(dtype=float)[who]
+    multiplier = tc["channel_multiplier"].to_numpy(dtype=float)[who]
+    return np.maximum(np.round(rng.gamma(p, 1.0 / nu) * multiplier, 2), 0.01)
+
+
+def _campaign_truth_customers(
+    tc: pd.DataFrame,
+    transactions: pd.DataFrame,
+    driven_away: np.ndarray,
+    sent_of: np.ndarray,
+    last_added: np.ndarray,
+) -> pd.DataFrame:
+    """``SyntheticTruth.customers`` after the campaigns (see :func:`generate_campaigns`)."""
+    out = tc.reset_index()
+    counts = transactions["customer_id"].value_counts().reindex(tc.index, fill_value=0)
+    x_obs = counts.to_numpy(dtype=np.int64) - 1
+    out["repeat_purchases_observed"] = x_obs
+    freq_high = x_obs >= VALUE_TYPE_REPEAT_THRESHOLD
+    high_margin = (out["margin_class"] == "high").to_numpy()
+    out["frequency_class"] = _labels(("low", "high"), freq_high.astype(np.int64))
+    code = (~high_margin).astype(np.int64) * 2 + (~freq_high).astype(np.int64)
+    out["value_type"] = _labels(VALUE_TYPES, code)
+    death = out["death_time"].to_numpy(dtype="datetime64[ns]").copy()
+    saved = ~np.isnat(last_added) & ~np.isnat(death)
+    death[saved] = np.maximum(death[saved], last_added[saved])
+    death[driven_away] = sent_of[driven_away]
+    out["death_time"] = death
+    out.loc[driven_away, "alive_at_as_of"] = False
+    out.loc[driven_away, "future_purchases"] = 0
+    out.loc[driven_away, "future_revenue"] = 0.0
+    out["churn_reason"] = out["churn_reason"].mask(driven_away, "contact")
+    return out
+
+
+def _effects_dict(per_offer: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    effects: dict[str, dict[str, dict[str, float]]] = {}
+    grouped = per_offer.groupby(["campaign_id", "offer"], sort=True)
+    table = grouped.agg(
+        true_uplift=("true_uplift", "mean"),
+        true_incremental_spend=("true_incremental_spend", "mean"),
+        true_incremental_margin=("true_incremental_margin", "mean"),
+        n_customers=("true_uplift", "size"),
+    )
+    for row in table.reset_index().to_dict("records"):
+        effects.setdefault(str(row["campaign_id"]), {})[str(row["offer"])] = {
+            "true_uplift": float(row["true_uplift"]),
+            "true_incremental_spend": float(row["true_incremental_spend"]),
+            "true_incremental_margin": float(row["true_incremental_margin"]),
+            "n_customers": int(row["n_customers"]),
+        }
+    return effects
+
+
+def campaign_effects(truth: SyntheticTruth) -> pd.DataFrame:
+    """Per campaign and offer, the true average effect over the campaign's customers:
+    ``campaign_id``, ``offer``, ``true_uplift`` (retention probability), ``true_incremental_
+    spend`` and ``true_incremental_margin`` (currency units per customer), ``n_customers``."""
+    effects = truth.params.get("campaigns", {}).get("effects", {})
+    return pd.DataFrame(
+        [
+            {"campaign_id": c, "offer": o, **values}
+            for c, per in effects.items()
+            for o, values in per.items()
+        ]
     )
