@@ -160,14 +160,14 @@ def load_campaigns(
     repeated[usable] = pair[usable].duplicated(keep="first").to_numpy()
     reason = reason.mask(repeated, "duplicate_assignment")
     problems = _Problems(raw, reason, _campaign_reasons(cols), order=CAMPAIGN_REASONS)
-    shown = "'" + customer_id.astype("str") + "' in campaign '" + campaign_id.astype("str") + "'"
+    shown = customer_id.astype("str") + " in campaign " + campaign_id.astype("str")
     return _finish(
         problems,
         parsed,
         bad_rows=bad_rows,
         quarantine_dir=quarantine_dir,
         sort_by=["campaign_id", "sent_at", "customer_id"],
-        shown_values={"duplicate_assignment": shown.str.slice(0, 40)},
+        shown_values={"duplicate_assignment": shown},
     )
 
 

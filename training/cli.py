@@ -59,9 +59,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     transactions, customers, truth = synthetic.generate(
         args.customers, seed=args.seed, as_of=args.as_of or "2025-12-31"
     )
-    paths = synthetic.write(args.out, transactions, customers, truth, fmt=args.format)
+    campaigns = None
+    if args.campaigns:
+        transactions, campaigns, truth = synthetic.generate_campaigns(
+            transactions, customers, truth, seed=args.seed
+        )
+    paths = synthetic.write(
+        args.out, transactions, customers, truth, fmt=args.format, campaigns=campaigns
+    )
+    contacts = f" and {len(campaigns):,} campaign contacts" if campaigns is not None else ""
     _say(
-        f"wrote {len(transactions):,} transactions and {len(customers):,} customers in "
+        f"wrote {len(transactions):,} transactions, {len(customers):,} customers{contacts} in "
         f"{time.perf_counter() - start:.1f}s:"
     )
     for path in paths.values():
@@ -634,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output directory")
     gen.add_argument("--as-of", default=None, help="last day of observed history (YYYY-MM-DD)")
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    gen.add_argument(
+        "--no-campaigns",
+        dest="campaigns",
+        action="store_false",
+        help="leave out the randomised retention campaigns (campaigns.csv, whose effects are "
+        "played into the transactions, and campaign_truth.csv)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     train = sub.add_parser("train", help="train all three model families and register them")

@@ -85,12 +85,17 @@ def say_reports(
 def demo_files(
     n_customers: int, seed: int, as_of: pd.Timestamp | None, progress: Callable[[str], None]
 ) -> tuple[Path, Path, str]:
-    """Generate the demo data set under ``$CVM_HOME/demo``; (transactions, customers, as_of)."""
+    """Generate the demo data set under ``$CVM_HOME/demo``; (transactions, customers, as_of).
+    The set has randomised campaigns too (``campaigns.csv``, ``campaign_truth.csv``: see
+    :func:`training.synthetic.generate_campaigns`)."""
     out = config.cvm_home() / "demo"
     as_of_text = str(as_of.date()) if as_of is not None else DEMO_AS_OF
     progress(f"generating demo data ({n_customers:,} customers) into {out} ...")
     transactions, customers, truth = synthetic.generate(n_customers, seed=seed, as_of=as_of_text)
-    paths = synthetic.write(out, transactions, customers, truth, fmt="csv")
+    transactions, campaigns, truth = synthetic.generate_campaigns(
+        transactions, customers, truth, seed=seed
+    )
+    paths = synthetic.write(out, transactions, customers, truth, fmt="csv", campaigns=campaigns)
     return Path(paths["transactions"]), Path(paths["customers"]), as_of_text
 
 

@@ -1,0 +1,138 @@
+"""The uplift model: per customer and offer, the effect of the offer over control, with the
+learner chosen on a holdout by the Qini coefficient."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from models.churn.encoding import TableEncoder, as_frame
+from models.exceptions import InvalidInputError
+from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner
+from models.uplift.metrics import auuc, qini_coefficient
+
+__all__ = ["LEARNERS", "UpliftModel"]
+
+LEARNERS: dict[str, type] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
+
+
+class UpliftModel(BaseEstimator):
+    """Effects of each offer over control on one outcome (0/1 retention, or spend).
+
+    ``fit(X, treatment, y)``: ``X`` a DataFrame of features (numbers and categories, e.g.
+    the feature columns of :func:`training.campaigns.uplift_training_frame`; encoded by
+    :class:`models.churn.encoding.TableEncoder`), ``treatment`` the offer id of each row or
+    ``control``, ``y`` the outcome. Each learner of ``learners`` (names of :data:`LEARNERS`:
+    ``"t"``, ``"x"``, ``"dr"``) is fitted on the rows outside a random holdout (share
+    ``holdout``, stratified by arm) and scored on the holdout by the Qini coefficient of
+    each offer against control (rows of that offer and of control, ranked by the predicted
+    effect of that offer), averaged over the offers; the best (ties: the earlier in
+    ``learners``) is refitted on every row.
+
+    Fitted: ``learner_`` (name), ``model_`` (the refitted learner), ``offers_`` (the
+    offer ids, the columns of :meth:`predict`), ``scores_`` (per learner: ``qini`` (mean),
+    ``auuc`` (mean), and ``qini_by_offer``), ``encoder_``, ``feature_names_in_``,
+    ``binary_`` (0/1 outcome).
+    """
+
+    def __init__(
+        self,
+        learners: tuple[str, ...] = ("t", "x", "dr"),
+        holdout: float = 0.3,
+        control: str = CONTROL,
+        random_state: int = 0,
+        learner_params: dict[str, Any] | None = None,
+    ):
+        self.learners = learners
+        self.holdout = holdout
+        self.control = control
+        self.random_state = random_state
+        self.learner_params = learner_params
+
+    def _learner(self, name: str) -> Any:
+        if name not in LEARNERS:
+            raise InvalidInputError(
+                f"unknown learner {name!r}; use one of {', '.join(LEARNERS)}", field="learners"
+            )
+        return LEARNERS[name](
+            control=self.control,
+            categorical=self.encoder_.categorical_mask,
+            random_state=self.random_state,
+            **(self.learner_params or {}),
+        )
+
+    def fit(self, X: Any, treatment: Any, y: Any) -> UpliftModel:
+        frame = as_frame(X)
+        arms = np.asarray(treatment).astype(str)
+        y = np.asarray(y, dtype=float)
+        if len(frame) != len(arms) or len(arms) != len(y):
+            raise InvalidInputError("X, treatment and y must have one row per contact", field="X")
+        if not 0.0 < self.holdout < 1.0:
+            raise InvalidInputError("holdout must be in (0, 1)", field="holdout")
+        self.feature_names_in_ = list(frame.columns)
+        self.encoder_ = TableEncoder().fit(frame)
+        matrix = self.encoder_.transform(frame)
+        held = _stratified_holdout(arms, self.holdout, self.random_state)
+        self.scores_: dict[str, dict[str, Any]] = {}
+        for name in self.learners:
+            learner = self._learner(name).fit(matrix[~held], arms[~held], y[~held])
+            effects = learner.predict(matrix[held])
+            self.scores_[name] = _holdout_scores(
+                effects, arms[held], y[held], learner.offers_, self.control
+            )
+        self.learner_ = max(self.learners, key=lambda n: self.scores_[n]["qini"])
+        self.model_ = self._learner(self.learner_).fit(matrix, arms, y)
+        self.offers_ = list(self.model_.offers_)
+        self.binary_ = bool(self.model_.binary_)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``(n, n_offers)``: the predicted effect of each offer (columns in ``offers_``
+        order) over control: the increase in retention probability, or in spend."""
+        frame = as_frame(X)
+        return np.asarray(self.model_.predict(self.encoder_.transform(frame)), dtype=float)
+
+    def predict_frame(self, X: Any) -> pd.DataFrame:
+        """:meth:`predict` as a DataFrame with one ``uplift_<offer>`` column per offer, on
+        ``X``'s index."""
+        frame = as_frame(X)
+        values = self.predict(frame)
+        return pd.DataFrame(
+            values, index=frame.index, columns=[f"uplift_{o}" for o in self.offers_]
+        )
+
+
+def _stratified_holdout(arms: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """A random ``share`` of each arm's rows (True: held out)."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(arms), dtype=bool)
+    for arm in np.unique(arms):
+        rows = np.flatnonzero(arms == arm)
+        pick = rng.permutation(rows)[: int(round(share * len(rows)))]
+        held[pick] = True
+    return held
+
+
+def _holdout_scores(
+    effects: np.ndarray, arms: np.ndarray, y: np.ndarray, offers: list[str], control: str
+) -> dict[str, Any]:
+    """Qini coefficient and AUUC per offer on the holdout, and their means."""
+    qini: dict[str, float] = {}
+    areas: dict[str, float] = {}
+    for k, offer in enumerate(offers):
+        rows = (arms == offer) | (arms == control)
+        treated = arms[rows] == offer
+        if treated.all() or not treated.any():
+            qini[offer], areas[offer] = 0.0, 0.0
+            continue
+        qini[offer] = qini_coefficient(y[rows], treated, effects[rows, k])
+        areas[offer] = auuc(y[rows], treated, effects[rows, k])
+    return {
+        "qini": float(np.mean(list(qini.values()))),
+        "auuc": float(np.mean(list(areas.values()))),
+        "qini_by_offer": qini,
+        "auuc_by_offer": areas,
+    }
