@@ -136,10 +136,15 @@ def summarize(
         tx = tx.assign(cost=tx["cost"].fillna(0.0), costed_amount=tx["amount"].where(costed, 0.0))
         agg["cost"] = ("cost", "sum")
         agg["costed_amount"] = ("costed_amount", "sum")
+    channels = None
+    if has_channel:
+        rows = tx[["customer_id", "channel"]].dropna(subset=["channel"])
+        channels = rows.groupby("customer_id")["channel"].nunique()
+        del rows
     days = tx.groupby(["customer_id", "day"], sort=True).agg(**agg).reset_index()
+    del tx, day, timestamps  # memory: the purchase days are all that is read from here on
 
-    grouped = days.groupby("customer_id", sort=True)
-    first = grouped["day"].transform("min")
+    first = days.groupby("customer_id", sort=True)["day"].transform("min")
     is_repeat = days["day"] > first
     age_days = (as_of_day - days["day"]).dt.days.to_numpy()
     recent = age_days < trend_window_days
@@ -153,6 +158,7 @@ def summarize(
         spend_recent=np.where(recent, amount, 0.0),
         spend_earlier=np.where(earlier, amount, 0.0),
     )
+    del first, is_repeat, age_days, recent, earlier, amount
     per = days.groupby("customer_id", sort=True).agg(
         first_day=("day", "min"),
         last_day=("day", "max"),
@@ -170,6 +176,7 @@ def summarize(
             else {}
         ),
     )
+    del days
 
     n_purchases = per["n_purchases"].to_numpy(dtype=float)
     frequency = n_purchases - 1
@@ -190,8 +197,7 @@ def summarize(
     else:
         profit = np.full(len(per), np.nan)
         margin = np.full(len(per), np.nan)
-    if has_channel:
-        channels = tx.dropna(subset=["channel"]).groupby("customer_id")["channel"].nunique()
+    if channels is not None:
         n_channels = channels.reindex(per.index).fillna(0).to_numpy(dtype=float)
     else:
         n_channels = np.full(len(per), np.nan)

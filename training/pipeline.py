@@ -160,6 +160,7 @@ def train_all(
     # the peak of memory, so the labels and the segmentation inputs are let go before it.
     seg_out = segments.labels.head(5)
     segments.labels = seg_out
+    clv_out = clv_out.head(5)  # the output example
     segment_reference = reference_distribution(segment_table, SEGMENT_INPUT_COLUMNS)
     segment_example = segment_table.head(5)[SEGMENT_INPUT_COLUMNS]
     del segment_table

@@ -77,6 +77,15 @@ def _leak_check(
     return list(suspects["column"])
 
 
+def _with_columns(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``X`` for a model fitted on ``columns``: as it is when it has them all (the encoders
+    read columns by name), else reindexed (absent columns missing) -- no copy of a large
+    table when nothing is absent."""
+    if set(columns) <= set(X.columns):
+        return X
+    return X.reindex(columns=columns)
+
+
 def train_churn(
     transactions: pd.DataFrame,
     customers: pd.DataFrame | None,
@@ -115,13 +124,17 @@ def train_churn(
                 "repeat buyers; use an earlier --as-of, more history or a shorter horizon"
             )
     holdout_model = ChurnClassifier(**options).fit(X_train, y_train)
-    columns = list(holdout_model.feature_names_in_)
-    score_test = holdout_model.raw_score(holdout_model.encode(X_eval.reindex(columns=columns)))
-    p_test = holdout_model.probability_from_score(score_test)
     baseline = LogisticBaseline().fit(X_train, y_train)
-    p_baseline = baseline.predict_proba(X_eval.reindex(columns=list(baseline.feature_names_in_)))[
+    # Memory: the training window is let go once both are fitted, the latest one once the
+    # final model is (a million customers' features are a few hundred MB each).
+    del X_train, y_train
+    columns = list(holdout_model.feature_names_in_)
+    score_test = holdout_model.raw_score(holdout_model.encode(_with_columns(X_eval, columns)))
+    p_test = holdout_model.probability_from_score(score_test)
+    p_baseline = baseline.predict_proba(_with_columns(X_eval, list(baseline.feature_names_in_)))[
         :, 1
     ]
+    del X_eval
     metrics = evaluate.churn_metrics(y_eval.to_numpy(), p_test)
     baseline_metrics = evaluate.churn_metrics(y_eval.to_numpy(), p_baseline)
     metrics.update(
@@ -137,11 +150,14 @@ def train_churn(
         f"base rate {metrics['churn_base_rate']:.2f}"
     )
     model = ChurnClassifier(**options).fit(X_test, y_test)
+    n_latest = len(y_test)
     if label_source == "contract":
         features_now = X_test.reindex(columns=list(model.feature_names_in_))
+        del X_test
     else:
+        del X_test
         features_now = churn_features(transactions, as_of, customers, summary=summary)
-    step(f"churn: final model refitted on the latest window ({len(y_test):,} customers)")
+    step(f"churn: final model refitted on the latest window ({n_latest:,} customers)")
     return ChurnTraining(
         model=model,
         holdout_model=holdout_model,

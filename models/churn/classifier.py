@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from models.churn.encoding import TableEncoder, as_frame
-from models.churn.evaluation import encoded_logistic_pipeline, stratified_rows
+from models.churn.evaluation import SCORE_BLOCK, encoded_logistic_pipeline, stratified_rows
 from models.churn.fast_predict import SMALL_BATCH, CompiledBins, CompiledForest, CompiledLogistic
 from models.churn.risk import RISK_BANDS, risk_band  # re-exported: older imports
 from models.exceptions import InvalidInputError, NotFittedError
@@ -356,8 +356,18 @@ class ChurnClassifier(ClassifierMixin, BaseEstimator):
             raise NotFittedError("ChurnClassifier is not fitted; call fit first")
 
     def raw_score(self, encoded: np.ndarray) -> np.ndarray:
-        """Uncalibrated log-odds of churn for rows already encoded by ``encoder_``."""
+        """Uncalibrated log-odds of churn for rows already encoded by ``encoder_``.
+
+        Rows are scored in blocks of :data:`SCORE_BLOCK` (every row's score depends on that
+        row alone), so the binned copy and the logistic blend's matrices stay small."""
         self._check()
+        if len(encoded) > SCORE_BLOCK:
+            return np.concatenate(
+                [
+                    self.raw_score(encoded[start : start + SCORE_BLOCK])
+                    for start in range(0, len(encoded), SCORE_BLOCK)
+                ]
+            )
         score = self.booster_.decision_function(self._binned(encoded))
         if self.linear_ is not None:
             w = self.linear_weight_

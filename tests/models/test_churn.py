@@ -327,3 +327,24 @@ def test_single_split_on_a_large_telco_table_matches_cross_fitting():
     assert model.cross_fitted_ is False
     auc = roc_auc_score(y[n:] == "Yes", model.predict_proba(X.iloc[n:])[:, 1])
     assert auc == pytest.approx(0.7945, abs=0.005)
+
+
+def test_scores_in_row_blocks_equal_scores_in_one_block(monkeypatch):
+    """Large tables are scored in blocks of rows (memory); every score is the same, bit for
+    bit, as scoring all rows at once."""
+    import models.churn.classifier as classifier
+    import models.churn.evaluation as evaluation
+    from models.churn.evaluation import LogisticBaseline
+
+    X, y = telco_like(2500, seed=5)
+    model = ChurnClassifier(linear_weights=(0.5,)).fit(X.iloc[:2000], y[:2000])
+    baseline = LogisticBaseline().fit(X.iloc[:2000], y[:2000])
+    assert model.linear_ is not None  # the logistic blend is scored too
+    encoded = model.encode(X.iloc[2000:])
+    whole, whole_baseline = model.raw_score(encoded), baseline.predict_proba(X.iloc[2000:])
+    for module in (classifier, evaluation):
+        monkeypatch.setattr(module, "SCORE_BLOCK", 37)
+    blocked = model.raw_score(encoded)
+    assert blocked.shape == (500,)
+    np.testing.assert_array_equal(blocked, whole)
+    np.testing.assert_array_equal(baseline.predict_proba(X.iloc[2000:]), whole_baseline)
