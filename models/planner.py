@@ -14,8 +14,7 @@ the total expected incremental profit:
 - pairs with a profit of 0 or less are never part of an optimal plan (leaving the customer
   out does better) and are pruned first, so are offers dearer than the whole budget;
 - the linear relaxation of the rest is solved by HiGHS (``scipy.optimize.linprog``, interior
-  point with crossover): its value
-  bounds every plan, and rounded it gives a feasible plan;
+  point with crossover): its value bounds every plan, and rounded it gives a feasible plan;
 - reduced-cost fixing settles every pair whose reduced cost exceeds the gap between the two,
   and the few pairs left go to an exact mixed-integer programme (``scipy.optimize.milp``,
   HiGHS) when there are at most :data:`MAX_EXACT_PAIRS`: the plan is then optimal;
@@ -136,7 +135,7 @@ def parse_offers(data: Any, source: str = "offers", path: str = "offers") -> lis
                 field=f"{where}.id",
             )
         seen[offer_id] = i
-        cost = item.get("cost")
+        cost: Any = item.get("cost")
         if not _is_number(cost) or cost < 0:
             raise InvalidInputError(
                 f"{name}: cost must be a number >= 0, got {cost!r}", field=f"{where}.cost"
@@ -451,9 +450,7 @@ def plan(
     customer, offer = np.nonzero(keep)
     profit = profit_all[customer, offer]
     cost = offer_cost[offer]
-    solution = _solve(
-        profit, customer, offer, cost, capacity, budget, max_exact_pairs, time_limit
-    )
+    solution = _solve(profit, customer, offer, cost, capacity, budget, max_exact_pairs, time_limit)
     picked_customer, picked_offer = customer[solution.chosen], offer[solution.chosen]
     picked_profit, picked_cost = profit[solution.chosen], cost[solution.chosen]
     picked_lift = lift[picked_customer, picked_offer]
