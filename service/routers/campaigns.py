@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 MAX_OFFERS = 50
 TIME_LIMIT = 20.0  # seconds for the allocation of one request
+MAX_CAPACITY = 10**12  # more than any customer base; keeps the answer's numbers in 64 bits
 
 
 class OfferIn(BaseModel):
@@ -35,7 +36,10 @@ class OfferIn(BaseModel):
         "customer takes the offer (expected cost = cost × acceptance_rate).",
     )
     capacity: int | None = Field(
-        default=None, ge=0, description="At most this many customers (null: no limit)."
+        default=None,
+        ge=0,
+        le=MAX_CAPACITY,
+        description="At most this many customers (null: no limit).",
     )
     acceptance_rate: float | None = Field(
         default=None,
