@@ -18,6 +18,7 @@ from service.deps import SCORING_RESPONSES, ScoringAuth
 from service.model_store import ModelStore
 from service.routers import (
     admin,
+    campaigns,
     churn,
     customers,
     health,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hot route first: requests are matched against the routes in order
     app.include_router(invocations.router)  # checks the scoring key itself (no dependencies)
     app.include_router(health.router)
-    for scoring in (models_info, customers, segments, churn):
+    for scoring in (models_info, customers, segments, churn, campaigns):
         app.include_router(scoring.router, dependencies=[ScoringAuth], responses=SCORING_RESPONSES)
     app.include_router(admin.router)  # its own admin-key dependency
     api_docs.install(app)
@@ -101,7 +102,9 @@ def _document_request_bodies(app: FastAPI) -> None:
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            request_body.add_schemas(generate(), [ScoreRequest, AudienceRequest])
+            request_body.add_schemas(
+                generate(), [ScoreRequest, AudienceRequest, campaigns.PlanRequest]
+            )
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]

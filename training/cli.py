@@ -51,6 +51,25 @@ def _parse_date(value: str) -> pd.Timestamp:
         raise argparse.ArgumentTypeError(f"not a date: {value!r} (use YYYY-MM-DD)") from exc
 
 
+def _money(value: str) -> float:
+    try:
+        number = float(value.replace(",", "").replace("_", ""))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0: {value!r}")
+    return number
+
+
+def _save_rates(value: str) -> dict[str, float]:
+    from models.planner import parse_save_rates
+
+    try:
+        return parse_save_rates(value)
+    except CVMError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from training import synthetic
 
@@ -357,6 +376,8 @@ def cmd_audience(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Churn rate and churn loss by period (and segment), with the change from the period before."""
+    if args.kind == "campaign":
+        return _report_campaign(args)
     from training.reports import churn_report, format_churn_table, plot_churn_rates
 
     table = churn_report(
@@ -369,7 +390,79 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(format_churn_table(table))
-    _say(f"wrote the chart to {plot_churn_rates(table, args.chart)}")
+    _say(f"wrote the chart to {plot_churn_rates(table, args.chart or 'churn_report.png')}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """A retention campaign within a budget: whom to contact, with which offer."""
+    from models.planner import format_summary, load_offers
+    from training import plan, tracking
+
+    offers = load_offers(args.offers)  # a bad offers file fails before the data is read
+    models = tracking.load_champions()
+    missing = [f for f in FAMILIES if f not in models]
+    if missing:
+        _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
+        return EXIT_USAGE
+    if args.campaigns and not Path(args.campaigns).exists():
+        _say(f"error: {args.campaigns}: campaigns file not found")
+        return EXIT_USAGE
+    inputs = _inputs(args)
+    with _progress(args) as progress:
+        progress(f"scoring as of {inputs.as_of.date()} ...")
+        result = plan.plan_campaign(
+            models,
+            inputs.transactions,
+            inputs.customers,
+            inputs.as_of,
+            offers,
+            args.budget,
+            acquisition_cost=args.acquisition_cost,
+            save_rates=args.save_rates,
+            progress=progress,
+        )
+    if args.campaigns and result.summary["assumption_based"]:
+        _say(
+            f"note: {args.campaigns} is not used yet: no uplift model is served, so the plan "
+            "uses the assumed save rates"
+        )
+    print(format_summary(result.summary))
+    out = Path(args.out)
+    plan.write_contacts(result, out)
+    _say(f"wrote {len(result.contacts):,} contacts to {out}")
+    return 0
+
+
+def _report_campaign(args: argparse.Namespace) -> int:
+    """What one campaign earned: treated vs control, with 95 % intervals (terminal, chart,
+    MLflow run)."""
+    from training import campaign_report as cr
+
+    if not args.campaign_id or not args.campaigns:
+        _say("error: cvm report campaign needs --campaign-id and --campaigns")
+        return EXIT_USAGE
+    inputs = _inputs(args)
+    table = cr.report_from_files(
+        args.campaigns,
+        inputs.transactions,
+        args.campaign_id,
+        window_days=args.window_days,
+        margin_rate=args.margin_rate,
+    )
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(cr.format_report(table, args.campaign_id))
+    chart = cr.plot_campaign(table, args.chart or "campaign_report.png")
+    _say(f"wrote the chart to {chart}")
+    if not args.no_mlflow:
+        params = {
+            "campaign_id": args.campaign_id,
+            "window_days": args.window_days,
+            "margin_rate": args.margin_rate,
+            "retention_interval": cr.RETENTION_METHOD,
+            "spend_interval": cr.SPEND_METHOD,
+        }
+        _say(f"logged to MLflow run {cr.log_report(table, chart, params)}")
     return 0
 
 
@@ -714,9 +807,11 @@ def build_parser() -> argparse.ArgumentParser:
     aud.set_defaults(func=cmd_audience)
 
     report = sub.add_parser(
-        "report", help="reports; `cvm report churn` prints churn KPIs by period"
+        "report",
+        help="reports; `cvm report churn` prints churn KPIs by period, `cvm report campaign` "
+        "what a campaign earned against its control group",
     )
-    report.add_argument("kind", choices=["churn"])
+    report.add_argument("kind", choices=["churn", "campaign"])
     _data_options(report)
     report.add_argument("--start", help="start date (default: 12 months before the end)")
     report.add_argument("--freq", default="MS", help="period: MS (months), QS (quarters), YS")
@@ -730,8 +825,54 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--margin", type=float, default=None, help="profit margin for the churn loss"
     )
-    report.add_argument("--chart", default="churn_report.png", help="chart file (PNG)")
+    report.add_argument(
+        "--chart",
+        default=None,
+        help="chart file (PNG; default churn_report.png or campaign_report.png)",
+    )
+    report.add_argument("--campaign-id", help="campaign: the campaign to report on")
+    report.add_argument("--campaigns", help="campaign: the campaigns file (CSV or Parquet)")
+    report.add_argument(
+        "--window-days",
+        type=_positive_int,
+        default=60,
+        help="campaign: a customer counts as retained with a purchase within this many days "
+        "after the offer was sent (default 60)",
+    )
+    report.add_argument(
+        "--margin-rate",
+        type=float,
+        default=None,
+        help="campaign: profit share of spend (default: the margin from the transactions' costs)",
+    )
+    report.add_argument(
+        "--no-mlflow", action="store_true", help="campaign: do not log the report to MLflow"
+    )
     report.set_defaults(func=cmd_report)
+
+    plan = sub.add_parser(
+        "plan", help="whom to contact with which retention offer, within a budget"
+    )
+    _data_options(plan)
+    plan.add_argument("--budget", type=_money, required=True, help="total expected spend")
+    plan.add_argument("--offers", required=True, help="offers file (JSON list of offers)")
+    plan.add_argument(
+        "--acquisition-cost",
+        type=_money,
+        default=None,
+        help="what winning a new customer costs: the plan compares it with retention",
+    )
+    plan.add_argument("--campaigns", help="campaign history (CSV or Parquet), for the uplift model")
+    plan.add_argument(
+        "--save-rates",
+        type=_save_rates,
+        default=None,
+        metavar="BAND=RATE,...",
+        help="without an uplift model: the share of would-be churners an offer keeps, by "
+        "risk band (default low=0.05,medium=0.15,high=0.1)",
+    )
+    plan.add_argument("--out", required=True, help="contact list (.csv or .parquet)")
+    plan.set_defaults(func=cmd_plan)
 
     risk = sub.add_parser("risk", help="high-value, high-risk customers first (P(churn) x CLV)")
     _data_options(risk)

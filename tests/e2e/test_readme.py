@@ -288,6 +288,14 @@ def _check_rollback(doc: dict) -> None:
     assert doc["served"]["versions"]["churn"] == "1"
 
 
+def _check_plan(doc: dict) -> None:
+    summary = doc["summary"]
+    assert summary["assumption_based"] is True  # no uplift model is served
+    assert summary["customers"] == 2 and summary["customers_contacted"] == len(doc["contacts"])
+    assert [c["customer_id"] for c in doc["contacts"]][:1] == ["C0004"]
+    assert summary["expected_spend"] <= 20.0
+
+
 def _check_predictions(doc: dict) -> None:
     assert len(doc["predictions"]) == 1
 
@@ -299,6 +307,7 @@ CHECKS = {
     ("POST", "/v1/admin/promote"): _check_promote,
     ("POST", "/v1/admin/rollback"): _check_rollback,
     ("POST", "/v1/models/cvm-clv/invocations"): _check_predictions,
+    ("POST", "/v1/campaigns/plan"): _check_plan,
 }
 
 

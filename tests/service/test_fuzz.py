@@ -98,6 +98,7 @@ ALL_ROUTES = {
     ("GET", "/v1/segments"),
     ("POST", "/v1/segments/audience"),
     ("POST", "/v1/churn"),
+    ("POST", "/v1/campaigns/plan"),
     ("GET", "/v1/models"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),

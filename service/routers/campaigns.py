@@ -1,0 +1,226 @@
+"""Retention campaigns: whom to contact, with which offer, within a budget."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.planner import parse_offers, plan_customers, uplift_for
+from service.model_store import ModelStore
+from service.routers.customers import scoring_route
+from service.schemas import REQUEST_CONFIG, ScoreRequest
+from service.scoring import RequestNotes, score_customers
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+MAX_OFFERS = 50
+TIME_LIMIT = 20.0  # seconds for the allocation of one request
+MAX_CAPACITY = 10**12  # more than any customer base; keeps the answer's numbers in 64 bits
+
+
+class OfferIn(BaseModel):
+    """A retention offer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=100, description="The offer's id (not 'control').")
+    cost: float = Field(ge=0, allow_inf_nan=False, description="Cost per customer (currency).")
+    cost_when: Literal["contacted", "accepted"] = Field(
+        default="contacted",
+        description="contacted: paid for every customer contacted; accepted: only when the "
+        "customer takes the offer (expected cost = cost × acceptance_rate).",
+    )
+    capacity: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CAPACITY,
+        description="At most this many customers (null: no limit).",
+    )
+    acceptance_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Share of contacted customers who accept (cost_when accepted only; "
+        "default 1: the budget holds whatever the take-up).",
+    )
+
+
+class PlanRequest(ScoreRequest):
+    """The customers to plan for, the offers and the budget."""
+
+    offers: list[OfferIn] = Field(min_length=1, max_length=MAX_OFFERS)
+    budget: float = Field(
+        ge=0, allow_inf_nan=False, description="Total expected spend of the campaign (currency)."
+    )
+    acquisition_cost: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="What winning a new customer costs (currency): the summary compares "
+        "replacing the customers the plan keeps with its retention spend.",
+    )
+
+    model_config = ConfigDict(
+        **REQUEST_CONFIG,
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of": "2025-12-31",
+                    "budget": 50.0,
+                    "acquisition_cost": 60.0,
+                    "offers": [
+                        {"id": "voucher10", "cost": 10.0},
+                        {
+                            "id": "free_month",
+                            "cost": 25.0,
+                            "cost_when": "accepted",
+                            "acceptance_rate": 0.4,
+                            "capacity": 100,
+                        },
+                    ],
+                    "customers": [
+                        {
+                            "customer_id": "C0002",
+                            "summary": {
+                                "frequency": 12,
+                                "recency": 300,
+                                "T": 420,
+                                "monetary_value": 150.0,
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+
+class ContactOut(BaseModel):
+    customer_id: str
+    offer: str
+    expected_save: float = Field(description="Increase in retention probability (uplift).")
+    value: float = Field(description="The customer's CLV over the CLV horizon (currency).")
+    expected_incremental_profit: float = Field(
+        description="expected_save × value − expected_cost (currency)."
+    )
+    expected_cost: float = Field(description="Cost × acceptance rate where paid on acceptance.")
+    roi: float | None = Field(description="Profit / expected cost (null: a free offer).")
+
+
+class OfferSummary(BaseModel):
+    customers: int
+    capacity: int | None
+    expected_saves: float
+    expected_spend: float
+    expected_incremental_profit: float
+
+
+class OptimisationOut(BaseModel):
+    method: str = Field(
+        description="exact (proven optimal or stopped by the time limit), lp_rounding (too "
+        "many undecided pairs: the relaxation rounded) or greedy."
+    )
+    status: str
+    bound: float | None = Field(description="No plan earns more than this (currency).")
+    optimality_gap: float | None = Field(description="(bound − profit) / bound.")
+    candidate_pairs: int = Field(description="(customer, offer) pairs with a positive profit.")
+    pruned_pairs: int
+    integer_pairs: int = Field(description="Pairs the mixed-integer programme decided.")
+
+
+class AcquisitionOut(BaseModel):
+    acquisition_cost: float
+    expected_losses: float | None = Field(description="Σ P(churn) over the customers sent.")
+    cost_of_replacing_losses: float | None = Field(
+        description="acquisition_cost × expected_losses."
+    )
+    losses_avoided: float = Field(description="The plan's expected saves.")
+    cost_of_replacing_avoided_losses: float = Field(
+        description="acquisition_cost × losses_avoided."
+    )
+    retention_cost_per_save: float | None
+    acquisition_to_retention_ratio: float | None = Field(
+        description="cost_of_replacing_avoided_losses / the plan's spend."
+    )
+
+
+class PlanSummary(BaseModel):
+    customers: int
+    customers_contacted: int
+    expected_saves: float = Field(description="Σ uplift over the contacted customers.")
+    expected_spend: float
+    budget: float
+    expected_incremental_value: float
+    expected_incremental_profit: float
+    roi: float | None = Field(description="Profit / spend (null: nothing spent).")
+    by_offer: dict[str, OfferSummary]
+    optimisation: OptimisationOut
+    assumption_based: bool = Field(
+        description="True: no uplift model; uplift = P(churn) × the assumed save rate of the "
+        "customer's risk band (save_rates)."
+    )
+    save_rates: dict[str, float] | None
+    acquisition: AcquisitionOut | None
+
+
+class PlanResponse(BaseModel):
+    as_of: date
+    model_versions: dict[str, str]
+    contacts: list[ContactOut] = Field(description="Highest expected profit first.")
+    summary: PlanSummary
+    warnings: list[str] = Field(default_factory=list)
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@scoring_route(
+    router,
+    "/plan",
+    PlanRequest,  # type: ignore[arg-type]
+    PlanResponse,
+    "Plan a retention campaign: whom to contact with which offer, within the budget",
+)
+def plan_campaign(
+    store: ModelStore, body: PlanRequest, as_of: date, notes: RequestNotes
+) -> dict[str, Any]:
+    offers = parse_offers([o.model_dump() for o in body.offers], source="request", path="offers")
+    scored = score_customers(store, body.customers, as_of, notes)  # as /v1/customers/score
+    rows = scored["customers"]
+    frame = pd.DataFrame(
+        {
+            "customer_id": [r["customer_id"] for r in rows],
+            "churn_probability": [r["churn"]["probability"] for r in rows],
+            "risk_band": [r["churn"]["risk_band"] for r in rows],
+            "clv": [r["clv"]["clv"] for r in rows],
+        }
+    )
+    result = plan_customers(
+        frame["customer_id"].to_numpy(dtype=object),
+        frame["churn_probability"].to_numpy(dtype=float),
+        frame["risk_band"].to_numpy(dtype=object),
+        frame["clv"].to_numpy(dtype=float),
+        offers,
+        body.budget,
+        uplift=uplift_for(frame, offers),
+        acquisition_cost=body.acquisition_cost,
+        time_limit=TIME_LIMIT,
+    )
+    contacts = [
+        {**record, "roi": _finite(record["roi"])}
+        for record in result.contacts.to_dict(orient="records")
+    ]
+    return {
+        "as_of": as_of,
+        "model_versions": scored["model_versions"],
+        "contacts": contacts,
+        "summary": result.summary,
+    }
