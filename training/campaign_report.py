@@ -355,8 +355,13 @@ def report_from_files(
     campaigns, _ = load_campaigns(campaigns_path)
     ids = campaigns["campaign_id"].astype(str)
     _select(campaigns.assign(retained=False, spend=0.0), campaign_id)  # a clear error first
-    outcomes = campaign_outcomes(campaigns[ids == str(campaign_id)], transactions, window_days)
-    return campaign_report(outcomes, campaign_id, margin_rate=margin_rate)
+    outcomes = campaign_outcomes(
+        campaigns[ids == str(campaign_id)],
+        transactions,
+        window_days=window_days,
+        margin_rate=margin_rate,
+    )
+    return campaign_report(outcomes, campaign_id)
 
 
 __all__ = [
