@@ -46,6 +46,11 @@ _REQUIRED = (
 _TYPES = load_churn_types()
 
 
+class NeedsReference(Exception):
+    """The fast path cannot answer a request whose customers have no pydantic objects
+    (service/fast_request.py): the caller parses it with pydantic and takes the pandas path."""
+
+
 @dataclass
 class Built:
     """A request's columns: summary and churn features (request order), and its warnings."""
@@ -135,7 +140,10 @@ def build(customers: list[CustomerIn], as_of: date, keep_duplicates: bool) -> Bu
     main: list[str | None] | None = None
     with_tx = np.array([c.transactions is not None for c in customers], dtype=bool)
     if with_tx.any():
-        purchases = _purchases(customers)
+        # read from the body as columns (service/fast_request.py), else from the objects
+        purchases = getattr(customers, "purchases", None)
+        if purchases is None:
+            purchases = _purchases(customers)
         purchases, warnings = _repeat_warning(purchases, customers, keep_duplicates)
         bought_summary, bought = fv.summarize_purchases(purchases, as_of)
         if (with_tx & ~bought).any():
