@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ _TRANSACTION_KEYS = frozenset({"timestamp", "amount", "cost", "channel"})
 _MAX_TRANSACTIONS = 100_000  # CustomerIn.transactions
 _MAX_ID = 200  # CustomerIn.customer_id, attribute names, channels
 _MAX_LABEL = 100  # AudienceRequest.label
-_NUMBER = (int, float)
+_NUMBERS = frozenset({int, float})
+_OPTIONAL_NUMBERS = frozenset({int, float, type(None)})
+_OPTIONAL_TEXT = frozenset({str, type(None)})
 
 
 class _Unusual(Exception):
@@ -131,17 +134,101 @@ def _attributes(value: Any) -> dict[str, Any] | None:
     return value
 
 
+# The positions of the separators in YYYY-MM-DDTHH:MM:SS, and of its digits.
+_SEPARATORS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
+_DIGITS = [i for i in range(19) if i not in _SEPARATORS]
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _plain_micros(stamps: list[Any]) -> np.ndarray | None:
+    """Microseconds since 1970 of timestamps all in the form YYYY-MM-DDTHH:MM:SS (naive: UTC)
+    with valid dates and times, computed from their digits at once; None when any is not."""
+    if set(map(type, stamps)) != {str} or set(map(len, stamps)) != {19}:
+        return None
+    grid = np.array(stamps, dtype="U19").view(np.uint32).reshape(len(stamps), 19)
+    if not all((grid[:, i] == ord(c)).all() for i, c in _SEPARATORS.items()):
+        return None
+    digits = grid[:, _DIGITS].astype(np.int64) - ord("0")
+    if not ((digits >= 0) & (digits <= 9)).all():
+        return None
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month, day, hour, minute, second = (
+        digits[:, k] * 10 + digits[:, k + 1] for k in range(4, 14, 2)
+    )
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    valid = (year >= MIN_YEAR) & (year <= MAX_YEAR) & (month >= 1) & (month <= 12)
+    if not valid.all():
+        return None
+    days_in_month = _DAYS_IN_MONTH[month] + (leap & (month == 2))
+    if not (
+        (day >= 1) & (day <= days_in_month) & (hour < 24) & (minute < 60) & (second < 60)
+    ).all():
+        return None
+    # days since 1970-01-01 of the proleptic Gregorian date (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000
+
+
+def _purchases(owners: list[int], lists: list[list[Any]], out: FastCustomers) -> fv.Purchases:
+    """The purchase columns of the customers at ``owners`` (their ``lists`` of purchases), as
+    ``service.fast_scoring._purchases`` builds them from the objects pydantic makes."""
+    txs = list(chain.from_iterable(lists))
+    if set(map(type, txs)) != {dict}:
+        raise _Unusual
+    n = len(txs)
+    # no other field: timestamp and amount are in each (their types are checked), cost and
+    # channel where sent
+    sent = 2 * n + sum(map(dict.__contains__, txs, repeat("cost")))
+    sent += sum(map(dict.__contains__, txs, repeat("channel")))
+    if sum(map(len, txs)) != sent:
+        raise _Unusual
+    stamps = list(map(dict.get, txs, repeat("timestamp")))
+    amounts = list(map(dict.get, txs, repeat("amount")))
+    costs = list(map(dict.get, txs, repeat("cost")))
+    names = list(map(dict.get, txs, repeat("channel")))
+    if not set(map(type, amounts)) <= _NUMBERS or not set(map(type, costs)) <= _OPTIONAL_NUMBERS:
+        raise _Unusual  # never a bool; finite (orjson reads no NaN or Infinity)
+    amount = np.array(amounts, dtype=float)
+    if not (amount >= 0).all():
+        raise _Unusual
+    kinds = set(map(type, names))
+    if not kinds <= _OPTIONAL_TEXT:
+        raise _Unusual
+    codes: dict[str | None, int] = dict.fromkeys(names)  # type: ignore[arg-type]
+    codes.pop(None, None)
+    if str in kinds and max(map(len, codes)) > _MAX_ID:  # type: ignore[arg-type]
+        raise _Unusual
+    channels = list(codes)
+    codes = {name: code for code, name in enumerate(channels)}
+    codes[None] = -1
+    micros = _plain_micros(stamps)
+    if micros is None:
+        micros = np.array([_micros(stamp) for stamp in stamps], dtype=np.int64)
+    ids = [c.customer_id for c in out]
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+    return fv.Purchases(
+        np.repeat(np.array(owners, dtype=np.int64), np.array(list(map(len, lists)))),
+        micros * 1000,
+        amount,
+        np.array(costs, dtype=float),  # None → NaN
+        np.array(list(map(codes.__getitem__, names)), dtype=np.int64),
+        channels,  # type: ignore[arg-type]
+        len(out),
+        customer_rank=rank,
+    )
+
+
 def _customers(items: Any) -> FastCustomers:
     if type(items) is not list or not items:
         raise _Unusual
     out = FastCustomers()
-    owner: list[int] = []
-    micros: list[int] = []
-    amounts: list[float] = []
-    costs: list[float | None] = []
-    channel: list[int] = []
-    codes: dict[str, int] = {}
-    micros_of, number = _micros, _NUMBER
+    owners: list[int] = []
+    lists: list[list[Any]] = []
     for i, item in enumerate(items):
         if type(item) is not dict or not item.keys() <= _CUSTOMER_KEYS:
             raise _Unusual
@@ -152,46 +239,16 @@ def _customers(items: Any) -> FastCustomers:
         if transactions is not None:
             if type(transactions) is not list or not 0 < len(transactions) <= _MAX_TRANSACTIONS:
                 raise _Unusual
-            for t in transactions:
-                if type(t) is not dict or not t.keys() <= _TRANSACTION_KEYS:
-                    raise _Unusual
-                amount, cost, name = t.get("amount"), t.get("cost"), t.get("channel")
-                if type(amount) not in number or amount < 0:  # never a bool; finite (orjson)
-                    raise _Unusual
-                if cost is not None and type(cost) not in number:
-                    raise _Unusual
-                micros.append(micros_of(t.get("timestamp")))
-                amounts.append(amount)
-                costs.append(cost)
-                if name is None:
-                    channel.append(-1)
-                else:
-                    if type(name) is not str or len(name) > _MAX_ID:
-                        raise _Unusual
-                    channel.append(codes.setdefault(name, len(codes)))
-            owner.extend([i] * len(transactions))
-            summary = None
+            owners.append(i)
+            lists.append(transactions)
         else:
             if type(summary) is not dict:
                 raise _Unusual
             summary = Summary.model_validate(summary)
-        out.append(
-            FastCustomer(customer_id, transactions, summary, _attributes(item.get("attributes")))
-        )
-    if owner:
-        ids = [c.customer_id for c in out]
-        rank = np.empty(len(ids), dtype=np.int64)
-        rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
-        out.purchases = fv.Purchases(
-            np.array(owner, dtype=np.int64),
-            np.array(micros, dtype=np.int64) * 1000,
-            np.array(amounts, dtype=float),
-            np.array(costs, dtype=float),  # None → NaN
-            np.array(channel, dtype=np.int64),
-            list(codes),
-            len(out),
-            customer_rank=rank,
-        )
+        attributes = _attributes(item.get("attributes"))
+        out.append(FastCustomer(customer_id, transactions, summary, attributes))
+    if owners:
+        out.purchases = _purchases(owners, lists, out)
     return out
 
 
