@@ -132,6 +132,11 @@ class Purchases:
         n = len(self)
         if n < 2:
             return np.zeros(n, dtype=bool)
+        # a repeat has the time and buyer of another purchase: most requests have none
+        by_time = np.lexsort((self.ns, self.customer))
+        ns, buyer = self.ns[by_time], self.customer[by_time]
+        if not ((ns[1:] == ns[:-1]) & (buyer[1:] == buyer[:-1])).any():
+            return np.zeros(n, dtype=bool)
         unknown = np.isnan(self.cost)
         cost = np.where(unknown, 0.0, self.cost)
         keys = (self.channel, unknown, cost, self.amount, self.ns, self.customer)
@@ -834,26 +839,40 @@ def describe_segments(
 def recommended_actions(
     frame: Columns, rows: Sequence[int], book: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """``models.customer_view.recommended_actions`` of the customers at ``rows``."""
+    """``models.customer_view.recommended_actions`` of the customers at ``rows`` (the columns
+    read as Python values once; a play and its text are built once per distinct key)."""
+    rows = list(rows)
+    if not rows:
+        return []
+    take = np.asarray(rows, dtype=np.int64)
+
+    def column(name: str) -> list[Any]:
+        return np.asarray(frame[name])[take].tolist()
+
+    segment, band, high = column("rfm_segment"), column("risk_band"), column("high_value")
+    clv, p_churn, at_risk = column("clv"), column("churn_probability"), column("value_at_risk")
+    r, f, m = column("r_score"), column("f_score"), column("m_score")
     plays: dict[tuple[str, str, bool], dict[str, Any]] = {}
-    segment, band = frame["rfm_segment"], frame["risk_band"]
-    high, clv = frame["high_value"], frame["clv"]
-    p_churn, at_risk = frame["churn_probability"], frame["value_at_risk"]
-    r, f, m = frame["r_score"], frame["f_score"], frame["m_score"]
+    texts: dict[tuple[Any, ...], dict[str, Any]] = {}
     out = []
-    for i in rows:
-        key = (str(segment[i]), str(band[i]), bool(high[i]))
-        if key not in plays:
-            plays[key] = pb.recommend(*key, book)
-        play = plays[key]
+    for k in range(len(rows)):
+        key = (str(segment[k]), str(band[k]), bool(high[k]))
+        play = plays.get(key)
+        if play is None:
+            play = plays[key] = pb.recommend(*key, book)
         if play["source"] == "high_value_high_risk":
             reason = (
-                f"Predicted CLV {clv[i]:,.2f} is in the top fifth of customers and churn risk "
-                f"is high (P {p_churn[i]:.2f}): {at_risk[i]:,.2f} of value at risk."
+                f"Predicted CLV {clv[k]:,.2f} is in the top fifth of customers and churn risk "
+                f"is high (P {p_churn[k]:.2f}): {at_risk[k]:,.2f} of value at risk."
             )
-        else:
-            reason = f"RFM {segment[i]} (R{r[i]} F{f[i]} M{m[i]}): {play['reason']}"
-        out.append({**play, "reason": reason})
+            out.append({**play, "reason": reason})
+            continue
+        scores = (key, r[k], f[k], m[k])
+        action = texts.get(scores)
+        if action is None:
+            reason = f"RFM {segment[k]} (R{r[k]} F{f[k]} M{m[k]}): {play['reason']}"
+            action = texts[scores] = {**play, "reason": reason}
+        out.append(dict(action))
     return out
 
 
