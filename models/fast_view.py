@@ -130,23 +130,35 @@ class Purchases:
         """:func:`models.features.repeated_rows` of these purchases (equal in every column
         to an earlier row of the same customer; unknown costs equal each other)."""
         n = len(self)
+        out = np.zeros(n, dtype=bool)
         if n < 2:
-            return np.zeros(n, dtype=bool)
-        # a repeat has the time and buyer of another purchase: most requests have none
+            return out
+        # a repeat has the time and buyer of another purchase: only those rows are compared
         by_time = np.lexsort((self.ns, self.customer))
         ns, buyer = self.ns[by_time], self.customer[by_time]
-        if not ((ns[1:] == ns[:-1]) & (buyer[1:] == buyer[:-1])).any():
-            return np.zeros(n, dtype=bool)
-        unknown = np.isnan(self.cost)
-        cost = np.where(unknown, 0.0, self.cost)
-        keys = (self.channel, unknown, cost, self.amount, self.ns, self.customer)
-        order = np.lexsort(keys)  # stable: the first of equal rows stays first
-        same = np.ones(n - 1, dtype=bool)
+        same = (ns[1:] == ns[:-1]) & (buyer[1:] == buyer[:-1])
+        if not same.any():
+            return out
+        shared = np.zeros(n, dtype=bool)
+        shared[by_time[1:][same]] = True
+        shared[by_time[:-1][same]] = True
+        rows = np.flatnonzero(shared)  # in request order: the first of equal rows stays first
+        cost = self.cost[rows]
+        unknown = np.isnan(cost)
+        keys = (
+            self.channel[rows],
+            unknown,
+            np.where(unknown, 0.0, cost),
+            self.amount[rows],
+            self.ns[rows],
+            self.customer[rows],
+        )
+        order = np.lexsort(keys)  # stable
+        equal = np.ones(len(rows) - 1, dtype=bool)
         for key in keys:
             ordered = key[order]
-            same &= ordered[1:] == ordered[:-1]
-        out = np.zeros(n, dtype=bool)
-        out[order[1:]] = same
+            equal &= ordered[1:] == ordered[:-1]
+        out[rows[order[1:]]] = equal
         return out
 
     def take(self, rows: np.ndarray) -> Purchases:
