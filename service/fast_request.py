@@ -137,6 +137,7 @@ def _attributes(value: Any) -> dict[str, Any] | None:
 # The positions of the separators in YYYY-MM-DDTHH:MM:SS, and of its digits.
 _SEPARATORS = {4: "-", 7: "-", 10: "T", 13: ":", 16: ":"}
 _DIGITS = [i for i in range(19) if i not in _SEPARATORS]
+_VECTOR_TIMES = 32  # purchases from which their times are read as one numpy pass
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
@@ -198,14 +199,15 @@ def _purchases(owners: list[int], lists: list[list[Any]], out: FastCustomers) ->
     kinds = set(map(type, names))
     if not kinds <= _OPTIONAL_TEXT:
         raise _Unusual
-    codes: dict[str | None, int] = dict.fromkeys(names)  # type: ignore[arg-type]
-    codes.pop(None, None)
-    if str in kinds and max(map(len, codes)) > _MAX_ID:  # type: ignore[arg-type]
+    seen = dict.fromkeys(names)  # in order of first use, as the channel codes
+    seen.pop(None, None)
+    channels: list[str] = list(seen)  # type: ignore[arg-type]
+    if channels and max(map(len, channels)) > _MAX_ID:
         raise _Unusual
-    channels = list(codes)
-    codes = {name: code for code, name in enumerate(channels)}
+    codes: dict[str | None, int] = {name: code for code, name in enumerate(channels)}
     codes[None] = -1
-    micros = _plain_micros(stamps)
+    # a few timestamps are read one by one faster than numpy sets up its pass
+    micros = _plain_micros(stamps) if n >= _VECTOR_TIMES else None
     if micros is None:
         micros = np.array([_micros(stamp) for stamp in stamps], dtype=np.int64)
     ids = [c.customer_id for c in out]
@@ -217,7 +219,7 @@ def _purchases(owners: list[int], lists: list[list[Any]], out: FastCustomers) ->
         amount,
         np.array(costs, dtype=float),  # None → NaN
         np.array(list(map(codes.__getitem__, names)), dtype=np.int64),
-        channels,  # type: ignore[arg-type]
+        channels,
         len(out),
         customer_rank=rank,
     )
