@@ -506,9 +506,10 @@ def check_models(models: Mapping[str, Any]) -> None:
         raise Unsupported("a model without a column-wise path")
 
 
-def clv_columns(model: CLVModel, summary: Columns) -> Columns:
+def clv_columns(model: CLVModel, summary: Columns, interval: bool = True) -> Columns:
     """:meth:`CLVModel.predict` as columns (the same purchase and spend models, delta-method
-    interval and margins)."""
+    interval and margins); without ``interval``, no ``clv_lower`` and ``clv_upper`` (the
+    interval re-evaluates the model once per parameter: most of the work)."""
     model._check_fitted()
     u = float(model.time_unit_days)
     x, t_x, t = check_rft(summary["frequency"], summary["recency"] / u, summary["T"] / u)
@@ -537,11 +538,14 @@ def clv_columns(model: CLVModel, summary: Columns) -> Columns:
         return counts_of[bg_key] * spend_of[gg_key] * margins
 
     log_params = model._log_params()
-    cov = np.zeros((len(log_params), len(log_params)))
-    cov[:n_bg, :n_bg] = purchases.log_covariance_
-    cov[n_bg:, n_bg:] = spend_model.log_covariance_
     clv = value(np.exp(log_params))
-    se = delta_standard_error(value, log_params, cov, clv)
+    bounds: Columns = {}
+    if interval:
+        cov = np.zeros((len(log_params), len(log_params)))
+        cov[:n_bg, :n_bg] = purchases.log_covariance_
+        cov[n_bg:, n_bg:] = spend_model.log_covariance_
+        se = delta_standard_error(value, log_params, cov, clv)
+        bounds = {"clv_lower": clv - Z95 * se, "clv_upper": clv + Z95 * se}
     params = purchases._param_array()
     alive = purchases._alive(params, d)
     px, pt, inverse = d.age_pairs
@@ -552,8 +556,7 @@ def clv_columns(model: CLVModel, summary: Columns) -> Columns:
         "probability_alive": alive,
         "expected_spend": spend_model.expected_spend(d.x, monetary),
         "clv": clv,
-        "clv_lower": clv - Z95 * se,
-        "clv_upper": clv + Z95 * se,
+        **bounds,
         "margin": margins,
     }
 
