@@ -130,18 +130,35 @@ class Purchases:
         """:func:`models.features.repeated_rows` of these purchases (equal in every column
         to an earlier row of the same customer; unknown costs equal each other)."""
         n = len(self)
+        out = np.zeros(n, dtype=bool)
         if n < 2:
-            return np.zeros(n, dtype=bool)
-        unknown = np.isnan(self.cost)
-        cost = np.where(unknown, 0.0, self.cost)
-        keys = (self.channel, unknown, cost, self.amount, self.ns, self.customer)
-        order = np.lexsort(keys)  # stable: the first of equal rows stays first
-        same = np.ones(n - 1, dtype=bool)
+            return out
+        # a repeat has the time and buyer of another purchase: only those rows are compared
+        by_time = np.lexsort((self.ns, self.customer))
+        ns, buyer = self.ns[by_time], self.customer[by_time]
+        same = (ns[1:] == ns[:-1]) & (buyer[1:] == buyer[:-1])
+        if not same.any():
+            return out
+        shared = np.zeros(n, dtype=bool)
+        shared[by_time[1:][same]] = True
+        shared[by_time[:-1][same]] = True
+        rows = np.flatnonzero(shared)  # in request order: the first of equal rows stays first
+        cost = self.cost[rows]
+        unknown = np.isnan(cost)
+        keys = (
+            self.channel[rows],
+            unknown,
+            np.where(unknown, 0.0, cost),
+            self.amount[rows],
+            self.ns[rows],
+            self.customer[rows],
+        )
+        order = np.lexsort(keys)  # stable
+        equal = np.ones(len(rows) - 1, dtype=bool)
         for key in keys:
             ordered = key[order]
-            same &= ordered[1:] == ordered[:-1]
-        out = np.zeros(n, dtype=bool)
-        out[order[1:]] = same
+            equal &= ordered[1:] == ordered[:-1]
+        out[rows[order[1:]]] = equal
         return out
 
     def take(self, rows: np.ndarray) -> Purchases:
@@ -489,9 +506,10 @@ def check_models(models: Mapping[str, Any]) -> None:
         raise Unsupported("a model without a column-wise path")
 
 
-def clv_columns(model: CLVModel, summary: Columns) -> Columns:
+def clv_columns(model: CLVModel, summary: Columns, interval: bool = True) -> Columns:
     """:meth:`CLVModel.predict` as columns (the same purchase and spend models, delta-method
-    interval and margins)."""
+    interval and margins); without ``interval``, no ``clv_lower`` and ``clv_upper`` (the
+    interval re-evaluates the model once per parameter: most of the work)."""
     model._check_fitted()
     u = float(model.time_unit_days)
     x, t_x, t = check_rft(summary["frequency"], summary["recency"] / u, summary["T"] / u)
@@ -520,11 +538,14 @@ def clv_columns(model: CLVModel, summary: Columns) -> Columns:
         return counts_of[bg_key] * spend_of[gg_key] * margins
 
     log_params = model._log_params()
-    cov = np.zeros((len(log_params), len(log_params)))
-    cov[:n_bg, :n_bg] = purchases.log_covariance_
-    cov[n_bg:, n_bg:] = spend_model.log_covariance_
     clv = value(np.exp(log_params))
-    se = delta_standard_error(value, log_params, cov, clv)
+    bounds: Columns = {}
+    if interval:
+        cov = np.zeros((len(log_params), len(log_params)))
+        cov[:n_bg, :n_bg] = purchases.log_covariance_
+        cov[n_bg:, n_bg:] = spend_model.log_covariance_
+        se = delta_standard_error(value, log_params, cov, clv)
+        bounds = {"clv_lower": clv - Z95 * se, "clv_upper": clv + Z95 * se}
     params = purchases._param_array()
     alive = purchases._alive(params, d)
     px, pt, inverse = d.age_pairs
@@ -535,8 +556,7 @@ def clv_columns(model: CLVModel, summary: Columns) -> Columns:
         "probability_alive": alive,
         "expected_spend": spend_model.expected_spend(d.x, monetary),
         "clv": clv,
-        "clv_lower": clv - Z95 * se,
-        "clv_upper": clv + Z95 * se,
+        **bounds,
         "margin": margins,
     }
 
@@ -834,26 +854,40 @@ def describe_segments(
 def recommended_actions(
     frame: Columns, rows: Sequence[int], book: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """``models.customer_view.recommended_actions`` of the customers at ``rows``."""
+    """``models.customer_view.recommended_actions`` of the customers at ``rows`` (the columns
+    read as Python values once; a play and its text are built once per distinct key)."""
+    rows = list(rows)
+    if not rows:
+        return []
+    take = np.asarray(rows, dtype=np.int64)
+
+    def column(name: str) -> list[Any]:
+        return np.asarray(frame[name])[take].tolist()
+
+    segment, band, high = column("rfm_segment"), column("risk_band"), column("high_value")
+    clv, p_churn, at_risk = column("clv"), column("churn_probability"), column("value_at_risk")
+    r, f, m = column("r_score"), column("f_score"), column("m_score")
     plays: dict[tuple[str, str, bool], dict[str, Any]] = {}
-    segment, band = frame["rfm_segment"], frame["risk_band"]
-    high, clv = frame["high_value"], frame["clv"]
-    p_churn, at_risk = frame["churn_probability"], frame["value_at_risk"]
-    r, f, m = frame["r_score"], frame["f_score"], frame["m_score"]
+    texts: dict[tuple[Any, ...], dict[str, Any]] = {}
     out = []
-    for i in rows:
-        key = (str(segment[i]), str(band[i]), bool(high[i]))
-        if key not in plays:
-            plays[key] = pb.recommend(*key, book)
-        play = plays[key]
+    for k in range(len(rows)):
+        key = (str(segment[k]), str(band[k]), bool(high[k]))
+        play = plays.get(key)
+        if play is None:
+            play = plays[key] = pb.recommend(*key, book)
         if play["source"] == "high_value_high_risk":
             reason = (
-                f"Predicted CLV {clv[i]:,.2f} is in the top fifth of customers and churn risk "
-                f"is high (P {p_churn[i]:.2f}): {at_risk[i]:,.2f} of value at risk."
+                f"Predicted CLV {clv[k]:,.2f} is in the top fifth of customers and churn risk "
+                f"is high (P {p_churn[k]:.2f}): {at_risk[k]:,.2f} of value at risk."
             )
-        else:
-            reason = f"RFM {segment[i]} (R{r[i]} F{f[i]} M{m[i]}): {play['reason']}"
-        out.append({**play, "reason": reason})
+            out.append({**play, "reason": reason})
+            continue
+        scores = (key, r[k], f[k], m[k])
+        action = texts.get(scores)
+        if action is None:
+            reason = f"RFM {segment[k]} (R{r[k]} F{f[k]} M{m[k]}): {play['reason']}"
+            action = texts[scores] = {**play, "reason": reason}
+        out.append(dict(action))
     return out
 
 

@@ -46,6 +46,11 @@ _REQUIRED = (
 _TYPES = load_churn_types()
 
 
+class NeedsReference(Exception):
+    """The fast path cannot answer a request whose customers have no pydantic objects
+    (service/fast_request.py): the caller parses it with pydantic and takes the pandas path."""
+
+
 @dataclass
 class Built:
     """A request's columns: summary and churn features (request order), and its warnings."""
@@ -135,7 +140,10 @@ def build(customers: list[CustomerIn], as_of: date, keep_duplicates: bool) -> Bu
     main: list[str | None] | None = None
     with_tx = np.array([c.transactions is not None for c in customers], dtype=bool)
     if with_tx.any():
-        purchases = _purchases(customers)
+        # read from the body as columns (service/fast_request.py), else from the objects
+        purchases = getattr(customers, "purchases", None)
+        if purchases is None:
+            purchases = _purchases(customers)
         purchases, warnings = _repeat_warning(purchases, customers, keep_duplicates)
         bought_summary, bought = fv.summarize_purchases(purchases, as_of)
         if (with_tx & ~bought).any():
@@ -168,18 +176,23 @@ def _track_drift(loaded: dict[str, LoadedModel], built: Built, n: int) -> None:
             monitor.update_columns(columns, n)
 
 
-def _segments(loaded: dict[str, LoadedModel], built: Built, n: int) -> fv.Columns:
-    """``models.customer_view.segment_frame`` as columns (CLV, then every scheme)."""
-    clv = fv.clv_columns(loaded["clv"].estimator, built.summary)
+def _segments(
+    loaded: dict[str, LoadedModel], built: Built, n: int, interval: bool = False
+) -> fv.Columns:
+    """``models.customer_view.segment_frame`` as columns (CLV, then every scheme); the CLV
+    interval only with ``interval`` (only /v1/customers/score shows it)."""
+    clv = fv.clv_columns(loaded["clv"].estimator, built.summary, interval)
     table = {**built.summary, "probability_alive": clv["probability_alive"]}
     out = fv.segment_columns(loaded["segmentation"].estimator, table, n)
     out.update(clv)
     return out
 
 
-def _view(loaded: dict[str, LoadedModel], built: Built, n: int) -> fv.Columns:
+def _view(
+    loaded: dict[str, LoadedModel], built: Built, n: int, interval: bool = False
+) -> fv.Columns:
     """``models.customer_view.score_frame`` as columns, its scores checked finite."""
-    frame = _segments(loaded, built, n)
+    frame = _segments(loaded, built, n, interval)
     churn = loaded["churn"].estimator
     inputs = fv.churn_inputs(churn, built.features, n)
     _, p_churn = fv.churn_scores(churn, inputs, n)
@@ -251,7 +264,7 @@ def _score(
 ) -> tuple[dict[str, Any], Built]:
     loaded, built = _prepare(store, customers, as_of, keep_duplicates)
     n = len(customers)
-    frame = _view(loaded, built, n)
+    frame = _view(loaded, built, n, interval=True)
     _track_drift(loaded, built, n)
     book = pb.load_playbook(store.settings.playbook)
     segment_model = loaded["segmentation"].estimator

@@ -47,6 +47,9 @@ class RequestNotes:
     days_since_latest: float | None = None
     # False: the pandas path only (the reference the fast path is checked against)
     fast: bool = True
+    # True: the customers were read by service/fast_request.py, which the pandas path cannot
+    # score: fast_scoring.NeedsReference when the fast path cannot answer
+    fast_only: bool = False
 
 
 def _fast(
@@ -65,6 +68,12 @@ def _fast(
 
 def _use_fast(notes: RequestNotes | None) -> bool:
     return notes is None or notes.fast
+
+
+def _reference(notes: RequestNotes | None) -> None:
+    """Before the pandas path: NeedsReference when the request was read without pydantic."""
+    if notes is not None and notes.fast_only:
+        raise fast_scoring.NeedsReference
 
 
 def _keep(notes: RequestNotes | None) -> bool:
@@ -278,6 +287,7 @@ def segment_customers(
         fast = _fast(fast_scoring.segment_customers(store, customers, as_of, _keep(notes)), notes)
         if fast is not None:
             return fast
+    _reference(notes)
     loaded = store.snapshot()
     summary, _ = build_features(customers, as_of, notes)
     frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary)
@@ -320,6 +330,7 @@ def score_customers(
         fast = _fast(fast_scoring.score_customers(store, customers, as_of, _keep(notes)), notes)
         if fast is not None:
             return fast
+    _reference(notes)
     loaded, frame = _customer_view(store, customers, as_of, None, notes)
     book = pb.load_playbook(store.settings.playbook)
     actions = recommended_actions(frame, book)
@@ -359,6 +370,7 @@ def churn_customers(
         fast = _fast(fast_scoring.churn_customers(store, customers, as_of, _keep(notes)), notes)
         if fast is not None:
             return fast
+    _reference(notes)
     loaded = store.snapshot()
     summary, features = build_features(customers, as_of, notes)
     churn = loaded["churn"]
@@ -425,6 +437,7 @@ def audience_customers(
         fast = _fast(found, notes)
         if fast is not None:
             return fast
+    _reference(notes)
     loaded, frame = _customer_view(store, customers, as_of, loaded, notes)
     frame = frame.assign(_row=np.arange(len(frame)))
     chosen = select_audience(frame, scheme, label)

@@ -243,7 +243,11 @@ class _PurchaseModel(MLEModel):
         with np.errstate(all="ignore"):
             cumulative = self._expected_if_alive(params, ends[None, :], px[:, None], pt[:, None])
         cumulative = np.broadcast_to(cumulative, (len(px), n_steps))
-        per_pair = np.diff(cumulative, axis=1, prepend=0.0) @ factors
+        # np.diff(cumulative, axis=1, prepend=0.0), without its concatenation
+        steps = np.empty(cumulative.shape)
+        steps[:, :1] = cumulative[:, :1] - 0.0
+        np.subtract(cumulative[:, 1:], cumulative[:, :-1], out=steps[:, 1:])
+        per_pair = steps @ factors
         return per_pair[inverse] * self._alive(params, d)
 
     def clv(
@@ -470,8 +474,15 @@ class ParetoNBD(_PurchaseModel):
         return value, np.array([g_r, g_alpha, g_s, g_beta]) * params
 
     def _log_odds_dead(self, params: np.ndarray, d: _Indexed) -> np.ndarray:
-        terms = self._terms(params, d)
-        return terms["a2"] - terms["a1"]
+        # the "a2" − "a1" of _terms, computed as there, without the terms it does not need
+        r, alpha, s, beta = params
+        px, py, i_tx, i_t = d.pairs
+        tail = _log_tail(r + px, s + 1, alpha, beta, py)
+        a1_pair = -(r + px) * np.log(alpha + py) - s * np.log(beta + py)
+        l_tx, l_t = tail[i_tx], tail[i_t]
+        gap = np.minimum(l_t - l_tx, 0.0)
+        a2 = np.log(s) + l_tx + np.log(-np.expm1(gap))
+        return a2 - a1_pair[i_t]
 
     def _expected_if_alive(self, params: np.ndarray, horizon: Any, x: Any, t: Any) -> np.ndarray:
         r, alpha, s, beta = params

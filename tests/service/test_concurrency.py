@@ -19,10 +19,14 @@ from service import concurrency, request_body, scoring
 from service.app import create_app
 from service.concurrency import ScoringSlots
 from service.config import Settings
+from service.routers import customers
 from service.schemas import ScoreRequest
 
 SUMMARY = {"frequency": 3, "recency": 100, "T": 200, "monetary_value": 40.0}
 ONE = {"customers": [{"customer_id": "a", "summary": SUMMARY}]}
+# Over INLINE_BODY_BYTES: scored in a worker thread, with a scoring slot (a smaller body the
+# fast path answers is scored on the event loop at once, in about 1 ms, and takes no slot)
+LARGE = {"customers": [{"customer_id": f"c{i}", "summary": SUMMARY} for i in range(150)]}
 
 
 def _in_thread(fn):
@@ -34,9 +38,10 @@ def _in_thread(fn):
 
 
 def test_a_full_scoring_cap_answers_503_busy_and_health_never_waits(trained_store, monkeypatch):
-    """Two requests hold both scoring slots and every worker thread the server has: a third
-    waits CVM_QUEUE_TIMEOUT, then gets 503 with Retry-After; the health routes answer at
+    """Two large requests hold both scoring slots and every worker thread the server has: a
+    third waits CVM_QUEUE_TIMEOUT, then gets 503 with Retry-After; the health routes answer at
     once (they used to need a worker thread, and scoring had no cap)."""
+    assert len(orjson.dumps(LARGE)) > customers.INLINE_BODY_BYTES
     release = threading.Event()
     entered = threading.Semaphore(0)
     score = scoring.score_customers
@@ -61,7 +66,7 @@ def test_a_full_scoring_cap_answers_503_busy_and_health_never_waits(trained_stor
             anyio.to_thread.current_default_thread_limiter().total_tokens = 2
 
         client.portal.call(two_worker_threads)
-        held = [_in_thread(lambda: client.post("/v1/customers/score", json=ONE)) for _ in "ab"]
+        held = [_in_thread(lambda: client.post("/v1/customers/score", json=LARGE)) for _ in "ab"]
         assert entered.acquire(timeout=30) and entered.acquire(timeout=30)
         try:
             for path in ("/health/live", "/health/ready"):
@@ -71,7 +76,7 @@ def test_a_full_scoring_cap_answers_503_busy_and_health_never_waits(trained_stor
                 assert box and box[0].status_code == 200, f"{path} waited behind scoring"
                 assert time.monotonic() - started < 1.0
             started = time.monotonic()
-            busy = client.post("/v1/customers/score", json=ONE)
+            busy = client.post("/v1/customers/score", json=LARGE)
             waited = time.monotonic() - started
         finally:
             release.set()
@@ -131,6 +136,34 @@ def test_small_churn_invocations_never_wait_for_a_slot_and_others_take_one(
     }
     assert post("cvm-clv", {"dataframe_records": [clv]}) == 200
     assert asked == [True, True]
+
+
+def test_small_customer_view_requests_on_the_fast_path_never_wait_for_a_slot(client, monkeypatch):
+    """Up to 8 KiB, a request the fast path answers (about 1 ms for a customer) is scored on
+    the event loop at once; larger bodies, and small ones the fast path leaves to pydantic or
+    pandas, go to a scoring thread once a slot is free."""
+    asked: list[bool] = []
+    slots = client.app.state.slots
+    acquire = slots.acquire
+
+    async def counting(wait: bool = True) -> None:
+        asked.append(wait)
+        await acquire(wait)
+
+    monkeypatch.setattr(slots, "acquire", counting)
+    tx = {"customer_id": "t", "transactions": [{"timestamp": "2025-03-01T10:00:00", "amount": 9}]}
+    for path in ("/v1/customers/score", "/v1/churn", "/v1/segments"):
+        assert client.post(path, json={"as_of": "2025-12-31", "customers": [tx]}).status_code == 200
+    assert client.post("/v1/customers/score", json=ONE).status_code == 200
+    assert asked == []
+    assert client.post("/v1/customers/score", json=LARGE).status_code == 200
+    assert asked == [True]
+    other_form = {**tx, "transactions": [{"timestamp": "2025-03-01 10:00:00", "amount": 9}]}
+    assert client.post("/v1/churn", json={"customers": [other_form]}).status_code == 200
+    assert asked == [True, True]
+    repeated = {"customers": [ONE["customers"][0], ONE["customers"][0]]}
+    assert client.post("/v1/segments", json=repeated).status_code == 422
+    assert asked == [True, True, True]
 
 
 def _transactions_body(customers: int, per: int) -> bytes:

@@ -14,9 +14,10 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
-from service import fast_scoring
+from service import fast_request, fast_scoring
 from service.config import Settings
 from service.model_store import ModelStore
 from service.schemas import AudienceRequest, ScoreRequest
@@ -259,3 +260,107 @@ def test_requests_the_fast_path_leaves_to_pandas(store):
         }
     )
     assert fast_scoring.churn_customers(store, text.customers, date(2025, 12, 31), False) is None
+
+
+# --- the orjson reader (service/fast_request.py) against pydantic -----------------------------
+def _plain_times(customers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The customers with every timestamp as YYYY-MM-DDTHH:MM:SS (the reader's vector form)."""
+    return [
+        {
+            **c,
+            "transactions": [{**t, "timestamp": t["timestamp"][:19]} for t in c["transactions"]],
+        }
+        if "transactions" in c
+        else c
+        for c in customers
+    ]
+
+
+@pytest.mark.parametrize("times", ["as drawn", "plain"])
+def test_the_orjson_reader_reads_what_pydantic_reads_on_1000_random_customers(times):
+    customers = random_customers(1000)
+    if times == "plain":
+        customers = _plain_times(customers)
+    raw = orjson.dumps({"as_of": AS_OF, "keep_duplicates": True, "customers": customers})
+    fast = fast_request.parse(raw, "application/json")
+    reference = ScoreRequest.model_validate_json(raw)
+    assert fast is not None
+    assert (fast.as_of, fast.keep_duplicates) == (reference.as_of, reference.keep_duplicates)
+    assert len(fast.customers) == len(reference.customers) == 1000
+    for a, b in zip(fast.customers, reference.customers, strict=True):
+        assert a.customer_id == b.customer_id
+        assert a.attributes == b.attributes
+        assert a.summary == b.summary
+        assert (a.transactions is None) == (b.transactions is None)
+    ours, theirs = fast.customers.purchases, fast_scoring._purchases(reference.customers)
+    assert ours is not None
+    for name in ("customer", "ns", "amount", "cost", "channel", "customer_rank"):
+        a, b = getattr(ours, name), getattr(theirs, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    assert (ours.channels, ours.n, ours.has_channel) == (
+        theirs.channels,
+        theirs.n,
+        theirs.has_channel,
+    )
+    assert len(ours) > 5000
+
+
+def test_the_orjson_reader_gives_the_same_answers(store):
+    customers = random_customers(300, seed=7)
+    raw = orjson.dumps({"as_of": AS_OF, "customers": customers})
+    fast = fast_request.parse(raw, "application/json")
+    reference = ScoreRequest.model_validate_json(raw)
+    assert fast is not None
+    for work in (score_customers, churn_customers, segment_customers):
+        answers = []
+        for body, notes in (
+            (fast, RequestNotes(fast_only=True)),
+            (reference, RequestNotes(fast=False)),
+        ):
+            answer = work(store, body.customers, reference.as_of, notes)
+            answers.append({**answer, "warnings": notes.warnings})
+        _compare(answers[0], answers[1], work.__name__, {"exact": 0, "close": 0})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": "12.5"},  # text, not a number
+        {"amount": True},
+        {"amount": -1.0},
+        {"cost": False},
+        {"channel": 3},
+        {"channel": "x" * 201},
+        {"timestamp": 1735689600},  # a number is not a time
+        {"timestamp": "2025-02-30T10:00:00"},  # no such day
+        {"timestamp": "1850-01-01T10:00:00"},  # before the supported years
+        {"timestamp": "2025-01-15 10:00:00"},  # another ISO 8601 form: pydantic reads it
+        {"coupon": "X1"},  # an unknown field
+    ],
+)
+def test_the_orjson_reader_leaves_unusual_bodies_to_pydantic(change):
+    customer = _plain_times(random_customers(3, seed=2))
+    customer[0] = {"customer_id": "U1", "transactions": [{"timestamp": "2025-01-15T10:00:00"}]}
+    customer[0]["transactions"][0].update({"amount": 10.0, **change})
+    raw = orjson.dumps({"as_of": AS_OF, "customers": customer})
+    assert fast_request.parse(raw, "application/json") is None
+    good = {**customer[0], "transactions": [{"timestamp": "2025-01-15T10:00:00", "amount": 1}]}
+    assert fast_request.parse(orjson.dumps({"customers": [good]}), "application/json")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customers": []},
+        {"as_of": "2025-12-31T00:00:00", "customers": [{"customer_id": "A"}]},
+        {"customers": [{"customer_id": "", "summary": {}}]},
+        {"customers": [{"customer_id": "A", "transactions": [], "summary": None}]},
+        {"customers": [{"customer_id": "A", "summary": {"frequency": 1}}]},
+        {"keep_duplicates": 1, "customers": [{"customer_id": "A", "summary": {}}]},
+        {"customers": [{"customer_id": "A", "summary": {}, "attributes": {"a": [1]}}]},
+        {"limit": 3, "customers": [{"customer_id": "A", "summary": {}}]},
+    ],
+)
+def test_the_orjson_reader_leaves_invalid_requests_to_pydantic(body):
+    assert fast_request.parse(orjson.dumps(body), "application/json") is None
+    assert fast_request.parse(b'{"customers": [', "application/json") is None
