@@ -2,7 +2,9 @@
 (with ``service/sqlite_registry.py``, the only service modules that import mlflow).
 
 - Models load in the background after start-up: liveness answers at once, readiness turns
-  200 when all three families are in memory.
+  200 when the three required families are in memory. The optional uplift family
+  (``cvm-uplift``, trained from campaign history) is loaded, reloaded and reported like the
+  others when the registry has it; a registry without it is no error.
 - Which version: a per-family pin (``CVM_CHURN_MODEL=7`` or ``models:/cvm-churn/7``) wins;
   otherwise the alias (``CVM_MODEL_ALIAS``, default ``champion``).
 - Hot reload: every ``CVM_RELOAD_INTERVAL`` seconds (and on ``POST /v1/admin/reload``, which
@@ -33,7 +35,7 @@ import numpy as np
 from models import check_model_format, registry_errors
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
-from models.families import CHAMPION, FAMILIES, mixed_as_of
+from models.families import CHAMPION, FAMILIES, REQUIRED_FAMILIES, mixed_as_of
 from models.redact import redact
 from service import observability
 from service.config import REGISTERED_NAMES, Settings
@@ -165,7 +167,7 @@ def _input_schema(name: str, version: Any, signature: Any) -> InputSchema | None
 
 
 class ModelStore:
-    """The served models by family; ``ready`` when all three are loaded."""
+    """The served models by family; ``ready`` when the required families are loaded."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -187,7 +189,7 @@ class ModelStore:
     # --- state ------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return all(f in self.models for f in REGISTERED_NAMES)
+        return all(f in self.models for f in REQUIRED_FAMILIES)
 
     @property
     def error(self) -> str | None:
@@ -378,6 +380,8 @@ class ModelStore:
             try:
                 targets[family] = self._target(client, family)
             except Exception as exc:  # reported, never raised: the old version keeps serving
+                if isinstance(exc, LookupError) and self._absent_optional(family):
+                    continue  # e.g. no cvm-uplift: a registry that never saw campaign history
                 errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
                 current = self.models.get(family)
                 log.error(
@@ -388,6 +392,15 @@ class ModelStore:
                 )
                 observability.record_model_load(family, "unknown", False)
         return targets
+
+    def _absent_optional(self, family: str) -> bool:
+        """An optional family (uplift) neither pinned nor served: its absence from the
+        registry is not an error."""
+        return (
+            not FAMILIES[family].required
+            and not getattr(self.settings, f"{family}_model", None)
+            and family not in self.models
+        )
 
     def _update(
         self,

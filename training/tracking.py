@@ -1,4 +1,5 @@
-"""MLflow tracking and registry: one run per training, three registered pyfunc models.
+"""MLflow tracking and registry: one run per training, a registered pyfunc model per family
+(three, and ``cvm-uplift`` when campaign history was given).
 
 The only training module (with :mod:`training.pyfunc`) that imports mlflow.
 """
@@ -223,7 +224,8 @@ def log_and_register(
     alias: str | None = None,
     progress: Any = print,
 ) -> dict[str, dict[str, str]]:
-    """Log the run (params, metrics, plots, fingerprint) and register the three models.
+    """Log the run (params, metrics, plots, fingerprint) and register each family's model
+    (the three required ones, and ``cvm-uplift`` when the run trained it).
 
     A family's first version gets the alias ``champion``; later versions get ``challenger``
     (promotion is a separate, gated step; see :func:`initial_alias` for trainers running at
