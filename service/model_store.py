@@ -166,6 +166,12 @@ def _input_schema(name: str, version: Any, signature: Any) -> InputSchema | None
         return None
 
 
+def scoring_versions(loaded: dict[str, LoadedModel]) -> dict[str, str]:
+    """The versions behind a customer-view answer (``model_versions``): the required families
+    only (the uplift model takes no part in it)."""
+    return {f: m.version for f, m in loaded.items() if f in REQUIRED_FAMILIES}
+
+
 class ModelStore:
     """The served models by family; ``ready`` when the required families are loaded."""
 
