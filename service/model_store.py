@@ -382,12 +382,19 @@ class ModelStore:
     def _targets(self, client: Any, errors: dict[str, str]) -> dict[str, tuple[Any, str | None]]:
         """Every family's target version and alias, resolved before anything loads."""
         targets: dict[str, tuple[Any, str | None]] = {}
-        for family in REGISTERED_NAMES:
+        unreadable = False  # a required family's look-up failed: the registry, not the model
+        for family in REGISTERED_NAMES:  # the required families first
+            absent_optional = self._absent_optional(family)
+            if absent_optional and unreadable:
+                continue  # already reported; one more look-up would only wait again
             try:
                 targets[family] = self._target(client, family)
             except Exception as exc:  # reported, never raised: the old version keeps serving
-                if isinstance(exc, LookupError) and self._absent_optional(family):
-                    continue  # e.g. no cvm-uplift: a registry that never saw campaign history
+                if absent_optional:
+                    # e.g. no cvm-uplift (a registry that never saw campaign history); a
+                    # registry that cannot be read is reported by the required families
+                    continue
+                unreadable |= not isinstance(exc, LookupError)
                 errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
                 current = self.models.get(family)
                 log.error(
@@ -401,7 +408,8 @@ class ModelStore:
 
     def _absent_optional(self, family: str) -> bool:
         """An optional family (uplift) neither pinned nor served: its absence from the
-        registry is not an error."""
+        registry is not an error, nor is a failed look-up (the required families, looked up
+        first, report a registry that cannot be read)."""
         return (
             not FAMILIES[family].required
             and not getattr(self.settings, f"{family}_model", None)

@@ -141,7 +141,11 @@ def retrain(
     aliases = registry.alias_versions()
     for family, info in registered.items():
         registry.save_comparison(
-            family, info["version"], aliases[family]["champion"], old[family], new[family]
+            family,
+            info["version"],
+            aliases.get(family, {}).get("champion"),
+            old[family],
+            new[family],
         )
     tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
     gates = {family: gate(family, old[family], new[family]) for family in registered}

@@ -27,7 +27,7 @@ from mlflow.models import infer_signature
 
 import models
 import training
-from models.families import CHALLENGER, CHAMPION
+from models.families import CHALLENGER, CHAMPION, FAMILIES
 from training import config
 from training.evaluate import close_figure
 from training.model_card import model_card
@@ -104,7 +104,8 @@ def git_commit() -> str | None:
 
 
 def champion_versions() -> dict[str, str | None]:
-    """The version each registered family's ``champion`` alias points to (None when absent)."""
+    """The version each family's ``champion`` alias points to (None when absent); an optional
+    family (uplift) only when it has one."""
     setup()
     client = MlflowClient()
     out: dict[str, str | None] = {}
@@ -112,7 +113,8 @@ def champion_versions() -> dict[str, str | None]:
         try:
             out[family] = str(client.get_model_version_by_alias(name, CHAMPION).version)
         except mlflow.exceptions.MlflowException:
-            out[family] = None
+            if FAMILIES[family].required:
+                out[family] = None
     return out
 
 
