@@ -95,9 +95,11 @@ def test_qini_plots_and_model_card_in_the_run(uplift_store):
     assert "uplift_learner" not in Path(churn_card).read_text(encoding="utf-8")
 
 
-def test_uplift_pyfunc_takes_the_churn_columns_and_scores_each_offer(uplift_store):
+def test_uplift_pyfunc_takes_the_churn_columns_and_scores_each_offer(uplift_store, monkeypatch):
     uri = uplift_store["uri"]
     result = uplift_store["result"]
+    # MLflow's process-wide URI (which also sets MLFLOW_TRACKING_URI) on the uplift store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
@@ -113,6 +115,7 @@ def test_uplift_pyfunc_takes_the_churn_columns_and_scores_each_offer(uplift_stor
     finally:
         from training import tracking
 
+        monkeypatch.undo()
         tracking.setup()
     expected = result.models["uplift"].predict_frame(example)
     np.testing.assert_allclose(scored.to_numpy(), expected.to_numpy())
@@ -189,6 +192,9 @@ def uplift_registry(uplift_store, tmp_path, monkeypatch):
     uri = copy_store(uplift_store["uri"], tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("CVM_HOME", str(tmp_path))
+    # a new version of a logged model is resolved in MLflow's process-wide store
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     client = client_of(uri)
     first = client.get_model_version("cvm-uplift", "1")
     second = client.create_model_version("cvm-uplift", first.source, run_id=first.run_id)
