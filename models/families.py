@@ -43,6 +43,10 @@ class Family:
     gate: tuple[GateMetric, ...]
     # Holdout metrics shown with the gate's verdict but not gated.
     gate_notes: tuple[str, ...] = ()
+    # Required families are trained by every ``cvm train`` and must be loaded for the service
+    # to be ready; an optional one (uplift) exists only when its data was given (campaign
+    # history), and is served when registered.
+    required: bool = True
 
 
 FAMILIES: dict[str, Family] = {
@@ -84,8 +88,25 @@ FAMILIES: dict[str, Family] = {
             # business: the allowance is relative to the champion's.
             gate=(GateMetric("clv_holdout_mae", "lower", 0.05, relative=True),),
         ),
+        Family(
+            name="uplift",
+            registered_name="cvm-uplift",
+            metric_prefixes=("uplift_",),
+            card_metrics=("uplift_",),
+            key_metrics=("uplift_qini", "uplift_auuc", "uplift_n_contacts"),
+            # The Qini coefficient is in retained customers per contact (typically 0.01 to
+            # 0.05 for a retention offer): half a hundredth is about its noise on a holdout
+            # of a few thousand contacts.
+            gate=(GateMetric("uplift_qini", "higher", 0.005),),
+            required=False,
+        ),
     )
 }
+
+# The families every training produces and the service needs to be ready.
+REQUIRED_FAMILIES: tuple[str, ...] = tuple(f.name for f in FAMILIES.values() if f.required)
+# The families trained only from extra data (``uplift``: from campaign history).
+OPTIONAL_FAMILIES: tuple[str, ...] = tuple(f.name for f in FAMILIES.values() if not f.required)
 
 # Family → registered model name, e.g. ``{"churn": "cvm-churn", ...}``.
 REGISTERED_NAMES: dict[str, str] = {f.name: f.registered_name for f in FAMILIES.values()}
@@ -122,6 +143,8 @@ __all__ = [
     "REGISTERED_NAMES",
     "Family",
     "GateMetric",
+    "OPTIONAL_FAMILIES",
+    "REQUIRED_FAMILIES",
     "metrics_by_family",
     "mixed_as_of",
 ]

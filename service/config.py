@@ -26,8 +26,9 @@ class Settings(BaseSettings):
       (MLflow's own default, 7 with doubling back-off, keeps a service whose server is down
       "loading" for minutes); ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and
       ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (default here 15 s), when set, win.
-    - ``CVM_SEGMENTATION_MODEL``, ``CVM_CHURN_MODEL``, ``CVM_CLV_MODEL``: pin a family to a
-      version (``7`` or ``models:/cvm-churn/7``), overriding the alias.
+    - ``CVM_SEGMENTATION_MODEL``, ``CVM_CHURN_MODEL``, ``CVM_CLV_MODEL``,
+      ``CVM_UPLIFT_MODEL``: pin a family to a version (``7`` or ``models:/cvm-churn/7``),
+      overriding the alias.
     - ``CVM_API_KEYS`` / ``CVM_ADMIN_KEYS``: comma-separated keys for scoring / admin routes
       (header ``X-API-Key``); none configured (unset or empty) means open access (warned at
       start-up); a value holding no key (``","``) is a start-up error.
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     segmentation_model: str | None = None
     churn_model: str | None = None
     clv_model: str | None = None
+    uplift_model: str | None = None
     api_keys: SecretStr | None = None
     admin_keys: SecretStr | None = None
     drift_min_rows: int = Field(default=500, ge=1)

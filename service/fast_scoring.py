@@ -25,7 +25,7 @@ from models.churn.risk import band_of
 from models.customer_view import AUDIENCE_COLUMNS
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS
-from service.model_store import LoadedModel, ModelStore
+from service.model_store import LoadedModel, ModelStore, scoring_versions
 from service.schemas import CustomerIn
 from service.score_checks import SHOWN_SCORES, attribute_rows
 
@@ -293,7 +293,7 @@ def _score(
         }
         for i, customer in enumerate(customers)
     ]
-    answer = {"model_versions": {f: m.version for f, m in loaded.items()}, "customers": out}
+    answer = {"model_versions": scoring_versions(loaded), "customers": out}
     return answer, built
 
 
@@ -408,7 +408,7 @@ def _audience(
         for row, action in zip(chosen, actions, strict=True)
     ]
     answer = {
-        "model_versions": {f: m.version for f, m in loaded.items()},
+        "model_versions": scoring_versions(loaded),
         "scored": n,
         "count": len(members),
         "customers": members,

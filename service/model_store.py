@@ -2,7 +2,9 @@
 (with ``service/sqlite_registry.py``, the only service modules that import mlflow).
 
 - Models load in the background after start-up: liveness answers at once, readiness turns
-  200 when all three families are in memory.
+  200 when the three required families are in memory. The optional uplift family
+  (``cvm-uplift``, trained from campaign history) is loaded, reloaded and reported like the
+  others when the registry has it; a registry without it is no error.
 - Which version: a per-family pin (``CVM_CHURN_MODEL=7`` or ``models:/cvm-churn/7``) wins;
   otherwise the alias (``CVM_MODEL_ALIAS``, default ``champion``).
 - Hot reload: every ``CVM_RELOAD_INTERVAL`` seconds (and on ``POST /v1/admin/reload``, which
@@ -33,7 +35,7 @@ import numpy as np
 from models import check_model_format, registry_errors
 from models.churn.encoding import frame_columns
 from models.drift import DriftMonitor
-from models.families import CHAMPION, FAMILIES, mixed_as_of
+from models.families import CHAMPION, FAMILIES, REQUIRED_FAMILIES, mixed_as_of
 from models.redact import redact
 from service import observability
 from service.config import REGISTERED_NAMES, Settings
@@ -164,8 +166,14 @@ def _input_schema(name: str, version: Any, signature: Any) -> InputSchema | None
         return None
 
 
+def scoring_versions(loaded: dict[str, LoadedModel]) -> dict[str, str]:
+    """The versions behind a customer-view answer (``model_versions``): the required families
+    only (the uplift model takes no part in it)."""
+    return {f: m.version for f, m in loaded.items() if f in REQUIRED_FAMILIES}
+
+
 class ModelStore:
-    """The served models by family; ``ready`` when all three are loaded."""
+    """The served models by family; ``ready`` when the required families are loaded."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -187,7 +195,7 @@ class ModelStore:
     # --- state ------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return all(f in self.models for f in REGISTERED_NAMES)
+        return all(f in self.models for f in REQUIRED_FAMILIES)
 
     @property
     def error(self) -> str | None:
@@ -374,10 +382,19 @@ class ModelStore:
     def _targets(self, client: Any, errors: dict[str, str]) -> dict[str, tuple[Any, str | None]]:
         """Every family's target version and alias, resolved before anything loads."""
         targets: dict[str, tuple[Any, str | None]] = {}
-        for family in REGISTERED_NAMES:
+        unreadable = False  # a required family's look-up failed: the registry, not the model
+        for family in REGISTERED_NAMES:  # the required families first
+            absent_optional = self._absent_optional(family)
+            if absent_optional and unreadable:
+                continue  # already reported; one more look-up would only wait again
             try:
                 targets[family] = self._target(client, family)
             except Exception as exc:  # reported, never raised: the old version keeps serving
+                if absent_optional:
+                    # e.g. no cvm-uplift (a registry that never saw campaign history); a
+                    # registry that cannot be read is reported by the required families
+                    continue
+                unreadable |= not isinstance(exc, LookupError)
                 errors[family] = registry_errors.describe(exc, self.settings.tracking_uri)
                 current = self.models.get(family)
                 log.error(
@@ -388,6 +405,16 @@ class ModelStore:
                 )
                 observability.record_model_load(family, "unknown", False)
         return targets
+
+    def _absent_optional(self, family: str) -> bool:
+        """An optional family (uplift) neither pinned nor served: its absence from the
+        registry is not an error, nor is a failed look-up (the required families, looked up
+        first, report a registry that cannot be read)."""
+        return (
+            not FAMILIES[family].required
+            and not getattr(self.settings, f"{family}_model", None)
+            and family not in self.models
+        )
 
     def _update(
         self,

@@ -28,7 +28,7 @@ from models.customer_view import (
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, repeated_rows, summarize
 from service import fast_scoring
-from service.model_store import LoadedModel, ModelStore
+from service.model_store import LoadedModel, ModelStore, scoring_versions
 from service.schemas import CustomerIn
 from service.score_checks import attribute_rows, check_churn, check_scores, check_summary
 
@@ -356,7 +356,7 @@ def score_customers(
                 "notes": notes_by_row[i],
             }
         )
-    return {"model_versions": {f: m.version for f, m in loaded.items()}, "customers": out}
+    return {"model_versions": scoring_versions(loaded), "customers": out}
 
 
 def churn_customers(
@@ -460,7 +460,7 @@ def audience_customers(
         )
     ]
     return {
-        "model_versions": {f: m.version for f, m in loaded.items()},
+        "model_versions": scoring_versions(loaded),
         "scored": len(customers),
         "count": len(members),
         "customers": members,

@@ -105,3 +105,48 @@ CLV_ROW = {
     "tenure_days": 90,
     "total_revenue": 60.0,
 }
+
+
+@pytest.fixture(scope="session")
+def uplift_data():
+    """A small synthetic data set with randomised campaigns: (transactions, customers,
+    campaigns, truth)."""
+    from training import synthetic
+
+    transactions, customers, truth = synthetic.generate(2500, seed=11, as_of="2025-12-31")
+    transactions, campaigns, truth = synthetic.generate_campaigns(
+        transactions, customers, truth, seed=11
+    )
+    return transactions, customers, campaigns, truth
+
+
+@pytest.fixture(scope="session")
+def uplift_store(uplift_data, tmp_path_factory):
+    """The four families (uplift from the campaigns) trained and registered (@champion) in a
+    store of their own (the session's ``trained_store`` never sees an uplift model).
+
+    Returns ``{"uri", "registered", "result"}``; MLflow's process-wide URI is put back on the
+    session's store afterwards.
+    """
+    from training import tracking
+    from training.data import fingerprint
+    from training.pipeline import TrainConfig, train_all
+
+    transactions, customers, campaigns, _ = uplift_data
+    folder = tmp_path_factory.mktemp("uplift-store")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    result = train_all(
+        transactions,
+        customers,
+        TrainConfig(as_of=pd.Timestamp("2025-12-31")),
+        progress=lambda m: None,
+        campaigns=campaigns,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("CVM_HOME", str(folder))
+        registered = tracking.log_and_register(
+            result, data_fingerprint=fingerprint(transactions), progress=lambda m: None
+        )
+    tracking.setup()  # MLflow's process-wide URI back to the session's store
+    return {"uri": uri, "home": str(folder), "registered": registered, "result": result}

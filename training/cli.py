@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from models.exceptions import CVMError
-from models.families import FAMILIES, mixed_as_of
+from models.families import FAMILIES, REQUIRED_FAMILIES, mixed_as_of
 from models.redact import redact
 
 if TYPE_CHECKING:
@@ -102,6 +102,12 @@ def _inputs(args: argparse.Namespace) -> Any:
     from training.inputs import load_inputs
 
     if getattr(args, "engine", "pandas") == "spark":
+        if getattr(args, "campaigns_file", None):
+            _say(
+                f"warning: --campaigns {args.campaigns_file} is not used with --engine spark: "
+                "the uplift model (cvm-uplift) is trained by the pandas engine only; the "
+                "other families are trained without it"
+            )
         return _spark_inputs(args)
 
     return load_inputs(
@@ -115,6 +121,7 @@ def _inputs(args: argparse.Namespace) -> Any:
         progress=(lambda message: None) if getattr(args, "quiet", False) else _say,
         warn=_say,
         command=args.command,
+        campaigns=getattr(args, "campaigns_file", None),
     )
 
 
@@ -164,6 +171,7 @@ _CONFIG_OPTIONS = {
     "discount_rate": "discount_rate",
     "margin": "margin",
     "churn_max_iter": "churn_max_iter",
+    "uplift_window_days": "campaign_window_days",
 }
 
 
@@ -207,8 +215,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from training import tracking
 
         existing = tracking.champion_versions()
-        if all(existing.values()):
-            versions = ", ".join(f"{k} v{v}" for k, v in existing.items())
+        if all(existing[f] for f in REQUIRED_FAMILIES):
+            versions = ", ".join(f"{k} v{v}" for k, v in existing.items() if v)
             _say(f"champion models exist ({versions}); nothing to train (--if-missing)")
             return 0
     inputs = _inputs(args)
@@ -273,7 +281,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     """Exit 0 when every family asked for was promoted, 4 when some were, 3 when none."""
     from training import registry
 
-    families = [args.family] if args.family else list(FAMILIES)
+    families = [args.family] if args.family else _promotable()
     tolerances = _tolerances(args.tolerance)
     promoted = 0
     for family in families:
@@ -305,6 +313,20 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return EXIT_REFUSED
 
 
+def _promotable() -> list[str]:
+    """What ``cvm promote`` without ``--family`` promotes: the required families, and an
+    optional one (uplift) when it has a challenger (a registry that never saw campaign
+    history has none)."""
+    from training import registry
+
+    aliases = registry.alias_versions()
+    return [
+        f
+        for f, family in FAMILIES.items()
+        if family.required or aliases.get(f, {}).get("challenger")
+    ]
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from training import registry
 
@@ -319,7 +341,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from training import batch, tracking
 
     models = tracking.load_champions()
-    missing = [f for f in FAMILIES if f not in models]
+    missing = [f for f in REQUIRED_FAMILIES if f not in models]
     if missing:
         _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
         return EXIT_USAGE
@@ -713,6 +735,22 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     add("--margin", type=float, default=None, help="CLV margin (default: from costs, else 1.0)")
     add("--churn-max-iter", type=int, default=None, help="boosting rounds of the churn model")
     add(
+        "--campaigns",
+        dest="campaigns_file",
+        metavar="FILE",
+        default=None,
+        help="campaign history (CSV or Parquet: customer_id, campaign_id, sent_at, treatment = "
+        "offer id or control, optional cost and channel): also train the uplift model "
+        "(cvm-uplift); --demo uses the demo's campaigns.csv",
+    )
+    add(
+        "--campaign-window-days",
+        type=_positive_int,
+        default=60,
+        help="uplift: a contacted customer counts as retained with a purchase within this "
+        "many days of the send (default 60)",
+    )
+    add(
         "--risk-bands",
         type=_risk_bands,
         default=None,
@@ -744,7 +782,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=cmd_generate)
 
-    train = sub.add_parser("train", help="train all three model families and register them")
+    train = sub.add_parser(
+        "train",
+        help="train the model families and register them (the uplift model too with "
+        "--campaigns or --demo)",
+    )
     _training_options(train)
     train.add_argument(
         "--if-missing", action="store_true", help="do nothing when champion models exist"

@@ -15,6 +15,10 @@ the same holdout sample) and those silhouettes are compared. Beside it,
 ``segment_label_agreement`` (adjusted Rand index of the two sides' labels on the holdout: 1 =
 the same grouping, about 0 = unrelated) says how much the segments would move; it is shown,
 not gated.
+
+Uplift (with campaign history) is compared on the challenger's holdout contacts: the latest
+campaigns of the history (:mod:`training.train_uplift`), which the challenger's twin has not
+seen; a champion trained on the same history has seen them (the comparison then favours it).
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class Holdout:
     actual: np.ndarray
     clv_holdout_days: int
     summary: pd.DataFrame
+    # The uplift family's holdout contacts (training.train_uplift: features, treatment,
+    # retained); None without campaign history
+    uplift: pd.DataFrame | None = None
 
     @classmethod
     def build(
@@ -121,6 +128,11 @@ def holdout_metrics(
     segments = models.get("segmentation")
     if segments is not None:
         out.update(segment_metrics(segments.clusters_, holdout.summary, segment_k, sample_size))
+    uplift = models.get("uplift")
+    if uplift is not None and holdout.uplift is not None:
+        from training.train_uplift import holdout_metrics as uplift_metrics
+
+        out.update(uplift_metrics(uplift, holdout.uplift))
     return out
 
 

@@ -125,9 +125,12 @@ def _number(value: float | None, metric: str = "") -> str:
 def comparison_table(
     champion: dict[str, dict[str, float]], challenger: dict[str, dict[str, float]]
 ) -> str:
-    """Side-by-side text table of the gate metrics (and their notes) per family."""
+    """Side-by-side text table of the gate metrics (and their notes) per family (an optional
+    family only when one side has its metrics)."""
     lines = [f"{'family':<13} {'metric':<26} {'champion':>10} {'challenger':>11}"]
     for family in FAMILIES.values():
+        if not family.required and not (champion.get(family.name) or challenger.get(family.name)):
+            continue  # an optional family (uplift) neither side has
         metrics = [rule.metric for rule in family.gate] + list(family.gate_notes)
         for metric in metrics:
             old = champion.get(family.name, {}).get(metric)

@@ -28,6 +28,10 @@ class Inputs:
     tx_path: Path
     cust_path: Path | None
     quarantined: list[Path] = field(default_factory=list)
+    # Campaign history (training.campaigns.load_campaigns): the uplift family is trained
+    # when it is given
+    campaigns: pd.DataFrame | None = None
+    campaigns_path: Path | None = None
 
     def train(
         self,
@@ -35,11 +39,17 @@ class Inputs:
         progress: Callable[[str], None] = print,
         previous: Any = None,
     ) -> Any:
-        """Every family trained on these inputs (:func:`training.pipeline.train_all`)."""
+        """Every family trained on these inputs (:func:`training.pipeline.train_all`): the
+        uplift family too when campaign history was given."""
         from training.pipeline import train_all
 
         return train_all(
-            self.transactions, self.customers, config, progress=progress, previous=previous
+            self.transactions,
+            self.customers,
+            config,
+            progress=progress,
+            previous=previous,
+            campaigns=self.campaigns,
         )
 
     def fingerprint(self) -> str:
@@ -84,10 +94,11 @@ def say_reports(
 
 def demo_files(
     n_customers: int, seed: int, as_of: pd.Timestamp | None, progress: Callable[[str], None]
-) -> tuple[Path, Path, str]:
-    """Generate the demo data set under ``$CVM_HOME/demo``; (transactions, customers, as_of).
-    The set has randomised campaigns too (``campaigns.csv``, ``campaign_truth.csv``: see
-    :func:`training.synthetic.generate_campaigns`)."""
+) -> tuple[Path, Path, str, Path]:
+    """Generate the demo data set under ``$CVM_HOME/demo``; (transactions, customers, as_of,
+    campaigns). The set has randomised campaigns (``campaigns.csv``, ``campaign_truth.csv``:
+    see :func:`training.synthetic.generate_campaigns`), which the demo trains the uplift
+    family on."""
     out = config.cvm_home() / "demo"
     as_of_text = str(as_of.date()) if as_of is not None else DEMO_AS_OF
     progress(f"generating demo data ({n_customers:,} customers) into {out} ...")
@@ -96,7 +107,12 @@ def demo_files(
         transactions, customers, truth, seed=seed
     )
     paths = synthetic.write(out, transactions, customers, truth, fmt="csv", campaigns=campaigns)
-    return Path(paths["transactions"]), Path(paths["customers"]), as_of_text
+    return (
+        Path(paths["transactions"]),
+        Path(paths["customers"]),
+        as_of_text,
+        Path(paths["campaigns"]),
+    )
 
 
 def run_quarantine_dir(command: str, now: datetime | None = None) -> Path:
@@ -125,16 +141,22 @@ def load_inputs(
     progress: Callable[[str], None] = print,
     warn: Callable[[str], None] | None = None,
     command: str = "load",
+    campaigns: str | Path | None = None,
 ) -> Inputs:
     """Load and validate the named files, or generate demo data when ``demo_customers`` is
-    given. ``as_of`` defaults to the last purchase date (said in a progress line).
+    given (with its campaigns file unless ``campaigns`` names another). ``campaigns``: a
+    campaigns file (:func:`training.campaigns.load_campaigns`), for the uplift family.
+    ``as_of`` defaults to the last purchase date (said in a progress line).
     ``warn``: where a file's line goes when rows were quarantined or repeats kept (default:
     ``progress``). Rows set aside go to this run's folder (:func:`run_quarantine_dir`, named
     after ``command``)."""
     cust_path: Path | None
     if demo_customers is not None:
-        tx_path, cust_path, as_of_text = demo_files(demo_customers, seed, as_of, progress)
+        tx_path, cust_path, as_of_text, demo_campaigns = demo_files(
+            demo_customers, seed, as_of, progress
+        )
         as_of = pd.Timestamp(as_of or as_of_text)
+        campaigns = campaigns or demo_campaigns
     else:
         if not transactions:
             raise CVMError("give --transactions FILE (and optionally --customers FILE), or --demo")
@@ -155,12 +177,29 @@ def load_inputs(
             cust_path, bad_rows=bad_rows, quarantine_dir=quarantine_dir
         )
         reports.append(cust_report)
+    camp_frame, camp_path = None, Path(campaigns) if campaigns else None
+    if camp_path is not None:
+        from training.campaigns import load_campaigns
+
+        camp_frame, camp_report = load_campaigns(
+            camp_path, bad_rows=bad_rows, quarantine_dir=quarantine_dir
+        )
+        reports.append(camp_report)
     say_reports(reports, progress, warn)
     if as_of is None:
         as_of = tx_frame["timestamp"].max().normalize()
         progress(f"--as-of not given: using the last purchase date, {as_of.date()}")
     quarantined = [Path(r.quarantine_path) for r in reports if r.quarantine_path]
-    return Inputs(tx_frame, cust_frame, pd.Timestamp(as_of), tx_path, cust_path, quarantined)
+    return Inputs(
+        tx_frame,
+        cust_frame,
+        pd.Timestamp(as_of),
+        tx_path,
+        cust_path,
+        quarantined,
+        campaigns=camp_frame,
+        campaigns_path=camp_path,
+    )
 
 
 __all__ = [

@@ -25,6 +25,17 @@ LIMITS = {
         "(churn_leaky_columns); subtler leaks are not detected.",
         # the calibration limit is written from the run: see calibration_lines
     ],
+    "uplift": [
+        "Learnt from randomised campaign history only: the control group must have been "
+        "chosen at random within each campaign. Without randomisation the estimated effects "
+        "mix the offer with whom it was sent to.",
+        "Effects hold for customers, offers and channels like those of the campaigns learnt "
+        "from; an offer not in the history has no estimate.",
+        "The outcome is retention within the response window (a purchase): spend and margin "
+        "are not modelled, and contacts whose window had not ended by as-of are left out.",
+        "Per-customer effects are noisy estimates: rank customers by them (see the Qini "
+        "coefficient), and measure a campaign against its own control group.",
+    ],
     "segmentation": [
         "RFM scores and value-matrix thresholds are relative to the training population.",
         "Behaviour clusters are matched to the previous champion's by centroid; a cluster "
@@ -109,7 +120,8 @@ def model_card(
     lines += [
         f"- {k}: {v}"
         for k, v in sorted(params.items())
-        if not k.startswith("clv_") or family == "clv"
+        if (not k.startswith("clv_") or family == "clv")
+        and (not k.startswith("uplift_") or family == "uplift")
     ]
     lines += ["", "## Holdout metrics", "", "| metric | value |", "|---|---|"]
     lines += [
@@ -120,6 +132,8 @@ def model_card(
         calibration, limit = calibration_lines(params, result.metrics)
         lines += ["", "## Calibration", *calibration]
         limits.append(limit)
+    if family == "uplift":
+        lines += ["", "## Uplift", *uplift_lines(params, result.metrics)]
     if family == "segmentation":
         lines += ["", "## Segment catalogue (customers at training time)"]
         for scheme, sizes in result.models["segmentation"].segment_sizes_.items():
@@ -127,3 +141,35 @@ def model_card(
             lines.append(f"- **{scheme}**: {body}")
     lines += ["", "## Known limits"] + [f"- {text}" for text in limits]
     return "\n".join(lines) + "\n"
+
+
+def uplift_lines(params: dict[str, Any], metrics: dict[str, float]) -> list[str]:
+    """What the uplift model predicts, from what, and how it did on the holdout."""
+    offers = [o for o in str(params.get("uplift_offers", "")).split(",") if o]
+    window = params.get("uplift_window_days", "?")
+    qini = metrics.get("uplift_qini")
+    lines = [
+        "- predicts, per customer and offer, the increase in the probability of a purchase "
+        f"within {window} days of the contact over no contact (``uplift_<offer>``; negative: "
+        "the contact drives the customer away)",
+        f"- offers: {', '.join(offers) or 'none'}; input: the churn features as of the day "
+        "before the send (the columns of cvm-churn)",
+        f"- learner: {params.get('uplift_learner', '?')} (chosen among "
+        f"{params.get('uplift_learners_tried', '?')} by the Qini coefficient on a holdout)",
+        f"- campaigns: {params.get('uplift_campaigns', '?')}, sent "
+        f"{params.get('uplift_first_sent', '?')} to {params.get('uplift_last_sent', '?')}; "
+        f"{int(metrics.get('uplift_n_contacts', 0)):,} contacts",
+        f"- holdout: {params.get('uplift_holdout', '?')} "
+        f"({int(metrics.get('uplift_n_holdout', 0)):,} contacts); Qini coefficient "
+        + (f"{qini:.4f}" if qini is not None and np.isfinite(qini) else "n/a")
+        + " (retained per contact above random targeting; the gate metric)",
+    ]
+    for offer in offers:
+        value = metrics.get(f"uplift_qini_{offer}")
+        observed = metrics.get(f"uplift_observed_{offer}")
+        if value is not None:
+            lines.append(
+                f"  - {offer}: holdout Qini {value:.4f}"
+                + (f", observed retention uplift {observed:+.4f}" if observed is not None else "")
+            )
+    return lines

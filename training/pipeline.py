@@ -1,4 +1,5 @@
-"""Fit the three model families on validated data and evaluate each on a time holdout.
+"""Fit the model families on validated data and evaluate each on a time holdout: the three
+required ones (segmentation, churn, CLV), and the uplift model when campaign history is given.
 
 No MLflow here: :func:`train_all` returns fitted estimators, metrics and figures, and
 :mod:`training.tracking` logs and registers them.
@@ -26,6 +27,7 @@ from training.progress import Stage, stage_of
 from training.train_churn import train_churn
 from training.train_clv import holdout_window, train_clv
 from training.train_segments import train_segments
+from training.train_uplift import UpliftTraining, train_uplift
 
 Progress = Callable[[str], None]
 
@@ -57,6 +59,9 @@ class TrainConfig:
     # Leave out customer-table columns that alone separate churners (models/churn/leakage.py)
     drop_leaky: bool = True
     random_state: int = 0
+    # Uplift (with campaign history): a contact is retained by a purchase within this many
+    # days after the send
+    uplift_window_days: int = 60
 
 
 @dataclass
@@ -75,6 +80,9 @@ class TrainResult:
     holdout_models: dict[str, Any] = field(default_factory=dict)
     # Training distributions of each family's numeric inputs (drift monitoring).
     drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The uplift family's holdout contacts (features, treatment, retained): what retrain
+    # measures the champion and the challenger on (None without campaign history).
+    uplift_holdout: pd.DataFrame | None = None
 
 
 def train_all(
@@ -87,8 +95,12 @@ def train_all(
     evaluation: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
     population: int | None = None,
     started: float | None = None,
+    campaigns: pd.DataFrame | None = None,
 ) -> TrainResult:
-    """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics.
+    """Fit segmentation, churn and CLV models as of ``config.as_of`` with holdout metrics;
+    with ``campaigns`` (a frame of :func:`training.campaigns.load_campaigns`) the uplift
+    model too (:func:`training.train_uplift.train_uplift`, on the churn model's input
+    columns).
 
     ``previous``: the current champion models by family (cluster ids are matched to the
     champion's segmentation so that they keep their meaning across retrains).
@@ -216,7 +228,7 @@ def train_all(
         "clv": reference_distribution(summary, CLV_INPUT_COLUMNS),
         "churn": reference_distribution(features_now, numeric_churn),
     }
-    return TrainResult(
+    result = TrainResult(
         models={"segmentation": segments.model, "churn": churn, "clv": clv},
         metrics=metrics,
         params={
@@ -251,6 +263,36 @@ def train_all(
             "segmentation": segments.model,
         },
     )
+    if campaigns is not None:
+        with stage_of(progress, "uplift: learner choice on the holdout and final fit"):
+            uplift = train_uplift(
+                campaigns,
+                transactions,
+                customers,
+                as_of,
+                feature_names=list(churn.feature_names_in_),
+                window_days=config.uplift_window_days,
+                random_state=config.random_state,
+                step=step,
+            )
+        add_uplift(result, uplift, features_now.head(5))
+    return result
+
+
+def add_uplift(result: TrainResult, uplift: UpliftTraining, example: pd.DataFrame) -> None:
+    """The uplift family added to a run: its input example is the churn model's (the same
+    customers, the same columns: one feature row serves both families)."""
+    result.models["uplift"] = uplift.model
+    result.holdout_models["uplift"] = uplift.holdout_model
+    result.metrics.update(uplift.metrics)
+    result.params.update(uplift.params)
+    result.figures.update(uplift.figures)
+    result.tables.update(uplift.tables)
+    result.drift_references["uplift"] = uplift.reference
+    columns = list(uplift.model.feature_names_in_)
+    result.input_examples["uplift"] = example[columns]
+    result.output_examples["uplift"] = uplift.model.predict_frame(example[columns])
+    result.uplift_holdout = uplift.holdout
 
 
 def advancing(step: Callable[[str], None], stage: Stage) -> Callable[[str], None]:

@@ -2,9 +2,10 @@
 
 Loaded by ``mlflow.pyfunc.load_model`` (the service, ``mlflow models serve``,
 ``spark_udf``). The wrapper's input is the family's per-customer feature table (the output of
-:func:`models.features.summarize`, plus customer attributes for churn); its output is a
-DataFrame of scores. ``self.model`` is the estimator itself, for callers that want to skip
-the pyfunc layer (the service's fast path).
+:func:`models.features.summarize`, plus customer attributes for churn; uplift takes the churn
+features); its output is a DataFrame of scores (uplift: one ``uplift_<offer>`` column per
+offer). ``self.model`` is the estimator itself, for callers that want to skip the pyfunc
+layer (the service's fast path).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from models.churn.risk import band_of
 
 
 class CVMModel(PythonModel):  # type: ignore[misc]
-    """One model family (``segmentation``, ``churn`` or ``clv``) behind the pyfunc API."""
+    """One model family (``segmentation``, ``churn``, ``clv`` or ``uplift``) behind the pyfunc
+    API."""
 
     def __init__(self, family: str):
         self.family = family
@@ -49,6 +51,8 @@ def score(family: str, model: Any, features: pd.DataFrame) -> pd.DataFrame:
         )
     if family in ("segmentation", "clv"):
         return model.predict(features)
+    if family == "uplift":
+        return model.predict_frame(features[list(model.feature_names_in_)])
     raise ValueError(f"unknown model family {family!r}")
 
 

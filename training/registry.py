@@ -24,7 +24,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from models.exceptions import RegistryError
-from models.families import CHALLENGER, CHAMPION, REGISTERED_NAMES
+from models.families import CHALLENGER, CHAMPION, FAMILIES, REGISTERED_NAMES
 from training import config
 from training.gate import GateResult, gate
 
@@ -252,22 +252,26 @@ def rollback(
 
 def champion_as_of(tracking_uri: str | None = None) -> dict[str, str | None]:
     """``{family: as_of}`` of each family's current champion (None: no champion, or a version
-    without an ``as_of`` tag)."""
+    without an ``as_of`` tag; an optional family only when it has a champion)."""
     client = _client(tracking_uri)
     out: dict[str, str | None] = {}
     for family, name in REGISTERED_NAMES.items():
         version = _version(client, name, CHAMPION)
-        out[family] = version.tags.get("as_of") if version is not None else None
+        if version is not None or FAMILIES[family].required:
+            out[family] = version.tags.get("as_of") if version is not None else None
     return out
 
 
 def alias_versions() -> dict[str, dict[str, str | None]]:
-    """``{family: {"champion": v, "challenger": v}}``."""
+    """``{family: {"champion": v, "challenger": v}}``; an optional family (uplift) only when
+    it has either alias."""
     client = _client(None)
     out: dict[str, dict[str, str | None]] = {}
     for family, name in REGISTERED_NAMES.items():
-        out[family] = {}
+        versions = {}
         for alias in (CHAMPION, CHALLENGER):
             version = _version(client, name, alias)
-            out[family][alias] = str(version.version) if version is not None else None
+            versions[alias] = str(version.version) if version is not None else None
+        if FAMILIES[family].required or any(versions.values()):
+            out[family] = versions
     return out

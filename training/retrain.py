@@ -1,4 +1,4 @@
-"""Training jobs: train and register the three families, and retrain challengers compared
+"""Training jobs: train and register the families (the uplift family too with campaign history), and retrain challengers compared
 with the champions on the same fresh holdout (the comparison is stored on each challenger
 version, where ``promote`` and the admin API's gate read it)."""
 
@@ -72,6 +72,11 @@ def train_and_register(
         extra_params={
             "transactions_file": str(inputs.tx_path),
             "customers_file": str(inputs.cust_path or ""),
+            **(
+                {"campaigns_file": str(inputs.campaigns_path)}
+                if getattr(inputs, "campaigns_path", None)
+                else {}
+            ),
         },
         extra_artifacts=inputs.quarantined,
         alias=alias,
@@ -119,6 +124,8 @@ def retrain(
             churn_horizon_days=config.churn_horizon_days,
             clv_holdout_days=int(result.params["clv_holdout_days"]),  # as resolved
         )
+        # the uplift challenger's holdout contacts (the latest campaigns), for both sides
+        holdout.uplift = result.uplift_holdout
         stage.advance()
 
         def measure(models: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -134,7 +141,11 @@ def retrain(
     aliases = registry.alias_versions()
     for family, info in registered.items():
         registry.save_comparison(
-            family, info["version"], aliases[family]["champion"], old[family], new[family]
+            family,
+            info["version"],
+            aliases.get(family, {}).get("champion"),
+            old[family],
+            new[family],
         )
     tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
     gates = {family: gate(family, old[family], new[family]) for family in registered}

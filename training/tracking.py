@@ -1,4 +1,5 @@
-"""MLflow tracking and registry: one run per training, three registered pyfunc models.
+"""MLflow tracking and registry: one run per training, a registered pyfunc model per family
+(three, and ``cvm-uplift`` when campaign history was given).
 
 The only training module (with :mod:`training.pyfunc`) that imports mlflow.
 """
@@ -26,7 +27,7 @@ from mlflow.models import infer_signature
 
 import models
 import training
-from models.families import CHALLENGER, CHAMPION
+from models.families import CHALLENGER, CHAMPION, FAMILIES
 from training import config
 from training.evaluate import close_figure
 from training.model_card import model_card
@@ -103,7 +104,8 @@ def git_commit() -> str | None:
 
 
 def champion_versions() -> dict[str, str | None]:
-    """The version each registered family's ``champion`` alias points to (None when absent)."""
+    """The version each family's ``champion`` alias points to (None when absent); an optional
+    family (uplift) only when it has one."""
     setup()
     client = MlflowClient()
     out: dict[str, str | None] = {}
@@ -111,7 +113,8 @@ def champion_versions() -> dict[str, str | None]:
         try:
             out[family] = str(client.get_model_version_by_alias(name, CHAMPION).version)
         except mlflow.exceptions.MlflowException:
-            out[family] = None
+            if FAMILIES[family].required:
+                out[family] = None
     return out
 
 
@@ -223,7 +226,8 @@ def log_and_register(
     alias: str | None = None,
     progress: Any = print,
 ) -> dict[str, dict[str, str]]:
-    """Log the run (params, metrics, plots, fingerprint) and register the three models.
+    """Log the run (params, metrics, plots, fingerprint) and register each family's model
+    (the three required ones, and ``cvm-uplift`` when the run trained it).
 
     A family's first version gets the alias ``champion``; later versions get ``challenger``
     (promotion is a separate, gated step; see :func:`initial_alias` for trainers running at

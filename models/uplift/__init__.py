@@ -4,7 +4,7 @@ over no contact, learnt from randomised campaign history (see :mod:`.learners`,
 
 from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner
 from models.uplift.metrics import auuc, qini_coefficient, qini_curve, uplift_at, uplift_curve
-from models.uplift.model import LEARNERS, UpliftModel
+from models.uplift.model import LEARNERS, UpliftModel, uplift_matrix
 
 __all__ = [
     "CONTROL",
@@ -18,4 +18,5 @@ __all__ = [
     "qini_curve",
     "uplift_at",
     "uplift_curve",
+    "uplift_matrix",
 ]

@@ -14,7 +14,7 @@ from models.exceptions import InvalidInputError
 from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner
 from models.uplift.metrics import auuc, qini_coefficient
 
-__all__ = ["LEARNERS", "UpliftModel"]
+__all__ = ["LEARNERS", "UpliftModel", "uplift_matrix"]
 
 LEARNERS: dict[str, type] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
 
@@ -136,3 +136,36 @@ def _holdout_scores(
         "qini_by_offer": qini,
         "auuc_by_offer": areas,
     }
+
+
+def uplift_matrix(
+    model: UpliftModel, features: pd.DataFrame, offers: list[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """``(effects, offer_ids)``: the fitted (served) uplift model's predicted increase in
+    retention probability for each row of ``features`` (a frame holding the churn-feature
+    columns the model was trained on, ``model.feature_names_in_``; other columns are
+    ignored) and offer, an ``(n, n_offers)`` array whose columns follow ``offer_ids``.
+
+    ``offers``: the offer ids wanted, in this order (default: every offer the model knows,
+    ``model.offers_``); an offer the model was not trained on is an
+    :class:`~models.exceptions.InvalidInputError` naming it and the known ones."""
+    known = list(model.offers_)
+    wanted = known if offers is None else [str(o) for o in offers]
+    unknown = [o for o in wanted if o not in known]
+    if unknown:
+        raise InvalidInputError(
+            f"the uplift model has no estimate for offer(s) {', '.join(unknown)}: it was "
+            f"trained on {', '.join(known)}",
+            field="offers",
+        )
+    columns = list(model.feature_names_in_)
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise InvalidInputError(
+            f"the uplift model needs the churn-feature columns; {len(missing)} missing: "
+            + ", ".join(missing[:10]),
+            field=missing[0],
+        )
+    effects = model.predict(features[columns])
+    order = [known.index(o) for o in wanted]
+    return effects[:, order], wanted

@@ -3,7 +3,8 @@
 Accepts the bodies ``mlflow models serve`` accepts (JSON, and ``text/csv``:
 :mod:`service.mlflow_csv`) and answers in its shape, so a caller can switch servers by
 changing the URL. The model is the served version of the registered model
-``name`` (``cvm-segmentation``, ``cvm-churn`` or ``cvm-clv``). This module is the route: key,
+``name`` (``cvm-segmentation``, ``cvm-churn``, ``cvm-clv``, and ``cvm-uplift`` when the
+registry has it: the churn features in, ``uplift_<offer>`` per offer out). This module is the route: key,
 model and media type; the body is parsed and validated by :mod:`service.mlflow_payload`
 against the version's input schema (compiled by the model store when it loaded the version),
 scored by :mod:`service.mlflow_scoring`, streamed by :mod:`service.streaming` when it is

@@ -59,7 +59,8 @@ def served(base):
 
 def test_promote_swaps_versions_live_without_failed_requests(server, home):
     _, env = home
-    assert served(server) == {"segmentation": "1", "churn": "1", "clv": "1"}
+    # the demo trains the uplift family too, from its campaigns
+    assert served(server) == {"segmentation": "1", "churn": "1", "clv": "1", "uplift": "1"}
     retrained = cvm(
         env, "retrain", "--demo", "--demo-customers", "1500", "--seed", "9", "--as-of", "2026-03-31"
     )
@@ -86,7 +87,9 @@ def test_promote_swaps_versions_live_without_failed_requests(server, home):
     try:
         promoted = cvm(env, "promote", "--force", "--reason", "e2e test")
         assert promoted.returncode == 0, promoted.stderr
-        wait_for(lambda: served(server) == {"segmentation": "2", "churn": "2", "clv": "2"})
+        wait_for(
+            lambda: served(server) == {"segmentation": "2", "churn": "2", "clv": "2", "uplift": "2"}
+        )
         time.sleep(1.0)  # keep requests flowing on the new versions
     finally:
         stop.set()

@@ -33,7 +33,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WORKERS = 2  # cvm serve --workers
 RELOAD_INTERVAL = 2  # seconds (CVM_RELOAD_INTERVAL)
-FAMILIES = {"segmentation": "cvm-segmentation", "churn": "cvm-churn", "clv": "cvm-clv"}
+# every family `cvm train --demo` registers (the uplift family from the demo's campaigns)
+FAMILIES = {
+    "segmentation": "cvm-segmentation",
+    "churn": "cvm-churn",
+    "clv": "cvm-clv",
+    "uplift": "cvm-uplift",
+}
 SUMMARY = {"frequency": 3, "recency": 200, "T": 300, "monetary_value": 50.0}
 REGISTERED = re.compile(r"^registered (cvm-\w+) version (\d+) as @(\w+)$", re.MULTILINE)
 RUN = re.compile(r"^MLflow run (\w+) in ", re.MULTILINE)

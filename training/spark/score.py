@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from models.exceptions import CVMError
-from models.families import FAMILIES, REGISTERED_NAMES
+from models.families import REGISTERED_NAMES, REQUIRED_FAMILIES
 from training.spark.features import ddl, feature_function, feature_table, n_buckets
 
 # the Spark type of each MLflow signature type
@@ -59,7 +59,7 @@ def resolve_versions(alias: str | None = None) -> dict[str, Version]:
     uri = config.tracking_uri()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     out: dict[str, Version] = {}
-    for family in FAMILIES:
+    for family in REQUIRED_FAMILIES:
         name = REGISTERED_NAMES[family]
         variable = f"CVM_{family.upper()}_MODEL"
         pin = os.environ.get(variable, "").strip()
