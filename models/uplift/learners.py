@@ -101,10 +101,12 @@ class _MetaLearner(BaseEstimator):
             model: Any = HistGradientBoostingClassifier(**self._params())
         else:
             model = HistGradientBoostingRegressor(**self._params())
-        return model.fit(X, y)
+        return model.fit(_without_empty_columns(X), y)
 
     def _effect_model(self, X: np.ndarray, target: np.ndarray) -> Any:
-        return HistGradientBoostingRegressor(**self._params()).fit(X, target)
+        return HistGradientBoostingRegressor(**self._params()).fit(
+            _without_empty_columns(X), target
+        )
 
     @staticmethod
     def _predict(model: Any, X: np.ndarray) -> np.ndarray:
@@ -206,6 +208,21 @@ class XLearner(_MetaLearner):
             e = self.propensity_[offer]
             columns.append(e * self._predict(tau0, X) + (1 - e) * self._predict(tau1, X))
         return np.column_stack(columns)
+
+
+def _without_empty_columns(X: np.ndarray) -> np.ndarray:
+    """``X`` with the columns that are missing on every row set to 0 for a fit.
+
+    scikit-learn's histogram gradient boosting cannot bin a column with no value at all (a
+    small group of contacts can miss an attribute entirely); a constant column is never split
+    on, so the fitted model ignores it, as it would the empty column."""
+    X = np.asarray(X, dtype=float)
+    empty = np.isnan(X).all(axis=0) if len(X) else np.zeros(X.shape[1], dtype=bool)
+    if not empty.any():
+        return X
+    X = X.copy()
+    X[:, empty] = 0.0
+    return X
 
 
 class DRLearner(_MetaLearner):

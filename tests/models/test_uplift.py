@@ -117,6 +117,18 @@ def test_learners_recover_a_known_binary_effect(learner):
 
 
 @pytest.mark.parametrize("learner", [TLearner, XLearner, DRLearner])
+def test_a_column_missing_in_a_whole_group_is_ignored(learner):
+    """An attribute no control contact has (scikit-learn cannot bin an empty column): the fit
+    goes on and gives the effect it gives without the column."""
+    X, arm, y, _ = _binary_data(2000)
+    with_empty = np.column_stack([X, np.where(arm == "control", np.nan, 1.0)])
+    model = learner().fit(with_empty, arm, y)
+    effect = model.predict(with_empty)
+    assert np.isfinite(effect).all()
+    assert effect[:, 1].mean() == pytest.approx(0.1, abs=0.05)
+
+
+@pytest.mark.parametrize("learner", [TLearner, XLearner, DRLearner])
 def test_learners_on_a_continuous_outcome(learner):
     rng = np.random.default_rng(1)
     n = 4000
