@@ -144,7 +144,10 @@ def test_rollback_serves_the_previous_champion_again(server, home):
     wait_for(lambda: served(server)["churn"] == "1")
     # churn v1 (as of 2025-12-31) now serves beside v2 of the others (as of 2026-03-31)
     (warning,) = httpx.get(f"{server}/v1/models", timeout=10).json()["warnings"]
-    assert "different dates (churn 2025-12-31, clv 2026-03-31, segmentation 2026-03-31, uplift 2026-03-31)" in warning
+    assert (
+        "different dates (churn 2025-12-31, clv 2026-03-31, segmentation 2026-03-31, uplift 2026-03-31)"
+        in warning
+    )
 
 
 def test_admin_api_promotes_through_the_gate_and_rolls_back(server, home):
