@@ -79,6 +79,9 @@ bench: install $(BENCH_VENV)/.installed
 # customer-view routes (1 customer, 1,000 customers per request); BENCH_SECONDS per run.
 BENCH_SECONDS ?= 10
 bench-serve: install
+	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+	  || echo "wrk not found (apt-get install wrk): the 1 vs 2 workers comparison is skipped"
 	$(BIN)/python -m tests.benchmarks.bench_serve --seconds $(BENCH_SECONDS)
 
 # Wall time and peak RSS per training stage, CDNOW-sized (25 k customers) and 1 M customers;
