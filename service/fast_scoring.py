@@ -27,22 +27,11 @@ from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS
 from service.model_store import LoadedModel, ModelStore, scoring_versions
 from service.schemas import CustomerIn
-from service.score_checks import SHOWN_SCORES, attribute_rows
+from service.score_checks import REQUIRED_SUMMARY, SHOWN_SCORES, attribute_rows
 
 log = logging.getLogger("cvm.scoring")
 
 _LISTED = 5  # customers named in a warning (as service.scoring)
-_REQUIRED = (
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "n_purchases",
-    "total_revenue",
-    "avg_order_value",
-    "tenure_days",
-    "days_since_last",
-)
 _TYPES = load_churn_types()
 
 
@@ -157,7 +146,7 @@ def build(customers: list[CustomerIn], as_of: date, keep_duplicates: bool) -> Bu
         for name in SUMMARY_COLUMNS:
             summary[name][rows] = given[name]
     values = np.column_stack([summary[c] for c in SUMMARY_COLUMNS])
-    required = [j for j, c in enumerate(SUMMARY_COLUMNS) if c in _REQUIRED]
+    required = [j for j, c in enumerate(SUMMARY_COLUMNS) if c in REQUIRED_SUMMARY]
     if np.isinf(values).any() or np.isnan(values[:, required]).any():
         raise fv.Unsupported("sums that are not finite numbers")
     features = fv.churn_feature_columns(summary, attributes, as_of, main)

@@ -27,7 +27,7 @@ from service.fields import MAX_YEAR, MIN_YEAR
 from service.schemas import CustomerIn
 
 # Summary columns that always hold a number; the others may be missing (NaN), never infinite.
-_REQUIRED = (
+REQUIRED_SUMMARY = (
     "frequency",
     "recency",
     "T",
@@ -109,7 +109,7 @@ def check_summary(summary: pd.DataFrame, customers: list[CustomerIn]) -> None:
     naming the first customer whose sums overflow, and the rows of all of them."""
     values = summary.to_numpy(dtype=float, na_value=np.nan)
     bad = np.isinf(values)
-    required = [j for j, c in enumerate(summary.columns) if c in _REQUIRED]
+    required = [j for j, c in enumerate(summary.columns) if c in REQUIRED_SUMMARY]
     bad[:, required] |= np.isnan(values[:, required])
     if not bad.any():
         return
