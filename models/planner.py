@@ -244,15 +244,22 @@ def assumed_uplift(
     return np.repeat((np.clip(p, 0.0, 1.0) * rate)[:, None], n_offers, axis=1)
 
 
-def uplift_for(customers_frame: pd.DataFrame, offers: list[Offer]) -> np.ndarray | None:
-    """The (n customers, n offers) retention uplift of each offer from the uplift model, or
-    None when there is none (the plan then uses :func:`assumed_uplift`).
+def uplift_for(
+    customers_frame: pd.DataFrame, offers: list[Offer], model: Any = None
+) -> np.ndarray | None:
+    """The (n customers, n offers) retention uplift of each offer from the uplift ``model``
+    (the ``cvm-uplift`` champion), or None when there is none (the plan then uses
+    :func:`assumed_uplift`).
 
-    The hook where the registered uplift model is wired in: ``customers_frame`` is one row
-    per customer as ``cvm score`` computes it (summary, churn probability, CLV ...), in the
-    order of the plan; the answer's columns follow ``offers``. No uplift model is served yet,
-    so this returns None."""
-    return None
+    ``customers_frame``: one row per customer, in the order of the plan, holding the churn-
+    feature columns the model was trained on; the answer's columns follow ``offers``. An offer
+    the model was not trained on is an error naming it and the known ones."""
+    if model is None:
+        return None
+    from models.uplift import uplift_matrix
+
+    effects, _ = uplift_matrix(model, customers_frame, [o.id for o in offers])
+    return effects
 
 
 @dataclass

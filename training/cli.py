@@ -423,7 +423,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     offers = load_offers(args.offers)  # a bad offers file fails before the data is read
     models = tracking.load_champions()
-    missing = [f for f in FAMILIES if f not in models]
+    missing = [f for f in REQUIRED_FAMILIES if f not in models]
     if missing:
         _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
         return EXIT_USAGE

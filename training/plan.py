@@ -10,6 +10,7 @@ import pandas as pd
 
 from models.planner import Offer, Plan, plan_customers, uplift_for
 from training import batch
+from training.invocation_features import invocation_features
 
 
 def plan_campaign(
@@ -29,7 +30,15 @@ def plan_campaign(
     estimates when one is available (:func:`models.planner.uplift_for`), else the assumed
     save rates."""
     scored = batch.score_customers(models, transactions, customers, as_of, progress=progress)
-    uplift = uplift_for(scored, offers)
+    uplift = None
+    if models.get("uplift") is not None:
+        progress("estimating each offer's uplift with the uplift model ...")
+        features = invocation_features(
+            "churn", transactions, customers, as_of, with_ids=True, say=lambda m: None
+        )
+        ids = scored["customer_id"].astype(str)
+        features = features.set_index(features["customer_id"].astype(str)).loc[ids]
+        uplift = uplift_for(features.reset_index(drop=True), offers, models["uplift"])
     progress(f"planning {len(scored):,} customers x {len(offers)} offers ...")
     return plan_customers(
         scored["customer_id"].astype(str).to_numpy(),

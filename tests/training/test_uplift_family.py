@@ -138,6 +138,56 @@ def test_uplift_matrix_for_the_planner(uplift_store):
         uplift_matrix(model, features.drop(columns=["frequency"]))
 
 
+def test_cvm_plan_uses_the_uplift_model(uplift_store, uplift_data, monkeypatch):
+    """With a ``cvm-uplift`` champion, the plan takes each offer's uplift from it (not the
+    assumed save rates): every contact's expected save is the model's estimate for that
+    customer and offer, and customers the model expects to drive away get no offer."""
+    from models.planner import Offer
+    from training import plan, tracking
+
+    transactions, customers, _, _ = uplift_data
+    result = uplift_store["result"]
+    offers = [Offer(id=o, cost=c) for o, c in (("reminder", 2.0), ("discount", 10.0))]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uplift_store["uri"])
+    monkeypatch.setenv("CVM_HOME", uplift_store["home"])
+    try:
+        tracking.setup()
+        planned = plan.plan_campaign(
+            result.models,
+            transactions,
+            customers,
+            pd.Timestamp("2025-12-31"),
+            offers,
+            2000.0,
+            progress=lambda m: None,
+        )
+    finally:
+        monkeypatch.undo()
+        tracking.setup()
+    assert planned.summary["assumption_based"] is False
+    contacts = planned.contacts.set_index("customer_id")
+    assert 0 < len(contacts) < customers["customer_id"].nunique()
+    from training.invocation_features import invocation_features
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uplift_store["uri"])
+    try:
+        tracking.setup()
+        features = invocation_features(
+            "churn", transactions, customers, pd.Timestamp("2025-12-31"), with_ids=True,
+            say=lambda m: None,
+        )  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        tracking.setup()
+    features = features.set_index(features["customer_id"].astype(str))
+    effects, _ = uplift_matrix(result.models["uplift"], features, ["reminder", "discount"])
+    column = {"reminder": 0, "discount": 1}
+    rows = features.index.get_indexer(contacts.index)
+    expected = effects[rows, [column[o] for o in contacts["offer"]]]
+    np.testing.assert_allclose(contacts["expected_save"].to_numpy(), expected, rtol=1e-12)
+    assert (expected > 0).all()
+
+
 def test_retrain_comparison_measures_uplift_on_the_holdout(uplift_store):
     result = uplift_store["result"]
     holdout = compare.Holdout(
