@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from models.exceptions import InvalidInputError
+from models.families import OPTIONAL_FAMILIES
 from service import mlflow_scoring, observability, streaming
 from service.config import REGISTERED_NAMES
 from service.errors import ServiceUnavailable
@@ -73,6 +74,13 @@ async def invocations(request: Request) -> Response:
     store = request.app.state.store
     loaded = store.models.get(family)  # one version for the whole request, even mid-reload
     if loaded is None:
+        if store.ready and family in OPTIONAL_FAMILIES and family not in store.errors:
+            # an optional family the registry does not hold
+            raise StarletteHTTPException(
+                404,
+                f"no model {name!r} is served here: the registry has no version of it "
+                "(it is trained from campaign history: cvm train --campaigns FILE)",
+            )
         raise ServiceUnavailable(store.error or "models are loading")
     schema = loaded.input_schema
     if schema is None:  # the store logged why when it loaded the version

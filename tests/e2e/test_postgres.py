@@ -190,6 +190,16 @@ def workers_serve(base: str, versions: dict[str, str]) -> bool:
     return len(workers) == WORKERS and all(w["versions"] == versions for w in workers)
 
 
+def all_ready(base: str) -> bool:
+    """Every worker has loaded the same versions of every family."""
+    workers = models_of(base)["workers"] or []
+    return (
+        len(workers) == WORKERS
+        and all(w["ready"] and len(w["versions"]) == len(FAMILIES) for w in workers)
+        and len({tuple(sorted(w["versions"].items())) for w in workers}) == 1
+    )
+
+
 def workers_report_errors(base: str) -> bool:
     return all(w["errors"] for w in models_of(base)["workers"] or [])
 
@@ -244,6 +254,8 @@ def test_registry_outage_keeps_serving_and_a_later_promotion_is_picked_up(
     env = environment(server, tmp_path, CVM_RELOAD_INTERVAL=str(RELOAD_INTERVAL))
     args = ("--workers", str(WORKERS)) if WORKERS > 1 else ()
     with running_server(env, tmp_path / "serve.log", args=args) as base, Load(base) as load:
+        # ready means one worker is: wait for every worker
+        wait_for(lambda: workers_serve(base, dict.fromkeys(FAMILIES, "1")), timeout=120)
         assert served(base) == dict.fromkeys(FAMILIES, "1")
         assert registry_error(base) is None
 
@@ -301,7 +313,7 @@ def test_retrain_and_promote_under_load_reach_every_worker(registry, trained, tm
     env = environment(server, tmp_path, CVM_RELOAD_INTERVAL="30")
     args = ("--workers", str(WORKERS)) if WORKERS > 1 else ()
     with running_server(env, tmp_path / "serve.log", args=args) as base, Load(base) as load:
-        wait_for(lambda: len(models_of(base)["workers"] or []) == WORKERS, timeout=90)
+        wait_for(lambda: all_ready(base), timeout=120)  # ready means one worker is
         before = served(base)
         assert workers_serve(base, before)
         retrain = cvm(env, "retrain", "--demo", "--demo-customers", "1500", "--seed", "5")

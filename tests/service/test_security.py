@@ -166,6 +166,7 @@ AUTH_STATUSES = {
     ("POST", "/v1/models/{name}/invocations"): _SCORING,
     ("GET", "/v1/models"): _SCORING,
     ("POST", "/v1/customers/score"): _SCORING,
+    ("POST", "/v1/campaigns/plan"): _SCORING,
     ("GET", "/v1/segments"): _SCORING,
     ("POST", "/v1/segments"): _SCORING,
     ("POST", "/v1/segments/audience"): _SCORING,

@@ -23,6 +23,7 @@ def test_training_and_service_read_the_same_registered_names():
         "segmentation": "cvm-segmentation",
         "churn": "cvm-churn",
         "clv": "cvm-clv",
+        "uplift": "cvm-uplift",
     }
 
 
@@ -98,6 +99,7 @@ def test_run_metrics_split_by_family_prefix():
         "segmentation": {"segment_silhouette": 0.3},
         "churn": {"churn_roc_auc": 0.8},
         "clv": {"clv_holdout_mae": 0.5},
+        "uplift": {},
     }
 
 
