@@ -37,7 +37,7 @@ def plan_campaign(
             "churn", transactions, customers, as_of, with_ids=True, say=lambda m: None
         )
         ids = scored["customer_id"].astype(str)
-        features = features.set_index(features["customer_id"].astype(str)).loc[ids]
+        features = features.set_index(features["customer_id"].astype(str)).loc[pd.Index(ids)]
         uplift = uplift_for(features.reset_index(drop=True), offers, models["uplift"])
     progress(f"planning {len(scored):,} customers x {len(offers)} offers ...")
     return plan_customers(
