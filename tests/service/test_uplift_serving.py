@@ -48,7 +48,8 @@ def test_ready_without_an_uplift_model(client):
         "/v1/models/cvm-uplift/invocations",
         json={"dataframe_split": {"columns": ["frequency"], "data": [[1.0]]}},
     )
-    assert answer.status_code == 503
+    assert answer.status_code == 404  # not a server error: the registry has no uplift model
+    assert "cvm train --campaigns" in answer.json()["error"]["message"]
 
 
 def test_uplift_served_when_registered(uplift_client, uplift_store):
