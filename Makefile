@@ -11,10 +11,10 @@ PORT   ?= 8000
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve bench-train bench-spark bench-spark-data docker-build docker-up clean help
+.PHONY: install run test test-fast lint format train retrain serve ui bench bench-serve bench-train bench-spark bench-spark-data bench-plan docker-build docker-up clean help
 
 help:
-	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | bench-train | bench-spark | docker-build | docker-up | clean"
+	@echo "make run | test | lint | format | train | serve | ui | bench | bench-serve | bench-train | bench-spark | bench-plan | docker-build | docker-up | clean"
 
 # Idempotent: re-runs pip only when pyproject.toml changed since the last install.
 install: $(VENV)/.installed
@@ -97,6 +97,13 @@ bench-train: install
 #   BENCH_SIZES=20000 BENCH_PANDAS_MAX=20000 make bench-spark
 bench-spark: install
 	$(BIN)/python -m tests.benchmarks.bench_spark
+
+# Retention plans against the truth of a simulated campaign: the plan's true incremental profit
+# against churn-first and value-at-risk-first targeting (BENCH_SEEDS, BENCH_CUSTOMERS).
+BENCH_SEEDS ?= 5,6,7
+BENCH_CUSTOMERS ?= 10000
+bench-plan: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m tests.benchmarks.bench_plan --customers $(BENCH_CUSTOMERS) --seeds $(BENCH_SEEDS)
 
 # Only the data of bench-spark (chunks of 1 M customers, generated once under BENCH_DATA).
 bench-spark-data: install

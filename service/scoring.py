@@ -310,12 +310,24 @@ def _customer_view(
     """(the served versions, :func:`score_frame` of the customers), with drift tracked; one
     consistent set of versions for the whole request (``loaded``: the request's snapshot when
     the caller took it already)."""
+    loaded, frame, _ = _view_and_features(store, customers, as_of, loaded, notes)
+    return loaded, frame
+
+
+def _view_and_features(
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    loaded: dict[str, LoadedModel] | None = None,
+    notes: RequestNotes | None = None,
+) -> tuple[dict[str, LoadedModel], pd.DataFrame, pd.DataFrame]:
+    """:func:`_customer_view` and the churn features it used (request order)."""
     loaded = loaded if loaded is not None else store.snapshot()
     summary, features = build_features(customers, as_of, notes)
     frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     check_scores(frame, customers)
     _track_drift(loaded, summary, features)
-    return loaded, frame
+    return loaded, frame, features
 
 
 def score_customers(
@@ -357,6 +369,42 @@ def score_customers(
             }
         )
     return {"model_versions": scoring_versions(loaded), "customers": out}
+
+
+def plan_inputs(
+    store: ModelStore,
+    customers: list[CustomerIn],
+    as_of: date,
+    notes: RequestNotes | None = None,
+) -> tuple[dict[str, str], pd.DataFrame, pd.DataFrame, Any]:
+    """What a campaign plan needs of the posted customers, from one snapshot of the served
+    models: (the versions used, a frame of ``customer_id``, ``churn_probability``,
+    ``risk_band`` and ``clv`` in request order, the churn features in the same order, the
+    served uplift model or None). The scores are those of the customer view
+    (/v1/customers/score); the versions include ``uplift`` when it is served."""
+    loaded, frame, features = _view_and_features(store, customers, as_of, None, notes)
+    scores = pd.DataFrame(
+        {
+            "customer_id": [c.customer_id for c in customers],
+            "churn_probability": frame["churn_probability"].to_numpy(dtype=float),
+            "risk_band": frame["risk_band"].astype(str).to_numpy(),
+            "clv": frame["clv"].to_numpy(dtype=float),
+        }
+    )
+    versions = scoring_versions(loaded)
+    uplift = loaded.get("uplift")
+    if uplift is not None:
+        versions["uplift"] = uplift.version
+    if uplift is None:
+        return versions, scores, features.reset_index(drop=True), None
+    # as the churn model: a customer-table field the request lacks is a missing value
+    columns = list(uplift.estimator.feature_names_in_)
+    return (
+        versions,
+        scores,
+        features.reindex(columns=columns).reset_index(drop=True),
+        (uplift.estimator),
+    )
 
 
 def churn_customers(

@@ -6,7 +6,6 @@ import math
 from datetime import date
 from typing import Any, Literal
 
-import pandas as pd
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,7 +13,7 @@ from models.planner import parse_offers, plan_customers, uplift_for
 from service.model_store import ModelStore
 from service.routers.customers import scoring_route
 from service.schemas import REQUEST_CONFIG, ScoreRequest
-from service.scoring import RequestNotes, score_customers
+from service.scoring import RequestNotes, plan_inputs
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -193,16 +192,7 @@ def plan_campaign(
     store: ModelStore, body: PlanRequest, as_of: date, notes: RequestNotes
 ) -> dict[str, Any]:
     offers = parse_offers([o.model_dump() for o in body.offers], source="request", path="offers")
-    scored = score_customers(store, body.customers, as_of, notes)  # as /v1/customers/score
-    rows = scored["customers"]
-    frame = pd.DataFrame(
-        {
-            "customer_id": [r["customer_id"] for r in rows],
-            "churn_probability": [r["churn"]["probability"] for r in rows],
-            "risk_band": [r["churn"]["risk_band"] for r in rows],
-            "clv": [r["clv"]["clv"] for r in rows],
-        }
-    )
+    versions, frame, features, uplift_model = plan_inputs(store, body.customers, as_of, notes)
     result = plan_customers(
         frame["customer_id"].to_numpy(dtype=object),
         frame["churn_probability"].to_numpy(dtype=float),
@@ -210,7 +200,7 @@ def plan_campaign(
         frame["clv"].to_numpy(dtype=float),
         offers,
         body.budget,
-        uplift=uplift_for(frame, offers),
+        uplift=uplift_for(features, offers, uplift_model),
         acquisition_cost=body.acquisition_cost,
         time_limit=TIME_LIMIT,
     )
@@ -220,7 +210,7 @@ def plan_campaign(
     ]
     return {
         "as_of": as_of,
-        "model_versions": scored["model_versions"],
+        "model_versions": versions,
         "contacts": contacts,
         "summary": result.summary,
     }

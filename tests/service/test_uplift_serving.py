@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
+from tests.conftest import purchases
 from tests.service.store_copies import copy_store, register_again, registry
 
 OFFERS = ["discount", "reminder", "voucher"]
@@ -113,6 +115,80 @@ def test_uplift_invocations_as_records(uplift_client, uplift_store):
     )
     assert missing.status_code == 422
     assert "frequency" in missing.text
+
+
+def _posted(uplift_data, n=40):
+    transactions, customers, _, _ = uplift_data
+    out = []
+    for index in range(n):
+        cid = customers["customer_id"].iloc[index]
+        attributes = customers.iloc[index][
+            ["region", "age", "acquisition_channel", "complaints", "signup_date"]
+        ].to_dict()
+        attributes["signup_date"] = str(attributes["signup_date"])[:10]
+        out.append(
+            {
+                "customer_id": cid,
+                "transactions": purchases(transactions, cid, "cost", "channel"),
+                "attributes": {
+                    k: (v.item() if hasattr(v, "item") else v) for k, v in attributes.items()
+                },
+            }
+        )
+    return out
+
+
+def test_the_plan_route_uses_the_served_uplift_model(uplift_client, uplift_store, uplift_data):
+    """With cvm-uplift served, POST /v1/campaigns/plan takes each offer's uplift from it: every
+    contact's expected save is the model's estimate from that customer's churn features (as
+    /v1/churn/score builds them), the versions name the uplift model and the plan is not
+    assumption-based; an offer the model never saw is a 422 naming it."""
+    from models.churn.features import churn_features
+
+    transactions, customers, _, _ = uplift_data
+    posted = _posted(uplift_data)
+    body = {
+        "as_of": "2025-12-31",
+        "customers": posted,
+        "offers": [{"id": "reminder", "cost": 1.0}, {"id": "discount", "cost": 6.0}],
+        "budget": 40.0,
+    }
+    answer = uplift_client.post("/v1/campaigns/plan", json=body)
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    assert plan["model_versions"] == {"segmentation": "1", "churn": "1", "clv": "1", "uplift": "1"}
+    summary = plan["summary"]
+    assert summary["assumption_based"] is False and summary["save_rates"] is None
+    assert 0 < summary["customers_contacted"] < len(posted)
+    assert summary["expected_spend"] <= 40.0 + 1e-9
+    model = uplift_store["result"].models["uplift"]
+    ids = [c["customer_id"] for c in posted]
+    tx = transactions[transactions["customer_id"].isin(ids)]
+    attributes = customers[customers["customer_id"].isin(ids)][
+        ["customer_id", "region", "age", "acquisition_channel", "complaints", "signup_date"]
+    ]
+    features = churn_features(tx, pd.Timestamp("2025-12-31"), attributes).reindex(ids)
+    effects = model.predict(features.reindex(columns=list(model.feature_names_in_)))
+    column = {o: i for i, o in enumerate(model.offers_)}
+    for contact in plan["contacts"]:
+        row = ids.index(contact["customer_id"])
+        expected = effects[row, column[contact["offer"]]]
+        assert contact["expected_save"] == pytest.approx(expected, rel=1e-9)
+        assert expected > 0
+    # a customer-table field the request lacks is a missing value, as for the churn model
+    without = [
+        {**c, "attributes": {k: v for k, v in c["attributes"].items() if k != "signup_date"}}
+        for c in posted
+    ]
+    lacking = uplift_client.post("/v1/campaigns/plan", json={**body, "customers": without})
+    assert lacking.status_code == 200, lacking.text
+    assert lacking.json()["summary"]["assumption_based"] is False
+    unknown = uplift_client.post(
+        "/v1/campaigns/plan", json={**body, "offers": [{"id": "sms", "cost": 1.0}]}
+    )
+    assert unknown.status_code == 422
+    message = unknown.json()["error"]["message"]
+    assert "sms" in message and "discount" in message
 
 
 @pytest.fixture
