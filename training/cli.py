@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from models.exceptions import CVMError
+from models.exceptions import CVMError, InvalidInputError
 from models.families import FAMILIES, REQUIRED_FAMILIES, mixed_as_of
 from models.redact import redact
 
@@ -79,10 +79,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
         args.customers, seed=args.seed, as_of=args.as_of or "2025-12-31"
     )
     campaigns = None
+    planned = None
+    if args.campaign_plan:
+        if not args.campaigns:
+            _say("error: --campaign-plan needs the campaigns (leave out --no-campaigns)")
+            return 2
+        plan_path = Path(args.campaign_plan)
+        if not plan_path.is_file():
+            _say(f"error: {plan_path}: file not found (write it with cvm plan --out)")
+            return 2
+        if plan_path.suffix.lower() in (".parquet", ".pq"):
+            planned = pd.read_parquet(plan_path)
+        else:
+            planned = pd.read_csv(plan_path, dtype={"customer_id": str, "offer": str})
     if args.campaigns:
-        transactions, campaigns, truth = synthetic.generate_campaigns(
-            transactions, customers, truth, seed=args.seed
-        )
+        try:
+            transactions, campaigns, truth = synthetic.generate_campaigns(
+                transactions,
+                customers,
+                truth,
+                seed=args.seed,
+                planned=planned,
+                planned_id=args.plan_campaign_id,
+                planned_control_share=args.plan_control_share,
+            )
+        except InvalidInputError as exc:
+            if planned is None:
+                raise
+            _say(f"error: {args.campaign_plan}: {exc}")
+            return 2
     paths = synthetic.write(
         args.out, transactions, customers, truth, fmt=args.format, campaigns=campaigns
     )
@@ -779,6 +804,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="leave out the randomised retention campaigns (campaigns.csv, whose effects are "
         "played into the transactions, and campaign_truth.csv)",
+    )
+    gen.add_argument(
+        "--campaign-plan",
+        default=None,
+        help="a contact list written by `cvm plan --out`: sent instead of the last randomised "
+        "campaign (on its day, 100 days before --as-of), to simulate what the plan earns",
+    )
+    gen.add_argument(
+        "--plan-campaign-id", default="plan", help="the simulated plan's campaign id (plan)"
+    )
+    gen.add_argument(
+        "--plan-control-share",
+        type=float,
+        default=0.2,
+        help="share of the plan's customers held out as the control group (0.2)",
     )
     gen.set_defaults(func=cmd_generate)
 

@@ -911,9 +911,18 @@ def generate_campaigns(
     window_days: int = CAMPAIGN_WINDOW_DAYS,
     control_share: float = CONTROL_SHARE,
     offers: dict[str, tuple[float, float]] | None = None,
+    planned: pd.DataFrame | None = None,
+    planned_id: str = "plan",
+    planned_control_share: float = 0.2,
 ) -> tuple[pd.DataFrame, pd.DataFrame, SyntheticTruth]:
     """Randomised retention campaigns with known per-customer uplift, played into the
     transactions of a :func:`generate` data set.
+
+    ``planned``: a contact list (``customer_id``, ``offer``, as ``cvm plan`` writes it) sent
+    instead of the last campaign, on its day, as campaign ``planned_id``: a random
+    ``planned_control_share`` of the listed customers is held out as the control group, the
+    others get their planned offer. The earlier campaigns are drawn exactly as without it, so
+    a plan made from the history before that day can be played into the same world.
 
     ``seed`` seeds a child of :func:`generate`'s random stream (``SeedSequence(seed,
     spawn_key=(19,))``), so ``generate`` itself draws exactly as without campaigns.
@@ -979,6 +988,10 @@ def generate_campaigns(
             "each campaign must be sent more than window_days before as_of",
             field="days_before_as_of",
         )
+    if planned is not None and not 0.0 <= planned_control_share < 1.0:
+        raise InvalidInputError(
+            "planned_control_share must be in [0, 1)", field="planned_control_share"
+        )
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(19,)))
     as_of_day = pd.Timestamp(truth.params["as_of"])
     gg_p = float(truth.params["gamma_gamma"]["p"])
@@ -1014,12 +1027,21 @@ def generate_campaigns(
     p_drop = tc["p_"].to_numpy(dtype=float)
     mean_spend = tc["true_mean_spend"].to_numpy(dtype=float)
     margin = tc["margin"].to_numpy(dtype=float)
-    death = tc["death_time"].to_numpy(dtype="datetime64[ns]")
+    death = tc["death_time"].to_numpy(dtype="datetime64[ns]").copy()
     stopped = tc["stopped_after_problem"].to_numpy(dtype=bool)
     problem_time = tc["problem_time"].to_numpy(dtype="datetime64[ns]")
 
-    remove = np.zeros(len(tx), dtype=bool)
+    campaign_ids = [f"camp{j + 1}" for j in range(len(send_days))]
+    arms = [arm] * len(send_days)
+    if planned is not None:
+        group[group == len(send_days) - 1] = -1
+        members_planned, arms[-1] = _planned_arms(
+            planned, ids, offer_ids, first_day, send_days[-1], planned_control_share, seed
+        )
+        campaign_ids[-1] = str(planned_id)
     added: list[pd.DataFrame] = []
+    remove = np.zeros(len(tx), dtype=bool)
+    done = 0  # added purchases already in tx
     rows: list[pd.DataFrame] = []
     truth_rows: list[pd.DataFrame] = []
     driven_away = np.zeros(n, dtype=bool)
@@ -1028,7 +1050,16 @@ def generate_campaigns(
     window = np.timedelta64(int(window_days) * SECONDS_PER_DAY, "s")
     for j, day in enumerate(send_days):
         members = np.flatnonzero(group == j)
-        campaign_id = f"camp{j + 1}"
+        if planned is not None and j == len(send_days) - 1:
+            members = members_planned
+        arm = arms[j]
+        campaign_id = campaign_ids[j]
+        if j:  # the state as the earlier campaigns left it (a customer may be in several)
+            tx = pd.concat([tx[~remove], *added[done:]], ignore_index=True)
+            tx_code = ids.get_indexer(pd.Index(tx["customer_id"].astype("str")))
+            tx_time = tx["timestamp"].to_numpy(dtype="datetime64[ns]")
+            remove = np.zeros(len(tx), dtype=bool)
+            done = len(added)
         sent = np.datetime64(day + pd.Timedelta(hours=9), "ns")
         feature_day = np.datetime64(day - pd.Timedelta(days=1), "D")
         # observable state on the day before the send day
@@ -1080,11 +1111,13 @@ def generate_campaigns(
         lost = treated & (kind == 3) & y0 & (u_effect[members] < SLEEPING_DOG_LOSS)
         lost_ids = members[lost]
         driven_away[lost_ids] = True
+        death[lost_ids] = sent
         sent_of[members] = sent
         is_lost = np.zeros(n, dtype=bool)
         is_lost[lost_ids] = True
         remove |= (tx_code >= 0) & is_lost[np.maximum(tx_code, 0)] & (tx_time > sent)
         saved_ids = members[saved]
+        driven_away[saved_ids] = False  # won back by a later campaign
         if saved_ids.size:
             count = 1 + rng.poisson(EXTRA_PURCHASES, saved_ids.size)
             who = np.repeat(saved_ids, count)
@@ -1144,8 +1177,7 @@ def generate_campaigns(
             )
         )
 
-    kept = tx[~remove]
-    new_tx = pd.concat([kept, *added], ignore_index=True) if added else kept.copy()
+    new_tx = pd.concat([tx[~remove], *added[done:]], ignore_index=True)
     new_tx = new_tx.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
     campaigns = pd.concat(rows, ignore_index=True).sort_values(
         ["campaign_id", "customer_id"], kind="stable", ignore_index=True
@@ -1158,7 +1190,7 @@ def generate_campaigns(
     params["campaigns"] = {
         "seed": int(seed),
         "campaigns": {
-            f"camp{j + 1}": {"sent_at": str(pd.Timestamp(d) + pd.Timedelta(hours=9))}
+            campaign_ids[j]: {"sent_at": str(pd.Timestamp(d) + pd.Timedelta(hours=9))}
             for j, d in enumerate(send_days)
         },
         "window_days": int(window_days),
@@ -1177,6 +1209,59 @@ def generate_campaigns(
     }
     out_truth = SyntheticTruth(params=params, customers=new_truth, campaigns=per_offer)
     return new_tx, campaigns, out_truth
+
+
+def _planned_arms(
+    planned: pd.DataFrame,
+    ids: pd.Index,
+    offer_ids: list[str],
+    first_day: np.ndarray,
+    day: pd.Timestamp,
+    control_share: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(customer codes, arm per customer code) of a planned campaign: the listed offer, or
+    control (-1) for a random ``control_share`` of the listed customers."""
+    missing = [c for c in ("customer_id", "offer") if c not in planned.columns]
+    if missing:
+        raise InvalidInputError(
+            f"the plan needs the columns customer_id and offer; missing: {', '.join(missing)}",
+            field="planned",
+        )
+    customer = planned["customer_id"].astype("str")
+    offer = planned["offer"].astype("str")
+    repeated = customer[customer.duplicated()]
+    if len(repeated):
+        raise InvalidInputError(
+            f"the plan lists {len(repeated)} customer(s) twice, e.g. {repeated.iloc[0]!r}",
+            field="customer_id",
+        )
+    code = ids.get_indexer(pd.Index(customer))
+    if (code < 0).any():
+        unknown = customer[code < 0]
+        raise InvalidInputError(
+            f"{len(unknown)} planned customer(s) are not in the data set, e.g. {unknown.iloc[0]!r}",
+            field="customer_id",
+        )
+    late = first_day[code] >= np.datetime64(day)
+    if late.any():
+        raise InvalidInputError(
+            f"{int(late.sum())} planned customer(s) bought nothing before the send day "
+            f"{day.date()}, e.g. {customer[late].iloc[0]!r}",
+            field="customer_id",
+        )
+    position = pd.Index(offer_ids).get_indexer(pd.Index(offer))
+    if (position < 0).any():
+        raise InvalidInputError(
+            f"unknown offer {offer[position < 0].iloc[0]!r} in the plan; the simulated offers "
+            f"are {', '.join(offer_ids)}",
+            field="offer",
+        )
+    held_out = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(19, 1)))
+    control = held_out.random(len(code)) < control_share
+    arm = np.full(len(ids), -1)
+    arm[code] = np.where(control, -1, position)
+    return np.sort(code), arm
 
 
 def _campaign_amounts(

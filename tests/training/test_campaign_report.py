@@ -7,9 +7,6 @@ campaigns with known effects."""
 
 from __future__ import annotations
 
-import sys
-import types
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,8 +175,9 @@ def test_the_intervals_cover_the_true_effect_at_their_level():
 
 
 def _stand_in_campaigns(monkeypatch, outcomes: pd.DataFrame) -> None:
-    """A minimal ``training.campaigns`` whose outcomes are ``outcomes`` (tests only)."""
-    module = types.ModuleType("training.campaigns")
+    """``training.campaigns`` with its loader and outcomes replaced: the outcomes are
+    ``outcomes`` (tests only)."""
+    import training.campaigns as module
 
     def load_campaigns(path):
         return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str}), {}
@@ -188,9 +186,8 @@ def _stand_in_campaigns(monkeypatch, outcomes: pd.DataFrame) -> None:
         assert window_days == 45
         return outcomes[outcomes["campaign_id"].isin(campaigns["campaign_id"])]
 
-    module.load_campaigns = load_campaigns  # type: ignore[attr-defined]
-    module.campaign_outcomes = campaign_outcomes  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "training.campaigns", module)
+    monkeypatch.setattr(module, "load_campaigns", load_campaigns)
+    monkeypatch.setattr(module, "campaign_outcomes", campaign_outcomes)
 
 
 def test_cvm_report_campaign(tmp_path, monkeypatch, capsys, demo_data):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.exceptions import InvalidInputError
 from training import synthetic
 from training.campaigns import (
     campaign_outcomes,
@@ -408,3 +409,58 @@ def test_cvm_generate_writes_campaigns(tmp_path):
     assert (tmp_path / "campaigns.csv").exists() and (tmp_path / "campaign_truth.csv").exists()
     frame, _ = load_campaigns(tmp_path / "campaigns.csv")
     assert len(frame) == 300
+
+
+def test_a_planned_campaign_replaces_the_last_one():
+    """``planned``: the earlier campaign and the history before the send day are drawn exactly
+    as without it; the listed customers get their offer or (a random fifth) control; a
+    customer whom the first campaign drove away has no chance of a purchase without contact
+    in the planned one (so no contact can drive them away again)."""
+    tx, customers, truth = synthetic.generate(3000, seed=3)
+    tx_r, camps_r, truth_r = synthetic.generate_campaigns(tx, customers, truth, seed=3)
+    first = camps_r[camps_r["campaign_id"] == "camp1"]
+    lost = truth_r.customers[truth_r.customers["churn_reason"] == "contact"]["customer_id"]
+    lost = lost[lost.isin(first["customer_id"])]  # driven away by camp1
+    listed = pd.concat(
+        [lost.iloc[:20], first["customer_id"].iloc[:200], camps_r["customer_id"].iloc[-300:]]
+    ).drop_duplicates()
+    offers = np.resize(["reminder", "discount", "voucher"], len(listed))
+    plan = pd.DataFrame({"customer_id": listed.to_numpy(), "offer": offers})
+    tx_p, camps_p, truth_p = synthetic.generate_campaigns(
+        tx, customers, truth, seed=3, planned=plan, planned_id="spring"
+    )
+    pd.testing.assert_frame_equal(
+        camps_p[camps_p["campaign_id"] == "camp1"].reset_index(drop=True),
+        first.reset_index(drop=True),
+    )
+    send = pd.Timestamp(camps_r.loc[camps_r["campaign_id"] == "camp2", "sent_at"].iloc[0])
+    pd.testing.assert_frame_equal(
+        tx_p[tx_p["timestamp"] < send].reset_index(drop=True),
+        tx_r[tx_r["timestamp"] < send].reset_index(drop=True),
+    )
+    sent = camps_p[camps_p["campaign_id"] == "spring"].merge(plan, on="customer_id")
+    assert len(sent) == len(plan)
+    control = sent["treatment"] == "control"
+    assert 0.12 < control.mean() < 0.28
+    assert (sent.loc[~control, "treatment"] == sent.loc[~control, "offer"]).all()
+    rows = truth_p.campaigns[truth_p.campaigns["campaign_id"] == "spring"]
+    driven = rows[rows["customer_id"].isin(lost.iloc[:20])]
+    assert len(driven) == 60 and (driven["p_control"] == 0).all()
+    assert (driven.loc[driven["kind"] == "sleeping_dog", "true_uplift"] == 0).all()
+    assert "spring" in truth_p.params["campaigns"]["campaigns"]
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (pd.DataFrame({"customer_id": ["nobody"], "offer": ["reminder"]}), "not in the data"),
+        (pd.DataFrame({"customer_id": ["C00001"], "offer": ["gift"]}), "unknown offer 'gift'"),
+        (pd.DataFrame({"customer_id": ["C00001", "C00001"], "offer": ["reminder"] * 2}), "twice"),
+        (pd.DataFrame({"customer_id": ["C00001"]}), "missing: offer"),
+    ],
+)
+def test_a_bad_plan_is_named(plan, message):
+    tx, customers, truth = synthetic.generate(300, seed=3)
+    plan = plan.replace({"C00001": customers["customer_id"].iloc[0]})
+    with pytest.raises(InvalidInputError, match=message):
+        synthetic.generate_campaigns(tx, customers, truth, seed=3, planned=plan)
