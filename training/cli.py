@@ -500,7 +500,8 @@ def _report_migration(args: argparse.Namespace) -> int:
     from training import tracking
 
     mr.check_order(args.from_date, args.to_date)  # before anything is loaded
-    mr.check_csv(args.csv)
+    by, csv = args.by or "rfm", args.csv or "migration.csv"
+    mr.check_csv(csv)
     models = tracking.load_champions()
     missing = [f for f in ("segmentation", "clv") if f not in models]
     if missing:
@@ -516,18 +517,18 @@ def _report_migration(args: argparse.Namespace) -> int:
         inputs.customers,
         args.from_date,
         args.to_date,
-        args.by,
+        by,
         periods=args.periods,
         annual_discount_rate=args.discount_rate,
         margin=args.margin,
     )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(mr.format_report(report))
-    table, equity = mr.write_tables(report, args.csv)
+    table, equity = mr.write_tables(report, csv)
     chart = mr.plot_transitions(
         report.model,
         args.chart or "migration_report.png",
-        f"Customer migration by {args.by}",
+        f"Customer migration by {by}",
         f"label at {report.start.date()}",
         f"label at {report.end.date()}",
     )
@@ -822,12 +823,14 @@ def _migration_options(report: argparse.ArgumentParser) -> None:
     add = report.add_argument
     add("--from", dest="from_date", type=_parse_date, help="migration: the first date")
     add("--to", dest="to_date", type=_parse_date, help="migration: the second date")
+    # --by and --csv: the same choices and defaults (None) as `cvm report churn --by` and
+    # `--csv` on the churn-KPI branch; when both are merged, keep one definition of each
     add(
         "--by",
         choices=["value_matrix", "rfm", "lifecycle", "nine_grid", "cluster"],
-        default="rfm",
-        help="migration: the segments customers move between, as the champion segmentation "
-        "labels them (default rfm)",
+        default=None,
+        help="migration: the segments customers move between, as the champion models label "
+        "them (default rfm)",
     )
     add(
         "--periods",
@@ -844,7 +847,7 @@ def _migration_options(report: argparse.ArgumentParser) -> None:
     )
     add(
         "--csv",
-        default="migration.csv",
+        default=None,
         help="migration: the transitions (CSV; the equity by state goes beside it as "
         "NAME_equity.csv; default migration.csv); the reward of a state is the mean profit "
         "per customer in the period (revenue x --margin without costs)",

@@ -244,3 +244,9 @@ def test_retrain_logs_the_champion_to_challenger_label_migration(
     moved = table[table["from_state"] != table["to_state"]]["customers"].sum()
     assert 1 - moved / len(summary) == pytest.approx(logged["label_kept_share_rfm"])
     assert table.loc[table["to_state"] == GONE, "customers"].sum() == 0
+
+
+def test_a_csv_name_without_csv_is_refused_before_anything_loads(capsys):
+    argv = ["report", "migration", "--transactions", "nowhere.csv", "--from", "2025-01-31"]
+    assert main([*argv, "--to", "2025-06-30", "--csv", "out.xlsx", "-q"]) == 2
+    assert "--csv out.xlsx: use a file name ending in .csv" in capsys.readouterr().err
