@@ -273,6 +273,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(_results(comparison.metrics, True))
         print()
     print(comparison.table())
+    if comparison.label_kept_share:
+        kept = ", ".join(f"{k} {100 * v:.1f}%" for k, v in comparison.label_kept_share.items())
+        print(f"customers keeping their segment label with the challenger: {kept}")
     print()
     for result in comparison.gates.values():
         print(result.message())
@@ -425,6 +428,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Churn rate and churn loss by period (and segment), with the change from the period before."""
     if args.kind == "campaign":
         return _report_campaign(args)
+    if args.kind == "migration":
+        return _report_migration(args)
     from training.reports import churn_report, format_churn_table, plot_churn_rates
 
     table = churn_report(
@@ -510,6 +515,49 @@ def _report_campaign(args: argparse.Namespace) -> int:
             "spend_interval": cr.SPEND_METHOD,
         }
         _say(f"logged to MLflow run {cr.log_report(table, chart, params)}")
+    return 0
+
+
+def _report_migration(args: argparse.Namespace) -> int:
+    """How customers moved between segments from --from to --to, and the customer equity
+    that movement implies (Markov chain; terminal, chart, CSV)."""
+    from training import migration_report as mr
+    from training import tracking
+
+    mr.check_order(args.from_date, args.to_date)  # before anything is loaded
+    by, csv = args.by or "rfm", args.csv or "migration.csv"
+    mr.check_csv(csv)
+    models = tracking.load_champions()
+    missing = [f for f in ("segmentation", "clv") if f not in models]
+    if missing:
+        _say(f"error: no champion model for {', '.join(missing)}: train first (cvm train)")
+        return EXIT_USAGE
+    inputs = _inputs(args)
+    mr.check_in_data(
+        args.from_date, args.to_date, inputs.transactions, inputs.as_of, inputs.tx_path
+    )
+    report = mr.migration_report(
+        models,
+        inputs.transactions,
+        inputs.customers,
+        args.from_date,
+        args.to_date,
+        by,
+        periods=args.periods,
+        annual_discount_rate=args.discount_rate,
+        margin=args.margin,
+    )
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(mr.format_report(report))
+    table, equity = mr.write_tables(report, csv)
+    chart = mr.plot_transitions(
+        report.model,
+        args.chart or "migration_report.png",
+        f"Customer migration by {by}",
+        f"label at {report.start.date()}",
+        f"label at {report.end.date()}",
+    )
+    _say(f"wrote {table}, {equity} and the chart {chart}")
     return 0
 
 
@@ -785,6 +833,52 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _non_negative_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
+    return number
+
+
+def _migration_options(report: argparse.ArgumentParser) -> None:
+    """The options of ``cvm report migration``."""
+    add = report.add_argument
+    add("--from", dest="from_date", type=_parse_date, help="migration: the first date")
+    add("--to", dest="to_date", type=_parse_date, help="migration: the second date")
+    # --by and --csv: the same choices and defaults (None) as `cvm report churn --by` and
+    # `--csv` on the churn-KPI branch; when both are merged, keep one definition of each
+    add(
+        "--by",
+        choices=["value_matrix", "rfm", "lifecycle", "nine_grid", "cluster"],
+        default=None,
+        help="migration: the segments customers move between, as the champion models label "
+        "them (default rfm)",
+    )
+    add(
+        "--periods",
+        type=_non_negative_int,
+        default=4,
+        help="migration: customer equity over this many periods after the current one (a "
+        "period: the time from --from to --to; default 4)",
+    )
+    add(
+        "--discount-rate",
+        type=float,
+        default=0.10,
+        help="migration: annual discount rate, turned into a rate per period (default 0.10)",
+    )
+    add(
+        "--csv",
+        default=None,
+        help="migration: the transitions (CSV; the equity by state goes beside it as "
+        "NAME_equity.csv; default migration.csv); the reward of a state is the mean profit "
+        "per customer in the period (revenue x --margin without costs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cvm",
@@ -893,7 +987,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reports; `cvm report churn` prints churn KPIs by period, `cvm report campaign` "
         "what a campaign earned against its control group",
     )
-    report.add_argument("kind", choices=["churn", "campaign"])
+    report.add_argument("kind", choices=["churn", "campaign", "migration"])
     _data_options(report)
     report.add_argument("--start", help="start date (default: 12 months before the end)")
     report.add_argument("--freq", default="MS", help="period: MS (months), QS (quarters), YS")
@@ -930,6 +1024,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--no-mlflow", action="store_true", help="campaign: do not log the report to MLflow"
     )
+    _migration_options(report)
     report.set_defaults(func=cmd_report)
 
     plan = sub.add_parser(

@@ -94,6 +94,8 @@ class Comparison:
     registered: dict[str, dict[str, str]]
     gates: dict[str, GateResult]
     metrics: dict[str, float] = field(default_factory=dict)  # the challengers' training run
+    # --by scheme → share of the customers the challenger gives the champion's label
+    label_kept_share: dict[str, float] = field(default_factory=dict)
 
     def table(self) -> str:
         return comparison_table(self.champion, self.challenger)
@@ -147,9 +149,23 @@ def retrain(
             old[family],
             new[family],
         )
-    tracking.log_comparison(next(iter(registered.values()))["run_id"], old, new)
+    run_id = next(iter(registered.values()))["run_id"]
+    tracking.log_comparison(run_id, old, new)
+    kept = {}
+    if _labels_both(champions, result.models):
+        from training.migration_report import label_migrations
+
+        progress("logging how the challenger relabels the champion's customers ...")
+        migrations = label_migrations(champions, result.models, holdout.summary)
+        tracking.log_label_migrations(run_id, migrations)
+        kept = {by: float(m.kept_share_) for by, m in migrations.items()}
     gates = {family: gate(family, old[family], new[family]) for family in registered}
-    return Comparison(old, new, registered, gates, result.metrics)
+    return Comparison(old, new, registered, gates, result.metrics, kept)
+
+
+def _labels_both(champions: dict[str, Any], challengers: dict[str, Any]) -> bool:
+    """Both sides can label customers as ``cvm score`` does (segmentation and CLV models)."""
+    return all(f in side for f in ("segmentation", "clv") for side in (champions, challengers))
 
 
 def _common_k(champions: dict[str, Any], challengers: dict[str, Any]) -> int | None:

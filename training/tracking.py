@@ -178,6 +178,32 @@ def log_comparison(
                 client.log_metric(run_id, f"compare_{side}_{key}", float(value))
 
 
+def log_label_migrations(run_id: str, migrations: dict[str, Any]) -> None:
+    """Log to the challenger's run, for each scheme, how its labels move from the champion's
+    (:class:`models.migration.CustomerMigration` of the same customers as of one date):
+    ``label_migration/<scheme>.csv`` (the transitions), ``label_migration/<scheme>.png`` (the
+    heat map) and the metric ``label_kept_share_<scheme>`` (the share of customers keeping
+    their label)."""
+    from training.migration_report import plot_transitions
+
+    setup()
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        for scheme, migration in migrations.items():
+            table = Path(tmp) / f"{scheme}.csv"
+            migration.transitions().to_csv(table, index=False)
+            chart = plot_transitions(
+                migration,
+                Path(tmp) / f"{scheme}.png",
+                f"Champion to challenger: {scheme}",
+                "champion's label",
+                "challenger's label",
+            )
+            for path in (table, chart):
+                client.log_artifact(run_id, str(path), "label_migration")
+            client.log_metric(run_id, f"label_kept_share_{scheme}", float(migration.kept_share_))
+
+
 def load_champions() -> dict[str, Any]:
     """The current champion estimators by family (families without one are left out)."""
     setup()
