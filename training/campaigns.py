@@ -20,9 +20,11 @@ Every other column is kept as read. A customer appears at most once per campaign
 
 Row problems (each row gets the first that applies, in this order):
 ``missing_customer_id``, ``missing_campaign_id``, ``bad_sent_at``, ``missing_treatment``,
-``bad_cost`` (not a number), ``negative_cost``, ``duplicate_assignment`` (a
-``(customer_id, campaign_id)`` pair seen on an earlier row; the first is kept). With
-``bad_rows="error"`` any of them raises :class:`training.data.DataError` naming the file,
+``bad_cost`` (not a number), ``negative_cost``, ``duplicate`` (a row identical to an
+earlier one, e.g. an export run twice: always set aside in the quarantine file, never an
+error, like repeated purchases), ``duplicate_assignment`` (a ``(customer_id, campaign_id)``
+pair seen on an earlier row with something else different; the first is kept). With
+``bad_rows="error"`` any of them but ``duplicate`` raises :class:`training.data.DataError` naming the file,
 column, rows, values and count; with ``bad_rows="quarantine"`` the rows go to
 ``<quarantine_dir>/<file stem>_quarantine.csv`` with their ``_line`` and ``_reason``.
 
@@ -88,6 +90,7 @@ def _campaign_reasons(cols: dict[str, str]) -> Where:
         "missing_campaign_id": ("campaign_id", cols["campaign_id"], "missing_campaign_id"),
         "bad_sent_at": ("sent_at", cols["sent_at"], "bad_sent_at"),
         "missing_treatment": ("treatment", cols["treatment"], "missing_treatment"),
+        "duplicate": ("customer_id", None, "duplicate"),
         "duplicate_assignment": ("customer_id", cols["customer_id"], "duplicate_assignment"),
     }
     if "cost" in cols:
@@ -154,7 +157,13 @@ def load_campaigns(
             parsed[name] = values.mask(values == "") if csv else values
 
     reason = reasons.series()
-    usable = (reason == "").to_numpy()
+    usable = (reason == "").to_numpy().copy()
+    # an identical row again (an export run twice) is set aside like a repeated purchase;
+    # the same customer twice in a campaign with anything else different is an error
+    identical = np.zeros(len(frame), dtype=bool)
+    identical[usable] = parsed[usable].astype("str").duplicated(keep="first").to_numpy()
+    reason = reason.mask(identical, "duplicate")
+    usable &= ~identical
     pair = customer_id.astype("str") + "\x00" + campaign_id.astype("str")
     repeated = np.zeros(len(frame), dtype=bool)
     repeated[usable] = pair[usable].duplicated(keep="first").to_numpy()

@@ -138,6 +138,7 @@ CAMPAIGN_REASONS = (
     "missing_treatment",
     "bad_cost",
     "negative_cost",
+    "duplicate",
     "duplicate_assignment",
 )
 # Reasons that are quarantined even with bad_rows="error".

@@ -464,3 +464,17 @@ def test_a_bad_plan_is_named(plan, message):
     plan = plan.replace({"C00001": customers["customer_id"].iloc[0]})
     with pytest.raises(InvalidInputError, match=message):
         synthetic.generate_campaigns(tx, customers, truth, seed=3, planned=plan)
+
+
+def test_an_identical_row_again_is_set_aside_not_an_error(tmp_path):
+    """An export run twice repeats rows: the repeats go to the quarantine file (as repeated
+    purchases do), the first of each is kept; a conflicting repeat is still an error."""
+    rows = "C1,A,2025-01-05,o1,1\nC2,A,2025-01-05,control,0\n"
+    path = _file(tmp_path, HEADER + rows + rows + "C3,A,2025-01-05,o1,1\n")
+    frame, report = load_campaigns(path, quarantine_dir=tmp_path / "q")
+    assert list(frame["customer_id"]) == ["C1", "C2", "C3"]
+    assert (report.n_read, report.n_kept, report.n_quarantined) == (5, 3, 2)
+    assert report.reasons == {"duplicate": 2}
+    quarantined = pd.read_csv(report.quarantine_path)
+    assert list(quarantined["_line"]) == [4, 5]
+    assert set(quarantined["_reason"]) == {"duplicate"}
