@@ -19,7 +19,7 @@ import pandas as pd
 
 from models.churn.risk import band_of
 from models.exceptions import InvalidInputError
-from models.uplift import uplift_matrix
+from models.uplift.model import model_input
 from service import mlflow_csv, mlflow_payload
 from service.input_schema import InputSchema
 
@@ -50,9 +50,11 @@ def predict(
     if family in ("segmentation", "clv"):
         out = estimator.predict(pd.DataFrame(columns, columns=list(columns)))
         return {str(c): out[c].to_numpy() for c in out.columns}
-    if family == "uplift":
-        effects, offers = uplift_matrix(estimator, pd.DataFrame(columns, columns=list(columns)))
-        return {f"uplift_{offer}": effects[:, k] for k, offer in enumerate(offers)}
+    if family == "uplift":  # the pyfunc's columns: retention, then spend when modelled
+        frame = estimator.predict_frame(
+            model_input(estimator, pd.DataFrame(columns, columns=list(columns)))
+        )
+        return {str(c): frame[c].to_numpy() for c in frame.columns}
     raise LookupError(f"unknown model family {family!r}")
 
 

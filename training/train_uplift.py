@@ -46,6 +46,9 @@ SINGLE_CAMPAIGN_HOLDOUT = 0.3
 MIN_ARM_CONTACTS = 20
 # What the retrain comparison needs of the holdout rows besides the features.
 HOLDOUT_COLUMNS = ("campaign_id", "treatment", "retained")
+# The spend model's learners (the DR-learner's propensity step adds nothing to a randomised
+# design, and its pseudo-outcomes of a skewed spend are noisy).
+SPEND_LEARNERS = ("t", "x")
 
 
 @dataclass
@@ -111,7 +114,8 @@ def train_uplift(
     arms = frame["treatment"].astype("str").to_numpy()
     y = frame["retained"].to_numpy(dtype=float)
     twin = UpliftModel(random_state=random_state).fit(X[~held], arms[~held], y[~held])
-    holdout = frame.loc[held, [*columns, *HOLDOUT_COLUMNS]].reset_index(drop=True)
+    extra = ["spend"] if "spend" in frame.columns else []
+    holdout = frame.loc[held, [*columns, *HOLDOUT_COLUMNS, *extra]].reset_index(drop=True)
     metrics = holdout_metrics(twin, holdout)
     step(
         f"uplift: learner {twin.learner_} chosen ("
@@ -119,6 +123,21 @@ def train_uplift(
         + f" Qini); holdout ({holdout_text}) Qini {metrics.get('uplift_qini', float('nan')):.4f}"
     )
     model = UpliftModel(learners=(twin.learner_,), random_state=random_state).fit(X, arms, y)
+    spend_metrics: dict[str, float] = {}
+    if "spend" in frame.columns:  # the increase in spend in the window, beside retention
+        spend = frame["spend"].to_numpy(dtype=float)
+        twin.spend_model_ = UpliftModel(learners=SPEND_LEARNERS, random_state=random_state).fit(
+            X[~held], arms[~held], spend[~held]
+        )
+        spend_metrics = spend_holdout_metrics(twin.spend_model_, holdout)
+        model.spend_model_ = UpliftModel(
+            learners=(twin.spend_model_.learner_,), random_state=random_state
+        ).fit(X, arms, spend)
+        step(
+            f"uplift of spend: learner {twin.spend_model_.learner_} chosen; holdout Qini "
+            f"{spend_metrics.get('uplift_spend_qini', float('nan')):.2f} (currency per contact)"
+        )
+    metrics.update(spend_metrics)
 
     metrics.update(
         {
@@ -134,6 +153,13 @@ def train_uplift(
     control_rate = float(y[arms == CONTROL].mean())
     for offer in model.offers_:
         metrics[f"uplift_observed_{offer}"] = float(y[arms == offer].mean()) - control_rate
+    if "spend" in frame.columns:
+        spent = frame["spend"].to_numpy(dtype=float)
+        control_spend = float(spent[arms == CONTROL].mean())
+        for offer in model.offers_:
+            metrics[f"uplift_observed_spend_{offer}"] = (
+                float(spent[arms == offer].mean()) - control_spend
+            )
 
     figures = {
         f"uplift_qini_{offer}.png": _plot_qini(twin, holdout, offer) for offer in twin.offers_
@@ -143,7 +169,7 @@ def train_uplift(
         "uplift_learner": model.learner_,
         "uplift_learners_tried": ",".join(twin.learners),
         "uplift_offers": ",".join(model.offers_),
-        "uplift_outcome": "retained",
+        "uplift_outcome": "retained, spend" if "spend" in frame.columns else "retained",
         "uplift_window_days": int(window_days),
         "uplift_campaigns": ",".join(sorted(frame["campaign_id"].astype("str").unique())),
         "uplift_first_sent": str(sent_used.min().date()),
@@ -248,6 +274,23 @@ def holdout_metrics(model: UpliftModel, holdout: pd.DataFrame) -> dict[str, floa
     if qini:
         out["uplift_qini"] = float(np.mean(qini))
         out["uplift_auuc"] = float(np.mean(area))
+    return out
+
+
+def spend_holdout_metrics(model: UpliftModel, holdout: pd.DataFrame) -> dict[str, float]:
+    """The spend model's ranking of the holdout contacts (``spend`` the outcome):
+    ``uplift_spend_qini_<offer>`` and their mean ``uplift_spend_qini`` (currency units per
+    contact above random targeting)."""
+    if "spend" not in holdout.columns:
+        return {}
+    out: dict[str, float] = {}
+    renamed = holdout.drop(columns=["retained"]).rename(columns={"spend": "retained"})
+    qini = []
+    for offer, (y, treated, effect) in _offer_rows(model, renamed).items():
+        out[f"uplift_spend_qini_{offer}"] = qini_coefficient(y, treated, effect)
+        qini.append(out[f"uplift_spend_qini_{offer}"])
+    if qini:
+        out["uplift_spend_qini"] = float(np.mean(qini))
     return out
 
 

@@ -14,7 +14,7 @@ from models.exceptions import InvalidInputError
 from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner
 from models.uplift.metrics import auuc, qini_coefficient
 
-__all__ = ["LEARNERS", "UpliftModel", "uplift_matrix"]
+__all__ = ["LEARNERS", "UpliftModel", "model_input", "uplift_matrix"]
 
 LEARNERS: dict[str, type] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
 
@@ -97,12 +97,20 @@ class UpliftModel(BaseEstimator):
 
     def predict_frame(self, X: Any) -> pd.DataFrame:
         """:meth:`predict` as a DataFrame with one ``uplift_<offer>`` column per offer, on
-        ``X``'s index."""
+        ``X``'s index; then, when a spend model is attached (``spend_model_``, an
+        :class:`UpliftModel` of the spend in the response window), one
+        ``spend_uplift_<offer>`` column per offer (currency units)."""
         frame = as_frame(X)
         values = self.predict(frame)
-        return pd.DataFrame(
+        out = pd.DataFrame(
             values, index=frame.index, columns=[f"uplift_{o}" for o in self.offers_]
         )
+        spend = getattr(self, "spend_model_", None)  # models saved before it have none
+        if spend is not None:
+            effects = spend.predict(frame[list(spend.feature_names_in_)])
+            for k, offer in enumerate(spend.offers_):
+                out[f"spend_uplift_{offer}"] = effects[:, k]
+        return out
 
 
 def _stratified_holdout(arms: np.ndarray, share: float, seed: int) -> np.ndarray:
@@ -158,6 +166,14 @@ def uplift_matrix(
             f"trained on {', '.join(known)}",
             field="offers",
         )
+    effects = model.predict(model_input(model, features))
+    order = [known.index(o) for o in wanted]
+    return effects[:, order], wanted
+
+
+def model_input(model: UpliftModel, features: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``features`` the model was trained on, in its order; a missing one is
+    an :class:`~models.exceptions.InvalidInputError` naming it."""
     columns = list(model.feature_names_in_)
     missing = [c for c in columns if c not in features.columns]
     if missing:
@@ -166,6 +182,4 @@ def uplift_matrix(
             + ", ".join(missing[:10]),
             field=missing[0],
         )
-    effects = model.predict(features[columns])
-    order = [known.index(o) for o in wanted]
-    return effects[:, order], wanted
+    return features[columns]

@@ -97,9 +97,11 @@ def test_churn_feature_rows_post_to_uplift_invocations(uplift_client, uplift_sto
     predictions = answer.json()["predictions"]
     assert len(predictions) == len(example)
     if name == "cvm-uplift":
-        assert list(predictions[0]) == [f"uplift_{o}" for o in OFFERS]
-        got = np.array([[p[f"uplift_{o}"] for o in OFFERS] for p in predictions])
-        np.testing.assert_allclose(got, result.models["uplift"].predict(example), rtol=1e-12)
+        columns = [f"uplift_{o}" for o in OFFERS] + [f"spend_uplift_{o}" for o in OFFERS]
+        assert list(predictions[0]) == columns
+        got = np.array([[p[c] for c in columns] for p in predictions])
+        expected = result.models["uplift"].predict_frame(example)[columns].to_numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_uplift_invocations_as_records(uplift_client, uplift_store):

@@ -70,6 +70,14 @@ def test_uplift_metrics_in_the_run_and_qini_positive(uplift_store):
     assert params["uplift_offers"] == ",".join(OFFERS)
     # randomised arms: the observed retention uplift is positive for every offer
     assert all(metrics[f"uplift_observed_{o}"] > 0.0 for o in OFFERS)
+    # the spend model beside it: the observed spend uplift is positive for the voucher, and
+    # the spend model ranks the holdout better than chance on average
+    assert params["uplift_outcome"] == "retained, spend"
+    assert metrics["uplift_observed_spend_voucher"] > 0.0
+    assert metrics["uplift_spend_qini"] == pytest.approx(
+        np.mean([metrics[f"uplift_spend_qini_{o}"] for o in OFFERS])
+    )
+    assert metrics["uplift_spend_qini"] > 0.0
 
 
 def test_qini_plots_and_model_card_in_the_run(uplift_store):
@@ -95,6 +103,10 @@ def test_qini_plots_and_model_card_in_the_run(uplift_store):
     assert "uplift_learner" not in Path(churn_card).read_text(encoding="utf-8")
 
 
+# the pyfunc's columns: retention uplift per offer, then spend uplift per offer
+COLUMNS = [f"uplift_{o}" for o in OFFERS] + [f"spend_uplift_{o}" for o in OFFERS]
+
+
 def test_uplift_pyfunc_takes_the_churn_columns_and_scores_each_offer(uplift_store, monkeypatch):
     uri = uplift_store["uri"]
     result = uplift_store["result"]
@@ -107,7 +119,7 @@ def test_uplift_pyfunc_takes_the_churn_columns_and_scores_each_offer(uplift_stor
         churn_info = mlflow.models.get_model_info("models:/cvm-churn/1")
         assert uplift_info.signature.inputs.to_dict() == churn_info.signature.inputs.to_dict()
         outputs = [c["name"] for c in uplift_info.signature.outputs.to_dict()]
-        assert outputs == [f"uplift_{o}" for o in OFFERS]
+        assert outputs == COLUMNS
         model = mlflow.pyfunc.load_model("models:/cvm-uplift/1")
         # integers as doubles, as the signature has them (training/tracking.py)
         example = result.input_examples["churn"].astype({"age": "float64"})
@@ -119,7 +131,7 @@ def test_uplift_pyfunc_takes_the_churn_columns_and_scores_each_offer(uplift_stor
         tracking.setup()
     expected = result.models["uplift"].predict_frame(example)
     np.testing.assert_allclose(scored.to_numpy(), expected.to_numpy())
-    assert list(scored.columns) == [f"uplift_{o}" for o in OFFERS]
+    assert list(scored.columns) == COLUMNS
 
 
 def test_uplift_matrix_for_the_planner(uplift_store):
