@@ -17,13 +17,27 @@ from models.churn.risk import band_of
 from models.segments.schemes import LABEL_COLUMNS
 
 
-def segment_frame(models: dict[str, Any], summary: pd.DataFrame) -> pd.DataFrame:
-    """Every segmentation scheme's labels plus the CLV columns (P(alive) feeds the lifecycle)."""
+def segment_frame(
+    models: dict[str, Any], summary: pd.DataFrame, attributes: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Every segmentation scheme's labels plus the CLV columns (P(alive) feeds the lifecycle).
+    ``attributes`` (same index): customer columns the value index reads beside the summary."""
     clv = models["clv"].predict(summary)
-    segments = models["segmentation"].predict(
-        summary.assign(probability_alive=clv["probability_alive"].to_numpy())
-    )
+    table = summary.assign(probability_alive=clv["probability_alive"].to_numpy())
+    segments = models["segmentation"].predict(value_index_inputs(models, table, attributes))
     return pd.concat([segments.drop(columns=["probability_alive"], errors="ignore"), clv], axis=1)
+
+
+def value_index_inputs(
+    models: dict[str, Any], table: pd.DataFrame, attributes: pd.DataFrame | None
+) -> pd.DataFrame:
+    """``table`` with the customer columns of ``attributes`` that the segmentation model's
+    value index reads and ``table`` lacks (e.g. a deposit balance)."""
+    index = getattr(models["segmentation"], "value_index_", None)
+    if index is None or attributes is None:
+        return table
+    extra = [c for c in index.columns_ if c not in table.columns and c in attributes.columns]
+    return table.join(attributes[extra]) if extra else table
 
 
 def score_frame(
@@ -35,7 +49,7 @@ def score_frame(
     (:class:`ChurnClassifier`) and ``clv`` estimators; ``features``: the churn model's inputs
     (summary + customer attributes; attributes it lacks are treated as missing).
     """
-    out = segment_frame(models, summary)
+    out = segment_frame(models, summary, features)
     churn = models["churn"]
     names = list(churn.feature_names_in_)
     inputs = features.reindex(columns=names)

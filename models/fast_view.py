@@ -27,6 +27,7 @@ customers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -48,6 +49,7 @@ from models.segments.clusters import BehaviourClusters
 from models.segments.lifecycle import LifecycleStage
 from models.segments.rfm import RFMSegmenter, quintile_score
 from models.segments.value import NineGrid, ValueMatrix
+from models.segments.value_index import VALUE_INDEX_COLUMN
 
 DAY_NS = 86_400 * 1_000_000_000
 Columns = dict[str, Any]  # column → numpy array (or a list of values, for text)
@@ -599,6 +601,12 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     out["cluster_name"] = names[nearest]
     # lifecycle
     out["lifecycle_stage"] = _lifecycle(model.lifecycle_, table, n)
+    # AHP value index (models saved before it have none); the nine-grid can read it
+    index_model = getattr(model, "value_index_", None)
+    if index_model is not None:
+        inputs = {c: _numbers(table.get(c), n) for c in index_model.columns_}
+        ahp_index = index_model.index_of(inputs, n)
+        table = {**table, VALUE_INDEX_COLUMN: ahp_index}
     # nine-grid
     grid = model.nine_grid_
     ranks = np.column_stack(
@@ -627,7 +635,19 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     out["nine_grid_strategy"] = np.array(
         [grid.strategies_[c] for c in out["nine_grid"].tolist()], dtype=object
     )
+    if index_model is not None:
+        out[VALUE_INDEX_COLUMN] = ahp_index
     return out
+
+
+def _numbers(column: Any, n: int) -> np.ndarray:
+    """A value-index input as floats (absent: missing); a column of text or mixed values
+    (``as_float`` parses those) goes to the pandas path."""
+    if column is None:
+        return np.full(n, np.nan)
+    if isinstance(column, np.ndarray) and column.dtype.kind in "biuf":
+        return column.astype(float)
+    raise Unsupported("a value-index column that is not numeric")
 
 
 def _lifecycle(stage: LifecycleStage, table: Columns, n: int) -> np.ndarray:
@@ -851,6 +871,14 @@ def describe_segments(
     return out
 
 
+def value_indices(frame: Columns, n: int) -> list[float | None]:
+    """Each customer's AHP value index (None: missing, or a model saved without it)."""
+    index = frame.get(VALUE_INDEX_COLUMN)
+    if index is None:
+        return [None] * n
+    return [v if math.isfinite(v) else None for v in np.asarray(index, dtype=float).tolist()]
+
+
 def recommended_actions(
     frame: Columns, rows: Sequence[int], book: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -934,5 +962,6 @@ __all__ = [
     "segment_columns",
     "summarize_purchases",
     "summary_rows",
+    "value_indices",
     "with_churn",
 ]

@@ -172,7 +172,12 @@ def _segments(
     interval only with ``interval`` (only /v1/customers/score shows it)."""
     clv = fv.clv_columns(loaded["clv"].estimator, built.summary, interval)
     table = {**built.summary, "probability_alive": clv["probability_alive"]}
-    out = fv.segment_columns(loaded["segmentation"].estimator, table, n)
+    segmentation = loaded["segmentation"].estimator
+    index = getattr(segmentation, "value_index_", None)  # customer columns it reads
+    for column in index.columns_ if index is not None else ():
+        if column not in table and column in built.features:
+            table[column] = built.features[column]
+    out = fv.segment_columns(segmentation, table, n)
     out.update(clv)
     return out
 
@@ -260,6 +265,7 @@ def _score(
     clv_model = loaded["clv"].estimator
     churn_horizon = int(float(loaded["churn"].params.get("churn_horizon_days", 90)))
     segments = fv.describe_segments(segment_model, frame, n, book)
+    value_index = fv.value_indices(frame, n)
     actions = fv.recommended_actions(frame, range(n), book)
     notes = fv.label_notes(frame, n)
     clv_blocks = _clv_blocks(frame, n, clv_model)
@@ -270,6 +276,7 @@ def _score(
         {
             "customer_id": customer.customer_id,
             "segments": segments[i],
+            "ahp_value_index": value_index[i],
             "churn": {
                 "probability": p_churn[i],
                 "risk_band": str(bands[i]),
@@ -346,8 +353,10 @@ def _segment(
     frame = _segments(loaded, built, n)
     book = pb.load_playbook(store.settings.playbook)
     segments = fv.describe_segments(loaded["segmentation"].estimator, frame, n, book)
+    value_index = fv.value_indices(frame, n)
     rows = [
-        {"customer_id": c.customer_id, "segments": segments[i]} for i, c in enumerate(customers)
+        {"customer_id": c.customer_id, "segments": segments[i], "ahp_value_index": value_index[i]}
+        for i, c in enumerate(customers)
     ]
     return {"model_version": loaded["segmentation"].version, "customers": rows}, built
 

@@ -216,6 +216,15 @@ class SegmentsOut(BaseModel):
     nine_grid: NineGridOut
 
 
+AHP_VALUE_INDEX = Field(
+    default=None,
+    description="AHP-weighted value index, 0–100: 100 × the weighted mean of the customer's "
+    "percentiles on the value indicators against the training customers (the indicators, "
+    "weights and consistency ratio are in the segmentation model card); null for a model "
+    "trained without it, or when no indicator is known.",
+)
+
+
 def _risk_bands() -> str:
     """The bands as text, and where their thresholds come from."""
     return (
@@ -256,6 +265,7 @@ class ActionOut(BaseModel):
 class CustomerScore(BaseModel):
     customer_id: str
     segments: SegmentsOut
+    ahp_value_index: float | None = AHP_VALUE_INDEX
     churn: ChurnOut
     clv: CLVOut
     value_at_risk: float = Field(description="P(churn) × CLV (currency).")
@@ -386,6 +396,7 @@ class ErrorResponse(BaseModel):
 class CustomerSegmentsOut(BaseModel):
     customer_id: str
     segments: SegmentsOut
+    ahp_value_index: float | None = AHP_VALUE_INDEX
 
 
 class SegmentsResponse(BaseModel):

@@ -27,6 +27,7 @@ from models.customer_view import (
 )
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, repeated_rows, summarize
+from models.segments.value_index import VALUE_INDEX_COLUMN
 from service import fast_scoring
 from service.model_store import LoadedModel, ModelStore, scoring_versions
 from service.schemas import CustomerIn
@@ -248,6 +249,12 @@ def _num(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def _value_index(row: pd.Series) -> float | None:
+    """The AHP value index (None: missing, or a model saved without it)."""
+    value = row.get(VALUE_INDEX_COLUMN)
+    return None if value is None else _num(value)
+
+
 def _text_or_none(value: Any) -> str | None:
     """A label, or None where there is none (never the text "None")."""
     return None if value is None or pd.isna(value) else str(value)
@@ -289,12 +296,16 @@ def segment_customers(
             return fast
     _reference(notes)
     loaded = store.snapshot()
-    summary, _ = build_features(customers, as_of, notes)
-    frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary)
+    summary, features = build_features(customers, as_of, notes)
+    frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     segment_model = loaded["segmentation"].estimator
     book = pb.load_playbook(store.settings.playbook)
     rows = [
-        {"customer_id": c.customer_id, "segments": segment_model.describe_row(frame.iloc[i], book)}
+        {
+            "customer_id": c.customer_id,
+            "segments": segment_model.describe_row(frame.iloc[i], book),
+            "ahp_value_index": _value_index(frame.iloc[i]),
+        }
         for i, c in enumerate(customers)
     ]
     return {"model_version": loaded["segmentation"].version, "customers": rows}
@@ -357,6 +368,7 @@ def score_customers(
             {
                 "customer_id": customer.customer_id,
                 "segments": segment_model.describe_row(row, book),
+                "ahp_value_index": _value_index(row),
                 "churn": {
                     "probability": float(row["churn_probability"]),
                     "risk_band": str(row["risk_band"]),

@@ -44,6 +44,15 @@ def _risk_bands(value: str) -> tuple[str, tuple[float, float]]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _value_index(value: str) -> dict[str, Any]:
+    from models.segments.value_index import resolve_value_index
+
+    try:
+        return resolve_value_index(value)
+    except CVMError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _parse_date(value: str) -> pd.Timestamp:
     try:
         return pd.Timestamp(value)
@@ -197,6 +206,7 @@ _CONFIG_OPTIONS = {
     "margin": "margin",
     "churn_max_iter": "churn_max_iter",
     "uplift_window_days": "campaign_window_days",
+    "value_index": "value_index",
 }
 
 
@@ -830,6 +840,16 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         metavar="BASIS:LOW,HIGH",
         help="churn risk band cuts: quantile:0.5,0.8 (default: the lowest half low, the top "
         "fifth high, of the model's scores) or probability:0.3,0.6 (fixed probabilities)",
+    )
+    add(
+        "--value-index",
+        type=_value_index,
+        default=None,
+        metavar="FILE",
+        help="the AHP value index: a JSON file of indicators (columns of the summary or of "
+        "the customer table, higher or lower is better) and their pairwise comparisons on "
+        "Saaty's 1-9 scale; `bank` uses the shipped bank template (default: revenue, "
+        "purchase days, days since the last purchase, P(alive) and tenure)",
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from models.churn.features import churn_features
+from models.churn.features import churn_features, churn_features_from_summary
 from models.clv import CLV_INPUT_COLUMNS
 from models.exceptions import CVMError, InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
@@ -55,6 +55,19 @@ def engineered(
         alive = clv_model.predict(summary)["probability_alive"]
         return summary.assign(probability_alive=alive)[SEGMENTATION_COLUMNS]
     raise InvalidInputError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
+
+
+def _with_customer_columns(
+    frame: pd.DataFrame, customers: pd.DataFrame, as_of: pd.Timestamp, signature: list[Any]
+) -> pd.DataFrame:
+    """The segmentation rows with the customer-table columns its signature names (the value
+    index's indicators), read as the customer view reads them."""
+    wanted = [c["name"] for c in signature if c["name"] not in frame.columns]
+    if not wanted:
+        return frame
+    attributes = churn_features_from_summary(frame, customers, as_of)
+    found = [c for c in wanted if c in attributes.columns]
+    return frame.join(attributes[found].set_axis(frame.index)) if found else frame
 
 
 def _cast(values: pd.Series, kind: str) -> pd.Series:
@@ -139,6 +152,8 @@ def invocation_features(
             say(f"no {family} champion with a signature in the registry: writing every column")
     else:
         version, columns = signature
+        if family == "segmentation" and customers is not None:
+            frame = _with_customer_columns(frame, customers, as_of, columns)
         frame, missing = fit_signature(frame, columns)
         say(f"columns of the {family} champion (version {version}): {len(columns)}")
         if missing:

@@ -122,6 +122,7 @@ def model_card(
         for k, v in sorted(params.items())
         if (not k.startswith("clv_") or family == "clv")
         and (not k.startswith("uplift_") or family == "uplift")
+        and (not k.startswith("value_index_") or family == "segmentation")
     ]
     lines += ["", "## Holdout metrics", "", "| metric | value |", "|---|---|"]
     lines += [
@@ -139,8 +140,37 @@ def model_card(
         for scheme, sizes in result.models["segmentation"].segment_sizes_.items():
             body = ", ".join(f"{label}: {size:,}" for label, size in sizes.items())
             lines.append(f"- **{scheme}**: {body}")
+        lines += value_index_lines(result.models["segmentation"])
     lines += ["", "## Known limits"] + [f"- {text}" for text in limits]
     return "\n".join(lines) + "\n"
+
+
+def value_index_lines(model: Any) -> list[str]:
+    """The AHP value index: indicators with direction and weight, and its consistency."""
+    index = getattr(model, "value_index_", None)
+    if index is None:
+        return []
+    lines = [
+        "",
+        "## Value index (AHP)",
+        f"- configuration: {index.name_}; served as `ahp_value_index` (0-100: 100 x the "
+        "weighted mean of the customer's percentiles against the training customers)",
+        f"- consistency: lambda_max {index.lambda_max_:.4f}, CI {index.consistency_index_:.4f}, "
+        f"CR {index.consistency_ratio_:.4f} (accepted up to 0.1)",
+        "",
+        "| indicator | better when | weight |",
+        "|---|---|---|",
+    ]
+    for column, label, direction, weight in zip(
+        index.columns_, index.labels_, index.directions_, index.weights_, strict=True
+    ):
+        name = column if label == column else f"{column} ({label})"
+        lines.append(f"| {name} | {direction} | {weight:.4f} |")
+    if index.dropped_:
+        lines.append(f"\nLeft out (optional, no data): {', '.join(index.dropped_)}.")
+    if getattr(model.nine_grid_, "value_axis", None) == "ahp_value_index":
+        lines.append("\nThe nine-grid's value tiers are cut on this index.")
+    return lines
 
 
 def uplift_lines(params: dict[str, Any], metrics: dict[str, float]) -> list[str]:

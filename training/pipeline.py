@@ -22,11 +22,12 @@ from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
+from models.segments.value_index import resolve_value_index
 from training import evaluate
 from training.progress import Stage, stage_of
 from training.train_churn import train_churn
 from training.train_clv import holdout_window, train_clv
-from training.train_segments import train_segments
+from training.train_segments import join_customer_columns, train_segments, value_index_columns
 from training.train_uplift import UpliftTraining, train_uplift
 
 Progress = Callable[[str], None]
@@ -62,6 +63,10 @@ class TrainConfig:
     # Uplift (with campaign history): a contact is retained by a purchase within this many
     # days after the send
     uplift_window_days: int = 60
+    # The AHP value index (models/segments/value_index.py): None = the default for the
+    # product's data, "bank" = the shipped bank template, a JSON file's path, or the
+    # configuration itself (a dict)
+    value_index: str | dict[str, Any] | None = None
 
 
 @dataclass
@@ -121,6 +126,9 @@ def train_all(
     if len(summary) < 20:
         raise InvalidInputError(f"only {len(summary)} customers with purchases: need at least 20")
     step(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
+    # The value index's configuration and columns are checked before any model is fitted.
+    value_index = resolve_value_index(config.value_index)
+    value_columns = value_index_columns(value_index, SEGMENT_INPUT_COLUMNS, customers)
     metrics: dict[str, float] = {
         "n_customers": float(len(summary)),
         "n_transactions": float(len(transactions)),
@@ -159,13 +167,23 @@ def train_all(
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
 
     # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------
-    segment_table = summary.assign(probability_alive=clv_out["probability_alive"])
+    segment_table = join_customer_columns(
+        summary.assign(probability_alive=clv_out["probability_alive"]),
+        customers,
+        value_columns,
+        as_of,
+    )
     champions = previous.result() if isinstance(previous, Future) else previous
     champion_segments = (champions or {}).get("segmentation")
     if champion_segments is not None:
         step("matching segment ids to the current champion's")
     with stage_of(progress, "segmentation"):
-        segments = train_segments(segment_table, previous=champion_segments, margin=config.margin)
+        segments = train_segments(
+            segment_table,
+            previous=champion_segments,
+            margin=config.margin,
+            value_index=value_index,
+        )
     metrics.update(segments.metrics)
     figures.update(segments.figures)
     # Only what the run keeps of the per-customer tables: the churn stage that follows is
@@ -174,7 +192,7 @@ def train_all(
     segments.labels = seg_out
     clv_out = clv_out.head(5)  # the output example
     segment_reference = reference_distribution(segment_table, SEGMENT_INPUT_COLUMNS)
-    segment_example = segment_table.head(5)[SEGMENT_INPUT_COLUMNS]
+    segment_example = segment_table.head(5)[[*SEGMENT_INPUT_COLUMNS, *value_columns]]
     del segment_table
     step(
         f"segmentation: RFM, value matrix, {segments.model.clusters_.n_clusters_} behaviour "
@@ -242,6 +260,7 @@ def train_all(
             **churn_training.params,
             "churn_risk_thresholds": f"{low:.6g},{high:.6g}",
             "churn_risk_basis": f"{basis}:{cuts[0]:g},{cuts[1]:g}",
+            **segments.params,
         },
         input_examples={
             "segmentation": segment_example,

@@ -10,6 +10,8 @@ One import gives the whole public API (class → playbook scheme → label colum
 - :class:`LifecycleStage` → ``lifecycle`` → ``lifecycle_stage`` (:mod:`models.segments.lifecycle`)
 - :class:`NineGrid` → ``nine_grid`` and ``nine_grid_strategy`` → ``nine_grid`` and
   ``nine_grid_strategy`` (:mod:`models.segments.value`)
+- :class:`ValueIndex` → the AHP-weighted value index (0–100) → ``ahp_value_index``
+  (:mod:`models.segments.value_index`; not a labelling scheme: one number per customer)
 - :class:`CustomerSegments` (:mod:`models.segments.bundle`): all of them as the one estimator
   the ``cvm-segmentation`` model serves.
 
@@ -35,8 +37,28 @@ from models.segments.value import (
     NineGrid,
     ValueMatrix,
 )
+from models.segments.value_index import (
+    BANK_TEMPLATE,
+    DEFAULT_VALUE_INDEX,
+    RANDOM_INDEX,
+    VALUE_INDEX_COLUMN,
+    AHPWeights,
+    ValueIndex,
+    ahp_weights,
+    load_value_index,
+    resolve_value_index,
+)
 
 __all__ = [
+    "BANK_TEMPLATE",
+    "DEFAULT_VALUE_INDEX",
+    "RANDOM_INDEX",
+    "VALUE_INDEX_COLUMN",
+    "AHPWeights",
+    "ValueIndex",
+    "ahp_weights",
+    "load_value_index",
+    "resolve_value_index",
     "BEHAVIOUR_TRAITS",
     "DEFAULT_BEHAVIOUR_FEATURES",
     "DEFAULT_NINE_GRID_STRATEGIES",

@@ -2,9 +2,10 @@
 
 ``CustomerSegments().fit(table).predict(table)`` gives, per customer, the label of every
 scheme: RFM segment and scores, value-matrix type, behaviour cluster, lifecycle stage and
-nine-grid cell with its strategy. ``table`` is the per-customer summary of
+nine-grid cell with its strategy, and the AHP value index (0–100,
+:mod:`models.segments.value_index`). ``table`` is the per-customer summary of
 :func:`models.features.summarize`, plus ``probability_alive`` from the CLV model when
-available (the lifecycle stage uses it).
+available (the lifecycle stage uses it), plus the customer-table columns the value index reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from models.segments.clusters import BehaviourClusters
 from models.segments.lifecycle import LifecycleStage
 from models.segments.rfm import RFMSegmenter
 from models.segments.value import NineGrid, ValueMatrix
+from models.segments.value_index import VALUE_INDEX_COLUMN, ValueIndex, resolve_value_index
 
 
 class CustomerSegments(BaseEstimator):
@@ -30,6 +32,14 @@ class CustomerSegments(BaseEstimator):
       when given, cluster ids are matched to it so that "cluster 2" keeps its meaning.
     - ``k_min``, ``k_max``, ``sample_size``: behaviour clustering settings.
     - ``margin``: margin assumed by the value matrix when there is no cost data.
+    - ``value_index``: the AHP value index configuration (indicators and pairwise
+      comparisons, :func:`models.segments.value_index.check_config`); ``None`` = the default
+      for the product's own data. With ``"use_for_nine_grid": true`` the nine-grid's value
+      axis is this index.
+
+    Fitted: one model per scheme (``rfm_``, ``value_matrix_``, ``clusters_``, ``lifecycle_``,
+    ``nine_grid_``), ``value_index_`` (:class:`ValueIndex`; absent from models saved before
+    it) and ``segment_sizes_``.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class CustomerSegments(BaseEstimator):
         sample_size: int = 10_000,
         margin: float | None = None,
         random_state: int = 0,
+        value_index: dict[str, Any] | None = None,
     ):
         self.rfm_segments = rfm_segments
         self.cluster_reference = cluster_reference
@@ -49,6 +60,11 @@ class CustomerSegments(BaseEstimator):
         self.sample_size = sample_size
         self.margin = margin
         self.random_state = random_state
+        self.value_index = value_index
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("value_index", None)  # models saved before it
 
     def fit(self, table: pd.DataFrame, y: Any = None) -> CustomerSegments:
         """Fit every scheme on the training customers; returns self."""
@@ -62,7 +78,13 @@ class CustomerSegments(BaseEstimator):
             reference=self.cluster_reference,
         ).fit(table)
         self.lifecycle_ = LifecycleStage().fit(table)
-        self.nine_grid_ = NineGrid().fit(table)
+        config = resolve_value_index(self.value_index)
+        self.value_index_ = ValueIndex.from_config(config, source=config["name"]).fit(table)
+        axis = VALUE_INDEX_COLUMN if config["use_for_nine_grid"] else None
+        grid_table = table
+        if axis is not None:
+            grid_table = table.assign(**{axis: self.value_index_.predict(table)[axis]})
+        self.nine_grid_ = NineGrid(value_axis=axis).fit(grid_table)
         self.segment_sizes_ = {m.scheme: dict(m.segment_sizes_) for m in self.schemes().values()}
         return self
 
@@ -79,8 +101,18 @@ class CustomerSegments(BaseEstimator):
         }
 
     def predict(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Every scheme's output columns side by side (see each scheme's ``predict``)."""
-        parts = [model.predict(table) for model in self.schemes().values()]
+        """Every scheme's output columns side by side (see each scheme's ``predict``), then
+        :data:`VALUE_INDEX_COLUMN` (0–100; models saved before the value index lack it)."""
+        schemes = self.schemes()
+        model = getattr(self, "value_index_", None)
+        index = model.predict(table) if model is not None else None
+        axis = getattr(self.nine_grid_, "value_axis", None)
+        grid_table = table
+        if index is not None and axis == VALUE_INDEX_COLUMN:
+            grid_table = table.assign(**{axis: index[axis]})
+        parts = [m.predict(grid_table if m is self.nine_grid_ else table) for m in schemes.values()]
+        if index is not None:
+            parts.append(index)
         out = pd.concat(parts, axis=1)
         return out.loc[:, ~out.columns.duplicated()]
 

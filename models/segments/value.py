@@ -29,8 +29,9 @@ population; the value tiers cut it at its training terciles. Growth is ``spend_t
 the earlier) or when the customer spent nothing in either trend window (``spend_recent`` =
 ``spend_earlier`` = 0), growing from +1/3 (double) up. Each cell carries one of four
 strategies: keep investing, develop deeper, adjust and optimise, planned exit
-(:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable). Other value indicators and weights
-(e.g. from an analytic-hierarchy-process exercise, Saaty 1980) go in ``value_weights``.
+(:data:`DEFAULT_NINE_GRID_STRATEGIES`, replaceable). Other value indicators and weights go
+in ``value_weights``; ``value_axis="ahp_value_index"`` measures value by the AHP value index
+(:mod:`models.segments.value_index`) instead.
 """
 
 from __future__ import annotations
@@ -217,6 +218,9 @@ class NineGrid(BaseEstimator):
       separating declining / stable / growing (growing when ≥ the upper cut).
     - ``strategies``: ``{cell: strategy}`` for all nine cells; ``None`` =
       :data:`DEFAULT_NINE_GRID_STRATEGIES`.
+    - ``value_axis``: ``None`` (default) measures value by ``value_weights``; a column name
+      measures it by that column alone, e.g. ``"ahp_value_index"``, the AHP value index
+      (:mod:`models.segments.value_index`) that :class:`CustomerSegments` adds to the table.
 
     Fitted: ``value_columns_``, ``value_weights_`` (normalised), ``references_`` (sorted
     training samples per value column), ``value_thresholds_`` (index values of the cuts),
@@ -233,12 +237,18 @@ class NineGrid(BaseEstimator):
         growth_column: str = "spend_trend",
         growth_cuts: tuple[float, float] = (-1 / 3, 1 / 3),
         strategies: dict[str, str] | None = None,
+        value_axis: str | None = None,
     ):
         self.value_weights = value_weights
         self.value_cuts = value_cuts
         self.growth_column = growth_column
         self.growth_cuts = growth_cuts
         self.strategies = strategies
+        self.value_axis = value_axis
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("value_axis", None)  # models saved before it
 
     def _check_settings(self) -> dict[str, str]:
         for name in ("value_cuts", "growth_cuts"):
@@ -258,7 +268,11 @@ class NineGrid(BaseEstimator):
         check_not_empty(table, self)
         self.strategies_ = self._check_settings()
         require_columns(table, [self.growth_column])
-        weights = dict(self.value_weights or DEFAULT_VALUE_WEIGHTS)
+        if self.value_axis is not None:
+            require_columns(table, [self.value_axis])
+            weights = {self.value_axis: 1.0}
+        else:
+            weights = dict(self.value_weights or DEFAULT_VALUE_WEIGHTS)
         if any(w < 0 for w in weights.values()):
             raise InvalidInputError("value_weights must be >= 0", field="value_weights")
         usable = {

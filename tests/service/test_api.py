@@ -83,6 +83,7 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     assert set(scored) == {
         "customer_id",
         "segments",
+        "ahp_value_index",
         "churn",
         "clv",
         "value_at_risk",
@@ -118,6 +119,8 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     assert scored["segments"]["behaviour"]["label"] == str(rfm["cluster"])
     assert scored["segments"]["lifecycle"]["label"] == rfm["lifecycle_stage"]
     assert scored["segments"]["nine_grid"]["strategy"] == rfm["nine_grid_strategy"]
+    assert 0 <= scored["ahp_value_index"] <= 100
+    assert scored["ahp_value_index"] == pytest.approx(rfm["ahp_value_index"], rel=1e-12)
     churn = models["churn"]
     rows = transactions[transactions["customer_id"] == customer["customer_id"]][
         ["customer_id", "timestamp", "amount", "cost", "channel"]
