@@ -18,6 +18,7 @@ from models.churn.features import churn_features, churn_features_from_summary
 from models.churn.reasons import churn_reasons
 from models.churn.risk import BAND_NAMES, band_of
 from models.churn.rules import early_warnings
+from models.clv.periodic import with_period_columns
 from models.customer_view import (
     label_notes,
     recommended_actions,
@@ -212,10 +213,15 @@ def _transaction_rows(
 
 
 def build_features(
-    customers: list[CustomerIn], as_of: date, notes: RequestNotes | None = None
+    customers: list[CustomerIn],
+    as_of: date,
+    notes: RequestNotes | None = None,
+    clv_model: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary, churn features) in request order; customer ids must be unique. ``notes``:
-    the request's options (keep_duplicates) and where its warnings go."""
+    the request's options (keep_duplicates) and where its warnings go. ``clv_model``: the
+    served CLV estimator; a BG/BB one gets the periods of the customers sent with purchases
+    (:func:`models.clv.periodic.with_period_columns`; summaries are converted by the model)."""
     ids = [c.customer_id for c in customers]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
@@ -231,7 +237,8 @@ def build_features(
     summaries, features = [], []
     if with_tx:  # the training feature functions on the raw purchases: no train/serve skew
         tx = _transaction_frame(with_tx, notes)
-        summaries.append(_transaction_rows(with_tx, tx, as_of))
+        part = _transaction_rows(with_tx, tx, as_of)
+        summaries.append(with_period_columns(clv_model, part, tx, as_of))
         features.append(churn_features(tx, pd.Timestamp(as_of), attributes))
     if with_summary:
         summary_part = _summary_rows(with_summary)
@@ -296,7 +303,7 @@ def segment_customers(
             return fast
     _reference(notes)
     loaded = store.snapshot()
-    summary, features = build_features(customers, as_of, notes)
+    summary, features = build_features(customers, as_of, notes, loaded["clv"].estimator)
     frame = segment_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     segment_model = loaded["segmentation"].estimator
     book = pb.load_playbook(store.settings.playbook)
@@ -334,7 +341,7 @@ def _view_and_features(
 ) -> tuple[dict[str, LoadedModel], pd.DataFrame, pd.DataFrame]:
     """:func:`_customer_view` and the churn features it used (request order)."""
     loaded = loaded if loaded is not None else store.snapshot()
-    summary, features = build_features(customers, as_of, notes)
+    summary, features = build_features(customers, as_of, notes, loaded["clv"].estimator)
     frame = score_frame({f: m.estimator for f, m in loaded.items()}, summary, features)
     check_scores(frame, customers)
     _track_drift(loaded, summary, features)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from models.churn.features import churn_features
+from models.clv.periodic import with_period_columns
 from models.customer_view import (
     AUDIENCE_COLUMNS,
     label_notes,
@@ -45,7 +46,10 @@ def score_customers(
 ) -> pd.DataFrame:
     """One row per customer: every label and score, value at risk and the recommended action."""
     start = time.perf_counter()
-    summary = summarize(transactions, as_of)
+    # a BG/BB CLV model reads each customer's periods too (models/clv/periodic.py)
+    summary = with_period_columns(
+        models["clv"], summarize(transactions, as_of), transactions, as_of
+    )
     features = churn_features(transactions, as_of, customers)
     progress(f"summarised {len(transactions):,} transactions into {len(summary):,} customers")
     parts = []

@@ -83,6 +83,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from training import synthetic
 
     start = time.perf_counter()
+    if args.period:
+        if args.campaign_plan:
+            _say("error: --campaign-plan plays a plan into the campaigns; --period data have none")
+            return 2
+        return _generate_discrete(args, start)
     _say(f"generating {args.customers:,} customers (seed {args.seed}) ...")
     transactions, customers, truth = synthetic.generate(
         args.customers, seed=args.seed, as_of=args.as_of or "2025-12-31"
@@ -130,12 +135,42 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_discrete(args: argparse.Namespace, start: float) -> int:
+    """``cvm generate --period``: a discrete-opportunity data set (BG/BB truth)."""
+    from training import synthetic
+    from training.synthetic_discrete import generate_discrete
+
+    _say(f"generating {args.customers:,} customers, one chance to buy per {args.period} ...")
+    transactions, customers, truth = generate_discrete(
+        args.customers, seed=args.seed, as_of=args.as_of or "2025-12-31", period=args.period
+    )
+    paths = synthetic.write(args.out, transactions, customers, truth, fmt=args.format)
+    _say(
+        f"wrote {len(transactions):,} transactions, {len(customers):,} customers in "
+        f"{time.perf_counter() - start:.1f}s:"
+    )
+    for path in paths.values():
+        print(path)
+    return 0
+
+
 def _inputs(args: argparse.Namespace) -> Any:
     """The files named by the shared data options, validated (or demo data with --demo);
     read in Spark with ``--engine spark``."""
     from training.inputs import load_inputs
 
+    model, period = getattr(args, "clv_model", "auto"), getattr(args, "period", None)
+    if period and model not in ("auto", "bgbb"):  # said before the data is read
+        raise CVMError(
+            f"--period {period} is for --model bgbb (or auto, where BG/BB per {period} joins "
+            f"the candidates); {model} is a continuous-time model"
+        )
     if getattr(args, "engine", "pandas") == "spark":
+        if model == "bgbb" or period:
+            raise CVMError(
+                "--model bgbb and --period (BG/BB for discrete-opportunity data) are trained "
+                "by the pandas engine only: leave out --engine spark"
+            )
         if getattr(args, "campaigns_file", None):
             _say(
                 f"warning: --campaigns {args.campaigns_file} is not used with --engine spark: "
@@ -207,6 +242,8 @@ _CONFIG_OPTIONS = {
     "churn_max_iter": "churn_max_iter",
     "uplift_window_days": "campaign_window_days",
     "value_index": "value_index",
+    "clv_model": "clv_model",
+    "clv_period": "period",
 }
 
 
@@ -814,6 +851,22 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="CLV evaluation holdout (days; default: a third of the history, 4 weeks to 180 days)",
     )
     add("--clv-horizon-days", type=int, default=365, help="CLV horizon (days)")
+    add(
+        "--model",
+        "--clv-model",
+        dest="clv_model",
+        choices=["auto", "bgnbd", "paretonbd", "bgbb"],
+        default="auto",
+        help="CLV model: auto (default: the one that forecasts the holdout best), bgnbd, "
+        "paretonbd, or bgbb (discrete opportunities: each customer buys or not in each period)",
+    )
+    add(
+        "--period",
+        choices=["week", "month", "quarter", "year"],
+        default=None,
+        help="BG/BB's period: with --model bgbb, or with auto to add BG/BB to the candidates "
+        "(default: the period the purchases keep to, if any)",
+    )
     add("--discount-rate", type=float, default=0.10, help="annual discount rate")
     add("--margin", type=float, default=None, help="CLV margin (default: from costs, else 1.0)")
     add("--churn-max-iter", type=int, default=None, help="boosting rounds of the churn model")
@@ -918,6 +971,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="leave out the randomised retention campaigns (campaigns.csv, whose effects are "
         "played into the transactions, and campaign_truth.csv)",
+    )
+    gen.add_argument(
+        "--period",
+        choices=["week", "month", "quarter", "year"],
+        default=None,
+        help="a discrete-opportunity business instead: each customer buys or not in each "
+        "period (BG/BB truth in truth.json; no campaigns), for cvm train --model bgbb",
     )
     gen.add_argument(
         "--campaign-plan",

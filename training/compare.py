@@ -32,6 +32,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from models.churn import time_split
+from models.clv.periodic import DiscreteCLV, with_period_columns
 from models.features import summarize
 from training import evaluate
 from training.train_clv import purchase_days_between
@@ -52,6 +53,9 @@ class Holdout:
     # The uplift family's holdout contacts (training.train_uplift: features, treatment,
     # retained); None without campaign history
     uplift: pd.DataFrame | None = None
+    # The purchases and the calibration's end: a BG/BB model's periods come from them
+    transactions: pd.DataFrame | None = None
+    calibration_end: pd.Timestamp | None = None
 
     @classmethod
     def build(
@@ -80,6 +84,8 @@ class Holdout:
             actual.fillna(0).to_numpy(dtype=float),
             clv_holdout_days,
             summarize(transactions, as_of),
+            transactions=transactions,
+            calibration_end=start,
         )
 
 
@@ -124,6 +130,13 @@ def holdout_metrics(
             calibration["recency"] / unit,
             calibration["T"] / unit,
         )
+        out.update(evaluate.clv_holdout_metrics(predicted, holdout.actual))
+    elif isinstance(clv, DiscreteCLV) and holdout.transactions is not None:
+        # BG/BB: its expected purchases in the holdout's days, from each customer's periods
+        calibration = with_period_columns(
+            clv, holdout.calibration, holdout.transactions, holdout.calibration_end
+        )
+        predicted = clv.forecast_purchases(holdout.clv_holdout_days, calibration)
         out.update(evaluate.clv_holdout_metrics(predicted, holdout.actual))
     segments = models.get("segmentation")
     if segments is not None:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from models.churn.features import churn_features, churn_features_from_summary
 from models.clv import CLV_INPUT_COLUMNS
+from models.clv.periodic import PERIOD_COLUMNS, input_columns, with_period_columns
 from models.exceptions import CVMError, InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
 
@@ -40,19 +41,22 @@ def engineered(
     clv_model: Any = None,
 ) -> pd.DataFrame:
     """Every input column the family's model can take, one row per customer (index
-    ``customer_id``). ``clv_model``: the CLV estimator giving segmentation its P(alive)."""
+    ``customer_id``). ``clv_model``: the CLV champion, giving segmentation its P(alive); a
+    BG/BB one adds its period columns to the CLV rows."""
     if family == "churn":
         return churn_features(transactions, as_of, customers)
     summary = summarize(transactions, as_of)
+    # a BG/BB CLV champion reads each customer's periods too (models/clv/periodic.py)
+    with_periods = with_period_columns(clv_model, summary, transactions, as_of)
     if family == "clv":
-        return summary[CLV_INPUT_COLUMNS]
+        return with_periods[input_columns(clv_model, CLV_INPUT_COLUMNS)]
     if family == "segmentation":
         if clv_model is None:
             raise CVMError(
                 "the segmentation model's inputs include probability_alive, which the CLV "
                 "champion computes: train first (cvm train)"
             )
-        alive = clv_model.predict(summary)["probability_alive"]
+        alive = clv_model.predict(with_periods)["probability_alive"]
         return summary.assign(probability_alive=alive)[SEGMENTATION_COLUMNS]
     raise InvalidInputError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
 
@@ -144,7 +148,8 @@ def invocation_features(
 
     signature = None if all_columns else tracking.champion_signature(family)
     clv_model = None
-    if family == "segmentation":
+    periods = signature is not None and any(c.get("name") in PERIOD_COLUMNS for c in signature[1])
+    if family == "segmentation" or (family == "clv" and periods):  # a BG/BB champion
         clv_model = tracking.load_champions().get("clv")
     frame = engineered(family, transactions, customers, as_of, clv_model)
     if signature is None:

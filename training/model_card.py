@@ -135,6 +135,9 @@ def model_card(
         limits.append(limit)
     if family == "uplift":
         lines += ["", "## Uplift", *uplift_lines(params, result.metrics)]
+    if family == "clv" and params.get("clv_model") == "bgbb":
+        lines += ["", "## BG/BB (discrete opportunities)", *bgbb_lines(params)]
+        limits[0] = BGBB_LIMIT
     if family == "segmentation":
         lines += ["", "## Segment catalogue (customers at training time)"]
         for scheme, sizes in result.models["segmentation"].segment_sizes_.items():
@@ -171,6 +174,36 @@ def value_index_lines(model: Any) -> list[str]:
     if getattr(model.nine_grid_, "value_axis", None) == "ahp_value_index":
         lines.append("\nThe nine-grid's value tiers are cut on this index.")
     return lines
+
+
+BGBB_LIMIT = (
+    "BG/BB assumes one chance to transact per period, a steady individual probability of "
+    "transacting while active and a single, permanent dropout: seasonality and campaigns "
+    "are not modelled."
+)
+
+
+def bgbb_lines(params: dict[str, Any]) -> list[str]:
+    """What a BG/BB CLV model counts, in which periods, and how a summary is read."""
+    period = params.get("clv_period", "?")
+    source = params.get("clv_period_source", "?")
+    per = params.get("clv_purchases_per_period", "?")
+    return [
+        f"- period: {period} ({params.get('clv_period_days', '?')} days; {source}), counted "
+        "back from as-of in equal lengths, so every period counted is complete; the period "
+        "of a customer's first purchase is not an opportunity",
+        f"- transaction probability ~ Beta(alpha {params.get('clv_bgbb_alpha', '?')}, beta "
+        f"{params.get('clv_bgbb_beta', '?')}); dropout per period ~ Beta(gamma "
+        f"{params.get('clv_bgbb_gamma', '?')}, delta {params.get('clv_bgbb_delta', '?')})",
+        f"- purchases per purchasing period: {per} (1.0: strictly one purchase per period); "
+        "expected_purchases = expected purchasing periods over the horizon × this",
+        "- CLV: Σ over the horizon's periods of P(active and transacting) × discount × "
+        "expected spend (Gamma-Gamma) × margin",
+        "- input: the summary's frequency, recency and T (days) and, where known, "
+        "period_frequency, period_recency and periods; a row without them is converted "
+        "(periods = ⌊T / period⌋, period_recency exact, period_frequency = min(frequency, "
+        "period_recency): exact with at most one purchase per period)",
+    ]
 
 
 def uplift_lines(params: dict[str, Any], metrics: dict[str, float]) -> list[str]:

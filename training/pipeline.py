@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from models.churn.risk import DEFAULT_QUANTILES, fit_bands
 from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
+from models.clv.periodic import input_example, with_period_columns
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
@@ -52,7 +53,12 @@ class TrainConfig:
     discount_rate: float = 0.10
     margin: float | None = None
     time_unit_days: float = 7.0
+    # "auto" (chosen on the holdout), "bgnbd", "paretonbd" or "bgbb" (discrete opportunities)
     clv_model: str = "auto"
+    # BG/BB's period (week, month, quarter, year); None: the one the purchases keep to, if any
+    clv_period: str | None = None
+    # with clv_model "auto" and no clv_period: add BG/BB when the purchases keep to a period
+    clv_detect_period: bool = True
     churn_max_iter: int | None = None
     # Churn risk bands: "quantile" cuts of the scores (shares of customers) or fixed
     # "probability" thresholds (models/churn/risk.py)
@@ -143,6 +149,7 @@ def train_all(
         step(short)
     # one line per candidate model on the holdout, one for the final fit
     clv_steps = (len(PURCHASE_MODELS) if config.clv_model == "auto" else 1) + 1
+    clv_steps += config.clv_model == "auto" and config.clv_period is not None  # BG/BB too
     with stage_of(progress, "CLV: model choice and final fit", clv_steps) as stage:
         clv_training = train_clv(
             transactions,
@@ -157,11 +164,15 @@ def train_all(
             purchase_model=config.clv_model,
             step=advancing(step, stage),
             evaluation_transactions=evaluation[0] if evaluation is not None else None,
+            period=config.clv_period,
+            detect_period_=config.clv_detect_period,
         )
     clv = clv_training.model
     metrics.update(clv_training.metrics)
     figures.update(clv_training.figures)
-    clv_out = clv.predict(summary)
+    # a BG/BB model reads each customer's periods too (models/clv/periodic.py)
+    clv_summary = with_period_columns(clv, summary, transactions, as_of)
+    clv_out = clv.predict(clv_summary)
     metrics["clv_mean"] = float(clv_out["clv"].mean())
     metrics["clv_total"] = float(clv_out["clv"].sum())
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
@@ -191,6 +202,10 @@ def train_all(
     seg_out = segments.labels.head(5)
     segments.labels = seg_out
     clv_out = clv_out.head(5)  # the output example
+    clv_example = input_example(clv, clv_summary, CLV_INPUT_COLUMNS)
+    if len(clv_example.columns) > len(CLV_INPUT_COLUMNS):
+        clv_out = clv.predict(clv_example)
+    del clv_summary
     segment_reference = reference_distribution(segment_table, SEGMENT_INPUT_COLUMNS)
     segment_example = segment_table.head(5)[[*SEGMENT_INPUT_COLUMNS, *value_columns]]
     del segment_table
@@ -264,7 +279,7 @@ def train_all(
         },
         input_examples={
             "segmentation": segment_example,
-            "clv": examples[CLV_INPUT_COLUMNS],
+            "clv": clv_example,
             "churn": features_now.head(5),
         },
         output_examples={

@@ -5,6 +5,12 @@ Non-contractual data: BG/NBD and Pareto/NBD are both fitted on the calibration p
 error of the total), and the better one (``choose_by``, default per-customer MAE) is refitted
 on the whole history. Contractual data (a customer table with ``churned``/``churn_date`` and
 ``signup_date``) uses the sBG retention model instead.
+
+Discrete-opportunity data (each customer transacts or not in each period): BG/BB per period
+(:class:`models.clv.periodic.DiscreteCLV`) joins the candidates when a ``period`` is given or
+the purchases keep to one (:func:`models.clv.periodic.detect_period`), and is the only one
+with ``purchase_model="bgbb"``. It is judged on the same holdout purchases as the others: its
+expected transacting periods in the holdout's days × purchases per period.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from matplotlib.figure import Figure
 
 from models.clv import PURCHASE_MODELS, CLVModel
 from models.clv.contractual import ContractualCLV, has_contract_data
+from models.clv.periodic import DiscreteCLV, detect_period, with_period_columns
+from models.exceptions import InvalidInputError
 from models.features import summarize
 from training import evaluate
 
@@ -170,6 +178,8 @@ def train_clv(
     choose_by: str = "combined",
     step: Callable[[str], None] = print,
     evaluation_transactions: pd.DataFrame | None = None,
+    period: str | None = None,
+    detect_period_: bool = True,
 ) -> CLVTraining:
     """Fit, evaluate and choose the CLV model; returns the fitted model and what to log.
 
@@ -184,6 +194,11 @@ def train_clv(
     Each candidate purchase model is fitted once on the calibration period; the spend model
     only for the chosen one; the final fit on the whole history starts from the chosen
     calibration fit's parameters.
+
+    ``period`` (``week``, ``month``, ``quarter``, ``year``): BG/BB per period is a candidate
+    (with ``purchase_model`` ``auto``) or the model (``bgbb``). Without it, ``auto`` adds
+    BG/BB when the purchases keep to a period (``detect_period_``; the Spark engine turns it
+    off), and ``bgbb`` uses the period they keep to, or asks for one.
     """
     kwargs: dict[str, Any] = {
         "time_unit_days": time_unit_days,
@@ -191,11 +206,15 @@ def train_clv(
         "discount_rate": discount_rate,
         "margin": margin,
     }
-    if customers is not None and has_contract_data(customers):
+    period, period_source = _bgbb_period(
+        transactions, as_of, purchase_model, period, detect_period_, step
+    )
+    if purchase_model != "bgbb" and customers is not None and has_contract_data(customers):
         return _train_contractual(customers, summary, as_of, kwargs, step)
 
     out = CLVTraining(model=None)
-    candidates = list(PURCHASE_MODELS) if purchase_model == "auto" else [purchase_model]
+    candidates = _candidates(purchase_model, period)
+    discrete_kwargs = {k: v for k, v in kwargs.items() if k != "time_unit_days"}
     calibration_end = as_of - pd.Timedelta(days=holdout_days)
     calibration = summarize(transactions, calibration_end)
     scores: dict[str, float] = {}
@@ -217,11 +236,24 @@ def train_clv(
         x, t_x, t = CLVModel(**holdout_kwargs)._rft(calibration)
         judged_rft = CLVModel(**holdout_kwargs)._rft(judged)
         predictions: dict[str, np.ndarray] = {}
-        for name in candidates:
-            fitted[name] = PURCHASE_MODELS[name]().fit(x, t_x, t)
-            predictions[name] = fitted[name].expected_purchases(
-                holdout_days / time_unit_days, *judged_rft
-            )
+        for name in list(candidates):
+            if name == "bgbb":
+                assert period is not None
+                discrete = _fit_discrete_holdout(
+                    period, calibration, transactions, calibration_end, discrete_kwargs, step
+                )
+                if discrete is None:  # too short a calibration: left out (forced: kept)
+                    candidates[:] = [c for c in candidates if c != name] or candidates
+                    continue
+                fitted[name] = discrete
+                predictions[name] = discrete.forecast_purchases(
+                    holdout_days, with_period_columns(discrete, judged, judged_tx, calibration_end)
+                )
+            else:
+                fitted[name] = PURCHASE_MODELS[name]().fit(x, t_x, t)
+                predictions[name] = fitted[name].expected_purchases(
+                    holdout_days / time_unit_days, *judged_rft
+                )
             result = evaluate.clv_holdout_metrics(predictions[name], actual)
             for key, value in result.items():
                 out.metrics[key.replace("clv_", f"clv_{name}_", 1)] = value
@@ -230,51 +262,164 @@ def train_clv(
                 f"CLV {name} on the {holdout_days}-day holdout: MAE {result['clv_holdout_mae']:.3f}, "
                 f"total error {result['clv_holdout_total_error_pct']:+.1f}%"
             )
-        scores = (
-            choice_scores(results)
-            if choose_by == "combined"
-            else {n: r[choose_by] for n, r in results.items()}
-        )
-        for name, score in scores.items():
-            out.metrics[f"clv_{name}_choice_score"] = score
-        out.figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
-            judged["frequency"].to_numpy(), predictions, actual
-        )
-        tracking = cumulative_tracking(judged_tx, calibration_end, as_of, fitted, time_unit_days)
-        out.figures["clv_cumulative_repeat_purchases.png"] = evaluate.plot_cumulative_tracking(
-            tracking
-        )
-        out.tables["clv_cumulative_tracking"] = tracking
+        if results:
+            scores = (
+                choice_scores(results)
+                if choose_by == "combined"
+                else {n: r[choose_by] for n, r in results.items()}
+            )
+            for name, score in scores.items():
+                out.metrics[f"clv_{name}_choice_score"] = score
+            out.figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(
+                judged["frequency"].to_numpy(), predictions, actual
+            )
+            curves = {
+                name: _InTimeUnits(m, time_unit_days) if isinstance(m, DiscreteCLV) else m
+                for name, m in fitted.items()
+            }
+            tracking = cumulative_tracking(
+                judged_tx, calibration_end, as_of, curves, time_unit_days
+            )
+            out.figures["clv_cumulative_repeat_purchases.png"] = evaluate.plot_cumulative_tracking(
+                tracking
+            )
+            out.tables["clv_cumulative_tracking"] = tracking
     else:
-        step("CLV: too little history before the holdout to compare models; using BG/NBD")
+        step(
+            "CLV: too little history before the holdout to compare models; using "
+            + MODEL_NAMES[candidates[0]]
+        )
     chosen = min(scores, key=lambda k: scores[k]) if scores else candidates[0]
     for key in list(out.metrics):  # the chosen model's holdout metrics under the plain names
         if key.startswith(f"clv_{chosen}_"):
             out.metrics[key.replace(f"clv_{chosen}_", "clv_", 1)] = out.metrics[key]
-    if scores:
-        holdout_model = CLVModel(purchase_model=chosen, **holdout_kwargs).fit(
-            calibration, purchases=fitted[chosen]
+    model: CLVModel | DiscreteCLV
+    if chosen == "bgbb":
+        assert period is not None
+        discrete_holdout = fitted.get("bgbb") if scores else None
+        model = DiscreteCLV(period=period, **discrete_kwargs).fit(
+            with_period_columns(DiscreteCLV(period), summary, transactions, as_of),
+            start_from=discrete_holdout,
         )
-    model = CLVModel(purchase_model=chosen, **kwargs).fit(summary, start_from=holdout_model)
+        out.holdout_model = discrete_holdout
+        purchase_fit = model.bgbb_
+        out.params["clv_horizon_periods"] = model.horizon_periods
+    else:
+        if scores:
+            holdout_model = CLVModel(purchase_model=chosen, **holdout_kwargs).fit(
+                calibration, purchases=fitted[chosen]
+            )
+        model = CLVModel(purchase_model=chosen, **kwargs).fit(summary, start_from=holdout_model)
+        out.holdout_model = holdout_model
+        purchase_fit = model.purchase_model_
     out.model = model
-    out.holdout_model = holdout_model
     reason = (
         _why(chosen, results, choose_by)
         if results
         else "too little history before the holdout to compare models"
     )
     out.params = {
+        **out.params,
         "clv_model": chosen,
         "clv_choice_metric": choose_by,
         "clv_choice_reason": reason,
         "margin_source": model.margin_source_,
         **{f"clv_{k}": round(v, 6) for k, v in model.params().items()},
     }
-    out.metrics[f"clv_log_likelihood_{chosen}"] = model.purchase_model_.log_likelihood_
+    if period is not None:  # BG/BB was a candidate, or the model
+        out.params["clv_period"] = period
+        out.params["clv_period_days"] = round(DiscreteCLV(period).period_days, 4)
+        out.params["clv_period_source"] = period_source
+    out.metrics[f"clv_log_likelihood_{chosen}"] = purchase_fit.log_likelihood_
     out.metrics["clv_log_likelihood_gg"] = model.gamma_gamma_.log_likelihood_
-    params = ", ".join(f"{k}={v:.3f}" for k, v in model.purchase_model_.params_.items())
-    step(f"CLV: chose {chosen} ({params}): {reason}")
+    params = ", ".join(f"{k}={v:.3f}" for k, v in purchase_fit.params_.items())
+    per = f" per {period}" if chosen == "bgbb" else ""
+    step(f"CLV: chose {chosen}{per} ({params}): {reason}")
     return out
+
+
+MODEL_NAMES = {"bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD", "bgbb": "BG/BB"}
+CLV_MODELS = (*PURCHASE_MODELS, "bgbb")
+
+
+def _candidates(purchase_model: str, period: str | None) -> list[str]:
+    """The models fitted before the holdout: the one asked for, or with ``auto`` both
+    continuous-time models and BG/BB when it has a period."""
+    if purchase_model == "auto":
+        return list(PURCHASE_MODELS) + (["bgbb"] if period else [])
+    return [purchase_model]
+
+
+def _bgbb_period(
+    transactions: pd.DataFrame,
+    as_of: pd.Timestamp,
+    purchase_model: str,
+    period: str | None,
+    detect: bool,
+    step: Callable[[str], None],
+) -> tuple[str | None, str]:
+    """(the BG/BB period, where it came from: ``given`` or ``detected``), or (None, "")
+    when BG/BB is not in the run. Clear errors for a period with a continuous-time model and
+    for ``bgbb`` without a period the purchases keep to."""
+    if purchase_model not in (*CLV_MODELS, "auto"):
+        raise InvalidInputError(
+            f"unknown CLV model {purchase_model!r}: use auto, {', '.join(CLV_MODELS)}",
+            field="model",
+        )
+    if period is not None:
+        DiscreteCLV(period).period_days  # noqa: B018 (an unknown period is a clear error)
+        if purchase_model not in ("auto", "bgbb"):
+            raise InvalidInputError(
+                f"--period {period} is for --model bgbb (or auto, where BG/BB per {period} "
+                f"joins the candidates); {purchase_model} is a continuous-time model",
+                field="period",
+            )
+        return period, "given"
+    if purchase_model == "bgbb" or (purchase_model == "auto" and detect):
+        found, share = detect_period(transactions, as_of)
+        if found is not None:
+            step(
+                f"CLV: {share:.0%} of the gaps between a customer's purchases are whole "
+                f"{found}s: BG/BB per {found} is "
+                + ("the model" if purchase_model == "bgbb" else "a candidate")
+            )
+            return found, "detected"
+        if purchase_model == "bgbb":
+            raise InvalidInputError(
+                "--model bgbb needs --period week, month, quarter or year: the purchases keep "
+                f"to none (at best {share:.0%} of the gaps between a customer's purchases are "
+                "whole periods)",
+                field="period",
+            )
+    return None, ""
+
+
+def _fit_discrete_holdout(
+    period: str,
+    calibration: pd.DataFrame,
+    transactions: pd.DataFrame,
+    calibration_end: pd.Timestamp,
+    kwargs: dict[str, Any],
+    step: Callable[[str], None],
+) -> DiscreteCLV | None:
+    """BG/BB per ``period`` fitted on the calibration period, or None (said) when the
+    calibration is too short for it."""
+    model = DiscreteCLV(period=period, **kwargs)
+    try:
+        return model.fit(with_period_columns(model, calibration, transactions, calibration_end))
+    except InvalidInputError as exc:
+        step(f"CLV: BG/BB per {period} left out of the holdout comparison: {exc.message}")
+        return None
+
+
+class _InTimeUnits:
+    """A :class:`DiscreteCLV`'s new-customer curve in the tracking plot's time unit."""
+
+    def __init__(self, model: DiscreteCLV, time_unit_days: float):
+        self.model, self.time_unit_days = model, time_unit_days
+
+    def expected_purchases_new(self, t: Any) -> np.ndarray:
+        return self.model.expected_purchases_new(np.asarray(t, dtype=float) * self.time_unit_days)
 
 
 def _train_contractual(

@@ -5,6 +5,8 @@
 - :mod:`models.clv.discrete`: BG/BB (discrete opportunities) and the shifted-beta-geometric
   retention model.
 - :mod:`models.clv.contractual`: :class:`ContractualCLV` for subscription businesses.
+- :mod:`models.clv.periodic`: :class:`DiscreteCLV` (BG/BB per period × Gamma-Gamma) for
+  discrete-opportunity businesses (donations, renewals per period).
 - :mod:`models.clv._mle`: the maximum-likelihood base class they share.
 """
 
@@ -19,6 +21,7 @@ from models.clv.noncontractual import (
     ParetoNBD,
     check_rft,
 )
+from models.clv.periodic import DiscreteCLV
 
 __all__ = [
     "BGBB",
@@ -27,6 +30,7 @@ __all__ = [
     "PURCHASE_MODELS",
     "CLVModel",
     "ContractualCLV",
+    "DiscreteCLV",
     "GammaGamma",
     "ParetoNBD",
     "ShiftedBetaGeometric",

@@ -18,6 +18,29 @@ from models.clv._mle import MLEModel, as_array, check_weights, collapse
 from models.exceptions import InvalidInputError
 
 
+class _Patterns:
+    """(x, t_x, n) rows as whole numbers with their distinct (x, t_x) pairs: the index
+    tables :meth:`BGBB._loglik_rows` reads (built once per fit, not per evaluation)."""
+
+    def __init__(self, x: Any, t_x: Any, n: Any):
+        self.x = np.asarray(x).astype(np.int64)
+        self.t_x = np.asarray(t_x).astype(np.int64)
+        self.n = np.asarray(n).astype(np.int64)
+        self.gap = self.n - self.t_x  # opportunities after the last transaction
+        self.size = int(self.n.max(initial=0))
+        width = self.size + 1
+        pairs, self.pair = np.unique(self.x * width + self.t_x, return_inverse=True)
+        self.pair = self.pair.reshape(-1)
+        self.px, pt = pairs // width, pairs % width
+        longest = np.zeros(len(pairs), dtype=np.int64)
+        np.maximum.at(longest, self.pair, self.gap)
+        i = np.arange(max(int(longest.max(initial=0)), 1))
+        self.valid = i[None, :] < longest[:, None]
+        # indexes of β + t_x − x + i and of δ + t_x + i, kept in the tables' range
+        self.start_b = np.minimum((pt - self.px)[:, None] + i[None, :], self.size)
+        self.start_g = np.minimum(pt[:, None] + i[None, :], self.size)
+
+
 class BGBB(MLEModel):
     """BG/BB model: ``fit(frequency, recency, n_periods, weights=None)``.
 
@@ -57,30 +80,38 @@ class BGBB(MLEModel):
         w = check_weights(weights, len(x))
         data, w = collapse(x, t_x, n, weights=w)
         init = self.initial_params or {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "delta": 1.0}
-        self._fit_mle(data, w, np.log([init[k] for k in self._param_names]))
+        self._fit_mle(_Patterns(*data), w, np.log([init[k] for k in self._param_names]))
         return self
 
-    def _loglik_rows(self, params: np.ndarray, data) -> np.ndarray:
+    def _loglik_rows(self, params: np.ndarray, data: Any) -> np.ndarray:
+        """Per-row log-likelihood: "alive through n" plus, for each opportunity t_x + i
+        (i < n − t_x), "left after it". The Beta functions are sums of log-gamma tables over
+        the whole numbers up to max n, and the second part's sums over i are cumulated once
+        per distinct (x, t_x) (:class:`_Patterns`): a row costs a few look-ups."""
+        d = data if isinstance(data, _Patterns) else _Patterns(*data)
         alpha, beta, gamma, delta = params
-        x, t_x, n = data
-        base_ab = special.betaln(alpha, beta)
-        base_gd = special.betaln(gamma, delta)
-        terms = [
-            special.betaln(alpha + x, beta + n - x)
-            - base_ab
-            + special.betaln(gamma, delta + n)
-            - base_gd
-        ]
-        longest = int(np.max(n - t_x)) if len(n) else 0
-        for i in range(longest):  # the customer died after opportunity t_x + i
-            term = (
-                special.betaln(alpha + x, beta + t_x - x + i)
-                - base_ab
-                + special.betaln(gamma + 1, delta + t_x + i)
-                - base_gd
-            )
-            terms.append(np.where(i < n - t_x, term, -np.inf))
-        return special.logsumexp(np.vstack(terms), axis=0)
+        size = d.size
+        k = np.arange(size + 2, dtype=float)
+        lg_a = special.gammaln(alpha + k)
+        lg_b = special.gammaln(beta + k)
+        lg_ab = special.gammaln(alpha + beta + k)
+        lg_d = special.gammaln(delta + k)
+        lg_gd = special.gammaln(gamma + delta + k)
+        base = special.betaln(alpha, beta) + special.betaln(gamma, delta)
+        x, n = d.x, d.n
+        alive = (
+            lg_a[x] + lg_b[n - x] - lg_ab[n] + special.gammaln(gamma) + lg_d[n] - lg_gd[n] - base
+        )
+        # left after opportunity t_x + i: B(α+x, β+t_x−x+i)·B(γ+1, δ+t_x+i), cumulated over i
+        g = -lg_ab[: size + 1] + lg_d[: size + 1] - lg_gd[1 : size + 2]
+        terms = lg_b[d.start_b] + g[d.start_g]
+        terms[~d.valid] = -np.inf
+        cumulated = np.logaddexp.accumulate(terms, axis=1)
+        head = lg_a[d.px] + special.gammaln(gamma + 1) - base
+        left = np.full(len(x), -np.inf)
+        some = d.gap > 0
+        left[some] = head[d.pair[some]] + cumulated[d.pair[some], d.gap[some] - 1]
+        return np.logaddexp(alive, left)
 
     def probability_alive(
         self, frequency: Any, recency: Any, n_periods: Any, params: dict[str, float] | None = None

@@ -102,9 +102,7 @@ class UpliftModel(BaseEstimator):
         ``spend_uplift_<offer>`` column per offer (currency units)."""
         frame = as_frame(X)
         values = self.predict(frame)
-        out = pd.DataFrame(
-            values, index=frame.index, columns=[f"uplift_{o}" for o in self.offers_]
-        )
+        out = pd.DataFrame(values, index=frame.index, columns=[f"uplift_{o}" for o in self.offers_])
         spend = getattr(self, "spend_model_", None)  # models saved before it have none
         if spend is not None:
             effects = spend.predict(frame[list(spend.feature_names_in_)])

@@ -116,6 +116,13 @@ def score_customers(
         family: mlflow.pyfunc.load_model(v.uri).unwrap_python_model().model
         for family, v in versions.items()
     }
+    period = getattr(models["clv"], "period", None)
+    if period is not None:
+        clv = versions["clv"]
+        raise CVMError(
+            f"{clv.name} v{clv.version} ({clv.source}) is a BG/BB model (periods of a "
+            f"{period}), which the Spark engine does not score: leave out --engine spark"
+        )
     threshold = float(getattr(models["clv"], "high_value_threshold_", float("inf")))
     buckets = n_buckets(n_transactions)
 

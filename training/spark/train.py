@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import hashlib
 import time
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from models.clv import CLV_INPUT_COLUMNS, CLVModel
-from models.exceptions import InvalidInputError
+from models.exceptions import CVMError, InvalidInputError
 from models.features import end_of_day
 from training.pipeline import TrainConfig, TrainResult, train_all
 from training.spark.features import n_buckets, summary_table
@@ -105,6 +106,14 @@ def train_spark(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    if config.clv_model == "bgbb" or config.clv_period is not None:
+        raise CVMError(
+            "--model bgbb and --period (BG/BB for discrete-opportunity data) are trained by "
+            "the pandas engine only: leave out --engine spark"
+        )
+    # no BG/BB candidate either: the final CLV fit runs on every customer's statistics,
+    # which only the continuous-time models have
+    config = dataclasses.replace(config, clv_detect_period=False)
     start = time.perf_counter()
 
     def step(message: str) -> None:
