@@ -47,7 +47,7 @@ from models.segments.bundle import CustomerSegments
 from models.segments.clusters import BehaviourClusters
 from models.segments.lifecycle import LifecycleStage
 from models.segments.rfm import RFMSegmenter, quintile_score
-from models.segments.value import NineGrid, ValueMatrix
+from models.segments.value import NineGrid, ValueMatrix, profit_per_purchase
 
 DAY_NS = 86_400 * 1_000_000_000
 Columns = dict[str, Any]  # column → numpy array (or a list of values, for text)
@@ -356,6 +356,9 @@ def summary_rows(fields: Sequence[Mapping[str, Any]]) -> Columns:
             value = s.get(key)
             if value is not None:
                 row[key][i] = float(value)
+        if s.get("margin_rate") is not None:  # profit as summarize gives it from costs
+            row["total_profit"][i] = s["margin_rate"] * revenue
+            row["profit_per_purchase"][i] = row["total_profit"][i] / count
     return out
 
 
@@ -581,14 +584,8 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     out["rfm_segment"] = rfm.lookup_[r, f].astype(str)
     # value matrix
     vm = model.value_matrix_
-    known = _values(table, "profit_per_purchase", n)
-    has_cost = np.isfinite(known)
-    assumed = vm.margin_ * _values(table, "avg_order_value", n)
-    profit = np.where(has_cost, known, assumed)
+    profit, out["value_basis"] = profit_per_purchase(lambda c: _values(table, c, n), vm.margin_)
     out["value_type"] = vm._label(profit, _values(table, "frequency", n))
-    out["value_basis"] = np.where(
-        has_cost, "profit", np.where(np.isfinite(assumed), "assumed_margin", "missing")
-    )
     # behaviour clusters
     clusters = model.clusters_
     raw = np.column_stack([_values(table, c, n) for c in clusters.features_])

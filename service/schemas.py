@@ -59,7 +59,12 @@ class Summary(BaseModel):
         default=None,
         description="Revenue to date (currency); default monetary_value × (frequency + 1).",
     )
-    margin_rate: Number | None = Field(default=None, description="Profit / revenue, e.g. 0.3.")
+    margin_rate: Number | None = Field(
+        default=None,
+        description="Profit / revenue, e.g. 0.3: the customer's profit (value matrix, churn "
+        "features, CLV when the models learned margins from costs) is revenue × this rate, as "
+        "from purchases with costs.",
+    )
     n_channels: Channels | None = Field(default=None, description="Distinct sales channels used.")
     activity_trend: Share | None = Field(
         default=None,
@@ -191,7 +196,10 @@ class RFMOut(LabelOut):
 
 
 class ValueMatrixOut(LabelOut):
-    basis: str = Field(description="profit (from costs), assumed_margin (no cost data) or missing.")
+    basis: str = Field(
+        description="profit (from costs, or the summary's margin_rate), assumed_margin (no "
+        "cost data: the margin learned at training) or missing."
+    )
 
 
 class ClusterOut(LabelOut):

@@ -156,6 +156,8 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
         assert s is not None
         n = s.frequency + 1
         revenue = s.total_revenue if s.total_revenue is not None else s.monetary_value * n
+        # the profit columns as summarize computes them from costs: margin rate × revenue
+        profit = np.nan if s.margin_rate is None else s.margin_rate * revenue
         row = dict.fromkeys(SUMMARY_COLUMNS, np.nan)
         row.update(
             frequency=float(s.frequency),
@@ -168,6 +170,8 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
             tenure_days=s.T,
             days_since_last=s.T - s.recency,
             margin_rate=np.nan if s.margin_rate is None else s.margin_rate,
+            total_profit=profit,
+            profit_per_purchase=profit / n,
             n_channels=np.nan if s.n_channels is None else float(s.n_channels),
             activity_trend=np.nan if s.activity_trend is None else s.activity_trend,
             spend_trend=np.nan if s.spend_trend is None else s.spend_trend,

@@ -17,7 +17,9 @@ the profit threshold is the ``profit_quantile`` (default the median, the usual c
 2 × 2 value matrix) of the training customers' profit per purchase, the repeat threshold the
 median repeat count of the customers who bought again (rounded up, at least 1). A customer
 without a known cost (``profit_per_purchase`` missing, e.g. data without a cost column) is
-valued at ``margin`` × ``avg_order_value`` and the output says so in ``value_basis``.
+valued at its own ``margin_rate`` × ``avg_order_value`` when the margin rate is given (a
+summary sent without costs), else at ``margin`` × ``avg_order_value``, and the output says so
+in ``value_basis``.
 
 Nine-grid
 ---------
@@ -36,6 +38,7 @@ strategies: keep investing, develop deeper, adjust and optimise, planned exit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -88,6 +91,33 @@ def _repeat_purchases(table: pd.DataFrame) -> np.ndarray:
     return values(table, "n_purchases") - 1
 
 
+def profit_per_purchase(
+    column: Callable[[str], np.ndarray], margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(profit per purchase in currency, its basis) per customer; ``column(name)`` gives a
+    float column (all NaN when absent). The value matrix's rule, shared by its column-wise
+    twin (:mod:`models.fast_view`):
+
+    - ``profit_per_purchase`` where known (from costs): basis ``"profit"``;
+    - else the customer's own ``margin_rate`` × ``avg_order_value`` (a summary sent with a
+      margin rate, e.g. to ``/invocations``): basis ``"profit"`` too, as purchases with costs
+      at that margin would give;
+    - else ``margin`` (the model's assumed margin) × ``avg_order_value``: ``"assumed_margin"``;
+    - ``"missing"`` (valued low) when even the average order value is missing.
+    """
+    known = column("profit_per_purchase")
+    order_value = column("avg_order_value")
+    own = column("margin_rate") * order_value
+    known = np.where(np.isfinite(known), known, own)
+    has_cost = np.isfinite(known)
+    assumed = margin * order_value
+    profit = np.where(has_cost, known, assumed)
+    basis = np.where(
+        has_cost, "profit", np.where(np.isfinite(assumed), "assumed_margin", "missing")
+    )
+    return profit, basis
+
+
 class ValueMatrix(BaseEstimator):
     """Gold / Meteor / Stream / Burden from profit per purchase × repeat purchases.
 
@@ -102,7 +132,8 @@ class ValueMatrix(BaseEstimator):
       purchase: with learned thresholds only the order of customers matters).
 
     Input columns: ``frequency`` (or ``n_purchases``), ``avg_order_value`` and, when the
-    data had costs, ``profit_per_purchase``.
+    data had costs, ``profit_per_purchase`` (or the customer's ``margin_rate``: see
+    :func:`profit_per_purchase`).
 
     Fitted: ``profit_threshold_``, ``repeat_threshold_``, ``margin_``, ``margin_source_``
     (``"configured"``, ``"data"`` or ``"none"``), ``value_basis_`` (``"profit"``,
@@ -126,16 +157,10 @@ class ValueMatrix(BaseEstimator):
         self.margin = margin
 
     def _profit(self, table: pd.DataFrame, margin: float) -> tuple[np.ndarray, np.ndarray]:
-        """Profit per purchase and its basis per customer (known cost, else assumed margin)."""
-        known = values(table, "profit_per_purchase")
-        has_cost = np.isfinite(known)
-        if not has_cost.all():
+        """Profit per purchase and its basis per customer (:func:`profit_per_purchase`)."""
+        profit, basis = profit_per_purchase(lambda column: values(table, column), margin)
+        if (basis != "profit").any():
             require_columns(table, ["avg_order_value"])
-        assumed = margin * values(table, "avg_order_value")
-        profit = np.where(has_cost, known, assumed)
-        basis = np.where(
-            has_cost, "profit", np.where(np.isfinite(assumed), "assumed_margin", "missing")
-        )
         return profit, basis
 
     def fit(self, table: pd.DataFrame, y: Any = None) -> ValueMatrix:

@@ -106,6 +106,26 @@ def test_value_matrix_mixed_costs_use_the_observed_margin():
     assert model.value_basis_ == "mixed"
 
 
+def test_value_matrix_values_a_row_without_costs_at_its_own_margin_rate():
+    """A summary sent with a margin rate and no profit columns: profit = margin rate × average
+    order value, as costs at that margin would give; without either, the assumed margin."""
+    model = ValueMatrix(profit_threshold=50.0, repeat_threshold=2, margin=0.25).fit(
+        _table([10.0], [1.0])
+    )
+    rows = pd.DataFrame(
+        {
+            "frequency": [10.0, 10.0, 10.0],
+            "avg_order_value": [200.0, 200.0, 200.0],
+            "margin_rate": [-0.5, 0.9, np.nan],
+            "profit_per_purchase": [np.nan, np.nan, np.nan],
+        }
+    )
+    out = model.predict(rows)
+    assert out["profit_per_purchase"].tolist() == [-100.0, 180.0, 50.0]
+    assert out["value_type"].tolist() == ["stream", "gold", "gold"]
+    assert out["value_basis"].tolist() == ["profit", "profit", "assumed_margin"]
+
+
 def test_value_matrix_errors():
     with pytest.raises(InvalidInputError, match="avg_order_value"):
         ValueMatrix().fit(pd.DataFrame({"frequency": [1.0], "profit_per_purchase": [np.nan]}))
