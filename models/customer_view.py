@@ -16,14 +16,22 @@ from models.churn.encoding import frame_columns
 from models.churn.risk import band_of
 from models.segments.schemes import LABEL_COLUMNS
 
+# The CLV model's outputs the segmentation reads (lifecycle stage, nine-grid growth axis).
+CLV_SEGMENT_INPUTS: tuple[str, ...] = ("probability_alive", "expected_purchases")
+
 
 def segment_frame(models: dict[str, Any], summary: pd.DataFrame) -> pd.DataFrame:
-    """Every segmentation scheme's labels plus the CLV columns (P(alive) feeds the lifecycle)."""
+    """Every segmentation scheme's labels plus the CLV columns (P(alive) feeds the lifecycle,
+    the expected purchases the nine-grid's growth axis)."""
     clv = models["clv"].predict(summary)
-    segments = models["segmentation"].predict(
-        summary.assign(probability_alive=clv["probability_alive"].to_numpy())
-    )
+    segments = models["segmentation"].predict(segmentation_input(summary, clv))
     return pd.concat([segments.drop(columns=["probability_alive"], errors="ignore"), clv], axis=1)
+
+
+def segmentation_input(summary: pd.DataFrame, clv: pd.DataFrame) -> pd.DataFrame:
+    """The segmentation model's input: the summary with the CLV model's ``probability_alive``
+    and ``expected_purchases`` (:data:`CLV_SEGMENT_INPUTS`)."""
+    return summary.assign(**{c: clv[c].to_numpy() for c in CLV_SEGMENT_INPUTS})
 
 
 def score_frame(

@@ -571,7 +571,7 @@ _CELLS = np.array([f"{v}_value_{g}" for v in _VALUE_TIERS for g in _GROWTH_TIERS
 
 def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     """``CustomerSegments.predict`` as columns (``table``: the summary with
-    ``probability_alive``): the labels the answers use."""
+    ``probability_alive`` and ``expected_purchases``): the labels the answers use."""
     out: Columns = {}
     # RFM
     rfm = model.rfm_
@@ -613,11 +613,7 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     low_cut, high_cut = grid.value_thresholds_
     filled = np.nan_to_num(index, nan=-np.inf)
     value_at = np.where(filled >= high_cut, 2, np.where(filled >= low_cut, 1, 0))
-    g = np.nan_to_num(_values(table, grid.growth_column, n), nan=0.0)
-    inactive = (_values(table, "spend_recent", n) + _values(table, "spend_earlier", n)) == 0
-    growth_at = np.where(
-        g >= grid.growth_cuts[1], 2, np.where((g < grid.growth_cuts[0]) | inactive, 0, 1)
-    )
+    _, growth_at = grid.growth_tiers(lambda c: _values(table, c, n))
     out["value_tier"] = _VALUE_TIERS[value_at]
     out["growth_tier"] = _GROWTH_TIERS[growth_at]
     out["nine_grid"] = _CELLS[value_at * 3 + growth_at]

@@ -22,7 +22,7 @@ from models import fast_view as fv
 from models import playbook as pb
 from models.churn.reasons import load_churn_types
 from models.churn.risk import band_of
-from models.customer_view import AUDIENCE_COLUMNS
+from models.customer_view import AUDIENCE_COLUMNS, CLV_SEGMENT_INPUTS
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS
 from service.model_store import LoadedModel, ModelStore, scoring_versions
@@ -171,7 +171,7 @@ def _segments(
     """``models.customer_view.segment_frame`` as columns (CLV, then every scheme); the CLV
     interval only with ``interval`` (only /v1/customers/score shows it)."""
     clv = fv.clv_columns(loaded["clv"].estimator, built.summary, interval)
-    table = {**built.summary, "probability_alive": clv["probability_alive"]}
+    table = {**built.summary, **{c: clv[c] for c in CLV_SEGMENT_INPUTS}}
     out = fv.segment_columns(loaded["segmentation"].estimator, table, n)
     out.update(clv)
     return out

@@ -210,8 +210,15 @@ class NineGridOut(LabelOut):
     strategy: str = Field(
         description="keep_investing, develop_deeper, adjust_and_optimise or planned_exit."
     )
-    value_tier: str
-    growth_tier: str
+    value_tier: str = Field(
+        description="low, mid or high: the training thirds of the value index (ranks on "
+        "total revenue and margin rate)."
+    )
+    growth_tier: str = Field(
+        description="declining, stable or growing: the training thirds of the purchase "
+        "trend, the purchases the CLV model expects over its horizon against the customer's "
+        "own past rate."
+    )
 
 
 class SegmentsOut(BaseModel):

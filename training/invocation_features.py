@@ -22,12 +22,13 @@ import pandas as pd
 
 from models.churn.features import churn_features
 from models.clv import CLV_INPUT_COLUMNS
+from models.customer_view import CLV_SEGMENT_INPUTS, segmentation_input
 from models.exceptions import CVMError, InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
 
 FAMILIES = ("churn", "clv", "segmentation")
-# the segmentation model's inputs: the summary and the CLV model's P(alive)
-SEGMENTATION_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
+# the segmentation model's inputs: the summary and the CLV model's P(alive) and forecast
+SEGMENTATION_COLUMNS = [*SUMMARY_COLUMNS, *CLV_SEGMENT_INPUTS]
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".ndjson": "ndjson"}
 SUFFIXES[".jsonl"] = "ndjson"
 
@@ -49,11 +50,10 @@ def engineered(
     if family == "segmentation":
         if clv_model is None:
             raise CVMError(
-                "the segmentation model's inputs include probability_alive, which the CLV "
-                "champion computes: train first (cvm train)"
+                "the segmentation model's inputs include probability_alive and "
+                "expected_purchases, which the CLV champion computes: train first (cvm train)"
             )
-        alive = clv_model.predict(summary)["probability_alive"]
-        return summary.assign(probability_alive=alive)[SEGMENTATION_COLUMNS]
+        return segmentation_input(summary, clv_model.predict(summary))[SEGMENTATION_COLUMNS]
     raise InvalidInputError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
 
 

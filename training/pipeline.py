@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from models.churn.risk import DEFAULT_QUANTILES, fit_bands
 from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
+from models.customer_view import CLV_SEGMENT_INPUTS, segmentation_input
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
@@ -31,9 +32,9 @@ from training.train_uplift import UpliftTraining, train_uplift
 
 Progress = Callable[[str], None]
 
-# The segmentation pyfunc takes the whole summary plus P(alive) from the CLV model; the CLV
-# pyfunc takes models.clv.CLV_INPUT_COLUMNS.
-SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
+# The segmentation pyfunc takes the whole summary plus P(alive) and the expected purchases
+# from the CLV model; the CLV pyfunc takes models.clv.CLV_INPUT_COLUMNS.
+SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, *CLV_SEGMENT_INPUTS]
 # Customers whose churn scores place the risk-band cuts (quantiles: 200,000 place them to
 # well under 0.01 of a probability; band sizes of a sample are scaled to all customers).
 BAND_SAMPLE = 200_000
@@ -159,13 +160,18 @@ def train_all(
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
 
     # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------
-    segment_table = summary.assign(probability_alive=clv_out["probability_alive"])
+    segment_table = segmentation_input(summary, clv_out)
     champions = previous.result() if isinstance(previous, Future) else previous
     champion_segments = (champions or {}).get("segmentation")
     if champion_segments is not None:
         step("matching segment ids to the current champion's")
     with stage_of(progress, "segmentation"):
-        segments = train_segments(segment_table, previous=champion_segments, margin=config.margin)
+        segments = train_segments(
+            segment_table,
+            previous=champion_segments,
+            margin=config.margin,
+            horizon_days=config.clv_horizon_days,
+        )
     metrics.update(segments.metrics)
     figures.update(segments.figures)
     # Only what the run keeps of the per-customer tables: the churn stage that follows is

@@ -30,18 +30,29 @@ class SegmentTraining:
 
 
 def train_segments(
-    table: pd.DataFrame, *, previous: CustomerSegments | None = None, margin: float | None = None
+    table: pd.DataFrame,
+    *,
+    previous: CustomerSegments | None = None,
+    margin: float | None = None,
+    horizon_days: float = 365.0,
 ) -> SegmentTraining:
-    """Fit all schemes on ``table`` (summary + probability_alive); match cluster ids to
-    ``previous`` (the champion) when given."""
+    """Fit all schemes on ``table`` (summary + the CLV model's probability_alive and
+    expected_purchases over ``horizon_days``); match cluster ids to ``previous`` (the
+    champion) when given."""
     reference = previous.clusters_.centroid_reference() if previous is not None else None
-    model = CustomerSegments(cluster_reference=reference, margin=margin).fit(table)
+    model = CustomerSegments(
+        cluster_reference=reference, margin=margin, horizon_days=horizon_days
+    ).fit(table)
     labels = model.predict(table)
     n = len(table)
     metrics: dict[str, float] = {
         "segment_behaviour_k": float(model.clusters_.n_clusters_),
         "segment_behaviour_silhouette": float(model.clusters_.silhouette_),
     }
+    # the nine-grid's growth cuts, learned on these customers (purchase trend, −1 to 1)
+    low, high = model.nine_grid_.growth_thresholds_
+    metrics["segment_nine_grid_growth_cut_low"] = float(low)
+    metrics["segment_nine_grid_growth_cut_high"] = float(high)
     if previous is not None:  # share of customers keeping their cluster id across retrains
         before = previous.clusters_.predict(table)["cluster"].to_numpy()
         metrics["segment_behaviour_stability"] = float(

@@ -3,8 +3,9 @@
 ``CustomerSegments().fit(table).predict(table)`` gives, per customer, the label of every
 scheme: RFM segment and scores, value-matrix type, behaviour cluster, lifecycle stage and
 nine-grid cell with its strategy. ``table`` is the per-customer summary of
-:func:`models.features.summarize`, plus ``probability_alive`` from the CLV model when
-available (the lifecycle stage uses it).
+:func:`models.features.summarize`, plus from the CLV model ``expected_purchases`` (the
+nine-grid's growth axis needs it) and ``probability_alive`` when available (the lifecycle
+stage uses it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class CustomerSegments(BaseEstimator):
       when given, cluster ids are matched to it so that "cluster 2" keeps its meaning.
     - ``k_min``, ``k_max``, ``sample_size``: behaviour clustering settings.
     - ``margin``: margin assumed by the value matrix when there is no cost data.
+    - ``horizon_days``: the CLV model's horizon: the period of the ``expected_purchases``
+      column that the nine-grid's growth axis compares with the customer's past rate.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class CustomerSegments(BaseEstimator):
         sample_size: int = 10_000,
         margin: float | None = None,
         random_state: int = 0,
+        horizon_days: float = 365.0,
     ):
         self.rfm_segments = rfm_segments
         self.cluster_reference = cluster_reference
@@ -49,6 +53,11 @@ class CustomerSegments(BaseEstimator):
         self.sample_size = sample_size
         self.margin = margin
         self.random_state = random_state
+        self.horizon_days = horizon_days
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("horizon_days", 365.0)  # models saved before it
 
     def fit(self, table: pd.DataFrame, y: Any = None) -> CustomerSegments:
         """Fit every scheme on the training customers; returns self."""
@@ -62,7 +71,7 @@ class CustomerSegments(BaseEstimator):
             reference=self.cluster_reference,
         ).fit(table)
         self.lifecycle_ = LifecycleStage().fit(table)
-        self.nine_grid_ = NineGrid().fit(table)
+        self.nine_grid_ = NineGrid(horizon_days=self.horizon_days).fit(table)
         self.segment_sizes_ = {m.scheme: dict(m.segment_sizes_) for m in self.schemes().values()}
         return self
 
