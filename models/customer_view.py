@@ -14,6 +14,7 @@ import pandas as pd
 from models import playbook as pb
 from models.churn.encoding import frame_columns
 from models.churn.risk import band_of
+from models.customer_value import with_value
 from models.segments.schemes import LABEL_COLUMNS
 
 # The CLV model's outputs the segmentation reads (lifecycle stage, nine-grid growth axis).
@@ -37,13 +38,14 @@ def segmentation_input(summary: pd.DataFrame, clv: pd.DataFrame) -> pd.DataFrame
 def score_frame(
     models: dict[str, Any], summary: pd.DataFrame, features: pd.DataFrame
 ) -> pd.DataFrame:
-    """One row per customer of ``summary``.
+    """One row per customer of ``summary``: segments, CLV, the value in three parts
+    (:mod:`models.customer_value`) and churn.
 
     ``models``: fitted ``segmentation`` (:class:`CustomerSegments`), ``churn``
     (:class:`ChurnClassifier`) and ``clv`` estimators; ``features``: the churn model's inputs
     (summary + customer attributes; attributes it lacks are treated as missing).
     """
-    out = segment_frame(models, summary)
+    out = with_value(segment_frame(models, summary), summary)
     churn = models["churn"]
     names = list(churn.feature_names_in_)
     inputs = features.reindex(columns=names)

@@ -41,7 +41,12 @@ from models.churn.risk import band_of
 from models.churn.rules import DEFAULT_RULES
 from models.clv._mle import Z95, delta_standard_error
 from models.clv.noncontractual import CLVModel, _Indexed, check_rft
-from models.features import NON_FEATURE_ATTRIBUTES, SUMMARY_COLUMNS
+from models.features import (
+    CURRENT_VALUE_DAYS,
+    NON_FEATURE_ATTRIBUTES,
+    SUMMARY_COLUMNS,
+    implied_revenue_12m,
+)
 from models.segments.base import mid_rank
 from models.segments.bundle import CustomerSegments
 from models.segments.clusters import BehaviourClusters
@@ -247,6 +252,7 @@ def summarize_purchases(
     repeat_revenue = total(np.where(is_repeat, d_amount, 0.0))
     s_recent = total(np.where(recent, d_amount, 0.0))
     s_earlier = total(np.where(earlier, d_amount, 0.0))
+    revenue_12m = total(np.where(age < CURRENT_VALUE_DAYS, d_amount, 0.0))
     total_cost = total(d_cost)
     costed_revenue = total(d_costed)
     n_rows = np.bincount(customer_of_day, weights=day_sizes, minlength=len(starts))
@@ -290,6 +296,7 @@ def summarize_purchases(
         "spend_earlier": s_earlier,
         "activity_trend": _trend(p_recent, p_earlier),
         "spend_trend": _trend(s_recent, s_earlier),
+        "revenue_12m": revenue_12m,
     }
     out = {}
     for name in SUMMARY_COLUMNS:
@@ -335,7 +342,8 @@ def main_channel(purchases: Purchases, as_of: date) -> list[str | None]:
 def summary_rows(fields: Sequence[Mapping[str, Any]]) -> Columns:
     """The summary columns of customers sent as summaries (``service.scoring._summary_rows``):
     each mapping holds ``frequency``, ``recency``, ``T``, ``monetary_value`` and optionally
-    ``total_revenue``, ``margin_rate``, ``n_channels``, ``activity_trend``, ``spend_trend``."""
+    ``total_revenue``, ``margin_rate``, ``n_channels``, ``activity_trend``, ``spend_trend``,
+    ``revenue_12m``."""
     n = len(fields)
     out = {name: np.full(n, np.nan) for name in SUMMARY_COLUMNS}
     for i, s in enumerate(fields):
@@ -356,6 +364,10 @@ def summary_rows(fields: Sequence[Mapping[str, Any]]) -> Columns:
             value = s.get(key)
             if value is not None:
                 row[key][i] = float(value)
+        given = s.get("revenue_12m")
+        row["revenue_12m"][i] = (
+            implied_revenue_12m(revenue, s["T"], s["recency"]) if given is None else given
+        )
         if s.get("margin_rate") is not None:  # profit as summarize gives it from costs
             row["total_profit"][i] = s["margin_rate"] * revenue
             row["profit_per_purchase"][i] = row["total_profit"][i] / count

@@ -48,6 +48,8 @@ SHOWN_SCORES = (
     "clv",
     "margin",
     "value_at_risk",
+    "historical_value",
+    "value_margin",
 )
 _LARGEST = "about 1.8e308, the largest number the service computes with"
 

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from models.churn.risk import DEFAULT_QUANTILES, fit_bands
 from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
+from models.customer_value import with_value
 from models.customer_view import CLV_SEGMENT_INPUTS, segmentation_input
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
@@ -157,6 +158,10 @@ def train_all(
     clv_out = clv.predict(summary)
     metrics["clv_mean"] = float(clv_out["clv"].mean())
     metrics["clv_total"] = float(clv_out["clv"].sum())
+    # the value in three parts over the training customers (potential: clv_total)
+    parts = with_value(clv_out[["clv", "margin"]].copy(), summary)
+    metrics["value_historical_total"] = float(np.nansum(parts["historical_value"]))
+    metrics["value_current_total"] = float(np.nansum(parts["current_value"]))
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
 
     # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------

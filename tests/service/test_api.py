@@ -85,6 +85,7 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
         "segments",
         "churn",
         "clv",
+        "value",
         "value_at_risk",
         "recommended_action",
         "notes",
