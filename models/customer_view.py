@@ -14,18 +14,29 @@ import pandas as pd
 from models import playbook as pb
 from models.churn.encoding import frame_columns
 from models.churn.risk import band_of
+from models.customer_value import with_value
 from models.segments.schemes import LABEL_COLUMNS
+
+# The CLV model's outputs the segmentation reads (lifecycle stage, nine-grid growth axis).
+CLV_SEGMENT_INPUTS: tuple[str, ...] = ("probability_alive", "expected_purchases")
 
 
 def segment_frame(
     models: dict[str, Any], summary: pd.DataFrame, attributes: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Every segmentation scheme's labels plus the CLV columns (P(alive) feeds the lifecycle).
-    ``attributes`` (same index): customer columns the value index reads beside the summary."""
+    """Every segmentation scheme's labels plus the CLV columns (P(alive) feeds the lifecycle,
+    the expected purchases the nine-grid's growth axis). ``attributes`` (same index):
+    customer columns the value index reads beside the summary."""
     clv = models["clv"].predict(summary)
-    table = summary.assign(probability_alive=clv["probability_alive"].to_numpy())
-    segments = models["segmentation"].predict(value_index_inputs(models, table, attributes))
+    table = value_index_inputs(models, segmentation_input(summary, clv), attributes)
+    segments = models["segmentation"].predict(table)
     return pd.concat([segments.drop(columns=["probability_alive"], errors="ignore"), clv], axis=1)
+
+
+def segmentation_input(summary: pd.DataFrame, clv: pd.DataFrame) -> pd.DataFrame:
+    """The segmentation model's input: the summary with the CLV model's ``probability_alive``
+    and ``expected_purchases`` (:data:`CLV_SEGMENT_INPUTS`)."""
+    return summary.assign(**{c: clv[c].to_numpy() for c in CLV_SEGMENT_INPUTS})
 
 
 def value_index_inputs(
@@ -43,13 +54,14 @@ def value_index_inputs(
 def score_frame(
     models: dict[str, Any], summary: pd.DataFrame, features: pd.DataFrame
 ) -> pd.DataFrame:
-    """One row per customer of ``summary``.
+    """One row per customer of ``summary``: segments, CLV, the value in three parts
+    (:mod:`models.customer_value`) and churn.
 
     ``models``: fitted ``segmentation`` (:class:`CustomerSegments`), ``churn``
     (:class:`ChurnClassifier`) and ``clv`` estimators; ``features``: the churn model's inputs
     (summary + customer attributes; attributes it lacks are treated as missing).
     """
-    out = segment_frame(models, summary, features)
+    out = with_value(segment_frame(models, summary, features), summary)
     churn = models["churn"]
     names = list(churn.feature_names_in_)
     inputs = features.reindex(columns=names)

@@ -42,13 +42,18 @@ from models.churn.risk import band_of
 from models.churn.rules import DEFAULT_RULES
 from models.clv._mle import Z95, delta_standard_error
 from models.clv.noncontractual import CLVModel, _Indexed, check_rft
-from models.features import NON_FEATURE_ATTRIBUTES, SUMMARY_COLUMNS
+from models.features import (
+    CURRENT_VALUE_DAYS,
+    NON_FEATURE_ATTRIBUTES,
+    SUMMARY_COLUMNS,
+    implied_revenue_12m,
+)
 from models.segments.base import mid_rank
 from models.segments.bundle import CustomerSegments
 from models.segments.clusters import BehaviourClusters
 from models.segments.lifecycle import LifecycleStage
 from models.segments.rfm import RFMSegmenter, quintile_score
-from models.segments.value import NineGrid, ValueMatrix
+from models.segments.value import NineGrid, ValueMatrix, profit_per_purchase
 from models.segments.value_index import VALUE_INDEX_COLUMN
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -249,6 +254,7 @@ def summarize_purchases(
     repeat_revenue = total(np.where(is_repeat, d_amount, 0.0))
     s_recent = total(np.where(recent, d_amount, 0.0))
     s_earlier = total(np.where(earlier, d_amount, 0.0))
+    revenue_12m = total(np.where(age < CURRENT_VALUE_DAYS, d_amount, 0.0))
     total_cost = total(d_cost)
     costed_revenue = total(d_costed)
     n_rows = np.bincount(customer_of_day, weights=day_sizes, minlength=len(starts))
@@ -292,6 +298,7 @@ def summarize_purchases(
         "spend_earlier": s_earlier,
         "activity_trend": _trend(p_recent, p_earlier),
         "spend_trend": _trend(s_recent, s_earlier),
+        "revenue_12m": revenue_12m,
     }
     out = {}
     for name in SUMMARY_COLUMNS:
@@ -337,7 +344,8 @@ def main_channel(purchases: Purchases, as_of: date) -> list[str | None]:
 def summary_rows(fields: Sequence[Mapping[str, Any]]) -> Columns:
     """The summary columns of customers sent as summaries (``service.scoring._summary_rows``):
     each mapping holds ``frequency``, ``recency``, ``T``, ``monetary_value`` and optionally
-    ``total_revenue``, ``margin_rate``, ``n_channels``, ``activity_trend``, ``spend_trend``."""
+    ``total_revenue``, ``margin_rate``, ``n_channels``, ``activity_trend``, ``spend_trend``,
+    ``revenue_12m``."""
     n = len(fields)
     out = {name: np.full(n, np.nan) for name in SUMMARY_COLUMNS}
     for i, s in enumerate(fields):
@@ -358,6 +366,13 @@ def summary_rows(fields: Sequence[Mapping[str, Any]]) -> Columns:
             value = s.get(key)
             if value is not None:
                 row[key][i] = float(value)
+        given = s.get("revenue_12m")
+        row["revenue_12m"][i] = (
+            implied_revenue_12m(revenue, s["T"], s["recency"]) if given is None else given
+        )
+        if s.get("margin_rate") is not None:  # profit as summarize gives it from costs
+            row["total_profit"][i] = s["margin_rate"] * revenue
+            row["profit_per_purchase"][i] = row["total_profit"][i] / count
     return out
 
 
@@ -570,7 +585,7 @@ _CELLS = np.array([f"{v}_value_{g}" for v in _VALUE_TIERS for g in _GROWTH_TIERS
 
 def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     """``CustomerSegments.predict`` as columns (``table``: the summary with
-    ``probability_alive``): the labels the answers use."""
+    ``probability_alive`` and ``expected_purchases``): the labels the answers use."""
     out: Columns = {}
     # RFM
     rfm = model.rfm_
@@ -583,14 +598,8 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     out["rfm_segment"] = rfm.lookup_[r, f].astype(str)
     # value matrix
     vm = model.value_matrix_
-    known = _values(table, "profit_per_purchase", n)
-    has_cost = np.isfinite(known)
-    assumed = vm.margin_ * _values(table, "avg_order_value", n)
-    profit = np.where(has_cost, known, assumed)
+    profit, out["value_basis"] = profit_per_purchase(lambda c: _values(table, c, n), vm.margin_)
     out["value_type"] = vm._label(profit, _values(table, "frequency", n))
-    out["value_basis"] = np.where(
-        has_cost, "profit", np.where(np.isfinite(assumed), "assumed_margin", "missing")
-    )
     # behaviour clusters
     clusters = model.clusters_
     raw = np.column_stack([_values(table, c, n) for c in clusters.features_])
@@ -624,11 +633,7 @@ def segment_columns(model: CustomerSegments, table: Columns, n: int) -> Columns:
     low_cut, high_cut = grid.value_thresholds_
     filled = np.nan_to_num(index, nan=-np.inf)
     value_at = np.where(filled >= high_cut, 2, np.where(filled >= low_cut, 1, 0))
-    g = np.nan_to_num(_values(table, grid.growth_column, n), nan=0.0)
-    inactive = (_values(table, "spend_recent", n) + _values(table, "spend_earlier", n)) == 0
-    growth_at = np.where(
-        g >= grid.growth_cuts[1], 2, np.where((g < grid.growth_cuts[0]) | inactive, 0, 1)
-    )
+    _, growth_at = grid.growth_tiers(lambda c: _values(table, c, n))
     out["value_tier"] = _VALUE_TIERS[value_at]
     out["growth_tier"] = _GROWTH_TIERS[growth_at]
     out["nine_grid"] = _CELLS[value_at * 3 + growth_at]

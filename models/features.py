@@ -28,10 +28,14 @@ Columns of :func:`summarize` (time columns in ``time_unit_days`` units, default 
 ``spend_earlier``      revenue in the window before
 ``activity_trend``     (recent − earlier) / (recent + earlier) of purchase days, in [−1, 1]
 ``spend_trend``        the same for revenue, in [−1, 1]
+``revenue_12m``        revenue in the last :data:`CURRENT_VALUE_DAYS` (365) days up to
+                       ``as_of``: the basis of the customer's current value
 =====================  ================================================================
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -59,7 +63,11 @@ SUMMARY_COLUMNS: list[str] = [
     "spend_earlier",
     "activity_trend",
     "spend_trend",
+    "revenue_12m",
 ]
+
+# The window of the current value (the last 12 months): revenue_12m.
+CURRENT_VALUE_DAYS = 365
 
 # Customer-table columns that describe the outcome or identity, never model inputs.
 NON_FEATURE_ATTRIBUTES = frozenset({"customer_id", "signup_date", "churned", "churn_date"})
@@ -86,6 +94,17 @@ def end_of_day(as_of: object) -> pd.Timestamp:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.normalize() + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+
+
+def implied_revenue_12m(total_revenue: float, T: float, recency: float) -> float:
+    """The ``revenue_12m`` a summary without it implies (``T``, ``recency`` in days): all the
+    revenue when the first purchase is within the last :data:`CURRENT_VALUE_DAYS` days, none
+    when the last purchase is before them, else unknown (NaN)."""
+    if T < CURRENT_VALUE_DAYS:
+        return float(total_revenue)
+    if T - recency >= CURRENT_VALUE_DAYS:
+        return 0.0
+    return math.nan
 
 
 def _trend(recent: np.ndarray, earlier: np.ndarray) -> np.ndarray:
@@ -157,6 +176,7 @@ def summarize(
         earlier=earlier.astype(int),
         spend_recent=np.where(recent, amount, 0.0),
         spend_earlier=np.where(earlier, amount, 0.0),
+        revenue_12m=np.where(age_days < CURRENT_VALUE_DAYS, amount, 0.0),
     )
     del first, is_repeat, age_days, recent, earlier, amount
     per = days.groupby("customer_id", sort=True).agg(
@@ -170,6 +190,7 @@ def summarize(
         purchases_earlier=("earlier", "sum"),
         spend_recent=("spend_recent", "sum"),
         spend_earlier=("spend_earlier", "sum"),
+        revenue_12m=("revenue_12m", "sum"),
         **(
             {"total_cost": ("cost", "sum"), "costed_revenue": ("costed_amount", "sum")}
             if has_cost
@@ -228,6 +249,7 @@ def summarize(
             "spend_earlier": s_earlier,
             "activity_trend": _trend(p_recent, p_earlier),
             "spend_trend": _trend(s_recent, s_earlier),
+            "revenue_12m": per["revenue_12m"].to_numpy(dtype=float),
         },
         index=per.index.astype(str).rename("customer_id"),
     )

@@ -22,7 +22,8 @@ from models import fast_view as fv
 from models import playbook as pb
 from models.churn.reasons import load_churn_types
 from models.churn.risk import band_of
-from models.customer_view import AUDIENCE_COLUMNS
+from models.customer_value import VALUE_COLUMNS, value_parts
+from models.customer_view import AUDIENCE_COLUMNS, CLV_SEGMENT_INPUTS
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS
 from service.model_store import LoadedModel, ModelStore, scoring_versions
@@ -171,7 +172,7 @@ def _segments(
     """``models.customer_view.segment_frame`` as columns (CLV, then every scheme); the CLV
     interval only with ``interval`` (only /v1/customers/score shows it)."""
     clv = fv.clv_columns(loaded["clv"].estimator, built.summary, interval)
-    table = {**built.summary, "probability_alive": clv["probability_alive"]}
+    table = {**built.summary, **{c: clv[c] for c in CLV_SEGMENT_INPUTS}}
     segmentation = loaded["segmentation"].estimator
     index = getattr(segmentation, "value_index_", None)  # customer columns it reads
     for column in index.columns_ if index is not None else ():
@@ -187,6 +188,11 @@ def _view(
 ) -> fv.Columns:
     """``models.customer_view.score_frame`` as columns, its scores checked finite."""
     frame = _segments(loaded, built, n, interval)
+    frame.update(
+        value_parts(
+            lambda c: np.asarray(built.summary[c] if c in built.summary else frame[c], float)
+        )
+    )
     churn = loaded["churn"].estimator
     inputs = fv.churn_inputs(churn, built.features, n)
     _, p_churn = fv.churn_scores(churn, inputs, n)
@@ -218,6 +224,21 @@ def _clv_blocks(frame: fv.Columns, n: int, model: Any) -> list[dict[str, Any]]:
             "margin": c["margin"][i],
             "horizon_days": horizon,
             "discount_rate": rate,
+        }
+        for i in range(n)
+    ]
+
+
+def _value_blocks(frame: fv.Columns, n: int) -> list[dict[str, Any]]:
+    """``service.scoring._value_block`` of every customer."""
+    c = {name: np.asarray(frame[name], dtype=float).tolist() for name in VALUE_COLUMNS}
+    current = [v if math.isfinite(v) else None for v in c["current_value"]]
+    return [
+        {
+            "historical": c["historical_value"][i],
+            "current": current[i],
+            "potential": c["potential_value"][i],
+            "margin": c["value_margin"][i],
         }
         for i in range(n)
     ]
@@ -269,6 +290,7 @@ def _score(
     actions = fv.recommended_actions(frame, range(n), book)
     notes = fv.label_notes(frame, n)
     clv_blocks = _clv_blocks(frame, n, clv_model)
+    value_blocks = _value_blocks(frame, n)
     p_churn = np.asarray(frame["churn_probability"], dtype=float).tolist()
     bands = np.asarray(frame["risk_band"]).tolist()
     at_risk = np.asarray(frame["value_at_risk"], dtype=float).tolist()
@@ -283,6 +305,7 @@ def _score(
                 "horizon_days": churn_horizon,
             },
             "clv": clv_blocks[i],
+            "value": value_blocks[i],
             "value_at_risk": at_risk[i],
             "recommended_action": actions[i],
             "notes": notes[i],

@@ -59,13 +59,24 @@ class Summary(BaseModel):
         default=None,
         description="Revenue to date (currency); default monetary_value × (frequency + 1).",
     )
-    margin_rate: Number | None = Field(default=None, description="Profit / revenue, e.g. 0.3.")
+    margin_rate: Number | None = Field(
+        default=None,
+        description="Profit / revenue, e.g. 0.3: the customer's profit (value matrix, churn "
+        "features, CLV when the models learned margins from costs) is revenue × this rate, as "
+        "from purchases with costs.",
+    )
     n_channels: Channels | None = Field(default=None, description="Distinct sales channels used.")
     activity_trend: Share | None = Field(
         default=None,
         description="(recent − earlier) / (recent + earlier) purchase days over the last two 90-day windows.",
     )
     spend_trend: Share | None = Field(default=None, description="The same for revenue.")
+    revenue_12m: NonNegative | None = Field(
+        default=None,
+        description="Revenue in the 365 days up to as_of (currency): the basis of the current "
+        "value. Default: total revenue when T < 365 (every purchase is that recent), 0 when "
+        "T − recency ≥ 365 (none is), else unknown (the current value is then null).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Summary:
@@ -75,6 +86,15 @@ class Summary(BaseModel):
             )
         if self.frequency == 0 and self.recency > 0:
             raise ValueError("recency must be 0 when frequency is 0")
+        if (
+            self.revenue_12m is not None
+            and self.total_revenue is not None
+            and self.revenue_12m > self.total_revenue
+        ):
+            raise ValueError(
+                f"revenue_12m ({self.revenue_12m}) cannot exceed total_revenue "
+                f"({self.total_revenue})"
+            )
         return self
 
 
@@ -191,7 +211,10 @@ class RFMOut(LabelOut):
 
 
 class ValueMatrixOut(LabelOut):
-    basis: str = Field(description="profit (from costs), assumed_margin (no cost data) or missing.")
+    basis: str = Field(
+        description="profit (from costs, or the summary's margin_rate), assumed_margin (no "
+        "cost data: the margin learned at training) or missing."
+    )
 
 
 class ClusterOut(LabelOut):
@@ -202,8 +225,15 @@ class NineGridOut(LabelOut):
     strategy: str = Field(
         description="keep_investing, develop_deeper, adjust_and_optimise or planned_exit."
     )
-    value_tier: str
-    growth_tier: str
+    value_tier: str = Field(
+        description="low, mid or high: the training thirds of the value index (ranks on "
+        "total revenue and margin rate)."
+    )
+    growth_tier: str = Field(
+        description="declining, stable or growing: the training thirds of the purchase "
+        "trend, the purchases the CLV model expects over its horizon against the customer's "
+        "own past rate."
+    )
 
 
 class SegmentsOut(BaseModel):
@@ -256,6 +286,28 @@ class CLVOut(BaseModel):
     discount_rate: float = Field(description="Annual discount rate.")
 
 
+class ValueOut(BaseModel):
+    """The customer's value in three parts, all profit (currency): revenue × ``margin`` for
+    the past, the CLV for the future."""
+
+    historical: float = Field(
+        description="Profit to date: total revenue × margin. From a summary: total_revenue, "
+        "else monetary_value × (frequency + 1), × margin."
+    )
+    current: float | None = Field(
+        description="Profit in the last 12 months (the 365 days up to as_of): their revenue "
+        "× margin. From a summary: revenue_12m × margin; without revenue_12m, the total when "
+        "T < 365, 0 when T − recency ≥ 365, else null (not known)."
+    )
+    potential: float = Field(
+        description="The CLV: discounted expected profit within the CLV horizon_days."
+    )
+    margin: float = Field(
+        description="The margin of historical and current: the customer's own (from costs, or "
+        "the summary's margin_rate), else the one the CLV model applies (clv.margin)."
+    )
+
+
 class ActionOut(BaseModel):
     action: str
     reason: str
@@ -268,6 +320,7 @@ class CustomerScore(BaseModel):
     ahp_value_index: float | None = AHP_VALUE_INDEX
     churn: ChurnOut
     clv: CLVOut
+    value: ValueOut = Field(description="Historical, current and potential value.")
     value_at_risk: float = Field(description="P(churn) × CLV (currency).")
     recommended_action: ActionOut
     notes: list[str] = Field(

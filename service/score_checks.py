@@ -48,6 +48,8 @@ SHOWN_SCORES = (
     "clv",
     "margin",
     "value_at_risk",
+    "historical_value",
+    "value_margin",
 )
 _LARGEST = "about 1.8e308, the largest number the service computes with"
 
@@ -123,6 +125,13 @@ def check_summary(summary: pd.DataFrame, customers: list[CustomerIn]) -> None:
             "send them in a larger currency unit"
         )
         raise InvalidInputError(message, field=f"customers.{i}.transactions", rows=rows)
+    if column in _FROM_COSTS:  # the profit columns a summary's margin rate gives
+        message = (
+            f"the total profit of customer {customer_id!r}, margin_rate × total revenue, is "
+            f"more than {_LARGEST}; send a margin rate such as 0.3, or amounts in a larger "
+            "currency unit"
+        )
+        raise InvalidInputError(message, field=f"customers.{i}.summary.margin_rate", rows=rows)
     message = (
         f"the total revenue of customer {customer_id!r}, monetary_value × (frequency + 1), is "
         f"more than {_LARGEST}; send total_revenue, or amounts in a larger currency unit"

@@ -27,7 +27,7 @@ from models.customer_view import (
     select_audience,
 )
 from models.exceptions import InvalidInputError
-from models.features import SUMMARY_COLUMNS, repeated_rows, summarize
+from models.features import SUMMARY_COLUMNS, implied_revenue_12m, repeated_rows, summarize
 from models.segments.value_index import VALUE_INDEX_COLUMN
 from service import fast_scoring
 from service.model_store import LoadedModel, ModelStore, scoring_versions
@@ -158,6 +158,8 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
         assert s is not None
         n = s.frequency + 1
         revenue = s.total_revenue if s.total_revenue is not None else s.monetary_value * n
+        # the profit columns as summarize computes them from costs: margin rate × revenue
+        profit = np.nan if s.margin_rate is None else s.margin_rate * revenue
         row = dict.fromkeys(SUMMARY_COLUMNS, np.nan)
         row.update(
             frequency=float(s.frequency),
@@ -170,6 +172,13 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
             tenure_days=s.T,
             days_since_last=s.T - s.recency,
             margin_rate=np.nan if s.margin_rate is None else s.margin_rate,
+            revenue_12m=(
+                implied_revenue_12m(revenue, s.T, s.recency)
+                if s.revenue_12m is None
+                else s.revenue_12m
+            ),
+            total_profit=profit,
+            profit_per_purchase=profit / n,
             n_channels=np.nan if s.n_channels is None else float(s.n_channels),
             activity_trend=np.nan if s.activity_trend is None else s.activity_trend,
             spend_trend=np.nan if s.spend_trend is None else s.spend_trend,
@@ -289,6 +298,15 @@ def _clv_block(row: pd.Series, clv_model: Any) -> dict[str, Any]:
     }
 
 
+def _value_block(row: pd.Series) -> dict[str, Any]:
+    return {
+        "historical": float(row["historical_value"]),
+        "current": _num(row["current_value"]),
+        "potential": float(row["potential_value"]),
+        "margin": float(row["value_margin"]),
+    }
+
+
 def segment_customers(
     store: ModelStore,
     customers: list[CustomerIn],
@@ -382,6 +400,7 @@ def score_customers(
                     "horizon_days": churn_horizon,
                 },
                 "clv": _clv_block(row, clv_model),
+                "value": _value_block(row),
                 "value_at_risk": float(row["value_at_risk"]),
                 "recommended_action": actions.iloc[i].to_dict(),
                 "notes": notes_by_row[i],

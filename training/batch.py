@@ -26,7 +26,15 @@ CHUNK = 50_000
 
 # Rounding of the lists people act on (audiences, cvm risk --out): money to the cent,
 # probabilities to 4 decimals. The scored file keeps full precision.
-MONEY_COLUMNS = ("clv", "clv_lower", "clv_upper", "value_at_risk")
+MONEY_COLUMNS = (
+    "clv",
+    "clv_lower",
+    "clv_upper",
+    "value_at_risk",
+    "historical_value",
+    "current_value",
+    "potential_value",
+)
 PROBABILITY_COLUMNS = ("churn_probability", "probability_alive")
 
 

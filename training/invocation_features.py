@@ -23,12 +23,13 @@ import pandas as pd
 from models.churn.features import churn_features, churn_features_from_summary
 from models.clv import CLV_INPUT_COLUMNS
 from models.clv.periodic import PERIOD_COLUMNS, input_columns, with_period_columns
+from models.customer_view import CLV_SEGMENT_INPUTS, segmentation_input
 from models.exceptions import CVMError, InvalidInputError
 from models.features import SUMMARY_COLUMNS, summarize
 
 FAMILIES = ("churn", "clv", "segmentation")
-# the segmentation model's inputs: the summary and the CLV model's P(alive)
-SEGMENTATION_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
+# the segmentation model's inputs: the summary and the CLV model's P(alive) and forecast
+SEGMENTATION_COLUMNS = [*SUMMARY_COLUMNS, *CLV_SEGMENT_INPUTS]
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".ndjson": "ndjson"}
 SUFFIXES[".jsonl"] = "ndjson"
 
@@ -53,11 +54,10 @@ def engineered(
     if family == "segmentation":
         if clv_model is None:
             raise CVMError(
-                "the segmentation model's inputs include probability_alive, which the CLV "
-                "champion computes: train first (cvm train)"
+                "the segmentation model's inputs include probability_alive and "
+                "expected_purchases, which the CLV champion computes: train first (cvm train)"
             )
-        alive = clv_model.predict(with_periods)["probability_alive"]
-        return summary.assign(probability_alive=alive)[SEGMENTATION_COLUMNS]
+        return segmentation_input(summary, clv_model.predict(with_periods))[SEGMENTATION_COLUMNS]
     raise InvalidInputError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
 
 

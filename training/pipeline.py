@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from models.churn.risk import DEFAULT_QUANTILES, fit_bands
 from models.clv import CLV_INPUT_COLUMNS, PURCHASE_MODELS
 from models.clv.periodic import input_example, with_period_columns
+from models.customer_value import with_value
+from models.customer_view import CLV_SEGMENT_INPUTS, segmentation_input
 from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, end_of_day, summarize
@@ -33,9 +35,9 @@ from training.train_uplift import UpliftTraining, train_uplift
 
 Progress = Callable[[str], None]
 
-# The segmentation pyfunc takes the whole summary plus P(alive) from the CLV model; the CLV
-# pyfunc takes models.clv.CLV_INPUT_COLUMNS.
-SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, "probability_alive"]
+# The segmentation pyfunc takes the whole summary plus P(alive) and the expected purchases
+# from the CLV model; the CLV pyfunc takes models.clv.CLV_INPUT_COLUMNS.
+SEGMENT_INPUT_COLUMNS = [*SUMMARY_COLUMNS, *CLV_SEGMENT_INPUTS]
 # Customers whose churn scores place the risk-band cuts (quantiles: 200,000 place them to
 # well under 0.01 of a probability; band sizes of a sample are scaled to all customers).
 BAND_SAMPLE = 200_000
@@ -175,11 +177,15 @@ def train_all(
     clv_out = clv.predict(clv_summary)
     metrics["clv_mean"] = float(clv_out["clv"].mean())
     metrics["clv_total"] = float(clv_out["clv"].sum())
+    # the value in three parts over the training customers (potential: clv_total)
+    parts = with_value(clv_out[["clv", "margin"]].copy(), summary)
+    metrics["value_historical_total"] = float(np.nansum(parts["historical_value"]))
+    metrics["value_current_total"] = float(np.nansum(parts["current_value"]))
     figures["clv_distribution.png"] = evaluate.plot_clv_distribution(clv_out["clv"].to_numpy())
 
     # Segmentation: every scheme; lifecycle uses P(alive) from the CLV model -------------
     segment_table = join_customer_columns(
-        summary.assign(probability_alive=clv_out["probability_alive"]),
+        segmentation_input(summary, clv_out),
         customers,
         value_columns,
         as_of,
@@ -194,6 +200,7 @@ def train_all(
             previous=champion_segments,
             margin=config.margin,
             value_index=value_index,
+            horizon_days=config.clv_horizon_days,
         )
     metrics.update(segments.metrics)
     figures.update(segments.figures)

@@ -87,13 +87,18 @@ def train_segments(
     previous: CustomerSegments | None = None,
     margin: float | None = None,
     value_index: dict[str, Any] | None = None,
+    horizon_days: float = 365.0,
 ) -> SegmentTraining:
-    """Fit all schemes on ``table`` (summary + probability_alive, + the customer columns the
-    value index reads); match cluster ids to ``previous`` (the champion) when given.
-    ``value_index``: the checked AHP configuration (None: the default)."""
+    """Fit all schemes on ``table`` (summary + the CLV model's probability_alive and
+    expected_purchases over ``horizon_days``, + the customer columns the value index reads);
+    match cluster ids to ``previous`` (the champion) when given. ``value_index``: the checked
+    AHP configuration (None: the default)."""
     reference = previous.clusters_.centroid_reference() if previous is not None else None
     model = CustomerSegments(
-        cluster_reference=reference, margin=margin, value_index=value_index
+        cluster_reference=reference,
+        margin=margin,
+        value_index=value_index,
+        horizon_days=horizon_days,
     ).fit(table)
     labels = model.predict(table)
     n = len(table)
@@ -101,6 +106,10 @@ def train_segments(
         "segment_behaviour_k": float(model.clusters_.n_clusters_),
         "segment_behaviour_silhouette": float(model.clusters_.silhouette_),
     }
+    # the nine-grid's growth cuts, learned on these customers (purchase trend, −1 to 1)
+    low, high = model.nine_grid_.growth_thresholds_
+    metrics["segment_nine_grid_growth_cut_low"] = float(low)
+    metrics["segment_nine_grid_growth_cut_high"] = float(high)
     if previous is not None:  # share of customers keeping their cluster id across retrains
         before = previous.clusters_.predict(table)["cluster"].to_numpy()
         metrics["segment_behaviour_stability"] = float(

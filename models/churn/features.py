@@ -41,9 +41,11 @@ import pandas as pd
 from models.churn.encoding import coerce_numeric
 from models.features import NON_FEATURE_ATTRIBUTES, SUMMARY_COLUMNS, end_of_day, summarize
 
-# The shared summary without what the derived gap features replace (recency, T, n_purchases).
+# The shared summary without what the derived gap features replace (recency, T, n_purchases)
+# and the basis of the current value (revenue_12m: value reporting; the 90-day windows carry
+# the recent spend).
 SUMMARY_FEATURES: list[str] = [
-    c for c in SUMMARY_COLUMNS if c not in ("recency", "T", "n_purchases")
+    c for c in SUMMARY_COLUMNS if c not in ("recency", "T", "n_purchases", "revenue_12m")
 ]
 DERIVED_FEATURES: list[str] = ["mean_gap_days", "gap_ratio", "frequency_change", "spend_change"]
 COMPLAINT_FEATURES: list[str] = ["complaints", "unresolved_complaints", "resolution_days"]

@@ -4,8 +4,9 @@
 scheme: RFM segment and scores, value-matrix type, behaviour cluster, lifecycle stage and
 nine-grid cell with its strategy, and the AHP value index (0–100,
 :mod:`models.segments.value_index`). ``table`` is the per-customer summary of
-:func:`models.features.summarize`, plus ``probability_alive`` from the CLV model when
-available (the lifecycle stage uses it), plus the customer-table columns the value index reads.
+:func:`models.features.summarize`, plus from the CLV model ``expected_purchases`` (the
+nine-grid's growth axis needs it) and ``probability_alive`` when available (the lifecycle
+stage uses it), plus the customer-table columns the value index reads.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class CustomerSegments(BaseEstimator):
       comparisons, :func:`models.segments.value_index.check_config`); ``None`` = the default
       for the product's own data. With ``"use_for_nine_grid": true`` the nine-grid's value
       axis is this index.
+    - ``horizon_days``: the CLV model's horizon: the period of the ``expected_purchases``
+      column that the nine-grid's growth axis compares with the customer's past rate.
 
     Fitted: one model per scheme (``rfm_``, ``value_matrix_``, ``clusters_``, ``lifecycle_``,
     ``nine_grid_``), ``value_index_`` (:class:`ValueIndex`; absent from models saved before
@@ -52,6 +55,7 @@ class CustomerSegments(BaseEstimator):
         margin: float | None = None,
         random_state: int = 0,
         value_index: dict[str, Any] | None = None,
+        horizon_days: float = 365.0,
     ):
         self.rfm_segments = rfm_segments
         self.cluster_reference = cluster_reference
@@ -61,10 +65,12 @@ class CustomerSegments(BaseEstimator):
         self.margin = margin
         self.random_state = random_state
         self.value_index = value_index
+        self.horizon_days = horizon_days
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("value_index", None)  # models saved before it
+        self.__dict__.setdefault("horizon_days", 365.0)  # models saved before it
 
     def fit(self, table: pd.DataFrame, y: Any = None) -> CustomerSegments:
         """Fit every scheme on the training customers; returns self."""
@@ -84,7 +90,7 @@ class CustomerSegments(BaseEstimator):
         grid_table = table
         if axis is not None:
             grid_table = table.assign(**{axis: self.value_index_.predict(table)[axis]})
-        self.nine_grid_ = NineGrid(value_axis=axis).fit(grid_table)
+        self.nine_grid_ = NineGrid(value_axis=axis, horizon_days=self.horizon_days).fit(grid_table)
         self.segment_sizes_ = {m.scheme: dict(m.segment_sizes_) for m in self.schemes().values()}
         return self
 

@@ -247,10 +247,14 @@ def test_describe_cluster_combines_its_traits():
 # --- the API of every scheme -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo_summary():
+    from models.clv import CLVModel
     from training import synthetic
 
     transactions, _, truth = synthetic.generate(1500, seed=3)
-    return summarize(transactions, truth.params["as_of"])
+    summary = summarize(transactions, truth.params["as_of"])
+    # the nine-grid's growth axis reads the CLV model's forecast
+    forecast = CLVModel().fit(summary).predict(summary)["expected_purchases"]
+    return summary.assign(expected_purchases=forecast)
 
 
 ALL_MODELS = [

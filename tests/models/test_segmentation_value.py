@@ -12,6 +12,7 @@ from models.segments import (
     NineGrid,
     ValueMatrix,
 )
+from models.segments.value import purchase_trend
 
 
 # --- value matrix --------------------------------------------------------------------------
@@ -106,6 +107,26 @@ def test_value_matrix_mixed_costs_use_the_observed_margin():
     assert model.value_basis_ == "mixed"
 
 
+def test_value_matrix_values_a_row_without_costs_at_its_own_margin_rate():
+    """A summary sent with a margin rate and no profit columns: profit = margin rate × average
+    order value, as costs at that margin would give; without either, the assumed margin."""
+    model = ValueMatrix(profit_threshold=50.0, repeat_threshold=2, margin=0.25).fit(
+        _table([10.0], [1.0])
+    )
+    rows = pd.DataFrame(
+        {
+            "frequency": [10.0, 10.0, 10.0],
+            "avg_order_value": [200.0, 200.0, 200.0],
+            "margin_rate": [-0.5, 0.9, np.nan],
+            "profit_per_purchase": [np.nan, np.nan, np.nan],
+        }
+    )
+    out = model.predict(rows)
+    assert out["profit_per_purchase"].tolist() == [-100.0, 180.0, 50.0]
+    assert out["value_type"].tolist() == ["stream", "gold", "gold"]
+    assert out["value_basis"].tolist() == ["profit", "profit", "assumed_margin"]
+
+
 def test_value_matrix_errors():
     with pytest.raises(InvalidInputError, match="avg_order_value"):
         ValueMatrix().fit(pd.DataFrame({"frequency": [1.0], "profit_per_purchase": [np.nan]}))
@@ -116,6 +137,10 @@ def test_value_matrix_errors():
 
 
 # --- nine-grid -----------------------------------------------------------------------------
+# The measure and fixed cuts of the models saved before the purchase trend (still selectable).
+SPEND_TREND = {"growth_column": "spend_trend", "growth_cuts": (-1 / 3, 1 / 3)}
+
+
 def _grid_table():
     """Revenue 1..9 (value tiers low 1-3, mid 4-6, high 7-9) × spend trend −½, 0, +½."""
     return pd.DataFrame(
@@ -130,8 +155,9 @@ def _grid_table():
 
 def test_nine_grid_golden_cells_and_strategies():
     table = _grid_table()
-    model = NineGrid().fit(table)
+    model = NineGrid(**SPEND_TREND).fit(table)
     assert model.value_columns_ == ["total_revenue"] and model.value_weights_ == [1.0]
+    assert model.growth_thresholds_ == [-1 / 3, 1 / 3]
     out = model.predict(table)
     np.testing.assert_allclose(out["value_index"], (2 * np.arange(9) + 1) / 18)
     assert out["value_tier"].tolist() == ["low"] * 3 + ["mid"] * 3 + ["high"] * 3
@@ -161,8 +187,8 @@ def test_nine_grid_golden_cells_and_strategies():
     assert model.segment_sizes_ == dict.fromkeys(NINE_GRID_CELLS, 1)
 
 
-def test_nine_grid_growth_boundaries_and_inactive_customers():
-    model = NineGrid().fit(_grid_table())
+def test_nine_grid_spend_trend_boundaries_and_inactive_customers():
+    model = NineGrid(**SPEND_TREND).fit(_grid_table())
     new = pd.DataFrame(
         {
             "total_revenue": [100.0] * 5,
@@ -177,6 +203,92 @@ def test_nine_grid_growth_boundaries_and_inactive_customers():
     assert out["growth_tier"].tolist() == ["growing", "stable", "declining", "declining", "stable"]
 
 
+def test_purchase_trend_worked_numbers():
+    """Expected purchases over the next 365 days against the customer's own past rate."""
+    trend = purchase_trend(
+        expected_purchases=np.array([1.0, 3.0, 0.0, 0.0, 2.0, np.nan]),
+        n_purchases=np.array([4.0, 1.0, 1.0, 0.0, 2.0, 3.0]),
+        tenure_days=np.array([730.0, 100.0, 400.0, 0.0, 365.0, 900.0]),
+        horizon_days=365,
+    )
+    # 4 purchases in 730 days: 2 per year; 1 expected: (1 − 2) / (1 + 2) = −1/3.
+    # 1 purchase in 100 days (younger than a year): past 1; 3 expected: (3 − 1) / 4 = +½.
+    # 1 purchase in 400 days: past 365/400 = 0.9125; nothing expected: −1.
+    # Nothing either way: 0. The same rate: 0. No forecast: missing.
+    np.testing.assert_allclose(trend[:5], [-1 / 3, 0.5, -1.0, 0.0, 0.0], rtol=0, atol=1e-15)
+    assert np.isnan(trend[5])
+
+
+def _trend_table(trends):
+    """Customers of revenue 1..n with 2 purchases in their first year and the expected
+    purchases that give each of ``trends`` (past 2: e = 2 (1 + t) / (1 − t))."""
+    t = np.asarray(trends, dtype=float)
+    return pd.DataFrame(
+        {
+            "total_revenue": np.arange(1.0, len(t) + 1),
+            "n_purchases": 2.0,
+            "tenure_days": 365.0,
+            "expected_purchases": 2 * (1 + t) / (1 - t),
+        },
+        index=[f"p{i}" for i in range(len(t))],
+    )
+
+
+def test_nine_grid_growth_tiers_are_the_terciles_of_the_purchase_trend():
+    trends = [-0.8, -0.5, -0.2, 0.0, 0.1, 0.3, -0.6, 0.5, 0.2]
+    table = _trend_table(trends)
+    model = NineGrid().fit(table)
+    assert model.growth_column == "purchase_trend" and model.growth_cuts is None
+    # sorted: −0.8 −0.6 −0.5 | −0.2 0 0.1 | 0.2 0.3 0.5; numpy's linear quantiles at 1/3, 2/3
+    np.testing.assert_allclose(model.growth_thresholds_, [-0.3, 0.4 / 3], atol=1e-12)
+    out = model.predict(table)
+    np.testing.assert_allclose(out["growth_index"], trends, atol=1e-12)
+    assert out["growth_tier"].tolist() == [
+        "declining",
+        "declining",
+        "stable",
+        "stable",
+        "stable",
+        "growing",
+        "declining",
+        "growing",
+        "growing",
+    ]
+    # a customer without a forecast is stable
+    missing = model.predict(table.head(1).assign(expected_purchases=np.nan))
+    assert missing["growth_tier"].tolist() == ["stable"]
+
+
+def test_nine_grid_needs_the_forecast_and_takes_fixed_cuts():
+    table = _trend_table([-0.5, 0.0, 0.5])
+    with pytest.raises(InvalidInputError, match="expected_purchases") as error:
+        NineGrid().fit(table.drop(columns=["expected_purchases"]))
+    assert error.value.field == "expected_purchases"
+    with pytest.raises(InvalidInputError, match="no customer has a growth measure"):
+        NineGrid().fit(table.assign(expected_purchases=np.nan))
+    fixed = NineGrid(growth_cuts=(-0.25, 0.25)).fit(table)
+    assert fixed.growth_thresholds_ == [-0.25, 0.25]
+    assert fixed.predict(table)["growth_tier"].tolist() == ["declining", "stable", "growing"]
+    with pytest.raises(InvalidInputError, match="growth_quantiles"):
+        NineGrid(growth_quantiles=(0.0, 0.5)).fit(table)
+    with pytest.raises(InvalidInputError, match="horizon_days"):
+        NineGrid(horizon_days=0).fit(table)
+
+
+def test_a_nine_grid_saved_before_the_purchase_trend_scores_as_it_did():
+    """The state of a model pickled by the earlier release: spend trend at fixed cuts, no
+    learned growth thresholds, quantiles or horizon."""
+    model = NineGrid(**SPEND_TREND).fit(_grid_table())
+    state = dict(model.__getstate__())
+    for name in ("growth_thresholds_", "growth_quantiles", "horizon_days"):
+        del state[name]
+    old = NineGrid.__new__(NineGrid)
+    old.__setstate__(state)
+    assert old.growth_thresholds_ == [-1 / 3, 1 / 3]
+    assert old.get_params()["horizon_days"] == 365.0
+    pd.testing.assert_frame_equal(old.predict(_grid_table()), model.predict(_grid_table()))
+
+
 def test_nine_grid_value_index_weighs_revenue_and_margin():
     # Revenue ranks and margin ranks pull in opposite directions: all three tie at ½.
     table = pd.DataFrame(
@@ -186,7 +298,7 @@ def test_nine_grid_value_index_weighs_revenue_and_margin():
             "spend_trend": [0.0, 0.0, 0.0],
         }
     )
-    model = NineGrid().fit(table)
+    model = NineGrid(**SPEND_TREND).fit(table)
     assert model.value_columns_ == ["total_revenue", "margin_rate"]
     np.testing.assert_allclose(model.predict(table)["value_index"], [0.5, 0.5, 0.5])
     best = pd.DataFrame({"total_revenue": [100.0], "margin_rate": [0.5], "spend_trend": [0.0]})
@@ -200,14 +312,14 @@ def test_nine_grid_value_index_weighs_revenue_and_margin():
 
 def test_nine_grid_custom_strategies_and_errors():
     custom = {**DEFAULT_NINE_GRID_STRATEGIES, "low_value_declining": "adjust_and_optimise"}
-    out = NineGrid(strategies=custom).fit(_grid_table()).predict(_grid_table())
+    out = NineGrid(strategies=custom, **SPEND_TREND).fit(_grid_table()).predict(_grid_table())
     assert out["nine_grid_strategy"].iloc[0] == "adjust_and_optimise"
     partial = {"high_value_growing": "keep_investing"}
     with pytest.raises(InvalidInputError, match="strategies lack"):
-        NineGrid(strategies=partial).fit(_grid_table())
+        NineGrid(strategies=partial, **SPEND_TREND).fit(_grid_table())
     with pytest.raises(InvalidInputError, match="has data"):
-        NineGrid(value_weights={"total_profit": 1.0}).fit(_grid_table())
+        NineGrid(value_weights={"total_profit": 1.0}, **SPEND_TREND).fit(_grid_table())
     with pytest.raises(InvalidInputError, match="spend_trend"):
-        NineGrid().fit(_grid_table().drop(columns=["spend_trend"]))
+        NineGrid(**SPEND_TREND).fit(_grid_table().drop(columns=["spend_trend"]))
     with pytest.raises(InvalidInputError, match="increasing"):
-        NineGrid(growth_cuts=(0.5, -0.5)).fit(_grid_table())
+        NineGrid(growth_column="spend_trend", growth_cuts=(0.5, -0.5)).fit(_grid_table())

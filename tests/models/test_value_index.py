@@ -307,8 +307,13 @@ def summary():
 
     transactions, customers, truth = synthetic.generate(1200, seed=5)
     table = summarize(transactions, truth.params["as_of"])
+    from models.clv import CLVModel
+
     rng = np.random.default_rng(0)
-    return table.assign(probability_alive=rng.uniform(0, 1, len(table)))
+    forecast = CLVModel().fit(table).predict(table)["expected_purchases"]
+    return table.assign(
+        probability_alive=rng.uniform(0, 1, len(table)), expected_purchases=forecast
+    )
 
 
 def test_the_segmentation_model_serves_the_default_index(summary):

@@ -86,6 +86,7 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
         "ahp_value_index",
         "churn",
         "clv",
+        "value",
         "value_at_risk",
         "recommended_action",
         "notes",
@@ -101,6 +102,7 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     }
     # The service computes what the trained models compute offline (same feature function).
     from models.churn.features import churn_features
+    from models.customer_view import segmentation_input
     from models.features import summarize
 
     transactions, customers, _ = demo_data
@@ -111,7 +113,7 @@ def test_score_demo_customer_from_transactions_matches_training(client, demo_dat
     assert scored["clv"]["probability_alive"] == pytest.approx(
         offline_clv["probability_alive"], rel=1e-9
     )
-    table = summary.assign(probability_alive=offline_clv["probability_alive"])
+    table = segmentation_input(summary, models["clv"].predict(summary))
     rfm = models["segmentation"].predict(table).iloc[0]
     assert scored["segments"]["rfm"]["label"] == rfm["rfm_segment"]
     assert scored["segments"]["rfm"]["code"] == rfm["rfm_code"]

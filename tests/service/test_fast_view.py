@@ -93,6 +93,8 @@ def _summary(rng: np.random.Generator) -> dict[str, Any]:
     ):
         if rng.random() < 0.5:
             out[key] = draw()
+    if "total_revenue" in out and frequency % 3 == 0:  # (no draw: the stream stays as it was)
+        out["revenue_12m"] = float(np.round(out["total_revenue"] * frequency / 15, 2))
     return out
 
 

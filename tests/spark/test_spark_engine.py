@@ -120,6 +120,8 @@ def scored(spark_trained, files, tmp_path_factory):
 def test_spark_scores_equal_pandas_scores(scored):
     _, by_pandas, by_spark = scored
     assert list(by_spark.columns) == list(by_pandas.columns)
+    value = ["historical_value", "current_value", "potential_value", "value_margin"]
+    assert set(value) <= set(by_spark.columns)  # the value in three parts
     assert len(by_spark) == len(by_pandas) == by_pandas["customer_id"].nunique()
     by_spark = by_spark.sort_values("customer_id").reset_index(drop=True)
     by_pandas = by_pandas.sort_values("customer_id").reset_index(drop=True)

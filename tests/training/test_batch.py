@@ -54,6 +54,10 @@ def test_score_writes_one_row_per_customer_with_every_label(scored_file, demo_da
         "clv_upper",
         "value_at_risk",
         "recommended_action",
+        "historical_value",
+        "current_value",
+        "potential_value",
+        "value_margin",
     ):
         assert column in scored.columns, column
     summary = summarize(transactions, "2025-12-31")
@@ -68,6 +72,28 @@ def test_score_writes_one_row_per_customer_with_every_label(scored_file, demo_da
         expected["churn_probability"].to_numpy()
     )
     assert merged["clv"].to_numpy() == pytest.approx(expected["clv"].to_numpy())
+    # the value in three parts: with costs, the profit to date is the summary's total profit
+    assert merged["historical_value"].to_numpy() == pytest.approx(
+        summary.loc[expected.index, "total_profit"].to_numpy(), rel=1e-12
+    )
+    assert merged["current_value"].to_numpy() == pytest.approx(
+        (summary["revenue_12m"] * summary["margin_rate"]).loc[expected.index].to_numpy()
+    )
+    assert (merged["potential_value"] == merged["clv"]).all()
+
+
+def test_score_values_a_hand_made_customer_in_three_parts(trained_store):
+    from tests.models.test_customer_value import hand_made
+    from training.batch import score_customers
+
+    models = trained_store["result"].models
+    scored = score_customers(models, hand_made(), None, "2025-12-31", progress=lambda m: None)
+    row = scored.set_index("customer_id").loc["H1"]
+    # 600 to date and 220 in the last 12 months, at margin 0.4
+    assert row["historical_value"] == pytest.approx(240.0, rel=1e-12)
+    assert row["current_value"] == pytest.approx(88.0, rel=1e-12)
+    assert row["value_margin"] == pytest.approx(0.4, rel=1e-12)
+    assert row["potential_value"] == row["clv"]
 
 
 def test_audience_exports_one_label_highest_value_first(scored_file, tmp_path):
@@ -224,3 +250,14 @@ def test_each_run_keeps_its_own_quarantine_file(demo_data, tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert f"-> {folders[0] / 'tx_quarantine.csv'}" in err
     assert f"-> {folders[1] / 'tx_quarantine.csv'}" in err
+
+
+def test_training_logs_the_value_totals(trained_store, demo_data):
+    transactions, _, _ = demo_data
+    summary = summarize(transactions, "2025-12-31")
+    metrics = trained_store["result"].metrics
+    # every demo purchase has a cost: profit to date is the summary's total profit
+    assert metrics["value_historical_total"] == pytest.approx(summary["total_profit"].sum())
+    current = (summary["revenue_12m"] * summary["margin_rate"]).sum()
+    assert metrics["value_current_total"] == pytest.approx(current)
+    assert 0 < metrics["value_current_total"] < metrics["value_historical_total"]

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.clv import CLVModel
+from models.customer_view import segmentation_input
 from models.features import summarize
 from models.segments.bundle import CustomerSegments
 from training import compare, retrain
@@ -20,8 +22,9 @@ def sides(demo_data):
     and K=6, and a holdout of them."""
     transactions, _, _ = demo_data
     summary = summarize(transactions, AS_OF)
-    k4 = CustomerSegments(k_min=4, k_max=4).fit(summary)
-    k6 = CustomerSegments(k_min=6, k_max=6).fit(summary)
+    table = segmentation_input(summary, CLVModel().fit(summary).predict(summary))
+    k4 = CustomerSegments(k_min=4, k_max=4).fit(table)
+    k6 = CustomerSegments(k_min=6, k_max=6).fit(table)
     empty = pd.DataFrame()
     holdout = compare.Holdout(empty, pd.Series(dtype=float), empty, np.empty(0), 180, summary)
     return k4, k6, holdout

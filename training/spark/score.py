@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from models.customer_value import VALUE_INPUTS
 from models.exceptions import CVMError
 from models.families import REGISTERED_NAMES, REQUIRED_FAMILIES
 from training.spark.features import ddl, feature_function, feature_table, n_buckets
@@ -169,6 +170,8 @@ def score_customers(
         *[F.col(f"`{c}`") for c in clv_columns],
         F.col("_churn.churn_probability").alias("churn_probability"),
         F.col("_churn.risk_band").alias("risk_band"),
+        # the summary columns of the value in three parts (models/customer_value.py)
+        *[F.col(f"`{c}`") for c in VALUE_INPUTS if c not in seg_columns],
     )
 
     # The last columns in pandas, with the functions of the pandas path.

@@ -77,11 +77,13 @@ def feature_bucket(folder: str, cutoff: Any, types: dict[str, str]) -> Callable[
 def finish_scores(
     folder: str, threshold: float, columns: list[str]
 ) -> Callable[..., Iterator[Any]]:
-    """Batches of segment, CLV and churn columns → the rest of the pandas scoring's columns
-    (value at risk, high value, recommended action, label notes), in ``columns`` order."""
+    """Batches of segment, CLV and churn columns (and the summary columns of the value in
+    three parts) → the rest of the pandas scoring's columns (the value in three parts, value
+    at risk, high value, recommended action, label notes), in ``columns`` order."""
 
     def compute(batches: Iterator[Any]) -> Iterator[Any]:
         use_release(folder)
+        from models.customer_value import with_value
         from models.customer_view import with_churn
         from training.batch import with_actions
         from training.spark.features import arrow_safe
@@ -89,7 +91,7 @@ def finish_scores(
         for frame in batches:
             out = frame.drop(columns=["churn_probability", "risk_band"]).set_index("customer_id")
             out = with_churn(
-                out,
+                with_value(out, out),
                 frame["churn_probability"].to_numpy(dtype=float),
                 frame["risk_band"].to_numpy(),
                 threshold,
