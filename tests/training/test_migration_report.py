@@ -203,7 +203,14 @@ def test_retrain_logs_the_champion_to_challenger_label_migration(
 
     transactions, customers, _ = demo_data
     result = trained_store["result"]
-    earlier = CustomerSegments(k_min=4, k_max=4).fit(summarize(transactions, "2025-09-30"))
+    before = summarize(transactions, "2025-09-30")
+    forecast = result.models["clv"].predict(before)
+    earlier = CustomerSegments(k_min=4, k_max=4).fit(
+        before.assign(
+            probability_alive=forecast["probability_alive"].to_numpy(),
+            expected_purchases=forecast["expected_purchases"].to_numpy(),
+        )
+    )
     challengers = {**result.holdout_models, "segmentation": earlier}
     challenger = dataclasses.replace(result, models=challengers)
     tracking.setup()

@@ -62,7 +62,10 @@ def test_a_training_run_logs_the_default_index(trained_store):
 
 def test_a_customer_table_indicator_is_read_as_the_customer_view_reads_it(demo_data):
     transactions, customers, _ = demo_data
-    summary = summarize(transactions, AS_OF).assign(probability_alive=0.5)
+    summary = summarize(transactions, AS_OF)
+    summary = summary.assign(
+        probability_alive=0.5, expected_purchases=summary["frequency"].to_numpy() * 0.5
+    )
     config = resolve_value_index(SHOP)
     extra = value_index_columns(config, SEGMENT_INPUT_COLUMNS, customers)
     assert extra == ["complaints"]
