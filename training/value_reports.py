@@ -8,6 +8,7 @@ No MLflow here: the training pipeline hands what :func:`training_reports` return
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +25,15 @@ from models.concentration import concentration, customer_profit, lorenz_curve
 from models.exceptions import CVMError, InvalidInputError
 from models.segments.value import VALUE_TYPES
 
-# Training logs churn by segment over the last year in quarters ending on the as-of date:
-# each period's customers are labelled by the models as of its start, so each period costs
-# one scoring of every customer, and four quarters keep that to about a tenth of training.
-TRAINING_PERIODS = 4
+# Training logs churn by segment over the last two quarters (the last period, and the one
+# before for the change): each period's customers are labelled by the models as of its start,
+# so each period costs one scoring of every customer (CLI and API reports take any periods).
+TRAINING_PERIODS = 2
 TRAINING_PERIOD_MONTHS = 3
 # Above this many customers, the training run's churn-by-segment table is measured on a
 # random sample of them (the rates are then estimates; the counts and losses are the
-# sample's): labelling every customer four times would add minutes at a million customers.
-TRAINING_KPI_SAMPLE = 100_000
+# sample's): scoring every customer twice would add a tenth to training.
+TRAINING_KPI_SAMPLE = 20_000
 CONCENTRATION_MONTHS = 12  # profit over the last year
 COHORT_MONTHS = 24  # cohorts acquired in the last two years
 COHORT_RETENTION_MONTHS = (1, 3, 6, 12)  # months after acquisition logged as metrics
@@ -185,15 +186,22 @@ def format_cohorts(table: pd.DataFrame) -> str:
 
 def cohort_figure(table: pd.DataFrame, *, numbers: bool = True) -> Figure:
     """Heat maps of retention (%) and revenue per acquired customer, by cohort (rows) and
-    month after acquisition (columns), each cell with its number (``numbers``; the training
-    run's plot leaves them out: they cost more to draw than the rest of its reports). The
-    colours are scaled on the months after the first, which the acquisition month (retention
-    100 %) would otherwise wash out."""
+    month after acquisition (columns). ``numbers``: each cell with its number and every row
+    and column labelled (``cvm report cohorts``); without, at most a dozen labels per axis
+    and fixed margins (the training run's plot: a quarter of the drawing time). The colours
+    are scaled on the months after the first, which the acquisition month (retention 100 %)
+    would otherwise wash out."""
     retention = 100 * cohort_matrix(table, "retention")
     revenue = cohort_matrix(table, "revenue_per_customer")
     rows, cols = retention.shape
-    fig = Figure(figsize=(max(7.0, 0.45 * cols + 2.5), 2 * max(2.5, 0.28 * rows + 1.2)))
+    fig = Figure(
+        figsize=(max(7.0, 0.45 * cols + 2.5), 2 * max(2.5, 0.28 * rows + 1.2))
+        if numbers
+        else (7.0, 6.0)
+    )
     axes = fig.subplots(2, 1)
+    row_step = 1 if numbers else max(1, math.ceil(rows / 12))
+    col_step = 1 if numbers else max(1, math.ceil(cols / 12))
     for ax, matrix, title, cmap in (
         (axes[0], retention, "retention (%)", "Blues"),
         (axes[1], revenue, "revenue per acquired customer", "Greens"),
@@ -209,13 +217,18 @@ def cohort_figure(table: pd.DataFrame, *, numbers: bool = True) -> Figure:
                 for j in range(cols):
                     if np.isfinite(values[i, j]):
                         ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", fontsize=6)
-        ax.set_xticks(range(cols), labels=[str(k) for k in matrix.columns], fontsize=7)
-        ax.set_yticks(range(rows), labels=list(matrix.index), fontsize=7)
+        shown_cols = range(0, cols, col_step)
+        shown_rows = range(0, rows, row_step)
+        ax.set_xticks(shown_cols, labels=[str(matrix.columns[j]) for j in shown_cols], fontsize=7)
+        ax.set_yticks(shown_rows, labels=[str(matrix.index[i]) for i in shown_rows], fontsize=7)
         ax.set_ylabel("cohort (first purchase)")
         ax.set_title(title)
         fig.colorbar(image, ax=ax)
     axes[1].set_xlabel("months after acquisition")
-    fig.tight_layout()
+    if numbers:
+        fig.tight_layout()
+    else:
+        fig.subplots_adjust(left=0.14, right=0.98, top=0.95, bottom=0.08, hspace=0.3)
     return fig
 
 
@@ -268,16 +281,15 @@ def _sample_customers(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, int]:
     """The purchases (and customer rows) of at most ``limit`` customers drawn at random, and
     how many customers there were."""
-    ids = transactions["customer_id"].astype(str)
-    unique = pd.unique(ids.to_numpy())
-    if len(unique) <= limit:
-        return transactions, customers, len(unique)
-    chosen = np.random.default_rng(seed).choice(unique, limit, replace=False)
-    keep = ids.isin(chosen).to_numpy()
+    codes, ids = pd.factorize(transactions["customer_id"].astype(str))
+    if len(ids) <= limit:
+        return transactions, customers, len(ids)
+    chosen = np.zeros(len(ids), dtype=bool)
+    chosen[np.random.default_rng(seed).choice(len(ids), limit, replace=False)] = True
     rows = None
     if customers is not None:
-        rows = customers[customers["customer_id"].astype(str).isin(chosen)]
-    return transactions[keep], rows, len(unique)
+        rows = customers[customers["customer_id"].astype(str).isin(ids[chosen])]
+    return transactions[chosen[codes]], rows, len(ids)
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -316,9 +328,10 @@ def training_reports(
     :data:`TRAINING_PERIODS` quarters), profit concentration (the last year) and acquisition
     cohorts (the last two years) for a training run: tables ``churn_by_segment``,
     ``profit_concentration``, ``lorenz_curve`` and ``cohorts``, plots ``lorenz_curve.png`` and
-    ``cohort_heatmap.png``, and a few metrics. ``margin``: the churn loss's (None: the CLV
-    model's margin, when it has one). A report the data cannot give (e.g. no profit in the
-    last year) is left out with a line on ``step``, never failing the training."""
+    ``cohort_heatmap.png``, and a few metrics. ``models``: the fitted ``segmentation`` and
+    ``clv`` models; ``margin``: the churn loss's (None: the CLV model's margin, when it has
+    one). A report the data cannot give (e.g. no profit in the last year) is left out with a
+    line on ``step``, never failing the training."""
     out = RunReports()
     loss_margin = margin if margin is not None else getattr(models.get("clv"), "margin_", None)
     try:
@@ -365,10 +378,6 @@ def training_reports(
         cohorts = cohort_report(transactions, as_of)
         out.tables["cohorts"] = cohorts
         out.figures["cohort_heatmap.png"] = cohort_figure(cohorts, numbers=False)
-        step(
-            f"cohorts: {cohorts['cohort'].nunique()} acquisition months, month-1 retention "
-            f"{pooled_retention(cohorts, 1):.3f}"
-        )
         out.metrics.update(
             _finite(
                 {
@@ -376,6 +385,10 @@ def training_reports(
                     for k in COHORT_RETENTION_MONTHS
                 }
             )
+        )
+        step(
+            f"cohorts: {cohorts['cohort'].nunique()} acquisition months, month-1 retention "
+            f"{pooled_retention(cohorts, 1):.3f}"
         )
     except CVMError as exc:
         step(f"cohorts left out: {exc}")

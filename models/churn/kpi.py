@@ -231,18 +231,22 @@ def _change_pct(rate: pd.Series, previous: pd.Series) -> pd.Series:
     return (100 * (rate - previous) / previous.where(usable)).astype("float64")
 
 
-def _labels_of(segments: pd.Series, index: pd.Index) -> pd.Series:
+def _labels_of(segments: pd.Series, index: pd.Index) -> np.ndarray:
     """``segments`` (customer_id → label) for the customers of ``index``, as text; missing →
     :data:`UNKNOWN`."""
-    seg = segments.copy()
-    seg.index = seg.index.astype(str)
-    labels = seg.reindex(index)
-    return labels.astype(object).where(labels.notna(), UNKNOWN).astype(str)
+    if not segments.index.equals(index):
+        segments = segments.set_axis(segments.index.astype(str)).reindex(index)
+    labels = segments.to_numpy(dtype=object)
+    missing = pd.isna(labels)
+    if missing.any():
+        labels = labels.copy()
+        labels[missing] = UNKNOWN
+    return labels.astype(str).astype(object)
 
 
 def _period_labels(
     segments: pd.Series | pd.DataFrame | None, index: pd.Index, starts: list[Any]
-) -> list[pd.Series] | None:
+) -> list[np.ndarray] | None:
     """Each period's labels: one Series for every period, or a frame's column of the
     period's start date."""
     if segments is None:
@@ -264,11 +268,15 @@ def _label_order(names: set[str]) -> list[str]:
     return sorted(names, key=lambda n: (0, int(n), "") if n.isdigit() else (1, 0, n))
 
 
+FLAG_COLUMNS = (*COUNT_COLUMNS, "lost_revenue")
+
+
 def _period_flags(
     active: pd.DataFrame, first_seen: pd.Series | None, revenue: pd.DataFrame | None
-) -> list[pd.DataFrame]:
-    """Per period, each customer's 0/1 counts of :data:`COUNT_COLUMNS` (and the revenue of
-    the lost ones, ``lost_revenue``, from ``revenue``: customer × period start)."""
+) -> list[np.ndarray]:
+    """Per period, a matrix of each customer's (row) 0/1 counts of :data:`COUNT_COLUMNS`
+    and the revenue of the lost ones (columns :data:`FLAG_COLUMNS`; revenue from
+    ``revenue``, customer × period start, or 0 without it)."""
     dates = list(active.columns)
     out = []
     for i, (before, after) in enumerate(zip(dates[:-1], dates[1:], strict=True)):
@@ -277,52 +285,50 @@ def _period_flags(
         seen = _seen_before(active, first_seen, dates, i).to_numpy(dtype=bool)
         joined = at_end & ~at_start
         lost = at_start & ~at_end
-        flags = pd.DataFrame(
-            {
-                "customers_start": at_start,
-                "new_customers": joined & ~seen,
-                "reactivated_customers": joined & seen,
-                "customers_end": at_end,
-                "lost_customers": lost,
-            },
-            index=active.index,
-        ).astype("int64")
+        spent = np.zeros(len(active))
         if revenue is not None:
             spent = revenue[before].reindex(active.index, fill_value=0.0).to_numpy(dtype=float)
-            flags["lost_revenue"] = np.where(lost, spent, 0.0)
+        flags = np.column_stack(
+            [at_start, joined & ~seen, joined & seen, at_end, lost, np.where(lost, spent, 0.0)]
+        ).astype(float)
         out.append(flags)
     return out
 
 
 def _rate_table(
     dates: list[Any],
-    flags: list[pd.DataFrame],
-    labels: list[pd.Series] | None,
+    flags: list[np.ndarray],
+    labels: list[np.ndarray] | None,
     margin: float | None,
+    with_revenue: bool,
 ) -> pd.DataFrame:
-    """The churn table from :func:`_period_flags` grouped by each period's ``labels``."""
-    per_period = []
+    """The churn table from :func:`_period_flags` grouped by each period's ``labels``
+    (``with_revenue``: the flags hold the lost customers' revenue)."""
+    per_period: list[dict[str, np.ndarray]] = []
     for i, period in enumerate(flags):
-        sums = period.sum().to_frame(TOTAL).T
+        sums = {TOTAL: period.sum(axis=0)}
         if labels is not None:
-            sums = pd.concat([sums, period.groupby(labels[i].to_numpy()).sum()])
+            codes, names = pd.factorize(labels[i])
+            grouped = np.zeros((len(names), period.shape[1]))
+            for j in range(period.shape[1]):
+                grouped[:, j] = np.bincount(codes, weights=period[:, j], minlength=len(names))
+            sums.update({str(name): grouped[k] for k, name in enumerate(names)})
         per_period.append(sums)
-    names = [TOTAL]
+    names_in_order = [TOTAL]
     if labels is not None:
-        names += _label_order({str(n) for sums in per_period for n in sums.index} - {TOTAL})
-    columns = list(flags[0].columns)
-    at = {column: columns.index(column) for column in columns}
+        found = {n for sums in per_period for n in sums} - {TOTAL}
+        names_in_order += _label_order(found)
+    at = {column: k for k, column in enumerate(FLAG_COLUMNS)}
     rows = []
-    for name in names:
+    for name in names_in_order:
         for i, (before, after) in enumerate(zip(dates[:-1], dates[1:], strict=True)):
-            sums = per_period[i]
-            got = sums.loc[name].to_numpy(dtype=float) if name in sums.index else np.zeros(len(at))
+            got = per_period[i].get(name, np.zeros(len(FLAG_COLUMNS)))
             new, back = got[at["new_customers"]], got[at["reactivated_customers"]]
             rate = churn_rate(got[at["customers_start"]], got[at["customers_end"]], new + back)
             row: dict[str, Any] = {"segment": name, "period_start": before, "period_end": after}
             row.update(rate.as_dict())
             row["new_customers"], row["reactivated_customers"] = int(new), int(back)
-            if "lost_revenue" in at:
+            if with_revenue:
                 lost_revenue = float(got[at["lost_revenue"]])
                 row["lost_revenue"] = round(lost_revenue, 2)
                 if margin is not None:
@@ -390,7 +396,8 @@ def churn_by_period(
         window_revenue(transactions, dates[:-1], active_days) if transactions is not None else None
     )
     flags = _period_flags(active, first_seen, revenue)
-    return _rate_table(dates, flags, _period_labels(segments, active.index, dates[:-1]), margin)
+    labels = _period_labels(segments, active.index, dates[:-1])
+    return _rate_table(dates, flags, labels, margin, revenue is not None)
 
 
 def churn_by_schemes(
@@ -412,14 +419,15 @@ def churn_by_schemes(
     flags = _period_flags(active, first_seen, revenue)
     parts = []
     for i, (scheme, segments) in enumerate(schemes.items()):
-        table = _rate_table(
-            dates, flags, _period_labels(segments, active.index, dates[:-1]), margin
-        )
+        labels = _period_labels(segments, active.index, dates[:-1])
+        table = _rate_table(dates, flags, labels, margin, revenue is not None)
         if i > 0:
             table = table[table["segment"] != TOTAL]
         parts.append(table.assign(scheme=table["segment"].where(table["segment"] == TOTAL, scheme)))
     if not parts:
-        parts.append(_rate_table(dates, flags, None, margin).assign(scheme=TOTAL))
+        parts.append(
+            _rate_table(dates, flags, None, margin, revenue is not None).assign(scheme=TOTAL)
+        )
     long = pd.concat(parts, ignore_index=True)
     return long[["scheme", *[c for c in long.columns if c != "scheme"]]]
 

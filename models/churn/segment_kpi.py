@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from models.churn.kpi import activity, churn_by_period, churn_by_schemes
@@ -46,26 +47,36 @@ def check_scheme(by: str) -> str:
 
 
 def labels_as_of(
-    models: dict[str, Any], transactions: pd.DataFrame, dates: Sequence[Any], schemes: Sequence[str]
+    models: dict[str, Any],
+    transactions: pd.DataFrame,
+    dates: Sequence[Any],
+    schemes: Sequence[str],
+    customers: pd.Index | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Each scheme's labels: a frame with one row per customer of ``transactions`` and one
-    column per date, the label the ``segmentation`` and ``clv`` models give the customer's
-    purchases up to the end of that date (:data:`NO_HISTORY` before the first purchase)."""
+    """Each scheme's labels: a frame with one row per customer (of ``transactions``, or the
+    ``customers`` given) and one column per date, the label the ``segmentation`` and ``clv``
+    models give the customer's purchases up to the end of that date (:data:`NO_HISTORY`
+    before the first purchase)."""
     columns = {scheme: check_scheme(scheme) for scheme in schemes}
-    ids = pd.Index(pd.unique(transactions["customer_id"].astype(str)), name="customer_id")
-    found: dict[str, dict[Any, pd.Series]] = {scheme: {} for scheme in columns}
+    codes, ids = pd.factorize(transactions["customer_id"].astype(str))
+    if customers is None:
+        customers = pd.Index(ids, name="customer_id")
+    else:  # only their purchases are summarised
+        transactions = transactions[ids.isin(customers)[codes]]
+    found: dict[str, dict[Any, np.ndarray]] = {scheme: {} for scheme in columns}
     for date in dates:
         summary = summarize(transactions, date)
-        frame = segment_frame(models, summary) if len(summary) else None
+        if len(summary):
+            frame = segment_frame(models, summary)
+            rows = frame.index.get_indexer(customers)  # -1: no purchase by then
         for scheme, column in columns.items():
-            labels = (
-                frame[column].astype(str)
-                if frame is not None
-                else pd.Series(index=pd.Index([], dtype=str), dtype=str)
-            )
-            found[scheme][date] = labels.reindex(ids, fill_value=NO_HISTORY)
+            labels = np.full(len(customers), NO_HISTORY, dtype=object)
+            if len(summary):
+                values = frame[column].astype(str).to_numpy(dtype=object)
+                labels[rows >= 0] = values[rows[rows >= 0]]
+            found[scheme][date] = labels
     return {
-        scheme: pd.DataFrame(by_date, index=ids, columns=list(dates))
+        scheme: pd.DataFrame(by_date, index=customers, columns=list(dates))
         for scheme, by_date in found.items()
     }
 
@@ -101,7 +112,7 @@ def churn_by_segment(
     active, first_seen = activity(
         dates, transactions=transactions, customers=customers, active_days=active_days
     )
-    labels = labels_as_of(models, transactions, list(active.columns)[:-1], schemes)
+    labels = labels_as_of(models, transactions, list(active.columns)[:-1], schemes, active.index)
     options: dict[str, Any] = {
         "transactions": transactions,
         "active_days": active_days,

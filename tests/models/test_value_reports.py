@@ -197,6 +197,7 @@ def test_several_schemes_share_one_all_row_per_period():
     assert (table["segment"] == "all").sum() == 2
     assert table.loc[table["scheme"] == "cluster", "segment"].unique().tolist() == ["2", "10"]
     assert table.columns[0] == "scheme"
+    assert "lost_revenue" not in table.columns  # no purchases given: no revenue to count
 
 
 def test_trailing_boundaries_end_on_the_as_of_date():

@@ -164,7 +164,7 @@ def test_every_training_run_logs_the_reports(trained_store, demo_data):
     transactions, _, _ = demo_data
     result = trained_store["result"]
     as_of = pd.Timestamp("2025-12-31")
-    # churn by segment: the last four quarters, every scheme, labels as of each quarter's start
+    # churn by segment: the last quarters, every scheme, labels as of each quarter's start
     table = result.tables["churn_by_segment"]
     assert set(table["scheme"]) == {"all", *SEGMENT_SCHEMES}
     assert table["period_end"].max() == as_of
