@@ -66,18 +66,18 @@ def cohort_table(
     if not kept.any():
         raise InvalidInputError(f"no purchase on or before {cutoff.date()}", field="as_of")
     month = _month_number(stamps[kept])
+    customer, _ = pd.factorize(transactions["customer_id"].astype(str)[kept])
     frame = pd.DataFrame(
         {
-            "customer_id": transactions["customer_id"].astype(str).to_numpy()[kept],
+            "customer": customer,
             "month": month,
             "amount": transactions["amount"].to_numpy(dtype=float)[kept],
         }
     )
-    frame["cohort"] = frame.groupby("customer_id")["month"].transform("min")
+    frame["cohort"] = frame.groupby("customer")["month"].transform("min")
     last = _month_of(cutoff)
-    first = int(frame["cohort"].min())
     if start is not None:
-        first = max(first, _month_of(pd.Timestamp(start)))  # type: ignore[arg-type]
+        first = _month_of(pd.Timestamp(start))  # type: ignore[arg-type]
         frame = frame[frame["cohort"] >= first]
         if frame.empty:
             raise InvalidInputError(
@@ -86,9 +86,13 @@ def cohort_table(
                 field="start",
             )
     frame["month_offset"] = frame["month"] - frame["cohort"]
-    sizes = frame.groupby("cohort")["customer_id"].nunique()
-    cells = frame.groupby(["cohort", "month_offset"]).agg(
-        active_customers=("customer_id", "nunique"), revenue=("amount", "sum")
+    sizes = frame.drop_duplicates("customer").groupby("cohort").size()
+    active = frame.drop_duplicates(["customer", "month_offset"])
+    cells = pd.DataFrame(
+        {
+            "active_customers": active.groupby(["cohort", "month_offset"]).size(),
+            "revenue": frame.groupby(["cohort", "month_offset"])["amount"].sum(),
+        }
     )
     grid = pd.MultiIndex.from_tuples(
         [(c, k) for c in sizes.index for k in range(last - c + 1)],

@@ -146,7 +146,7 @@ def customer_profit(
     if start is not None:
         window &= stamps >= pd.Timestamp(start).normalize()  # type: ignore[arg-type]
     tx = transactions.loc[window]
-    ids = tx["customer_id"].astype(str).to_numpy()
+    codes, ids = pd.factorize(tx["customer_id"].astype(str))
     amount = tx["amount"].to_numpy(dtype=float)
     parts = {"revenue": amount}
     if "cost" in tx.columns:
@@ -154,8 +154,9 @@ def customer_profit(
         costed = np.isfinite(cost)
         parts["costed_revenue"] = np.where(costed, amount, 0.0)
         parts["cost"] = np.where(costed, cost, 0.0)
-    sums = pd.DataFrame(parts).groupby(ids, sort=True).sum()
-    sums.index = sums.index.rename("customer_id")
+    sums = pd.DataFrame(parts).groupby(codes).sum()
+    sums.index = pd.Index(ids[sums.index], name="customer_id")
+    sums = sums.sort_index()
     revenue = sums["revenue"]
     if "cost" not in sums.columns:
         fallback = 1.0 if margin is None else margin
