@@ -24,6 +24,7 @@ from service.routers import (
     health,
     invocations,
     models_info,
+    reports,
     segments,
 )
 from service.schemas import AudienceRequest, ScoreRequest
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hot route first: requests are matched against the routes in order
     app.include_router(invocations.router)  # checks the scoring key itself (no dependencies)
     app.include_router(health.router)
-    for scoring in (models_info, customers, segments, churn, campaigns):
+    for scoring in (models_info, customers, segments, churn, campaigns, reports):
         app.include_router(scoring.router, dependencies=[ScoringAuth], responses=SCORING_RESPONSES)
     app.include_router(admin.router)  # its own admin-key dependency
     api_docs.install(app)
@@ -103,7 +104,8 @@ def _document_request_bodies(app: FastAPI) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             request_body.add_schemas(
-                generate(), [ScoreRequest, AudienceRequest, campaigns.PlanRequest]
+                generate(),
+                [ScoreRequest, AudienceRequest, campaigns.PlanRequest, reports.ChurnReportRequest],
             )
         return app.openapi_schema  # type: ignore[return-value]
 

@@ -188,9 +188,11 @@ def _summary_rows(customers: list[tuple[int, CustomerIn]]) -> pd.DataFrame:
     return pd.DataFrame(rows, index=index, columns=SUMMARY_COLUMNS)
 
 
-def _transaction_frame(
+def transaction_frame(
     customers: list[tuple[int, CustomerIn]], notes: RequestNotes | None = None
 ) -> pd.DataFrame:
+    """The purchases of ``(index, customer)`` pairs as a transactions frame (timestamps in
+    UTC, no time zone), exact repeats dropped unless the request keeps them (warned)."""
     records = [
         (c.customer_id, t.timestamp, t.amount, t.cost, t.channel)
         for _, c in customers
@@ -245,7 +247,7 @@ def build_features(
     attributes = pd.DataFrame(attribute_rows(customers))
     summaries, features = [], []
     if with_tx:  # the training feature functions on the raw purchases: no train/serve skew
-        tx = _transaction_frame(with_tx, notes)
+        tx = transaction_frame(with_tx, notes)
         part = _transaction_rows(with_tx, tx, as_of)
         summaries.append(with_period_columns(clv_model, part, tx, as_of))
         features.append(churn_features(tx, pd.Timestamp(as_of), attributes))

@@ -29,6 +29,9 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3  # promote: nothing was promoted (the gate refused, or a check failed)
 EXIT_PARTIAL = 4  # promote: some families were promoted, others not
 EXIT_UNAVAILABLE = 75  # the registry cannot be reached or read now: try again (EX_TEMPFAIL)
+# `cvm report churn --by`: models.churn.segment_kpi.SEGMENT_SCHEMES (named here so that the
+# parser does not import the models; a test holds the two equal)
+REPORT_SCHEMES = ("value_matrix", "rfm", "lifecycle", "nine_grid", "cluster")
 
 
 def _say(message: str) -> None:
@@ -477,8 +480,22 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _report_campaign(args)
     if args.kind == "migration":
         return _report_migration(args)
+    if args.kind in ("concentration", "cohorts"):
+        return _report_value(args)
     from training.reports import churn_report, format_churn_table, plot_churn_rates
 
+    models = None
+    if args.by:
+        if args.segment:
+            _say("error: give --segment (a customer-table column) or --by (a scheme), not both")
+            return EXIT_USAGE
+        from training import tracking
+
+        models = tracking.load_champions()
+        missing = [f for f in ("segmentation", "clv") if f not in models]
+        if missing:
+            _say(f"error: --by needs the champion {' and '.join(missing)} model: train first")
+            return EXIT_USAGE
     table = churn_report(
         _inputs(args),
         start=pd.Timestamp(args.start) if args.start else None,
@@ -486,10 +503,38 @@ def cmd_report(args: argparse.Namespace) -> int:
         segment=args.segment,
         active_days=args.active_days,
         margin=args.margin,
+        by=args.by,
+        models=models,
     )
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(format_churn_table(table))
+    if args.by:
+        _say(f"segments: each customer's {args.by} label as of the start of each period")
     _say(f"wrote the chart to {plot_churn_rates(table, args.chart or 'churn_report.png')}")
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        _say(f"wrote the table to {args.csv}")
+    return 0
+
+
+def _report_value(args: argparse.Namespace) -> int:
+    """``cvm report concentration`` (profit held by the top customers, Lorenz curve) and
+    ``cvm report cohorts`` (retention and revenue by acquisition month)."""
+    from training.value_reports import write_report
+
+    inputs = _inputs(args)
+    text, written = write_report(
+        args.kind,
+        inputs.transactions,
+        inputs.as_of,
+        start=pd.Timestamp(args.start) if args.start else None,
+        margin=args.margin,
+        chart=args.chart,
+        csv=args.csv,
+    )
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(text)
+    _say(f"wrote the chart to {written[0]} and the table to {written[1]}")
     return 0
 
 
@@ -921,15 +966,6 @@ def _migration_options(report: argparse.ArgumentParser) -> None:
     add = report.add_argument
     add("--from", dest="from_date", type=_parse_date, help="migration: the first date")
     add("--to", dest="to_date", type=_parse_date, help="migration: the second date")
-    # --by and --csv: the same choices and defaults (None) as `cvm report churn --by` and
-    # `--csv` on the churn-KPI branch; when both are merged, keep one definition of each
-    add(
-        "--by",
-        choices=["value_matrix", "rfm", "lifecycle", "nine_grid", "cluster"],
-        default=None,
-        help="migration: the segments customers move between, as the champion models label "
-        "them (default rfm)",
-    )
     add(
         "--periods",
         type=_non_negative_int,
@@ -942,13 +978,6 @@ def _migration_options(report: argparse.ArgumentParser) -> None:
         type=float,
         default=0.10,
         help="migration: annual discount rate, turned into a rate per period (default 0.10)",
-    )
-    add(
-        "--csv",
-        default=None,
-        help="migration: the transitions (CSV; the equity by state goes beside it as "
-        "NAME_equity.csv; default migration.csv); the reward of a state is the mean profit "
-        "per customer in the period (revenue x --margin without costs)",
     )
 
 
@@ -1065,13 +1094,35 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="reports; `cvm report churn` prints churn KPIs by period, `cvm report campaign` "
-        "what a campaign earned against its control group",
+        "what a campaign earned against its control group, `cvm report concentration` the "
+        "share of profit the top customers hold, `cvm report cohorts` retention and revenue "
+        "by acquisition month",
     )
-    report.add_argument("kind", choices=["churn", "campaign", "migration"])
+    report.add_argument(
+        "kind", choices=["churn", "campaign", "migration", "concentration", "cohorts"]
+    )
     _data_options(report)
-    report.add_argument("--start", help="start date (default: 12 months before the end)")
+    report.add_argument(
+        "--start",
+        help="start date (default: 12 months before the end; cohorts: 24); concentration: "
+        "profit from then on; cohorts: customers acquired from then on",
+    )
     report.add_argument("--freq", default="MS", help="period: MS (months), QS (quarters), YS")
     report.add_argument("--segment", help="customer-table column to break the rate down by")
+    report.add_argument(
+        "--by",
+        choices=REPORT_SCHEMES,
+        help="churn: break the rate down by the champion models' segments, each customer's "
+        "label taken as of the start of each period; migration: the segments customers move "
+        "between (default rfm)",
+    )
+    report.add_argument(
+        "--csv",
+        default=None,
+        help="table file (CSV); churn: only when given; concentration and cohorts: default "
+        "concentration_report.csv or cohorts_report.csv; migration: the transitions (the "
+        "equity by state goes beside it as NAME_equity.csv; default migration.csv)",
+    )
     report.add_argument(
         "--active-days",
         type=int,
@@ -1079,12 +1130,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="non-contractual: a customer counts as active within this many days of a purchase",
     )
     report.add_argument(
-        "--margin", type=float, default=None, help="profit margin for the churn loss"
+        "--margin",
+        type=float,
+        default=None,
+        help="profit margin: churn: for the churn loss; concentration: for purchases without "
+        "a cost (default: the margin of those with one)",
     )
     report.add_argument(
         "--chart",
         default=None,
-        help="chart file (PNG; default churn_report.png or campaign_report.png)",
+        help="chart file (PNG; default <kind>_report.png)",
     )
     report.add_argument("--campaign-id", help="campaign: the campaign to report on")
     report.add_argument("--campaigns", help="campaign: the campaigns file (CSV or Parquet)")

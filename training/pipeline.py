@@ -32,6 +32,7 @@ from training.train_churn import train_churn
 from training.train_clv import holdout_window, train_clv
 from training.train_segments import join_customer_columns, train_segments, value_index_columns
 from training.train_uplift import UpliftTraining, train_uplift
+from training.value_reports import RunReports, training_reports
 
 Progress = Callable[[str], None]
 
@@ -304,6 +305,19 @@ def train_all(
             "segmentation": segments.model,
         },
     )
+    with stage_of(progress, "reports: churn by segment, profit concentration, cohorts"):
+        add_reports(
+            result,
+            training_reports(
+                result.models,
+                transactions,
+                customers,
+                as_of,
+                margin=config.margin,
+                step=step,
+                random_state=config.random_state,
+            ),
+        )
     if campaigns is not None:
         with stage_of(progress, "uplift: learner choice on the holdout and final fit"):
             uplift = train_uplift(
@@ -334,6 +348,14 @@ def add_uplift(result: TrainResult, uplift: UpliftTraining, example: pd.DataFram
     result.input_examples["uplift"] = example[columns]
     result.output_examples["uplift"] = uplift.model.predict_frame(example[columns])
     result.uplift_holdout = uplift.holdout
+
+
+def add_reports(result: TrainResult, reports: RunReports) -> None:
+    """The value reports (training/value_reports.py) added to a run."""
+    result.metrics.update(reports.metrics)
+    result.params.update(reports.params)
+    result.tables.update(reports.tables)
+    result.figures.update(reports.figures)
 
 
 def advancing(step: Callable[[str], None], stage: Stage) -> Callable[[str], None]:

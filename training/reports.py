@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.churn.kpi import COUNT_COLUMNS, churn_table
+from models.churn.kpi import COUNT_COLUMNS, churn_table, period_boundaries
+from models.churn.segment_kpi import churn_by_segment
 from training.inputs import Inputs
 
 
@@ -20,12 +21,29 @@ def churn_report(
     segment: str | None = None,
     active_days: int = 365,
     margin: float | None = None,
+    by: str | None = None,
+    models: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Churn rate and churn loss per period (and segment) from ``start`` (default: 12 months
-    before ``inputs.as_of``) to ``inputs.as_of``, with the change from the period before."""
+    before ``inputs.as_of``) to ``inputs.as_of``, with the change from the period before.
+
+    ``segment``: a customer-table column; ``by``: a segment scheme of ``models`` (the
+    champion segmentation and CLV models), each customer's label as of each period's start
+    (:func:`models.churn.segment_kpi.churn_by_segment`)."""
     end = inputs.as_of
+    begin = start if start is not None else end - pd.DateOffset(months=12)
+    if by is not None:
+        return churn_by_segment(
+            models or {},
+            inputs.transactions,
+            period_boundaries(begin, end, freq),
+            by=by,
+            customers=inputs.customers,
+            active_days=active_days,
+            margin=margin,
+        )
     return churn_table(
-        start if start is not None else end - pd.DateOffset(months=12),
+        begin,
         end,
         freq=freq,
         transactions=inputs.transactions,

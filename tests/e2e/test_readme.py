@@ -296,6 +296,19 @@ def _check_plan(doc: dict) -> None:
     assert summary["expected_spend"] <= 20.0
 
 
+def _check_churn_report(doc: dict) -> None:
+    """The README's batch, worked by hand: January 2 / 2 / lost 1 / new 1, February 2 / 1."""
+    total = [p for p in doc["periods"] if p["segment"] == "all"]
+    assert [(p["customers_start"], p["customers_end"], p["lost_customers"]) for p in total] == [
+        (2, 2, 1),
+        (2, 1, 1),
+    ]
+    assert [p["churn_rate"] for p in total] == [0.5, 1.0]
+    assert [p["churn_loss"] for p in total] == [12.5, 20.0]
+    assert total[1]["churn_rate_change_pct"] == 100.0
+    assert any(p["segment"] == "no_history" for p in doc["periods"])  # D before its purchase
+
+
 def _check_predictions(doc: dict) -> None:
     assert len(doc["predictions"]) == 1
 
@@ -308,6 +321,7 @@ CHECKS = {
     ("POST", "/v1/admin/rollback"): _check_rollback,
     ("POST", "/v1/models/cvm-clv/invocations"): _check_predictions,
     ("POST", "/v1/campaigns/plan"): _check_plan,
+    ("POST", "/v1/reports/churn"): _check_churn_report,
 }
 
 

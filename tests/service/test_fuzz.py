@@ -99,6 +99,7 @@ ALL_ROUTES = {
     ("POST", "/v1/segments/audience"),
     ("POST", "/v1/churn"),
     ("POST", "/v1/campaigns/plan"),
+    ("POST", "/v1/reports/churn"),
     ("GET", "/v1/models"),
     ("GET", "/health/live"),
     ("GET", "/health/ready"),

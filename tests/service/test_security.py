@@ -167,6 +167,7 @@ AUTH_STATUSES = {
     ("GET", "/v1/models"): _SCORING,
     ("POST", "/v1/customers/score"): _SCORING,
     ("POST", "/v1/campaigns/plan"): _SCORING,
+    ("POST", "/v1/reports/churn"): _SCORING,
     ("GET", "/v1/segments"): _SCORING,
     ("POST", "/v1/segments"): _SCORING,
     ("POST", "/v1/segments/audience"): _SCORING,
