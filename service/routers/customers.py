@@ -70,7 +70,11 @@ def _fast_answer(
     store: ModelStore, model: type[ScoreRequest], work: Work, raw: bytes, content_type: str | None
 ) -> bytes | None:
     """The answer of a well-formed request read by orjson (service/fast_request.py) and
-    scored on the fast path; None when pydantic and the pandas path must answer."""
+    scored on the fast path; None when pydantic and the pandas path must answer (always for
+    a body model with fields of its own, e.g. a campaign plan's offers: the fast reader knows
+    only the customer-view requests)."""
+    if model is not ScoreRequest and model is not AudienceRequest:
+        return None
     body = fast_request.parse(raw, content_type, audience=model is AudienceRequest)
     if body is None:
         return None

@@ -105,6 +105,15 @@ def test_bad_offers_or_budget_are_a_422_naming_the_field(client, demo_data, chan
     assert message in error["details"][0]["message"]
 
 
+def test_a_body_with_only_customers_is_a_422_naming_the_missing_fields(client, demo_data):
+    """Such a body looks like a /v1/customers/score request; it is still read as a plan's."""
+    customers = _customers(demo_data[0], 2)
+    response = client.post("/v1/campaigns/plan", json={"customers": customers})
+    assert response.status_code == 422, response.text
+    paths = {d["path"] for d in response.json()["error"]["details"]}
+    assert paths == {"offers", "budget"}
+
+
 def test_the_route_is_documented(client):
     document = client.get("/openapi.json").json()
     route = document["paths"]["/v1/campaigns/plan"]["post"]
