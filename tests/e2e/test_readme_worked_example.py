@@ -100,5 +100,6 @@ def test_the_worked_example_runs_and_its_claims_hold(tmp_path):
     assert "(latest campaigns: plan)" in run.stderr
     from mlflow import MlflowClient
 
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    uri = env["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the session's store
     assert str(client.get_model_version_by_alias("cvm-uplift", "champion").version) == "2"
