@@ -46,9 +46,10 @@ SINGLE_CAMPAIGN_HOLDOUT = 0.3
 MIN_ARM_CONTACTS = 20
 # What the retrain comparison needs of the holdout rows besides the features.
 HOLDOUT_COLUMNS = ("campaign_id", "treatment", "retained")
-# The spend model's learners (the DR-learner's propensity step adds nothing to a randomised
-# design, and its pseudo-outcomes of a skewed spend are noisy).
-SPEND_LEARNERS = ("t", "x")
+# The spend model's learner: the T-learner (the X- and DR-learners' second stages cost twice
+# the time and their pseudo-outcomes of a skewed spend are noisy; the spend model informs,
+# it is not gated).
+SPEND_LEARNERS = ("t",)
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """The README's worked example of a retention campaign (plan → simulated campaign → report →
-retrain → promote) runs as written, in a fresh folder with its own registry, with one change:
-3,000 customers instead of 5,000 (the same steps, a shorter run). Then its claims are checked
-against the generator's truth: the history before the send day is the same in both worlds,
+retrain → promote) runs as written, in a fresh folder with its own registry. Then its claims
+are checked against the generator's truth: the history before the send day is the same in both worlds,
 the simulated campaign is the plan with a 20 % control group, the report's interval for all
 offers covers the true mean uplift of the treated customers, and the retrained uplift model
 is promoted."""
@@ -36,8 +35,6 @@ def _example() -> str:
 
 def test_the_worked_example_runs_and_its_claims_hold(tmp_path):
     script = _example()
-    assert script.count("--customers 5000") == 2
-    script = script.replace("--customers 5000", "--customers 3000")
     shim = tmp_path / ".venv" / "bin" / "cvm"
     shim.parent.mkdir(parents=True)
     shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m training "$@"\n')
