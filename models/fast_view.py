@@ -36,7 +36,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from models import playbook as pb
-from models.churn.features import DERIVED_FEATURES, SUMMARY_FEATURES
+from models.churn.features import DERIVED_FEATURES, MIN_GAP_DAYS, SUMMARY_FEATURES
 from models.churn.reasons import ChurnTypeTable
 from models.churn.risk import band_of
 from models.churn.rules import DEFAULT_RULES
@@ -460,7 +460,13 @@ def churn_feature_columns(
     frequency, tenure = summary["frequency"], summary["tenure_days"]
     since_last = summary["days_since_last"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(frequency > 0, (tenure - since_last) / np.maximum(frequency, 1), np.nan)
+        # purchase days are at least a day apart (a summary sent with repeat purchases but a
+        # recency of 0 would make the gap 0 and the ratio infinite)
+        gap = np.where(
+            frequency > 0,
+            np.maximum((tenure - since_last) / np.maximum(frequency, 1), MIN_GAP_DAYS),
+            np.nan,
+        )
         out["mean_gap_days"] = gap
         out["gap_ratio"] = since_last / gap
         out["frequency_change"] = summary["purchases_recent"] - summary["purchases_earlier"]

@@ -48,6 +48,8 @@ SUMMARY_FEATURES: list[str] = [
     c for c in SUMMARY_COLUMNS if c not in ("recency", "T", "n_purchases", "revenue_12m")
 ]
 DERIVED_FEATURES: list[str] = ["mean_gap_days", "gap_ratio", "frequency_change", "spend_change"]
+# The shortest usual gap: purchases are counted by day.
+MIN_GAP_DAYS = 1.0
 COMPLAINT_FEATURES: list[str] = ["complaints", "unresolved_complaints", "resolution_days"]
 # dated columns of the customer table used to keep complaint fields as of the date
 _DATED = ("complaint_date", "resolution_date")
@@ -72,7 +74,13 @@ def _behaviour(summary: pd.DataFrame, trend_window_days: int) -> pd.DataFrame:
     tenure = _num(summary, "tenure_days")
     since_last = _num(summary, "days_since_last")
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(frequency > 0, (tenure - since_last) / np.maximum(frequency, 1), np.nan)
+        # purchase days are at least a day apart (a summary sent with repeat purchases but a
+        # recency of 0 would make the gap 0 and the ratio infinite)
+        gap = np.where(
+            frequency > 0,
+            np.maximum((tenure - since_last) / np.maximum(frequency, 1), MIN_GAP_DAYS),
+            np.nan,
+        )
         out["mean_gap_days"] = gap
         out["gap_ratio"] = since_last / gap
         out["frequency_change"] = _num(summary, "purchases_recent") - _num(

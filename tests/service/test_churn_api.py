@@ -48,3 +48,25 @@ def test_churn_with_reasons_types_and_alerts(client, demo_data, trained_store):
     # 500 days without a purchase after buying every ~20 days: overdue.
     assert any("usual gap" in alert for alert in lapsed["alerts"])
     assert lapsed["probability"] > 0.5
+
+
+def test_repeat_purchases_with_a_recency_of_zero_are_scored_everywhere(client):
+    """A summary with repeat purchases but recency 0 (all on the first day): the usual gap is
+    taken as one day (purchases count by day), so /v1/churn explains it (it was a 422 that
+    blamed values too large) and gives the probability /v1/customers/score gives."""
+    summary = {"frequency": 3, "recency": 0, "T": 100, "monetary_value": 20.0}
+    body = {"as_of": "2025-12-31", "customers": [{"customer_id": "a", "summary": summary}]}
+    churn = client.post("/v1/churn", json=body)
+    assert churn.status_code == 200, churn.text
+    view = client.post("/v1/customers/score", json=body)
+    assert view.status_code == 200, view.text
+    got = churn.json()["customers"][0]
+    assert got["probability"] == view.json()["customers"][0]["churn"]["probability"]
+    # the features behind it: a one-day gap, 100 days since the last purchase day
+    from models.churn.features import churn_features_from_summary
+
+    row = {"frequency": 3.0, "tenure_days": 100.0, "days_since_last": 100.0}  # as the view has it
+    frame = pd.DataFrame([row], index=pd.Index(["a"], name="customer_id"))
+    features = churn_features_from_summary(frame, None, pd.Timestamp("2025-12-31"))
+    assert features.loc["a", "mean_gap_days"] == 1.0
+    assert features.loc["a", "gap_ratio"] == 100.0
