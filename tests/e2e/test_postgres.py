@@ -14,6 +14,7 @@ one line, where the PostgreSQL server binaries or psycopg2 are missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -262,9 +263,12 @@ def test_registry_outage_keeps_serving_and_a_later_promotion_is_picked_up(
     cluster, server = registry
     env = environment(server, tmp_path, CVM_RELOAD_INTERVAL=str(RELOAD_INTERVAL))
     args = ("--workers", str(WORKERS)) if WORKERS > 1 else ()
-    with running_server(env, tmp_path / "serve.log", args=args) as base, Load(base) as load:
-        # ready means one worker is: wait for every worker
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(running_server(env, tmp_path / "serve.log", args=args))
+        # ready means one worker is: wait for every worker before the load starts (a worker
+        # still loading answers 503, which the load would count as a failure)
         wait_for(lambda: workers_serve(base, dict.fromkeys(FAMILIES, "1")), timeout=120)
+        load = stack.enter_context(Load(base))
         assert served(base) == dict.fromkeys(FAMILIES, "1")
         assert registry_error(base) is None
 
@@ -321,8 +325,10 @@ def test_retrain_and_promote_under_load_reach_every_worker(registry, trained, tm
     _, server = registry
     env = environment(server, tmp_path, CVM_RELOAD_INTERVAL="30")
     args = ("--workers", str(WORKERS)) if WORKERS > 1 else ()
-    with running_server(env, tmp_path / "serve.log", args=args) as base, Load(base) as load:
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(running_server(env, tmp_path / "serve.log", args=args))
         wait_for(lambda: all_ready(base), timeout=120)  # ready means one worker is
+        load = stack.enter_context(Load(base))  # once every worker is
         before = served(base)
         assert workers_serve(base, before)
         retrain = cvm(env, "retrain", "--demo", "--demo-customers", "1500", "--seed", "5")
