@@ -31,7 +31,6 @@ Pure: no I/O beyond :func:`load_offers` reading the offers file.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models._json import read_json_file
 from models.churn.risk import BAND_NAMES
 from models.exceptions import InvalidInputError
 
@@ -186,14 +186,7 @@ def parse_offers(data: Any, source: str = "offers", path: str = "offers") -> lis
 
 def load_offers(path: str | Path) -> list[Offer]:
     """The offers of a JSON file (a list of offer objects), validated."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: offers file not found", field=str(path))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: not a JSON file ({exc})", field=str(path)) from None
-    return parse_offers(data, source=str(path))
+    return parse_offers(read_json_file(path, "offers file"), source=str(path))
 
 
 def check_budget(budget: Any, field: str = "budget") -> float:

@@ -38,7 +38,6 @@ is left out and the matrix reduced to the indicators kept.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from models._json import read_json_file
 from models.exceptions import InvalidInputError
 from models.segments.base import check_fitted, check_not_empty, mid_rank, reference_sample, values
 
@@ -367,14 +367,7 @@ def _consistent(result: AHPWeights, indicators: list[dict[str, Any]], source: st
 
 def load_value_index(path: str | Path) -> dict[str, Any]:
     """The checked configuration of a JSON file (see :data:`BANK_TEMPLATE` for the form)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: value index file not found", field=str(path))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: not a JSON file ({exc})", field=str(path)) from None
-    return check_config(data, source=str(path))
+    return check_config(read_json_file(path, "value index file"), source=str(path))
 
 
 def resolve_value_index(spec: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
