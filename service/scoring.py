@@ -29,6 +29,7 @@ from models.customer_view import (
 from models.exceptions import InvalidInputError
 from models.features import SUMMARY_COLUMNS, implied_revenue_12m, repeated_rows, summarize
 from models.segments.value_index import VALUE_INDEX_COLUMN
+from models.uplift.model import served_input
 from service import fast_scoring
 from service.model_store import LoadedModel, ModelStore, scoring_versions
 from service.schemas import CustomerIn
@@ -437,14 +438,8 @@ def plan_inputs(
         versions["uplift"] = uplift.version
     if uplift is None:
         return versions, scores, features.reset_index(drop=True), None
-    # as the churn model: a customer-table field the request lacks is a missing value
-    columns = list(uplift.estimator.feature_names_in_)
-    return (
-        versions,
-        scores,
-        features.reindex(columns=columns).reset_index(drop=True),
-        (uplift.estimator),
-    )
+    model = uplift.estimator
+    return versions, scores, served_input(model, features).reset_index(drop=True), model
 
 
 def churn_customers(

@@ -53,6 +53,18 @@ def score_customers(
     progress: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """One row per customer: every label and score, value at risk and the recommended action."""
+    return score_with_features(models, transactions, customers, as_of, progress)[0]
+
+
+def score_with_features(
+    models: dict[str, Any],
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame | None,
+    as_of: Any,
+    progress: Callable[[str], None] = print,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`score_customers` and the churn features it scored, indexed by customer id
+    (what the uplift model reads too: ``cvm plan``)."""
     start = time.perf_counter()
     # a BG/BB CLV model reads each customer's periods too (models/clv/periodic.py)
     summary = with_period_columns(
@@ -69,7 +81,7 @@ def score_customers(
             stage.advance(len(rows))
     progress(f"scored {len(summary):,} customers ({time.perf_counter() - start:.1f}s)")
     scored = pd.concat(parts) if parts else pd.DataFrame()
-    return scored.reset_index()
+    return scored.reset_index(), features
 
 
 def with_actions(frame: pd.DataFrame) -> pd.DataFrame:

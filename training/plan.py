@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from models.planner import Offer, Plan, plan_customers, uplift_for
+from models.uplift.model import served_input
 from training import batch
-from training.invocation_features import invocation_features
 
 
 def plan_campaign(
@@ -27,18 +27,16 @@ def plan_campaign(
 ) -> Plan:
     """The plan over every customer of ``transactions``, scored as ``cvm score`` scores them
     (churn probability, risk band and CLV of the champion models); the uplift model's
-    estimates when one is available (:func:`models.planner.uplift_for`), else the assumed
-    save rates."""
-    scored = batch.score_customers(models, transactions, customers, as_of, progress=progress)
+    estimates from the same churn features when one is available
+    (:func:`models.planner.uplift_for`), else the assumed save rates."""
+    scored, features = batch.score_with_features(
+        models, transactions, customers, as_of, progress=progress
+    )
     uplift = None
-    if models.get("uplift") is not None:
+    if models.get("uplift") is not None:  # on the churn features the scores came from
         progress("estimating each offer's uplift with the uplift model ...")
-        features = invocation_features(
-            "churn", transactions, customers, as_of, with_ids=True, say=lambda m: None
-        )
-        ids = scored["customer_id"].astype(str)
-        features = features.set_index(features["customer_id"].astype(str)).loc[pd.Index(ids)]
-        uplift = uplift_for(features.reset_index(drop=True), offers, models["uplift"])
+        rows = served_input(models["uplift"], features).loc[scored["customer_id"]]
+        uplift = uplift_for(rows.reset_index(drop=True), offers, models["uplift"])
     progress(f"planning {len(scored):,} customers x {len(offers)} offers ...")
     return plan_customers(
         scored["customer_id"].astype(str).to_numpy(),

@@ -14,7 +14,7 @@ from models.exceptions import InvalidInputError
 from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner
 from models.uplift.metrics import auuc, qini_coefficient
 
-__all__ = ["LEARNERS", "UpliftModel", "model_input", "uplift_matrix"]
+__all__ = ["LEARNERS", "UpliftModel", "model_input", "served_input", "uplift_matrix"]
 
 LEARNERS: dict[str, type] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
 
@@ -167,6 +167,12 @@ def uplift_matrix(
     effects = model.predict(model_input(model, features))
     order = [known.index(o) for o in wanted]
     return effects[:, order], wanted
+
+
+def served_input(model: UpliftModel, features: pd.DataFrame) -> pd.DataFrame:
+    """The model's columns of ``features``, a column the customers lack (a customer-table
+    field not given) as missing values, as the churn model reads them."""
+    return features.reindex(columns=list(model.feature_names_in_))
 
 
 def model_input(model: UpliftModel, features: pd.DataFrame) -> pd.DataFrame:
