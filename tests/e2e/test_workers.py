@@ -81,7 +81,12 @@ def test_metrics_add_up_the_counts_of_both_workers(served):
         counts = _per_worker(served["run_dir"] / "metrics", route)
         if sent >= 20 and len(counts) == 2 and all(counts.values()):
             break
+    # a request is counted just after its answer has gone out: let the last one land
+    deadline = time.monotonic() + 10
     counts = _per_worker(served["run_dir"] / "metrics", route)
+    while sum(counts.values()) < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+        counts = _per_worker(served["run_dir"] / "metrics", route)
     assert len(counts) == 2 and all(value > 0 for value in counts.values()), counts
     assert sum(counts.values()) == sent
     assert _scraped(base, route) == sent  # any worker's /metrics: the sum of both
