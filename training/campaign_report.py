@@ -13,6 +13,14 @@ For one campaign, from the per-customer outcomes of ``training.campaigns.campaig
   the campaign's cost (profit: the margin of the spend, or spend × ``margin_rate``), its
   interval the Welch interval scaled the same way (the cost is known), and ROI = incremental
   profit / cost with the interval divided by the cost.
+
+Which control group: in a randomised campaign every offer is compared with the whole control
+group. In a *planned* campaign each customer's offer was chosen for them, and the control
+group is drawn from every offer's customers; an offer's customers are then only comparable
+with the control customers held out from that same offer. When every control row names that
+offer (``planned_offer``), each offer's row is compared with its own held-out customers
+(``control_group`` says which, ``control_customers`` how many); ``all offers`` is compared
+with the whole control group, which is fair when every offer held out the same share.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from models.exceptions import InvalidInputError
 
 CONTROL = "control"
 ALL_OFFERS = "all offers"
+ALL_CONTROL = "all control"
 LEVEL = 0.95
 RETENTION_METHOD = "Newcombe hybrid score (method 10, from Wilson intervals)"
 SPEND_METHOD = "Welch t (unequal variances)"
@@ -135,7 +144,8 @@ def campaign_report(
 
     ``outcomes``: one row per customer of the campaign with ``campaign_id``, ``treatment``
     (``control`` or an offer id), ``retained`` (bool), ``spend``, and ``margin`` (profit of
-    that spend) unless ``margin_rate`` is given; optional ``cost`` (the customer's cost)."""
+    that spend) unless ``margin_rate`` is given; optional ``cost`` (the customer's cost) and
+    ``planned_offer`` (see the module docstring: per-offer control groups)."""
     rows = _select(outcomes, campaign_id)
     treatment = rows["treatment"].astype(str)
     where = f"campaign {campaign_id!r}" if campaign_id is not None else "the campaign"
@@ -172,17 +182,47 @@ def campaign_report(
     )
     frame["cost"] = frame["cost"].fillna(0.0)
     offers = sorted(a for a in frame["arm"].unique() if a != CONTROL)
-    control = frame[frame["arm"] == CONTROL]
-    arms = [(o, frame[frame["arm"] == o]) for o in offers]
+    is_control = (frame["arm"] == CONTROL).to_numpy()
+    control = frame[is_control]
+    planned = _planned_controls(rows, is_control)
+    out = []
+    for offer in offers:
+        group = frame[frame["arm"] == offer]
+        if planned is None:
+            out.append(_arm_row(offer, group, control, level, ALL_CONTROL))
+            continue
+        own = control[planned == offer]
+        if own.empty:
+            raise InvalidInputError(
+                f"{where}: no control customer was held out from offer {offer!r} "
+                "(planned_offer), so its effect cannot be measured; the control rows name "
+                + ", ".join(sorted(set(planned.tolist()))),
+                field="planned_offer",
+            )
+        out.append(_arm_row(offer, group, own, level, f"held out from {offer}"))
     if len(offers) > 1:
-        arms.append((ALL_OFFERS, frame[frame["arm"] != CONTROL]))
-    out = [_arm_row(name, group, control, level) for name, group in arms]
+        out.append(_arm_row(ALL_OFFERS, frame[~is_control], control, level, ALL_CONTROL))
     out.append(_arm_row(CONTROL, control, None, level))
     return pd.DataFrame(out)
 
 
+def _planned_controls(rows: pd.DataFrame, is_control: np.ndarray) -> np.ndarray | None:
+    """The offer each control row was held out from, when every control row names one
+    (``planned_offer``); else None (every offer is compared with the whole control group)."""
+    if "planned_offer" not in rows.columns:
+        return None
+    named = rows["planned_offer"].to_numpy(dtype=object)[is_control]
+    if len(named) == 0 or pd.isna(named).any():
+        return None
+    return named.astype(str)
+
+
 def _arm_row(
-    name: str, group: pd.DataFrame, control: pd.DataFrame | None, level: float
+    name: str,
+    group: pd.DataFrame,
+    control: pd.DataFrame | None,
+    level: float,
+    control_group: str = ALL_CONTROL,
 ) -> dict[str, Any]:
     n, k = len(group), int(group["retained"].sum())
     low, high = wilson_interval(k, n, level)
@@ -208,6 +248,8 @@ def _arm_row(
     profit = [v * n - cost for v in (p, p_low, p_high)]
     roi = [v / cost if cost > 0 else math.nan for v in profit]
     row.update(
+        control_group=control_group,
+        control_customers=n0,
         retention_diff=d,
         retention_diff_low=d_low,
         retention_diff_high=d_high,
@@ -240,6 +282,14 @@ def _span(row: pd.Series, name: str, spec: str, scale: float = 1.0) -> str:
     return f"{text} [{_fmt(low * scale, spec)}, {_fmt(high * scale, spec)}]"
 
 
+def _compared_with(row: pd.Series) -> str:
+    group = row.get("control_group")
+    if not isinstance(group, str):  # a table made before control groups were named
+        group = ALL_CONTROL
+    n = row.get("control_customers")
+    return group if n is None or pd.isna(n) else f"{group} ({int(n):,})"
+
+
 def format_report(table: pd.DataFrame, campaign_id: str | None = None) -> str:
     """The report as text: per arm, then the differences from control with 95 % intervals."""
     title = f"campaign {campaign_id}" if campaign_id is not None else "campaign"
@@ -258,6 +308,7 @@ def format_report(table: pd.DataFrame, campaign_id: str | None = None) -> str:
         diffs = pd.DataFrame(
             {
                 "arm": treated["arm"],
+                "compared with": [_compared_with(r) for _, r in treated.iterrows()],
                 "retention diff (points)": [
                     _span(r, "retention_diff", "+.1f", 100) for _, r in treated.iterrows()
                 ],
@@ -328,8 +379,8 @@ def log_report(
         metrics = {}
         for record in table.to_dict(orient="records"):
             for column, value in record.items():
-                if column == "arm" or value is None or pd.isna(value):
-                    continue
+                if isinstance(value, str) or value is None or pd.isna(value):
+                    continue  # the arm and control-group names
                 metrics[_metric_name(str(record["arm"]), str(column))] = float(value)
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as folder:
@@ -365,6 +416,7 @@ def report_from_files(
 
 
 __all__ = [
+    "ALL_CONTROL",
     "ALL_OFFERS",
     "CONTROL",
     "RETENTION_METHOD",

@@ -14,13 +14,19 @@ per customer contacted (or held out) in a campaign:
 ``cost``           optional; the contact's cost in currency units (a number >= 0; blank is
                    unknown)
 ``channel``        optional; text
+``planned_offer``  optional; text. On a control row, the offer the customer would have got
+                   had they not been held out (a planned campaign whose control group is
+                   drawn from every offer's customers); on an offer's row blank or the offer
+                   itself. When every control row of a campaign has one, the campaign report
+                   compares each offer with the customers held out from it
 =================  ========================================================================
 
 Every other column is kept as read. A customer appears at most once per campaign.
 
 Row problems (each row gets the first that applies, in this order):
 ``missing_customer_id``, ``missing_campaign_id``, ``bad_sent_at``, ``missing_treatment``,
-``bad_cost`` (not a number), ``negative_cost``, ``duplicate`` (a row identical to an
+``bad_cost`` (not a number), ``negative_cost``, ``bad_planned_offer`` (neither blank nor
+the row's own offer; ``control`` on a control row), ``duplicate`` (a row identical to an
 earlier one, e.g. an export run twice: always set aside in the quarantine file, never an
 error, like repeated purchases), ``duplicate_assignment`` (a ``(customer_id, campaign_id)``
 pair seen on an earlier row with something else different; the first is kept). With
@@ -78,7 +84,7 @@ CONTROL = "control"
 DEFAULT_WINDOW_DAYS = 60
 CAMPAIGN_COLUMNS = (
     ("customer_id", "campaign_id", "sent_at", "treatment"),
-    ("cost", "channel"),
+    ("cost", "channel", "planned_offer"),
 )
 # What campaign_outcomes adds to each campaign row.
 OUTCOME_COLUMNS = ("retained", "n_purchases", "spend", "margin")
@@ -96,6 +102,12 @@ def _campaign_reasons(cols: dict[str, str]) -> Where:
     if "cost" in cols:
         where["bad_cost"] = ("cost", cols["cost"], "bad_cost")
         where["negative_cost"] = ("cost", cols["cost"], "negative_cost")
+    if "planned_offer" in cols:
+        where["bad_planned_offer"] = (
+            "planned_offer",
+            cols["planned_offer"],
+            "bad_planned_offer",
+        )
     return where
 
 
@@ -150,6 +162,19 @@ def load_campaigns(
     if "channel" in cols:
         parsed["channel"] = _clean_text(frame[cols["channel"]].astype("str"))
         used.add(cols["channel"])
+    if "planned_offer" in cols:
+        planned = _as_text(frame[cols["planned_offer"]], na_tokens=True)
+        is_control = (treatment == CONTROL).fillna(False)
+        reasons.flag(
+            "bad_planned_offer",
+            planned.notna()
+            & (
+                (is_control & (planned.str.lower() == CONTROL)).fillna(False)
+                | (~is_control & treatment.notna() & (planned != treatment)).fillna(False)
+            ),
+        )
+        parsed["planned_offer"] = planned.mask(~is_control, treatment)  # an offer's row: itself
+        used.add(cols["planned_offer"])
     csv = raw.unit == "line"
     for name in frame.columns:
         if name not in used:
@@ -356,5 +381,13 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     or every column that is not a campaign or outcome column when the attrs were lost)."""
     if "features" in frame.attrs:
         return [c for c in frame.attrs["features"] if c in frame.columns]
-    known = {"customer_id", "campaign_id", "sent_at", "treatment", "cost", "channel"}
+    known = {
+        "customer_id",
+        "campaign_id",
+        "sent_at",
+        "treatment",
+        "cost",
+        "channel",
+        "planned_offer",
+    }
     return [c for c in frame.columns if c not in known and c not in OUTCOME_COLUMNS]

@@ -138,6 +138,7 @@ CAMPAIGN_REASONS = (
     "missing_treatment",
     "bad_cost",
     "negative_cost",
+    "bad_planned_offer",
     "duplicate",
     "duplicate_assignment",
 )
@@ -165,6 +166,12 @@ _DESCRIPTIONS = {
     "bad_sent_at": ("has an unparsable date", "have unparsable dates"),
     "missing_treatment": ("has a missing treatment", "have a missing treatment"),
     "negative_cost": ("has a negative cost", "have negative costs"),
+    "bad_planned_offer": (
+        "has a planned offer that is neither blank nor its own treatment (a control row: the "
+        "offer it was held out from, never 'control')",
+        "have a planned offer that is neither blank nor their own treatment (a control row: "
+        "the offer it was held out from, never 'control')",
+    ),
     "duplicate_assignment": (
         "repeats a (customer_id, campaign_id) pair seen on an earlier row",
         "repeat a (customer_id, campaign_id) pair seen on an earlier row",
@@ -1093,6 +1100,7 @@ _HOLDS = {
     "bad_sent_at": "holds the send dates in an accepted format",
     "missing_treatment": "holds the offer ids (or 'control')",
     "negative_cost": "holds the contact costs (>= 0)",
+    "bad_planned_offer": "holds, for a held-out customer, the offer they were held out from",
 }
 
 

@@ -1035,7 +1035,7 @@ def generate_campaigns(
     arms = [arm] * len(send_days)
     if planned is not None:
         group[group == len(send_days) - 1] = -1
-        members_planned, arms[-1] = _planned_arms(
+        members_planned, arms[-1], planned_position = _planned_arms(
             planned, ids, offer_ids, first_day, send_days[-1], planned_control_share, seed
         )
         campaign_ids[-1] = str(planned_id)
@@ -1147,18 +1147,25 @@ def generate_campaigns(
         treatment = np.where(
             treated, np.array(offer_ids, dtype=object)[np.maximum(assigned, 0)], "control"
         )
-        rows.append(
-            pd.DataFrame(
-                {
-                    "customer_id": ids.take(members),
-                    "campaign_id": campaign_id,
-                    "sent_at": np.full(len(members), sent),
-                    "treatment": pd.array(treatment, dtype="str"),
-                    "cost": np.where(treated, cost_of[np.maximum(assigned, 0)], 0.0),
-                    "channel": "email",
-                }
-            )
+        sent_rows = pd.DataFrame(
+            {
+                "customer_id": ids.take(members),
+                "campaign_id": campaign_id,
+                "sent_at": np.full(len(members), sent),
+                "treatment": pd.array(treatment, dtype="str"),
+                "cost": np.where(treated, cost_of[np.maximum(assigned, 0)], 0.0),
+                "channel": "email",
+            }
         )
+        if planned is not None:  # the offer each planned customer was meant to get
+            is_plan = j == len(send_days) - 1
+            sent_rows["planned_offer"] = pd.array(
+                np.array(offer_ids, dtype=object)[planned_position[members]]
+                if is_plan
+                else np.full(len(members), None, dtype=object),
+                dtype="str",
+            )
+        rows.append(sent_rows)
         k = len(offer_ids)
         truth_rows.append(
             pd.DataFrame(
@@ -1219,9 +1226,10 @@ def _planned_arms(
     day: pd.Timestamp,
     control_share: float,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(customer codes, arm per customer code) of a planned campaign: the listed offer, or
-    control (-1) for a random ``control_share`` of the listed customers."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer codes, arm per customer code, planned offer per customer code) of a planned
+    campaign: the arm is the listed offer, or control (-1) for a random ``control_share`` of
+    the listed customers; the planned offer is the listed one either way (-1: not listed)."""
     missing = [c for c in ("customer_id", "offer") if c not in planned.columns]
     if missing:
         raise InvalidInputError(
@@ -1261,7 +1269,9 @@ def _planned_arms(
     control = held_out.random(len(code)) < control_share
     arm = np.full(len(ids), -1)
     arm[code] = np.where(control, -1, position)
-    return np.sort(code), arm
+    listed = np.full(len(ids), -1)
+    listed[code] = position
+    return np.sort(code), arm, listed
 
 
 def _campaign_amounts(

@@ -85,11 +85,20 @@ def test_the_worked_example_runs_and_its_claims_hold(tmp_path):
     truth = pd.read_csv(tmp_path / "after" / "campaign_truth.csv", dtype={"customer_id": str})
     truth = truth[(truth["campaign_id"] == "plan") & (truth["treatment"] == truth["offer"])]
     true_points = 100 * truth["true_uplift"].mean()
-    row = re.search(r"^all offers\s+([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", out, re.MULTILINE)
+    row = re.search(
+        r"^all offers\s+all control \([\d,]+\)\s+([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]",
+        out,
+        re.MULTILINE,
+    )
     assert row is not None, out
     estimate, low, high = (float(v) for v in row.groups())
     print(f"\nall offers: {estimate:+.1f} [{low:+.1f}, {high:+.1f}], truth {true_points:+.1f}")
     assert low <= true_points <= high
+    # each offer is compared with the customers held out from it
+    for offer in sorted(set(treated["offer"])):
+        held = int(((merged["treatment"] == "control") & (merged["offer"] == offer)).sum())
+        shown = rf"^\s*{offer}\s+held out from {offer} \({held:,}\)"
+        assert re.search(shown, out, re.MULTILINE), out
     assert (tmp_path / "plan.png").stat().st_size > 0
 
     # retrained on both campaigns, measured on the plan's, promoted

@@ -107,6 +107,64 @@ def test_several_offers_get_an_all_offers_row_and_a_chart(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _planned() -> pd.DataFrame:
+    """A planned campaign: offer ``a`` went to loyal customers (control retention 0.8), offer
+    ``b`` to slipping ones (0.2); a control group was held out from each. Both offers add 10
+    points of retention, which only a comparison with each offer's own held-out customers
+    shows (the whole control group retains 0.5)."""
+    arms = [("a", True)] * 90 + [("a", False)] * 10 + [("b", True)] * 30 + [("b", False)] * 70
+    held = [("a", True)] * 40 + [("a", False)] * 10 + [("b", True)] * 10 + [("b", False)] * 40
+    rows = [(o, o, k) for o, k in arms] + [("control", o, k) for o, k in held]
+    return pd.DataFrame(
+        {
+            "campaign_id": "plan",
+            "treatment": [r[0] for r in rows],
+            "planned_offer": [r[1] for r in rows],
+            "retained": [r[2] for r in rows],
+            "spend": [10.0 * r[2] for r in rows],
+            "margin": [5.0 * r[2] for r in rows],
+            "cost": [1.0 if r[0] != "control" else 0.0 for r in rows],
+        }
+    )
+
+
+def test_a_planned_campaign_compares_each_offer_with_the_customers_held_out_from_it():
+    table = campaign_report(_planned(), "plan").set_index("arm")
+    assert list(table.index) == ["a", "b", "all offers", "control"]
+    a, b, pooled = table.loc["a"], table.loc["b"], table.loc["all offers"]
+    assert a["retention_diff"] == pytest.approx(0.9 - 0.8)
+    assert b["retention_diff"] == pytest.approx(0.3 - 0.2)
+    assert (a["control_group"], a["control_customers"]) == ("held out from a", 50)
+    assert (b["control_group"], b["control_customers"]) == ("held out from b", 50)
+    # the same share held out from each offer: the pooled comparison is fair
+    assert pooled["retention_diff"] == pytest.approx(0.6 - 0.5)
+    assert (pooled["control_group"], pooled["control_customers"]) == ("all control", 100)
+    # profit: (4.5 - 4.0) x 100 - 100 = -50 for a; (1.5 - 1.0) x 100 - 100 = -50 for b
+    assert a["incremental_profit"] == pytest.approx(-50.0)
+    text = format_report(table.reset_index(), "plan")
+    assert "held out from a (50)" in text and "all control (100)" in text
+
+    # without the planned offers every offer meets the whole control group (0.5 retained)
+    pooled_only = campaign_report(_planned().drop(columns="planned_offer"), "plan")
+    by_arm = pooled_only.set_index("arm")
+    assert by_arm.loc["a", "retention_diff"] == pytest.approx(0.9 - 0.5)
+    assert by_arm.loc["b", "retention_diff"] == pytest.approx(0.3 - 0.5)
+    assert set(pooled_only["control_group"].dropna()) == {"all control"}
+    # a control row without its offer: the whole control group, as without the column
+    partial = _planned()
+    partial.loc[partial.index[-1], "planned_offer"] = None
+    assert campaign_report(partial, "plan").set_index("arm").loc[
+        "a", "retention_diff"
+    ] == pytest.approx(0.4)
+
+
+def test_an_offer_with_no_customer_held_out_from_it_is_named():
+    frame = _planned()
+    frame.loc[frame["treatment"] == "control", "planned_offer"] = "a"
+    with pytest.raises(InvalidInputError, match="no control customer was held out from offer 'b'"):
+        campaign_report(frame, "plan")
+
+
 def test_errors_name_the_campaign():
     with pytest.raises(
         InvalidInputError,

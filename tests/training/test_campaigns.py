@@ -429,9 +429,10 @@ def test_a_planned_campaign_replaces_the_last_one():
     tx_p, camps_p, truth_p = synthetic.generate_campaigns(
         tx, customers, truth, seed=3, planned=plan, planned_id="spring"
     )
+    earlier = camps_p[camps_p["campaign_id"] == "camp1"].reset_index(drop=True)
+    assert earlier["planned_offer"].isna().all()  # a randomised campaign: nothing planned
     pd.testing.assert_frame_equal(
-        camps_p[camps_p["campaign_id"] == "camp1"].reset_index(drop=True),
-        first.reset_index(drop=True),
+        earlier.drop(columns="planned_offer"), first.reset_index(drop=True)
     )
     send = pd.Timestamp(camps_r.loc[camps_r["campaign_id"] == "camp2", "sent_at"].iloc[0])
     pd.testing.assert_frame_equal(
@@ -443,6 +444,7 @@ def test_a_planned_campaign_replaces_the_last_one():
     control = sent["treatment"] == "control"
     assert 0.12 < control.mean() < 0.28
     assert (sent.loc[~control, "treatment"] == sent.loc[~control, "offer"]).all()
+    assert (sent["planned_offer"] == sent["offer"]).all()  # the held-out ones too
     rows = truth_p.campaigns[truth_p.campaigns["campaign_id"] == "spring"]
     driven = rows[rows["customer_id"].isin(lost.iloc[:20])]
     assert len(driven) == 60 and (driven["p_control"] == 0).all()
@@ -464,6 +466,29 @@ def test_a_bad_plan_is_named(plan, message):
     plan = plan.replace({"C00001": customers["customer_id"].iloc[0]})
     with pytest.raises(InvalidInputError, match=message):
         synthetic.generate_campaigns(tx, customers, truth, seed=3, planned=plan)
+
+
+def test_planned_offers_are_read_and_checked(tmp_path):
+    """``planned_offer``: a control row names the offer it was held out from; an offer's row
+    leaves it blank or repeats its own offer; anything else is an error naming the rows."""
+    header = "customer_id,campaign_id,sent_at,treatment,cost,planned_offer\n"
+    good = (
+        "C1,P,2025-01-05,o1,1,o1\nC2,P,2025-01-05,Control,0,o1\n"
+        "C3,P,2025-01-05,o2,1,\nC4,P,2025-01-05,control,0,o2\n"
+    )
+    frame, _ = load_campaigns(_file(tmp_path, header + good))
+    assert list(frame["treatment"]) == ["o1", "control", "o2", "control"]
+    assert list(frame["planned_offer"]) == ["o1", "o1", "o2", "o2"]
+    bad = good + "C5,P,2025-01-05,o1,1,o2\nC6,P,2025-01-05,control,0,CONTROL\n"
+    with pytest.raises(DataError) as err:
+        load_campaigns(_file(tmp_path, header + bad))
+    message = str(err.value)
+    assert "column 'planned_offer': 2 rows have a planned offer that is neither blank" in message
+    assert "lines 6-7" in message or "lines 6, 7" in message, message
+    frame, report = load_campaigns(
+        _file(tmp_path, header + bad), bad_rows="quarantine", quarantine_dir=tmp_path / "q"
+    )
+    assert report.reasons == {"bad_planned_offer": 2} and len(frame) == 4
 
 
 def test_an_identical_row_again_is_set_aside_not_an_error(tmp_path):
