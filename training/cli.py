@@ -860,14 +860,21 @@ def _engine_options(parser: argparse.ArgumentParser, *, training: bool) -> None:
         )
 
 
-def _positive_int(value: str) -> int:
+def _whole_number(value: str, least: int) -> int:
+    """``value`` as a whole number (``1,000`` and ``1_000`` read as 1000) of at least
+    ``least``, else an argparse error naming it."""
     try:
         number = int(value.replace(",", "").replace("_", ""))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value!r}")
+    if number < least:
+        word = "must be 0 or more" if least == 0 else f"must be at least {least}"
+        raise argparse.ArgumentTypeError(f"{word}: {value!r}")
     return number
+
+
+def _positive_int(value: str) -> int:
+    return _whole_number(value, 1)
 
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
@@ -952,13 +959,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
-    return number
+    return _whole_number(value, 0)
 
 
 def _migration_options(report: argparse.ArgumentParser) -> None:

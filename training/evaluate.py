@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: plots are written to files, never shown
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
 
 
 def churn_metrics(y_true: np.ndarray, probability: np.ndarray) -> dict[str, float]:
@@ -49,6 +44,13 @@ def clv_holdout_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, 
     }
 
 
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure and its axes, like ``pyplot.subplots`` but outside pyplot: nothing global
+    keeps it open (headless; the figures are only ever written to files or runs)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
+
+
 def finish(
     fig: Figure,
     ax: Any,
@@ -76,7 +78,7 @@ def plot_holdout_by_frequency(
     bucket = np.minimum(np.asarray(frequency, dtype=int), 7)
     frame = pd.DataFrame({"bucket": bucket, "actual": actual, **predicted})
     means = frame.groupby("bucket").mean()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(means.index, means["actual"], "o-", color="black", label="actual")
     for name in predicted:
         ax.plot(means.index, means[name], "s--", label=name)
@@ -91,7 +93,7 @@ def plot_holdout_by_frequency(
 
 def plot_cumulative_tracking(tracking: pd.DataFrame) -> Figure:
     """Cumulative repeat purchases over time, actual vs each model; holdout shaded."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     ax.plot(tracking["day"], tracking["actual"], color="black", label="actual")
     for name in tracking.columns:
         if name not in ("day", "actual", "holdout"):
@@ -105,7 +107,7 @@ def plot_cumulative_tracking(tracking: pd.DataFrame) -> Figure:
 
 def plot_retention(table: pd.DataFrame) -> Figure:
     """sBG survival and retention-rate curves by period."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(table["period"], table["survival"], "o-", label="survival S(t)")
     ax.plot(table["period"], table["retention_rate"], "s--", label="retention rate r(t)")
     ax.set_ylim(0, 1)
@@ -113,7 +115,7 @@ def plot_retention(table: pd.DataFrame) -> Figure:
 
 
 def plot_clv_distribution(clv: np.ndarray) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     values = np.asarray(clv, dtype=float)
     values = values[np.isfinite(values)]
     ax.hist(values, bins=50)
@@ -123,7 +125,7 @@ def plot_clv_distribution(clv: np.ndarray) -> Figure:
 def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> Figure:
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(probability, dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     bins = np.clip((p * 10).astype(int), 0, 9)
     frame = pd.DataFrame({"bin": bins, "p": p, "y": y}).groupby("bin").mean()
     left.plot([0, 1], [0, 1], ":", color="grey")
@@ -140,8 +142,3 @@ def plot_calibration_and_gains(y_true: np.ndarray, probability: np.ndarray) -> F
     return finish(
         fig, right, "share of customers contacted", "share of churners reached", legend=True
     )
-
-
-def close_figure(figure: Figure) -> None:
-    """Release a figure made with pyplot (pyplot keeps every figure open until closed)."""
-    plt.close(figure)

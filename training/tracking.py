@@ -29,7 +29,6 @@ import models
 import training
 from models.families import CHALLENGER, CHAMPION, FAMILIES
 from training import config
-from training.evaluate import close_figure
 from training.model_card import model_card
 from training.pipeline import TrainResult
 from training.progress import stage_of
@@ -279,7 +278,6 @@ def log_and_register(
         mlflow.set_tags(tags)
         for filename, figure in result.figures.items():
             mlflow.log_figure(figure, f"plots/{filename}")
-            close_figure(figure)
         for name, table in result.tables.items():
             mlflow.log_text(table.to_csv(), f"tables/{name}.csv")
         for name, text in result.texts.items():

@@ -8,20 +8,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from models.churn.features import churn_features_from_summary  # noqa: E402
-from models.exceptions import InvalidInputError  # noqa: E402
-from models.segments.bundle import CustomerSegments  # noqa: E402
-from models.segments.value_index import VALUE_INDEX_COLUMN, ValueIndex  # noqa: E402
-from training.evaluate import finish  # noqa: E402
+from models.churn.features import churn_features_from_summary
+from models.exceptions import InvalidInputError
+from models.segments.bundle import CustomerSegments
+from models.segments.value_index import VALUE_INDEX_COLUMN, ValueIndex
+from training.evaluate import finish, subplots
 
 
 @dataclass
@@ -199,7 +194,7 @@ def _plain(value: Any) -> Any:
 
 
 def plot_silhouette(scores: dict[int, float], chosen: int) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ks = sorted(scores)
     ax.plot(ks, [scores[k] for k in ks], "o-")
     ax.axvline(chosen, color="grey", linestyle=":", label=f"chosen K = {chosen}")
@@ -211,7 +206,7 @@ def plot_rfm_heatmap(labels: pd.DataFrame) -> Figure:
     counts = pd.crosstab(labels["r_score"], labels["f_score"]).reindex(
         index=range(1, 6), columns=range(1, 6), fill_value=0
     )
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     image = ax.imshow(counts.to_numpy(), origin="lower", cmap="Blues")
     for r in range(5):
         for f in range(5):
@@ -227,7 +222,7 @@ SCATTER_POINTS = 20_000
 
 
 def plot_value_matrix(labels: pd.DataFrame, model: CustomerSegments) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     rng = np.random.default_rng(0)
     if len(labels) > SCATTER_POINTS:
         labels = labels.iloc[np.sort(rng.choice(len(labels), SCATTER_POINTS, replace=False))]
@@ -253,7 +248,7 @@ def plot_nine_grid(labels: pd.DataFrame) -> Figure:
     counts = pd.crosstab(labels["value_tier"], labels["growth_tier"]).reindex(
         index=tiers, columns=growth, fill_value=0
     )
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = subplots(figsize=(6, 5))
     ax.imshow(counts.to_numpy(), origin="lower", cmap="Greens")
     for i in range(3):
         for j in range(3):
@@ -265,7 +260,7 @@ def plot_nine_grid(labels: pd.DataFrame) -> Figure:
 
 def plot_value_index(index: pd.Series, model: ValueIndex) -> Figure:
     """The weights of the value index and the training customers' index values."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     weights = model.weights
     left.barh(list(weights)[::-1], list(weights.values())[::-1])
     left.set_xlabel("AHP weight")

@@ -315,9 +315,7 @@ def _offer_table(model: UpliftModel, holdout: pd.DataFrame) -> pd.DataFrame:
 
 def _plot_qini(model: UpliftModel, holdout: pd.DataFrame, offer: str) -> Figure:
     """The Qini curve of one offer on the holdout beside random targeting."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = evaluate.subplots(figsize=(6, 4))
     measured = _offer_rows(model, holdout).get(offer)
     if measured is not None:
         y, treated, effect = measured

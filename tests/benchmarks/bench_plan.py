@@ -164,12 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seeds", default="5,6,7")
     args = parser.parse_args(argv)
-    import matplotlib.pyplot as plt
-
     failed = 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         result = evaluate(args.customers, seed)
-        plt.close("all")  # the training run's figures (nothing logs them here)
         print(f"seed {seed} ({result.seconds:.0f} s):")
         print("\n".join(result.lines()))
         ok = all(m > 0 for m in result.margins().values()) and (
