@@ -27,6 +27,7 @@ from models.drift import reference_distribution
 from models.exceptions import InvalidInputError
 from models.features import end_of_day
 from models.uplift import CONTROL, UpliftModel, auuc, qini_coefficient, qini_curve
+from models.uplift.learners import control_rows
 from training import evaluate
 from training.campaigns import DEFAULT_WINDOW_DAYS, feature_columns, uplift_training_frame
 
@@ -114,8 +115,20 @@ def train_uplift(
     X = frame[columns]
     arms = frame["treatment"].astype("str").to_numpy()
     y = frame["retained"].to_numpy(dtype=float)
-    twin = UpliftModel(random_state=random_state).fit(X[~held], arms[~held], y[~held])
-    extra = ["spend"] if "spend" in frame.columns else []
+    held_from = _held_out_from(frame)
+    if held_from is not None:
+        step(
+            f"uplift: {int((held_from != '').sum()):,} control contacts of planned campaigns "
+            "are compared only with the offer they were held out from (planned_offer)"
+        )
+
+    def part(rows: np.ndarray) -> np.ndarray | None:
+        return None if held_from is None else held_from[rows]
+
+    twin = UpliftModel(random_state=random_state).fit(
+        X[~held], arms[~held], y[~held], control_for=part(~held)
+    )
+    extra = [c for c in ("spend", "planned_offer") if c in frame.columns]
     holdout = frame.loc[held, [*columns, *HOLDOUT_COLUMNS, *extra]].reset_index(drop=True)
     metrics = holdout_metrics(twin, holdout)
     step(
@@ -123,17 +136,19 @@ def train_uplift(
         + ", ".join(f"{n} {s['qini']:.4f}" for n, s in twin.scores_.items())
         + f" Qini); holdout ({holdout_text}) Qini {metrics.get('uplift_qini', float('nan')):.4f}"
     )
-    model = UpliftModel(learners=(twin.learner_,), random_state=random_state).fit(X, arms, y)
+    model = UpliftModel(learners=(twin.learner_,), random_state=random_state).fit(
+        X, arms, y, control_for=held_from
+    )
     spend_metrics: dict[str, float] = {}
     if "spend" in frame.columns:  # the increase in spend in the window, beside retention
         spend = frame["spend"].to_numpy(dtype=float)
         twin.spend_model_ = UpliftModel(learners=SPEND_LEARNERS, random_state=random_state).fit(
-            X[~held], arms[~held], spend[~held]
+            X[~held], arms[~held], spend[~held], control_for=part(~held)
         )
         spend_metrics = spend_holdout_metrics(twin.spend_model_, holdout)
         model.spend_model_ = UpliftModel(
             learners=(twin.spend_model_.learner_,), random_state=random_state
-        ).fit(X, arms, spend)
+        ).fit(X, arms, spend, control_for=held_from)
         step(
             f"uplift of spend: learner {twin.spend_model_.learner_} chosen; holdout Qini "
             f"{spend_metrics.get('uplift_spend_qini', float('nan')):.2f} (currency per contact)"
@@ -151,15 +166,17 @@ def train_uplift(
     )
     for name, scores in twin.scores_.items():
         metrics[f"uplift_selection_qini_{name}"] = float(scores["qini"])
-    control_rate = float(y[arms == CONTROL].mean())
+    # each offer against the control contacts it is compared with
+    controls = control_rows(arms, CONTROL, list(model.offers_), held_from)
     for offer in model.offers_:
-        metrics[f"uplift_observed_{offer}"] = float(y[arms == offer].mean()) - control_rate
+        metrics[f"uplift_observed_{offer}"] = float(
+            y[arms == offer].mean() - y[controls[offer]].mean()
+        )
     if "spend" in frame.columns:
         spent = frame["spend"].to_numpy(dtype=float)
-        control_spend = float(spent[arms == CONTROL].mean())
         for offer in model.offers_:
-            metrics[f"uplift_observed_spend_{offer}"] = (
-                float(spent[arms == offer].mean()) - control_spend
+            metrics[f"uplift_observed_spend_{offer}"] = float(
+                spent[arms == offer].mean() - spent[controls[offer]].mean()
             )
 
     figures = {
@@ -188,6 +205,17 @@ def train_uplift(
         holdout=holdout,
         reference=reference_distribution(frame, numeric),
     )
+
+
+def _held_out_from(frame: pd.DataFrame) -> np.ndarray | None:
+    """Per contact, the offer a control contact of a planned campaign was held out from
+    (``planned_offer``), ``""`` for every other contact; None when no campaign is planned."""
+    if "planned_offer" not in frame.columns:
+        return None
+    control = (frame["treatment"].astype("str") == CONTROL).to_numpy()
+    named = frame["planned_offer"].astype("object").where(frame["planned_offer"].notna(), "")
+    out = np.where(control, named.astype(str).to_numpy(), "")
+    return out if (out != "").any() else None
 
 
 def _usable_arms(campaigns: pd.DataFrame, step: Callable[[str], None]) -> pd.DataFrame:
@@ -250,9 +278,10 @@ def _offer_rows(
     effects = model.predict(holdout[list(model.feature_names_in_)])
     arms = holdout["treatment"].astype("str").to_numpy()
     y = holdout["retained"].to_numpy(dtype=float)
+    controls = control_rows(arms, model.control, list(model.offers_), _held_out_from(holdout))
     out = {}
     for k, offer in enumerate(model.offers_):
-        rows = (arms == offer) | (arms == model.control)
+        rows = (arms == offer) | controls[offer]
         treated = arms[rows] == offer
         if treated.all() or not treated.any():
             continue

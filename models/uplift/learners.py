@@ -25,6 +25,14 @@ codes), a classifier for a 0/1 outcome (``predict_proba``) and a regressor other
 The campaigns are randomised, so the propensity of offer ``k`` against control is its share
 of the two arms, ``n_k / (n_k + n_0)``, a constant (no propensity model is fitted).
 
+Planned campaigns: when each customer's offer was chosen for them and the control group was
+held out from every offer's customers, offer ``k``'s customers are comparable only with the
+control customers held out from ``k``. ``fit(..., control_for=...)`` names, for each control
+row, the offer it was held out from (``""`` or None: a randomised campaign's control row,
+comparable with every offer); offer ``k`` is then learnt from its rows and the control rows
+held out from ``k`` or from no particular offer (all control rows when fewer than
+``MIN_ROWS_PER_ARM`` qualify).
+
 Why hand-written: the two maintained libraries do not fit this project's constraints.
 ``causalml`` pulls in LightGBM, XGBoost, PyTorch-adjacent and Cython builds for what is
 here a few dozen lines on scikit-learn; ``scikit-uplift`` has had no release since 2022 and
@@ -37,12 +45,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from models.exceptions import InvalidInputError
 
-__all__ = ["CONTROL", "DRLearner", "TLearner", "XLearner", "is_binary"]
+__all__ = ["CONTROL", "DRLearner", "TLearner", "XLearner", "control_rows", "is_binary"]
 
 CONTROL = "control"
 MIN_ROWS_PER_ARM = 20
@@ -116,7 +125,11 @@ class _MetaLearner(BaseEstimator):
 
     # -- checks ------------------------------------------------------------------------------
 
-    def _check(self, X: Any, treatment: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _check(
+        self, X: Any, treatment: Any, y: Any, control_for: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The checked ``X``, arms and outcomes, and per offer the control rows it is
+        compared with (:func:`control_rows`)."""
         X = np.asarray(X, dtype=float)
         arms = np.asarray(treatment).astype(str)
         y = np.asarray(y, dtype=float)
@@ -142,8 +155,9 @@ class _MetaLearner(BaseEstimator):
         self.offers_ = offers
         self.n_features_in_ = X.shape[1]
         self.binary_ = is_binary(y)
-        self.propensity_ = {o: counts[o] / (counts[o] + counts[self.control]) for o in offers}
-        return X, arms, y
+        controls = control_rows(arms, self.control, offers, control_for)
+        self.propensity_ = {o: counts[o] / (counts[o] + int(controls[o].sum())) for o in offers}
+        return X, arms, y, controls
 
     def _check_x(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=float)
@@ -152,6 +166,25 @@ class _MetaLearner(BaseEstimator):
                 f"X must have {self.n_features_in_} columns, got shape {X.shape}", field="X"
             )
         return X
+
+
+def control_rows(
+    arms: np.ndarray, control: str, offers: list[str], control_for: Any = None
+) -> dict[str, np.ndarray]:
+    """Per offer, the control rows it is compared with (see the module docstring): every
+    control row, or with ``control_for`` those held out from the offer or from none in
+    particular (every control row when fewer than :data:`MIN_ROWS_PER_ARM` qualify)."""
+    is_control = arms == control
+    if control_for is None:
+        return {o: is_control for o in offers}
+    named = np.asarray(pd.Series(control_for, dtype="object").fillna("").astype(str))
+    if len(named) != len(arms):
+        raise InvalidInputError("control_for must have one value per contact", field="control_for")
+    out = {}
+    for offer in offers:
+        mine = is_control & ((named == "") | (named == offer))
+        out[offer] = mine if mine.sum() >= MIN_ROWS_PER_ARM else is_control
+    return out
 
 
 class _Constant:
@@ -167,29 +200,48 @@ class _Constant:
 class TLearner(_MetaLearner):
     """Two-model learner: an outcome model per arm; effect = offer's − control's."""
 
-    def fit(self, X: Any, treatment: Any, y: Any) -> TLearner:
-        X, arms, y = self._check(X, treatment, y)
+    def fit(self, X: Any, treatment: Any, y: Any, control_for: Any = None) -> TLearner:
+        X, arms, y, controls = self._check(X, treatment, y, control_for)
         self.models_ = {
             arm: self._outcome_model(X[arms == arm], y[arms == arm])
             for arm in [self.control, *self.offers_]
+        }
+        # an offer compared with its own held-out customers gets its own control model
+        everyone = arms == self.control
+        self.control_models_ = {
+            o: self._outcome_model(X[rows], y[rows])
+            for o, rows in controls.items()
+            if not np.array_equal(rows, everyone)
         }
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         X = self._check_x(X)
         base = self._predict(self.models_[self.control], X)
-        return np.column_stack([self._predict(self.models_[o], X) - base for o in self.offers_])
+        own = getattr(self, "control_models_", {})  # models saved before have none
+        return np.column_stack(
+            [
+                self._predict(self.models_[o], X) - (self._predict(own[o], X) if o in own else base)
+                for o in self.offers_
+            ]
+        )
 
 
 class XLearner(_MetaLearner):
     """X-learner (Künzel et al. 2019) with the randomised propensity ``n_k / (n_k + n_0)``."""
 
-    def fit(self, X: Any, treatment: Any, y: Any) -> XLearner:
-        X, arms, y = self._check(X, treatment, y)
-        control = arms == self.control
-        mu0 = self._outcome_model(X[control], y[control])
+    def fit(self, X: Any, treatment: Any, y: Any, control_for: Any = None) -> XLearner:
+        X, arms, y, controls = self._check(X, treatment, y, control_for)
+        everyone = arms == self.control
+        mu0_all = self._outcome_model(X[everyone], y[everyone])
         self.effects_: dict[str, tuple[Any, Any]] = {}
         for offer in self.offers_:
+            control = controls[offer]
+            mu0 = (
+                mu0_all
+                if np.array_equal(control, everyone)
+                else self._outcome_model(X[control], y[control])
+            )
             mine = arms == offer
             mu1 = self._outcome_model(X[mine], y[mine])
             imputed_treated = y[mine] - self._predict(mu0, X[mine])
@@ -229,13 +281,13 @@ class DRLearner(_MetaLearner):
     """DR-learner (Kennedy 2023): doubly robust pseudo-outcomes from two-fold cross-fitted
     outcome models, regressed on the features; propensity ``n_k / (n_k + n_0)``."""
 
-    def fit(self, X: Any, treatment: Any, y: Any) -> DRLearner:
-        X, arms, y = self._check(X, treatment, y)
+    def fit(self, X: Any, treatment: Any, y: Any, control_for: Any = None) -> DRLearner:
+        X, arms, y, controls = self._check(X, treatment, y, control_for)
         rng = np.random.default_rng(self.random_state)
         fold = rng.permutation(len(y)) % 2
         self.effects_: dict[str, Any] = {}
         for offer in self.offers_:
-            rows = np.flatnonzero((arms == offer) | (arms == self.control))
+            rows = np.flatnonzero((arms == offer) | controls[offer])
             treated = (arms[rows] == offer).astype(float)
             mu0 = np.empty(len(rows))
             mu1 = np.empty(len(rows))

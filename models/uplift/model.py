@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from models.churn.encoding import TableEncoder, as_frame
 from models.exceptions import InvalidInputError
-from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner
+from models.uplift.learners import CONTROL, DRLearner, TLearner, XLearner, control_rows
 from models.uplift.metrics import auuc, qini_coefficient
 
 __all__ = ["LEARNERS", "UpliftModel", "model_input", "served_input", "uplift_matrix"]
@@ -22,10 +22,12 @@ LEARNERS: dict[str, type] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
 class UpliftModel(BaseEstimator):
     """Effects of each offer over control on one outcome (0/1 retention, or spend).
 
-    ``fit(X, treatment, y)``: ``X`` a DataFrame of features (numbers and categories, e.g.
-    the feature columns of :func:`training.campaigns.uplift_training_frame`; encoded by
-    :class:`models.churn.encoding.TableEncoder`), ``treatment`` the offer id of each row or
-    ``control``, ``y`` the outcome. Each learner of ``learners`` (names of :data:`LEARNERS`:
+    ``fit(X, treatment, y, control_for=None)``: ``X`` a DataFrame of features (numbers and
+    categories, e.g. the feature columns of :func:`training.campaigns.uplift_training_frame`;
+    encoded by :class:`models.churn.encoding.TableEncoder`), ``treatment`` the offer id of
+    each row or ``control``, ``y`` the outcome; ``control_for`` (planned campaigns), for each
+    control row the offer it was held out from (see :mod:`models.uplift.learners`; each
+    offer is then learnt and scored against its own held-out customers). Each learner of ``learners`` (names of :data:`LEARNERS`:
     ``"t"``, ``"x"``, ``"dr"``) is fitted on the rows outside a random holdout (share
     ``holdout``, stratified by arm) and scored on the holdout by the Qini coefficient of
     each offer against control (rows of that offer and of control, ranked by the predicted
@@ -64,12 +66,17 @@ class UpliftModel(BaseEstimator):
             **(self.learner_params or {}),
         )
 
-    def fit(self, X: Any, treatment: Any, y: Any) -> UpliftModel:
+    def fit(self, X: Any, treatment: Any, y: Any, control_for: Any = None) -> UpliftModel:
         frame = as_frame(X)
         arms = np.asarray(treatment).astype(str)
         y = np.asarray(y, dtype=float)
         if len(frame) != len(arms) or len(arms) != len(y):
             raise InvalidInputError("X, treatment and y must have one row per contact", field="X")
+        named = None if control_for is None else np.asarray(control_for, dtype=object)
+        if named is not None and len(named) != len(arms):
+            raise InvalidInputError(
+                "control_for must have one value per contact", field="control_for"
+            )
         if not 0.0 < self.holdout < 1.0:
             raise InvalidInputError("holdout must be in (0, 1)", field="holdout")
         self.feature_names_in_ = list(frame.columns)
@@ -77,14 +84,17 @@ class UpliftModel(BaseEstimator):
         matrix = self.encoder_.transform(frame)
         held = _stratified_holdout(arms, self.holdout, self.random_state)
         self.scores_: dict[str, dict[str, Any]] = {}
+        part = (lambda rows: None) if named is None else (lambda rows: named[rows])
         for name in self.learners:
-            learner = self._learner(name).fit(matrix[~held], arms[~held], y[~held])
+            learner = self._learner(name).fit(
+                matrix[~held], arms[~held], y[~held], control_for=part(~held)
+            )
             effects = learner.predict(matrix[held])
             self.scores_[name] = _holdout_scores(
-                effects, arms[held], y[held], learner.offers_, self.control
+                effects, arms[held], y[held], learner.offers_, self.control, part(held)
             )
         self.learner_ = max(self.learners, key=lambda n: self.scores_[n]["qini"])
-        self.model_ = self._learner(self.learner_).fit(matrix, arms, y)
+        self.model_ = self._learner(self.learner_).fit(matrix, arms, y, control_for=named)
         self.offers_ = list(self.model_.offers_)
         self.binary_ = bool(self.model_.binary_)
         return self
@@ -123,13 +133,20 @@ def _stratified_holdout(arms: np.ndarray, share: float, seed: int) -> np.ndarray
 
 
 def _holdout_scores(
-    effects: np.ndarray, arms: np.ndarray, y: np.ndarray, offers: list[str], control: str
+    effects: np.ndarray,
+    arms: np.ndarray,
+    y: np.ndarray,
+    offers: list[str],
+    control: str,
+    control_for: Any = None,
 ) -> dict[str, Any]:
-    """Qini coefficient and AUUC per offer on the holdout, and their means."""
+    """Qini coefficient and AUUC per offer on the holdout (each offer's rows and the control
+    rows it is compared with), and their means."""
     qini: dict[str, float] = {}
     areas: dict[str, float] = {}
+    controls = control_rows(arms, control, offers, control_for)
     for k, offer in enumerate(offers):
-        rows = (arms == offer) | (arms == control)
+        rows = (arms == offer) | controls[offer]
         treated = arms[rows] == offer
         if treated.all() or not treated.any():
             qini[offer], areas[offer] = 0.0, 0.0

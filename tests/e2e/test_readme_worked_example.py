@@ -104,6 +104,7 @@ def test_the_worked_example_runs_and_its_claims_hold(tmp_path):
     # retrained on both campaigns, measured on the plan's, promoted
     assert "registered cvm-uplift version 2 as @challenger" in out
     assert "(latest campaigns: plan)" in run.stderr
+    assert "compared only with the offer they were held out from" in run.stderr
     from mlflow import MlflowClient
 
     uri = env["MLFLOW_TRACKING_URI"]
