@@ -381,13 +381,5 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     or every column that is not a campaign or outcome column when the attrs were lost)."""
     if "features" in frame.attrs:
         return [c for c in frame.attrs["features"] if c in frame.columns]
-    known = {
-        "customer_id",
-        "campaign_id",
-        "sent_at",
-        "treatment",
-        "cost",
-        "channel",
-        "planned_offer",
-    }
+    known = {*CAMPAIGN_COLUMNS[0], *CAMPAIGN_COLUMNS[1]}
     return [c for c in frame.columns if c not in known and c not in OUTCOME_COLUMNS]

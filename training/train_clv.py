@@ -15,6 +15,7 @@ expected transacting periods in the holdout's days × purchases per period.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,12 +139,17 @@ def choice_scores(results: dict[str, dict[str, float]]) -> dict[str, float]:
     """How well each candidate forecast the holdout, per customer and in total (lower is
     better): its per-customer MAE over the best MAE, plus its error on the holdout's total
     purchases as a fraction (each 1 % of total error weighs as much as 1 % more MAE). A
-    model that wins per customer by a hair but misses the total by a fifth does not win."""
-    best = min(r["clv_holdout_mae"] for r in results.values())
-    return {
-        name: r["clv_holdout_mae"] / max(best, 1e-12) + abs(r["clv_holdout_total_error_pct"]) / 100
-        for name, r in results.items()
-    }
+    model that wins per customer by a hair but misses the total by a fifth does not win.
+    A candidate whose forecast is not a number (a fit that broke down) scores infinity."""
+    finite = [r["clv_holdout_mae"] for r in results.values() if np.isfinite(r["clv_holdout_mae"])]
+    best = min(finite) if finite else 1.0
+    out = {}
+    for name, r in results.items():
+        score = (
+            r["clv_holdout_mae"] / max(best, 1e-12) + abs(r["clv_holdout_total_error_pct"]) / 100
+        )
+        out[name] = float(score) if np.isfinite(score) else math.inf
+    return out
 
 
 def _why(chosen: str, results: dict[str, dict[str, float]], choose_by: str) -> str:
@@ -266,8 +272,17 @@ def train_clv(
             scores = (
                 choice_scores(results)
                 if choose_by == "combined"
-                else {n: r[choose_by] for n, r in results.items()}
+                else {
+                    n: float(r[choose_by]) if np.isfinite(r[choose_by]) else math.inf
+                    for n, r in results.items()
+                }
             )
+            broken = [n for n, v in scores.items() if not np.isfinite(v)]
+            if broken:
+                step(
+                    "CLV: left out of the choice, its holdout forecast is not a number: "
+                    + ", ".join(MODEL_NAMES.get(n, n) for n in broken)
+                )
             for name, score in scores.items():
                 out.metrics[f"clv_{name}_choice_score"] = score
             out.figures["clv_holdout_by_frequency.png"] = evaluate.plot_holdout_by_frequency(

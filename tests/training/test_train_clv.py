@@ -65,6 +65,45 @@ def test_a_hair_better_per_customer_does_not_win_with_a_fifth_off_in_total():
     assert min(scores, key=scores.get) == "bgnbd"
 
 
+def test_a_candidate_whose_forecast_is_not_a_number_is_never_chosen(demo_data, monkeypatch):
+    """A fit that broke down (NaN forecasts) scores infinity, by either rule, and is said; the
+    other candidate is chosen. BG/NBD is tried first: a NaN score there used to stay the
+    minimum, as no comparison with NaN is true."""
+    import numpy as np
+
+    from models.clv import PURCHASE_MODELS
+
+    class Broken(PURCHASE_MODELS["bgnbd"]):
+        def expected_purchases(self, *args, **kwargs):
+            return np.full(len(np.atleast_1d(args[1])), np.nan)
+
+    monkeypatch.setitem(PURCHASE_MODELS, "bgnbd", Broken)
+    transactions, customers, _ = demo_data
+    said: list[str] = []
+    summary = summarize(transactions, AS_OF)
+    for choose_by in ("combined", "clv_holdout_mae"):
+        out = train_clv(
+            transactions,
+            customers,
+            summary,
+            AS_OF,
+            step=said.append,
+            holdout_days=180,
+            horizon_days=365,
+            discount_rate=0.1,
+            margin=None,
+            time_unit_days=7.0,
+            choose_by=choose_by,
+        )
+        assert out.params["clv_model"] == "paretonbd", choose_by
+    assert any("not a number: BG/NBD" in line for line in said), said
+    nan = {"clv_holdout_mae": float("nan"), "clv_holdout_total_error_pct": float("nan")}
+    scores = choice_scores(
+        {"a": nan, "b": {"clv_holdout_mae": 0.5, "clv_holdout_total_error_pct": 2}}
+    )
+    assert scores == {"a": float("inf"), "b": pytest.approx(1.02)}
+
+
 @pytest.mark.parametrize(
     ("span_days", "requested", "expected", "short"),
     [
