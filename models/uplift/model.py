@@ -93,7 +93,10 @@ class UpliftModel(BaseEstimator):
             self.scores_[name] = _holdout_scores(
                 effects, arms[held], y[held], learner.offers_, self.control, part(held)
             )
-        self.learner_ = max(self.learners, key=lambda n: self.scores_[n]["qini"])
+        # a Qini that is not a number (nothing to rank) never wins
+        self.learner_ = max(
+            self.learners, key=lambda n: np.nan_to_num(self.scores_[n]["qini"], nan=-np.inf)
+        )
         self.model_ = self._learner(self.learner_).fit(matrix, arms, y, control_for=named)
         self.offers_ = list(self.model_.offers_)
         self.binary_ = bool(self.model_.binary_)
