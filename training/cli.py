@@ -108,7 +108,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if plan_path.suffix.lower() in (".parquet", ".pq"):
             planned = pd.read_parquet(plan_path)
         else:
-            planned = pd.read_csv(plan_path, dtype={"customer_id": str, "offer": str})
+            planned = pd.read_csv(plan_path, dtype=str)
     if args.campaigns:
         try:
             transactions, campaigns, truth = synthetic.generate_campaigns(
@@ -117,7 +117,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 truth,
                 seed=args.seed,
                 planned=planned,
-                planned_id=args.plan_campaign_id,
+                planned_id=args.plan_campaign_id or _send_campaign_id(planned),
                 planned_control_share=args.plan_control_share,
             )
         except InvalidInputError as exc:
@@ -538,12 +538,28 @@ def _report_value(args: argparse.Namespace) -> int:
     return 0
 
 
+def _send_campaign_id(planned: pd.DataFrame | None) -> str:
+    """The campaign id of a send file (``cvm plan --campaign-out``) when it names one, else
+    ``plan``."""
+    if planned is not None and "campaign_id" in planned.columns:
+        ids = planned["campaign_id"].dropna().astype(str).unique()
+        if len(ids) == 1:
+            return str(ids[0])
+    return "plan"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """A retention campaign within a budget: whom to contact, with which offer."""
     from models.planner import format_summary, load_offers
-    from training import plan, tracking
+    from training import batch, plan, tracking
 
     offers = load_offers(args.offers)  # a bad offers file fails before the data is read
+    if args.campaign_out and not 0.0 < args.control_share < 1.0:
+        _say(
+            f"error: --control-share must be between 0 and 1 (exclusive), got "
+            f"{args.control_share}: a campaign without a control group cannot be measured"
+        )
+        return EXIT_USAGE
     models = tracking.load_champions()
     missing = [f for f in REQUIRED_FAMILIES if f not in models]
     if missing:
@@ -575,6 +591,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     out = Path(args.out)
     plan.write_contacts(result, out)
     _say(f"wrote {len(result.contacts):,} contacts to {out}")
+    if args.campaign_out:
+        send = args.send_date or inputs.as_of.normalize() + pd.Timedelta(days=1)
+        rows = plan.campaign_rows(
+            result.contacts, args.campaign_id, send, args.control_share, args.seed
+        )
+        held = int((rows["treatment"] == "control").sum())
+        batch.write_table(rows, Path(args.campaign_out))
+        _say(
+            f"wrote campaign {args.campaign_id!r} (sent {send.date()}) to {args.campaign_out}: "
+            f"{len(rows) - held:,} contacts, {held:,} held out as control "
+            f"(expected spend {rows['cost'].sum():,.2f} of the plan's "
+            f"{result.summary['expected_spend']:,.2f})"
+        )
     return 0
 
 
@@ -1012,11 +1041,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--campaign-plan",
         default=None,
-        help="a contact list written by `cvm plan --out`: sent instead of the last randomised "
-        "campaign (on its day, 100 days before --as-of), to simulate what the plan earns",
+        help="a contact list written by `cvm plan --out` (a random --plan-control-share held "
+        "out) or a send written by `cvm plan --campaign-out` (its control group as drawn): "
+        "sent instead of the last randomised campaign (on its day, 100 days before --as-of), "
+        "to simulate what the plan earns",
     )
     gen.add_argument(
-        "--plan-campaign-id", default="plan", help="the simulated plan's campaign id (plan)"
+        "--plan-campaign-id",
+        default=None,
+        help="the simulated plan's campaign id (default: the send file's campaign_id, else plan)",
     )
     gen.add_argument(
         "--plan-control-share",
@@ -1185,6 +1218,30 @@ def build_parser() -> argparse.ArgumentParser:
         "risk band (default low=0.05,medium=0.15,high=0.1)",
     )
     plan.add_argument("--out", required=True, help="contact list (.csv or .parquet)")
+    plan.add_argument(
+        "--campaign-out",
+        help="also write the send as a campaigns file (.csv or .parquet): the offer or "
+        "'control' per customer, the control group drawn within each offer, planned_offer "
+        "and cost; cvm report campaign reads it after the send",
+    )
+    plan.add_argument(
+        "--campaign-id", default="plan", help="with --campaign-out: the campaign id (plan)"
+    )
+    plan.add_argument(
+        "--send-date",
+        type=_parse_date,
+        default=None,
+        help="with --campaign-out: the send date (default: the day after --as-of)",
+    )
+    plan.add_argument(
+        "--control-share",
+        type=float,
+        default=0.2,
+        help="with --campaign-out: the share of each offer's customers held out (0.2)",
+    )
+    plan.add_argument(
+        "--seed", type=int, default=0, help="with --campaign-out: the control draw's seed (0)"
+    )
     plan.set_defaults(func=cmd_plan)
 
     risk = sub.add_parser("risk", help="high-value, high-risk customers first (P(churn) x CLV)")

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from models.exceptions import InvalidInputError
 from models.planner import Offer, Plan, plan_customers, uplift_for
 from models.uplift.model import served_input
 from training import batch
+from training.campaigns import CONTROL
 
 
 def plan_campaign(
@@ -68,4 +71,47 @@ def write_contacts(plan: Plan, path: Path) -> None:
     batch.write_table(contact_list(plan), path)
 
 
-__all__ = ["contact_list", "plan_campaign", "write_contacts"]
+def campaign_rows(
+    contacts: pd.DataFrame,
+    campaign_id: str,
+    sent_at: Any,
+    control_share: float = 0.2,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The campaigns file of a plan's send, before it is sent: one row per planned customer
+    with ``customer_id``, ``campaign_id``, ``sent_at``, ``treatment`` (the planned offer, or
+    ``control`` for the held-out ones), ``planned_offer`` and ``cost`` (the contact's expected
+    cost; 0 for control).
+
+    The control group is drawn within each offer's customers: ``round(control_share × n)`` of
+    the ``n`` customers planned for an offer, at random (``seed``), so that each offer can be
+    compared with the customers held out from it, and all offers with the whole control group
+    (every offer holds out the same share). ``cvm report campaign`` reads the file as it is,
+    once the response window has passed."""
+    if not 0.0 < float(control_share) < 1.0:
+        raise InvalidInputError(
+            f"the control share must be between 0 and 1 (exclusive), got {control_share}: "
+            "a campaign without a control group cannot be measured",
+            field="control_share",
+        )
+    when = pd.Timestamp(sent_at)
+    offers = contacts["offer"].astype(str).to_numpy()
+    held = np.zeros(len(contacts), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for offer in sorted(set(offers)):
+        rows = np.flatnonzero(offers == offer)
+        held[rng.permutation(rows)[: int(round(control_share * len(rows)))]] = True
+    cost = contacts["expected_cost"].to_numpy(dtype=float)
+    return pd.DataFrame(
+        {
+            "customer_id": contacts["customer_id"].astype(str).to_numpy(),
+            "campaign_id": str(campaign_id),
+            "sent_at": when.strftime("%Y-%m-%d") if when == when.normalize() else when.isoformat(),
+            "treatment": np.where(held, CONTROL, offers),
+            "planned_offer": offers,
+            "cost": np.where(held, 0.0, np.round(cost, 2)),
+        }
+    )
+
+
+__all__ = ["campaign_rows", "contact_list", "plan_campaign", "write_contacts"]

@@ -1229,15 +1229,23 @@ def _planned_arms(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(customer codes, arm per customer code, planned offer per customer code) of a planned
     campaign: the arm is the listed offer, or control (-1) for a random ``control_share`` of
-    the listed customers; the planned offer is the listed one either way (-1: not listed)."""
-    missing = [c for c in ("customer_id", "offer") if c not in planned.columns]
+    the listed customers; the planned offer is the listed one either way (-1: not listed).
+
+    ``planned`` is a contact list (``customer_id``, ``offer``: ``cvm plan --out``) or a send
+    whose control group is already drawn (``customer_id``, ``treatment``, ``planned_offer``:
+    ``cvm plan --campaign-out``; its control rows are kept as they are)."""
+    drawn = "treatment" in planned.columns and "planned_offer" in planned.columns
+    needed = ("customer_id", "treatment", "planned_offer") if drawn else ("customer_id", "offer")
+    missing = [c for c in needed if c not in planned.columns]
     if missing:
         raise InvalidInputError(
-            f"the plan needs the columns customer_id and offer; missing: {', '.join(missing)}",
+            f"the plan needs the columns customer_id and offer (a contact list) or "
+            f"customer_id, treatment and planned_offer (a campaigns file); missing: "
+            f"{', '.join(missing)}",
             field="planned",
         )
     customer = planned["customer_id"].astype("str")
-    offer = planned["offer"].astype("str")
+    offer = planned["planned_offer" if drawn else "offer"].astype("str")
     repeated = customer[customer.duplicated()]
     if len(repeated):
         raise InvalidInputError(
@@ -1265,8 +1273,20 @@ def _planned_arms(
             f"are {', '.join(offer_ids)}",
             field="offer",
         )
-    held_out = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(19, 1)))
-    control = held_out.random(len(code)) < control_share
+    if drawn:
+        treatment = planned["treatment"].astype("str").str.strip().str.lower()
+        sent = planned["treatment"].astype("str").str.strip()
+        control = (treatment == "control").to_numpy()
+        wrong = ~control & (sent != offer).to_numpy()
+        if wrong.any():
+            raise InvalidInputError(
+                f"{int(wrong.sum())} planned row(s) send an offer other than their planned "
+                f"offer, e.g. customer {customer[wrong].iloc[0]!r}",
+                field="treatment",
+            )
+    else:
+        held_out = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(19, 1)))
+        control = held_out.random(len(code)) < control_share
     arm = np.full(len(ids), -1)
     arm[code] = np.where(control, -1, position)
     listed = np.full(len(ids), -1)

@@ -101,7 +101,7 @@ def test_the_worked_example_runs_and_its_claims_hold(tmp_path):
         assert re.search(shown, out, re.MULTILINE), out
     assert (tmp_path / "plan.png").stat().st_size > 0
 
-    # retrained on both campaigns, measured on the plan's, promoted
+    # retrained on both campaigns, measured on the plan's; promoted when the gate says so
     assert "registered cvm-uplift version 2 as @challenger" in out
     assert "(latest campaigns: plan)" in run.stderr
     assert "compared only with the offer they were held out from" in run.stderr
@@ -109,4 +109,15 @@ def test_the_worked_example_runs_and_its_claims_hold(tmp_path):
 
     uri = env["MLFLOW_TRACKING_URI"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the session's store
-    assert str(client.get_model_version_by_alias("cvm-uplift", "champion").version) == "2"
+    gate = re.search(
+        r"uplift: (?:passes|fails) the gate: uplift_qini ([\d.-]+) vs champion ([\d.-]+) \((\w+)",
+        out,
+    )
+    assert gate is not None, out
+    challenger, champion, verdict = float(gate[1]), float(gate[2]), gate[3]
+    passed = challenger >= champion - 0.005
+    assert verdict == ("ok" if passed else "WORSE")
+    expected = "2" if passed else "1"
+    assert str(client.get_model_version_by_alias("cvm-uplift", "champion").version) == expected
+    for family in ("cvm-churn", "cvm-clv", "cvm-segmentation"):  # their gates passed here
+        assert str(client.get_model_version_by_alias(family, "champion").version) == "2"

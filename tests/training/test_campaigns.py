@@ -503,3 +503,28 @@ def test_an_identical_row_again_is_set_aside_not_an_error(tmp_path):
     quarantined = pd.read_csv(report.quarantine_path)
     assert list(quarantined["_line"]) == [4, 5]
     assert set(quarantined["_reason"]) == {"duplicate"}
+
+
+def test_a_send_with_its_control_group_drawn_is_simulated_as_drawn():
+    """``planned`` as ``cvm plan --campaign-out`` writes it (treatment, planned_offer): its
+    control rows stay control, its offers are sent, each row keeps its planned offer."""
+    tx, customers, truth = synthetic.generate(2000, seed=4)
+    _, camps, _ = synthetic.generate_campaigns(tx, customers, truth, seed=4)
+    ids = camps.loc[camps["campaign_id"] == "camp2", "customer_id"].iloc[:300].to_numpy()
+    planned_offer = np.resize(["reminder", "discount", "voucher"], len(ids))
+    treatment = np.where(np.arange(len(ids)) % 5 == 0, "Control", planned_offer)
+    send = pd.DataFrame(
+        {"customer_id": ids, "treatment": treatment, "planned_offer": planned_offer}
+    )
+    _, camps_p, _ = synthetic.generate_campaigns(
+        tx, customers, truth, seed=4, planned=send, planned_id="winter"
+    )
+    sent = camps_p[camps_p["campaign_id"] == "winter"].merge(
+        send, on="customer_id", suffixes=("", "_asked")
+    )
+    assert len(sent) == len(send)
+    assert ((sent["treatment"] == "control") == (sent["treatment_asked"] == "Control")).all()
+    assert (sent["planned_offer"] == sent["planned_offer_asked"]).all()
+    wrong = send.assign(treatment=np.where(treatment == "Control", "Control", "voucher"))
+    with pytest.raises(InvalidInputError, match="other than their planned offer"):
+        synthetic.generate_campaigns(tx, customers, truth, seed=4, planned=wrong)
