@@ -636,6 +636,26 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def hold_out(offers: Any, share: float, seed: int = 0) -> np.ndarray:
+    """The control group of a planned send: True for ``round(share × n)`` of the ``n``
+    contacts of each offer, drawn at random with ``seed`` (within each offer, so that each
+    offer can be compared with the customers held out from it, and all offers with the whole
+    control group: every offer holds out the same share)."""
+    if isinstance(share, bool) or not 0.0 < float(share) < 1.0:
+        raise InvalidInputError(
+            f"the control share must be between 0 and 1 (exclusive), got {share}: a campaign "
+            "without a control group cannot be measured",
+            field="control_share",
+        )
+    chosen = np.asarray(offers).astype(str)
+    held = np.zeros(len(chosen), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for offer in sorted(set(chosen.tolist())):
+        rows = np.flatnonzero(chosen == offer)
+        held[rng.permutation(rows)[: int(round(float(share) * len(rows)))]] = True
+    return held
+
+
 __all__ = [
     "DEFAULT_SAVE_RATES",
     "MAX_EXACT_PAIRS",
@@ -644,6 +664,7 @@ __all__ = [
     "assumed_uplift",
     "check_budget",
     "format_summary",
+    "hold_out",
     "load_offers",
     "parse_offers",
     "parse_save_rates",

@@ -550,16 +550,12 @@ def _send_campaign_id(planned: pd.DataFrame | None) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """A retention campaign within a budget: whom to contact, with which offer."""
-    from models.planner import format_summary, load_offers
+    from models.planner import format_summary, hold_out, load_offers
     from training import batch, plan, tracking
 
     offers = load_offers(args.offers)  # a bad offers file fails before the data is read
-    if args.campaign_out and not 0.0 < args.control_share < 1.0:
-        _say(
-            f"error: --control-share must be between 0 and 1 (exclusive), got "
-            f"{args.control_share}: a campaign without a control group cannot be measured"
-        )
-        return EXIT_USAGE
+    if args.campaign_out:
+        hold_out([], args.control_share)  # a share that leaves no control fails before the data
     models = tracking.load_champions()
     missing = [f for f in REQUIRED_FAMILIES if f not in models]
     if missing:

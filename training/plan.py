@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.exceptions import InvalidInputError
-from models.planner import Offer, Plan, plan_customers, uplift_for
+from models.planner import Offer, Plan, hold_out, plan_customers, uplift_for
 from models.uplift.model import served_input
 from training import batch
 from training.campaigns import CONTROL
@@ -88,19 +87,9 @@ def campaign_rows(
     compared with the customers held out from it, and all offers with the whole control group
     (every offer holds out the same share). ``cvm report campaign`` reads the file as it is,
     once the response window has passed."""
-    if not 0.0 < float(control_share) < 1.0:
-        raise InvalidInputError(
-            f"the control share must be between 0 and 1 (exclusive), got {control_share}: "
-            "a campaign without a control group cannot be measured",
-            field="control_share",
-        )
     when = pd.Timestamp(sent_at)
     offers = contacts["offer"].astype(str).to_numpy()
-    held = np.zeros(len(contacts), dtype=bool)
-    rng = np.random.default_rng(seed)
-    for offer in sorted(set(offers)):
-        rows = np.flatnonzero(offers == offer)
-        held[rng.permutation(rows)[: int(round(control_share * len(rows)))]] = True
+    held = hold_out(offers, control_share, seed)
     cost = contacts["expected_cost"].to_numpy(dtype=float)
     return pd.DataFrame(
         {

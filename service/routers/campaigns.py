@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.planner import parse_offers, plan_customers, uplift_for
+from models.planner import hold_out, parse_offers, plan_customers, uplift_for
 from service.model_store import ModelStore
 from service.routers.customers import scoring_route
 from service.schemas import REQUEST_CONFIG, ScoreRequest
@@ -64,6 +64,21 @@ class PlanRequest(ScoreRequest):
         description="What winning a new customer costs (currency): the summary compares "
         "replacing the customers the plan keeps with its retention spend.",
     )
+    control_share: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="Hold out this share of each offer's contacts as the control group, to "
+        "measure the campaign afterwards: each contact's treatment is then its offer or "
+        "'control' (null: no control group drawn, every treatment null).",
+    )
+    seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**32 - 1,
+        description="The control draw's seed: the same request draws the same control group.",
+    )
 
     model_config = ConfigDict(
         **REQUEST_CONFIG,
@@ -110,6 +125,18 @@ class ContactOut(BaseModel):
     )
     expected_cost: float = Field(description="Cost × acceptance rate where paid on acceptance.")
     roi: float | None = Field(description="Profit / expected cost (null: a free offer).")
+    treatment: str | None = Field(
+        default=None,
+        description="With control_share: what to send, the offer or 'control' (held out; "
+        "the offer stays in 'offer', the one it was held out from). Null otherwise.",
+    )
+
+
+class ControlOut(BaseModel):
+    share: float
+    seed: int
+    held_out: int = Field(description="Contacts held out as control (none of their cost spent).")
+    expected_spend_sent: float = Field(description="The expected spend of the contacts sent.")
 
 
 class OfferSummary(BaseModel):
@@ -166,6 +193,9 @@ class PlanSummary(BaseModel):
     )
     save_rates: dict[str, float] | None
     acquisition: AcquisitionOut | None
+    control: ControlOut | None = Field(
+        default=None, description="With control_share: the control group drawn."
+    )
 
 
 class PlanResponse(BaseModel):
@@ -205,12 +235,24 @@ def plan_campaign(
         time_limit=TIME_LIMIT,
     )
     contacts = [
-        {**record, "roi": _finite(record["roi"])}
+        {**record, "roi": _finite(record["roi"]), "treatment": None}
         for record in result.contacts.to_dict(orient="records")
     ]
+    summary = {**result.summary, "control": None}
+    if body.control_share is not None:
+        held = hold_out(result.contacts["offer"], body.control_share, body.seed)
+        for contact, out in zip(contacts, held, strict=True):
+            contact["treatment"] = "control" if out else contact["offer"]
+        spend = result.contacts["expected_cost"].to_numpy(dtype=float)
+        summary["control"] = {
+            "share": body.control_share,
+            "seed": body.seed,
+            "held_out": int(held.sum()),
+            "expected_spend_sent": float(spend[~held].sum()),
+        }
     return {
         "as_of": as_of,
         "model_versions": versions,
         "contacts": contacts,
-        "summary": result.summary,
+        "summary": summary,
     }

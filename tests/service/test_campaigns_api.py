@@ -91,6 +91,9 @@ def test_the_plan_uses_the_scores_of_the_customer_view(client, demo_data):
             "applies only to an offer paid on acceptance",
         ),
         ({"acquisition_cost": -5}, "acquisition_cost", "greater than or equal to 0"),
+        ({"control_share": 0}, "control_share", "greater than 0"),
+        ({"control_share": 1}, "control_share", "less than 1"),
+        ({"seed": -1}, "seed", "greater than or equal to 0"),
     ],
 )
 def test_bad_offers_or_budget_are_a_422_naming_the_field(client, demo_data, change, path, message):
@@ -103,6 +106,35 @@ def test_bad_offers_or_budget_are_a_422_naming_the_field(client, demo_data, chan
     error = response.json()["error"]
     assert error["details"][0]["path"] == path
     assert message in error["details"][0]["message"]
+
+
+def test_a_control_share_draws_the_control_group_within_each_offer(client, demo_data):
+    """``control_share``: a fifth of each offer's contacts get treatment 'control', the same
+    ones for the same seed; without it every treatment is null and there is no control."""
+    customers = _customers(demo_data[0], 60)
+    offers = [{"id": "call", "cost": 0.5}, {"id": "mail", "cost": 0.4}]
+    body = {"as_of": "2025-12-31", "customers": customers, "offers": offers, "budget": 20.0}
+    plain = client.post("/v1/campaigns/plan", json=body).json()
+    assert {c["treatment"] for c in plain["contacts"]} == {None}
+    assert plain["summary"]["control"] is None
+    answer = client.post("/v1/campaigns/plan", json={**body, "control_share": 0.2}).json()
+    contacts = answer["contacts"]
+    assert [c["customer_id"] for c in contacts] == [c["customer_id"] for c in plain["contacts"]]
+    held = 0
+    for offer in {c["offer"] for c in contacts}:
+        mine = [c for c in contacts if c["offer"] == offer]
+        out = [c for c in mine if c["treatment"] == "control"]
+        assert len(out) == round(0.2 * len(mine)), offer
+        assert all(c["treatment"] == offer for c in mine if c not in out)
+        held += len(out)
+    control = answer["summary"]["control"]
+    assert control["share"] == 0.2 and control["seed"] == 0 and control["held_out"] == held > 0
+    sent = sum(c["expected_cost"] for c in contacts if c["treatment"] != "control")
+    assert control["expected_spend_sent"] == pytest.approx(sent)
+    again = client.post("/v1/campaigns/plan", json={**body, "control_share": 0.2}).json()
+    assert again["contacts"] == contacts
+    other = client.post("/v1/campaigns/plan", json={**body, "control_share": 0.2, "seed": 7})
+    assert [c["treatment"] for c in other.json()["contacts"]] != [c["treatment"] for c in contacts]
 
 
 def test_a_body_with_only_customers_is_a_422_naming_the_missing_fields(client, demo_data):
