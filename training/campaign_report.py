@@ -398,21 +398,49 @@ def report_from_files(
     *,
     window_days: int = 60,
     margin_rate: float | None = None,
+    as_of: Any = None,
 ) -> pd.DataFrame:
     """:func:`campaign_report` of one campaign of a campaigns file, its outcomes from
-    ``transactions`` (``training.campaigns``)."""
+    ``transactions`` (``training.campaigns``).
+
+    ``as_of``: the last day the transactions cover (default: the last purchase's). A
+    campaign sent after it is an error (it has no outcomes yet); one whose response window
+    ends after it is reported on the part of the window the data cover, and
+    ``table.attrs["warnings"]`` says so."""
+    from models.features import end_of_day
     from training.campaigns import campaign_outcomes, load_campaigns
 
     campaigns, _ = load_campaigns(campaigns_path)
     ids = campaigns["campaign_id"].astype(str)
     _select(campaigns.assign(retained=False, spend=0.0), campaign_id)  # a clear error first
+    chosen = campaigns[ids == str(campaign_id)]
+    last = pd.Timestamp(as_of) if as_of is not None else None
+    if last is None and len(transactions):
+        last = pd.to_datetime(transactions["timestamp"]).max()
+    warnings: list[str] = []
+    if last is not None:
+        covered = end_of_day(last)
+        sent = pd.to_datetime(chosen["sent_at"])
+        if sent.min() >= covered:
+            raise InvalidInputError(
+                f"campaign {campaign_id!r} was sent on {sent.min().date()}, after the last day "
+                f"of the transactions ({covered.date()}): there are no outcomes to measure yet",
+                field="campaign_id",
+            )
+        window_end = sent.max() + pd.Timedelta(days=int(window_days))
+        if window_end > covered:
+            warnings.append(
+                f"the {window_days}-day response window of campaign {campaign_id!r} ends on "
+                f"{window_end.date()}, after the last day of the transactions "
+                f"({covered.date()}): retention and spend cover only part of the window and "
+                "will rise as the rest arrives"
+            )
     outcomes = campaign_outcomes(
-        campaigns[ids == str(campaign_id)],
-        transactions,
-        window_days=window_days,
-        margin_rate=margin_rate,
+        chosen, transactions, window_days=window_days, margin_rate=margin_rate
     )
-    return campaign_report(outcomes, campaign_id)
+    table = campaign_report(outcomes, campaign_id)
+    table.attrs["warnings"] = warnings
+    return table
 
 
 __all__ = [

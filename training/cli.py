@@ -618,7 +618,10 @@ def _report_campaign(args: argparse.Namespace) -> int:
         args.campaign_id,
         window_days=args.window_days,
         margin_rate=args.margin_rate,
+        as_of=inputs.as_of,
     )
+    for warning in table.attrs.get("warnings", []):
+        _say(f"warning: {warning}")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(cr.format_report(table, args.campaign_id))
     chart = cr.plot_campaign(table, args.chart or "campaign_report.png")
@@ -628,6 +631,7 @@ def _report_campaign(args: argparse.Namespace) -> int:
             "campaign_id": args.campaign_id,
             "window_days": args.window_days,
             "margin_rate": args.margin_rate,
+            "window_complete": not table.attrs.get("warnings"),
             "retention_interval": cr.RETENTION_METHOD,
             "spend_interval": cr.SPEND_METHOD,
         }

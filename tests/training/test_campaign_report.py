@@ -306,3 +306,29 @@ def test_report_on_generated_campaigns_covers_the_true_effects(tmp_path):
                 covered.append(low <= effect.true_uplift <= high)
     assert len(covered) == 60
     assert sum(covered) >= 54, sum(covered)  # 90 %: a biased estimate would miss far more
+
+
+def test_a_report_before_the_response_window_has_passed_says_so(tmp_path):
+    """Read too early, the window is only partly in the data: the report says so (and the
+    retention it shows is lower than it will be); a send after the data's last day has no
+    outcomes yet and is an error naming the dates."""
+    from training import synthetic
+    from training.campaign_report import report_from_files
+
+    transactions, customers, truth = synthetic.generate(1500, seed=2, as_of="2025-12-31")
+    transactions, campaigns, _ = synthetic.generate_campaigns(
+        transactions, customers, truth, seed=2
+    )
+    path = tmp_path / "campaigns.csv"
+    campaigns.to_csv(path, index=False)
+    full = report_from_files(path, transactions, "camp2")
+    assert full.attrs["warnings"] == []
+    early = transactions[transactions["timestamp"] < "2025-10-15"]
+    partial = report_from_files(path, early, "camp2")
+    (warning,) = partial.attrs["warnings"]
+    assert warning.startswith("the 60-day response window of campaign 'camp2' ends on 2025-11-21")
+    assert "after the last day of the transactions (2025-10-14)" in warning
+    control = {t["arm"]: t["retention_rate"] for t in partial.to_dict(orient="records")}
+    assert control["control"] < full.set_index("arm").loc["control", "retention_rate"]
+    with pytest.raises(InvalidInputError, match=r"sent on 2025-09-22, after the last day of the"):
+        report_from_files(path, transactions[transactions["timestamp"] < "2025-09-01"], "camp2")
