@@ -636,6 +636,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def unmeasured_offers(offers: Any, held: np.ndarray) -> list[str]:
+    """The offers of a send none of whose contacts :func:`hold_out` held out (too few
+    contacts for the share): their effect cannot be measured on its own."""
+    chosen = np.asarray(offers).astype(str)
+    return sorted(o for o in set(chosen.tolist()) if not held[chosen == o].any())
+
+
 def hold_out(offers: Any, share: float, seed: int = 0) -> np.ndarray:
     """The control group of a planned send: True for ``round(share × n)`` of the ``n``
     contacts of each offer, drawn at random with ``seed`` (within each offer, so that each
@@ -670,5 +677,6 @@ __all__ = [
     "parse_save_rates",
     "plan",
     "plan_customers",
+    "unmeasured_offers",
     "uplift_for",
 ]

@@ -550,7 +550,7 @@ def _send_campaign_id(planned: pd.DataFrame | None) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """A retention campaign within a budget: whom to contact, with which offer."""
-    from models.planner import format_summary, hold_out, load_offers
+    from models.planner import format_summary, hold_out, load_offers, unmeasured_offers
     from training import batch, plan, tracking
 
     offers = load_offers(args.offers)  # a bad offers file fails before the data is read
@@ -592,8 +592,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         rows = plan.campaign_rows(
             result.contacts, args.campaign_id, send, args.control_share, args.seed
         )
-        held = int((rows["treatment"] == "control").sum())
+        is_held = (rows["treatment"] == "control").to_numpy()
+        held = int(is_held.sum())
         batch.write_table(rows, Path(args.campaign_out))
+        unmeasured = unmeasured_offers(rows["planned_offer"], is_held)
+        if unmeasured:
+            _say(
+                f"warning: no contact of offer(s) {', '.join(unmeasured)} was held out (too "
+                "few contacts for --control-share): their effect cannot be measured on its own"
+            )
         _say(
             f"wrote campaign {args.campaign_id!r} (sent {send.date()}) to {args.campaign_out}: "
             f"{len(rows) - held:,} contacts, {held:,} held out as control "

@@ -9,7 +9,13 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.planner import hold_out, parse_offers, plan_customers, uplift_for
+from models.planner import (
+    hold_out,
+    parse_offers,
+    plan_customers,
+    unmeasured_offers,
+    uplift_for,
+)
 from service.model_store import ModelStore
 from service.routers.customers import scoring_route
 from service.schemas import REQUEST_CONFIG, ScoreRequest
@@ -241,6 +247,12 @@ def plan_campaign(
     summary = {**result.summary, "control": None}
     if body.control_share is not None:
         held = hold_out(result.contacts["offer"], body.control_share, body.seed)
+        unmeasured = unmeasured_offers(result.contacts["offer"], held)
+        if unmeasured:
+            notes.warnings.append(
+                f"no contact of offer(s) {', '.join(unmeasured)} was held out (too few "
+                "contacts for the control share): their effect cannot be measured on its own"
+            )
         for contact, out in zip(contacts, held, strict=True):
             contact["treatment"] = "control" if out else contact["offer"]
         spend = result.contacts["expected_cost"].to_numpy(dtype=float)

@@ -137,6 +137,20 @@ def test_a_control_share_draws_the_control_group_within_each_offer(client, demo_
     assert [c["treatment"] for c in other.json()["contacts"]] != [c["treatment"] for c in contacts]
 
 
+def test_an_offer_too_small_for_the_control_share_is_named(client, demo_data):
+    customers = _customers(demo_data[0], 4)
+    body = {"as_of": "2025-12-31", "customers": customers, "offers": [OFFERS[0]]}
+    answer = client.post(
+        "/v1/campaigns/plan", json={**body, "budget": 1.0, "control_share": 0.2}
+    ).json()
+    assert 1 <= len(answer["contacts"]) <= 2  # round(0.2 x 2) = 0 held out
+    assert answer["summary"]["control"]["held_out"] == 0
+    assert answer["warnings"] == [
+        "no contact of offer(s) call was held out (too few contacts for the control share): "
+        "their effect cannot be measured on its own"
+    ]
+
+
 def test_a_body_with_only_customers_is_a_422_naming_the_missing_fields(client, demo_data):
     """Such a body looks like a /v1/customers/score request; it is still read as a plan's."""
     customers = _customers(demo_data[0], 2)
