@@ -633,6 +633,12 @@ def format_summary(summary: dict[str, Any]) -> str:
             "assumption-based: no uplift model, so uplift = churn probability x an assumed "
             f"save rate by risk band ({rates}); every offer is assumed equally effective"
         )
+    elif s["customers_contacted"]:
+        lines.append(
+            "read the expected profit as an upper estimate: the plan picks the customers whose "
+            "estimated uplift is highest, and the errors of those estimates lean upwards; "
+            "measure the send against its control group (cvm report campaign)"
+        )
     return "\n".join(lines)
 
 

@@ -97,6 +97,7 @@ def test_acquisition_comparison():
     assert acq["acquisition_to_retention_ratio"] == pytest.approx(1.4)
     text = format_summary(result.summary)
     assert "1.4x its retention spend" in text and "540.00" in text
+    assert "read the expected profit as an upper estimate" in text  # estimated uplift
 
 
 def _brute_force(uplift, value, offers, budget) -> float:
@@ -183,6 +184,7 @@ def test_without_uplift_the_plan_assumes_save_rates_by_risk_band():
     assert list(result.contacts["expected_save"]) == pytest.approx([0.08, 0.075])
     assert result.summary["expected_incremental_profit"] == pytest.approx(70.0 + 65.0)
     assert "assumption-based" in format_summary(result.summary)
+    assert "upper estimate" not in format_summary(result.summary)
     assert assumed_uplift([0.5], ["medium"], 3).tolist() == [[0.075, 0.075, 0.075]]
     given = plan_customers(["A"], [0.8], ["high"], [1000.0], [Offer("c", 10.0)], 100.0,
                            uplift=np.array([[0.2]]))  # fmt: skip
