@@ -550,10 +550,19 @@ def _send_campaign_id(planned: pd.DataFrame | None) -> str:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """A retention campaign within a budget: whom to contact, with which offer."""
-    from models.planner import format_summary, hold_out, load_offers, unmeasured_offers
+    from models.planner import (
+        DEFAULT_UPLIFT_Z,
+        check_z,
+        format_summary,
+        hold_out,
+        load_offers,
+        unmeasured_offers,
+    )
     from training import batch, plan, tracking
 
     offers = load_offers(args.offers)  # a bad offers file fails before the data is read
+    if args.uplift_z is not None:
+        check_z(args.uplift_z, field="--uplift-z")
     if args.campaign_out:
         hold_out([], args.control_share)  # a share that leaves no control fails before the data
     models = tracking.load_champions()
@@ -576,6 +585,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             args.budget,
             acquisition_cost=args.acquisition_cost,
             save_rates=args.save_rates,
+            uplift_z=DEFAULT_UPLIFT_Z if args.uplift_z is None else args.uplift_z,
             progress=progress,
         )
     if args.campaigns and result.summary["assumption_based"]:
@@ -1223,6 +1233,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BAND=RATE,...",
         help="without an uplift model: the share of would-be churners an offer keeps, by "
         "risk band (default low=0.05,medium=0.15,high=0.1)",
+    )
+    plan.add_argument(
+        "--uplift-z",
+        type=float,
+        default=None,
+        help="with an uplift model: plan on estimate - Z x its standard error (default 1; "
+        "0: the estimates themselves)",
     )
     plan.add_argument("--out", required=True, help="contact list (.csv or .parquet)")
     plan.add_argument(

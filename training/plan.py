@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.planner import Offer, Plan, hold_out, plan_customers, uplift_for
+from models.planner import (
+    DEFAULT_UPLIFT_Z,
+    Offer,
+    Plan,
+    hold_out,
+    plan_customers,
+    uplift_basis,
+    uplift_for,
+)
 from models.uplift.model import served_input
 from training import batch
 from training.campaigns import CONTROL
@@ -25,12 +33,14 @@ def plan_campaign(
     *,
     acquisition_cost: float | None = None,
     save_rates: dict[str, float] | None = None,
+    uplift_z: float = DEFAULT_UPLIFT_Z,
     progress: Callable[[str], None] = print,
 ) -> Plan:
     """The plan over every customer of ``transactions``, scored as ``cvm score`` scores them
     (churn probability, risk band and CLV of the champion models); the uplift model's
     estimates from the same churn features when one is available
-    (:func:`models.planner.uplift_for`), else the assumed save rates."""
+    (:func:`models.planner.uplift_for`: their lower confidence bound at ``uplift_z``), else
+    the assumed save rates."""
     scored, features = batch.score_with_features(
         models, transactions, customers, as_of, progress=progress
     )
@@ -38,9 +48,9 @@ def plan_campaign(
     if models.get("uplift") is not None:  # on the churn features the scores came from
         progress("estimating each offer's uplift with the uplift model ...")
         rows = served_input(models["uplift"], features).loc[scored["customer_id"]]
-        uplift = uplift_for(rows.reset_index(drop=True), offers, models["uplift"])
+        uplift = uplift_for(rows.reset_index(drop=True), offers, models["uplift"], z=uplift_z)
     progress(f"planning {len(scored):,} customers x {len(offers)} offers ...")
-    return plan_customers(
+    result = plan_customers(
         scored["customer_id"].astype(str).to_numpy(),
         scored["churn_probability"].to_numpy(dtype=float),
         scored["risk_band"].astype(str).to_numpy(),
@@ -51,6 +61,8 @@ def plan_campaign(
         acquisition_cost=acquisition_cost,
         save_rates=save_rates,
     )
+    result.summary["uplift_lower_bound"] = uplift_basis(models.get("uplift"), uplift_z)
+    return result
 
 
 def contact_list(plan: Plan) -> pd.DataFrame:

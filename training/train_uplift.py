@@ -45,6 +45,8 @@ HOLDOUT_SHARE = 0.2
 SINGLE_CAMPAIGN_HOLDOUT = 0.3
 # An arm (the control group, an offer) with fewer contacts cannot be learnt from.
 MIN_ARM_CONTACTS = 20
+# Bootstrap refits of the served model, for the standard error of its estimates.
+REPLICAS = 8
 # What the retrain comparison needs of the holdout rows besides the features.
 HOLDOUT_COLUMNS = ("campaign_id", "treatment", "retained")
 # The spend model's learner: the T-learner (the X- and DR-learners' second stages cost twice
@@ -139,6 +141,11 @@ def train_uplift(
     model = UpliftModel(learners=(twin.learner_,), random_state=random_state).fit(
         X, arms, y, control_for=held_from
     )
+    model.fit_replicas(X, arms, y, control_for=held_from, replicas=REPLICAS)
+    step(
+        f"uplift: {REPLICAS} bootstrap refits for the standard error of each estimate (the "
+        "planner's lower confidence bound)"
+    )
     spend_metrics: dict[str, float] = {}
     if "spend" in frame.columns:  # the increase in spend in the window, beside retention
         spend = frame["spend"].to_numpy(dtype=float)
@@ -193,6 +200,7 @@ def train_uplift(
         "uplift_first_sent": str(sent_used.min().date()),
         "uplift_last_sent": str(sent_used.max().date()),
         "uplift_holdout": holdout_text,
+        "uplift_replicas": REPLICAS,
     }
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
     return UpliftTraining(

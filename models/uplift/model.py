@@ -108,6 +108,44 @@ class UpliftModel(BaseEstimator):
         frame = as_frame(X)
         return np.asarray(self.model_.predict(self.encoder_.transform(frame)), dtype=float)
 
+    def fit_replicas(
+        self, X: Any, treatment: Any, y: Any, control_for: Any = None, replicas: int = 8
+    ) -> UpliftModel:
+        """The uncertainty of the estimates: ``replicas`` refits of the chosen learner on
+        bootstrap resamples of the contacts (drawn within each arm, so every arm keeps its
+        size); :meth:`predict_sd` is the spread of their estimates. Sets ``replicas_``."""
+        frame = as_frame(X)
+        arms = np.asarray(treatment).astype(str)
+        y = np.asarray(y, dtype=float)
+        named = None if control_for is None else np.asarray(control_for, dtype=object)
+        matrix = self.encoder_.transform(frame)
+        rng = np.random.default_rng(self.random_state)
+        groups = [np.flatnonzero(arms == arm) for arm in np.unique(arms)]
+        self.replicas_: list[Any] = []
+        for _ in range(int(replicas)):
+            rows = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+            learner = self._learner(self.learner_).fit(
+                matrix[rows],
+                arms[rows],
+                y[rows],
+                control_for=None if named is None else named[rows],
+            )
+            if list(learner.offers_) != list(self.offers_):  # every arm is kept: never
+                raise InvalidInputError("a bootstrap refit lost an offer", field="treatment")
+            self.replicas_.append(learner)
+        return self
+
+    def predict_sd(self, X: Any) -> np.ndarray | None:
+        """``(n, n_offers)``: the standard error of each estimate, the spread of the
+        bootstrap refits' estimates (:meth:`fit_replicas`); None without refits (models
+        saved before them, or fitted without)."""
+        replicas = getattr(self, "replicas_", None)
+        if not replicas or len(replicas) < 2:
+            return None
+        matrix = self.encoder_.transform(as_frame(X))
+        estimates = np.stack([np.asarray(r.predict(matrix), dtype=float) for r in replicas])
+        return np.asarray(estimates.std(axis=0, ddof=1), dtype=float)
+
     def predict_frame(self, X: Any) -> pd.DataFrame:
         """:meth:`predict` as a DataFrame with one ``uplift_<offer>`` column per offer, on
         ``X``'s index; then, when a spend model is attached (``spend_model_``, an
@@ -165,7 +203,10 @@ def _holdout_scores(
 
 
 def uplift_matrix(
-    model: UpliftModel, features: pd.DataFrame, offers: list[str] | None = None
+    model: UpliftModel,
+    features: pd.DataFrame,
+    offers: list[str] | None = None,
+    z: float = 0.0,
 ) -> tuple[np.ndarray, list[str]]:
     """``(effects, offer_ids)``: the fitted (served) uplift model's predicted increase in
     retention probability for each row of ``features`` (a frame holding the churn-feature
@@ -174,7 +215,11 @@ def uplift_matrix(
 
     ``offers``: the offer ids wanted, in this order (default: every offer the model knows,
     ``model.offers_``); an offer the model was not trained on is an
-    :class:`~models.exceptions.InvalidInputError` naming it and the known ones."""
+    :class:`~models.exceptions.InvalidInputError` naming it and the known ones.
+
+    ``z`` > 0: the lower confidence bound, estimate − ``z`` × its standard error
+    (:meth:`UpliftModel.predict_sd`), for a model with bootstrap refits; the estimate
+    itself otherwise."""
     known = list(model.offers_)
     wanted = known if offers is None else [str(o) for o in offers]
     unknown = [o for o in wanted if o not in known]
@@ -184,7 +229,12 @@ def uplift_matrix(
             f"trained on {', '.join(known)}",
             field="offers",
         )
-    effects = model.predict(model_input(model, features))
+    rows = model_input(model, features)
+    effects = model.predict(rows)
+    if z > 0:
+        sd = model.predict_sd(rows)
+        if sd is not None:
+            effects = effects - float(z) * sd
     order = [known.index(o) for o in wanted]
     return effects[:, order], wanted
 

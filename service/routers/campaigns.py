@@ -10,10 +10,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.planner import (
+    DEFAULT_UPLIFT_Z,
     hold_out,
     parse_offers,
     plan_customers,
     unmeasured_offers,
+    uplift_basis,
     uplift_for,
 )
 from service.model_store import ModelStore
@@ -78,6 +80,15 @@ class PlanRequest(ScoreRequest):
         description="Hold out this share of each offer's contacts as the control group, to "
         "measure the campaign afterwards: each contact's treatment is then its offer or "
         "'control' (null: no control group drawn, every treatment null).",
+    )
+    uplift_z: float = Field(
+        default=DEFAULT_UPLIFT_Z,
+        ge=0,
+        le=5,
+        allow_inf_nan=False,
+        description="With an uplift model that has bootstrap refits: plan on estimate − "
+        "uplift_z × its standard error, so that customers whose estimate is high only because "
+        "it is noisy are passed over (0: the estimates themselves).",
     )
     seed: int = Field(
         default=0,
@@ -182,6 +193,11 @@ class AcquisitionOut(BaseModel):
     )
 
 
+class LowerBoundOut(BaseModel):
+    z: float
+    replicas: int = Field(description="Bootstrap refits behind the standard errors.")
+
+
 class PlanSummary(BaseModel):
     customers: int
     customers_contacted: int
@@ -201,6 +217,11 @@ class PlanSummary(BaseModel):
     acquisition: AcquisitionOut | None
     control: ControlOut | None = Field(
         default=None, description="With control_share: the control group drawn."
+    )
+    uplift_lower_bound: LowerBoundOut | None = Field(
+        default=None,
+        description="The uplift planned on is estimate − z × its standard error (null: the "
+        "estimates themselves, or assumed save rates).",
     )
 
 
@@ -236,7 +257,7 @@ def plan_campaign(
         frame["clv"].to_numpy(dtype=float),
         offers,
         body.budget,
-        uplift=uplift_for(features, offers, uplift_model),
+        uplift=uplift_for(features, offers, uplift_model, z=body.uplift_z),
         acquisition_cost=body.acquisition_cost,
         time_limit=TIME_LIMIT,
     )
@@ -244,7 +265,11 @@ def plan_campaign(
         {**record, "roi": _finite(record["roi"]), "treatment": None}
         for record in result.contacts.to_dict(orient="records")
     ]
-    summary = {**result.summary, "control": None}
+    summary = {
+        **result.summary,
+        "control": None,
+        "uplift_lower_bound": uplift_basis(uplift_model, body.uplift_z),
+    }
     if body.control_share is not None:
         held = hold_out(result.contacts["offer"], body.control_share, body.seed)
         unmeasured = unmeasured_offers(result.contacts["offer"], held)

@@ -300,3 +300,24 @@ def test_acceptance_ranking_of_spend_on_generated_data(campaign_fit):
         print(f"{offer} (spend): top 20 % hold {top:.1%} of the true effect; Qini {qini:.3f}")
         assert top >= 0.4
         assert qini > 0
+
+
+def test_bootstrap_refits_give_standard_errors_that_shrink_with_the_data():
+    """``fit_replicas``: the spread of refits on resampled contacts; more contacts, smaller
+    errors; ``uplift_matrix(z=1)`` is the estimate minus one standard error."""
+    from models.uplift import uplift_matrix
+
+    errors = {}
+    for n in (1500, 12000):
+        X, arm, y, _ = _binary_data(n)
+        frame = pd.DataFrame(X, columns=["x0", "x1", "x2"])
+        model = UpliftModel(learners=("t",)).fit(frame, arm, y)
+        assert model.predict_sd(frame) is None  # no refits yet
+        model.fit_replicas(frame, arm, y, replicas=6)
+        sd = model.predict_sd(frame)
+        assert sd.shape == (n, 2) and (sd > 0).all()
+        errors[n] = float(sd.mean())
+        lower, offers = uplift_matrix(model, frame, z=1)
+        np.testing.assert_allclose(lower, model.predict(frame) - sd)
+        assert offers == ["a", "b"]
+    assert errors[12000] < 0.6 * errors[1500], errors

@@ -142,9 +142,10 @@ def _posted(uplift_data, n=40):
 
 def test_the_plan_route_uses_the_served_uplift_model(uplift_client, uplift_store, uplift_data):
     """With cvm-uplift served, POST /v1/campaigns/plan takes each offer's uplift from it: every
-    contact's expected save is the model's estimate from that customer's churn features (as
-    /v1/churn/score builds them), the versions name the uplift model and the plan is not
-    assumption-based; an offer the model never saw is a 422 naming it."""
+    contact's expected save is the lower confidence bound of the model's estimate from that
+    customer's churn features (as /v1/churn/score builds them), estimate − 1 × its bootstrap
+    standard error (with ``uplift_z`` 0: the estimate), the versions name the uplift model and
+    the plan is not assumption-based; an offer the model never saw is a 422 naming it."""
     from models.churn.features import churn_features
 
     transactions, customers, _, _ = uplift_data
@@ -170,13 +171,23 @@ def test_the_plan_route_uses_the_served_uplift_model(uplift_client, uplift_store
         ["customer_id", "region", "age", "acquisition_channel", "complaints", "signup_date"]
     ]
     features = churn_features(tx, pd.Timestamp("2025-12-31"), attributes).reindex(ids)
-    effects = model.predict(features.reindex(columns=list(model.feature_names_in_)))
+    rows = features.reindex(columns=list(model.feature_names_in_))
+    effects, sd = model.predict(rows), model.predict_sd(rows)
+    assert len(model.replicas_) == 8 and (sd > 0).all()
+    assert summary["uplift_lower_bound"] == {"z": 1.0, "replicas": 8}
     column = {o: i for i, o in enumerate(model.offers_)}
     for contact in plan["contacts"]:
         row = ids.index(contact["customer_id"])
-        expected = effects[row, column[contact["offer"]]]
+        expected = effects[row, column[contact["offer"]]] - sd[row, column[contact["offer"]]]
         assert contact["expected_save"] == pytest.approx(expected, rel=1e-9)
         assert expected > 0
+    point = uplift_client.post("/v1/campaigns/plan", json={**body, "uplift_z": 0}).json()
+    assert point["summary"]["uplift_lower_bound"] is None
+    for contact in point["contacts"]:
+        row = ids.index(contact["customer_id"])
+        expected = effects[row, column[contact["offer"]]]
+        assert contact["expected_save"] == pytest.approx(expected, rel=1e-9)
+    assert point["summary"]["customers_contacted"] >= summary["customers_contacted"]
     # a customer-table field the request lacks is a missing value, as for the churn model
     without = [
         {**c, "attributes": {k: v for k, v in c["attributes"].items() if k != "signup_date"}}

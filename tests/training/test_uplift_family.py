@@ -152,8 +152,9 @@ def test_uplift_matrix_for_the_planner(uplift_store):
 
 def test_cvm_plan_uses_the_uplift_model(uplift_store, uplift_data, monkeypatch):
     """With a ``cvm-uplift`` champion, the plan takes each offer's uplift from it (not the
-    assumed save rates): every contact's expected save is the model's estimate for that
-    customer and offer, and customers the model expects to drive away get no offer."""
+    assumed save rates): every contact's expected save is the lower confidence bound of the
+    model's estimate for that customer and offer (estimate − 1 × its bootstrap standard
+    error), and customers the model expects to drive away get no offer."""
     from models.planner import Offer
     from training import plan, tracking
 
@@ -192,7 +193,8 @@ def test_cvm_plan_uses_the_uplift_model(uplift_store, uplift_data, monkeypatch):
         monkeypatch.undo()
         tracking.setup()
     features = features.set_index(features["customer_id"].astype(str))
-    effects, _ = uplift_matrix(result.models["uplift"], features, ["reminder", "discount"])
+    effects, _ = uplift_matrix(result.models["uplift"], features, ["reminder", "discount"], z=1)
+    assert planned.summary["uplift_lower_bound"] == {"z": 1.0, "replicas": 8}
     column = {"reminder": 0, "discount": 1}
     rows = features.index.get_indexer(contacts.index)
     expected = effects[rows, [column[o] for o in contacts["offer"]]]
