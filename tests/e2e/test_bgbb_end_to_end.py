@@ -4,11 +4,6 @@ the registered model's own numbers (from purchases, from a summary in days, from
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,32 +15,29 @@ from models.features import summarize
 from service.app import create_app
 from service.config import Settings
 from tests.conftest import purchases
+from tests.training.test_cli import cvm
 from training import batch
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2025-12-31"
-
-
-def cvm(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CVM_HOME": str(home)}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the store under CVM_HOME
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("bgbb-home")
     data = home / "donors"
-    made = cvm("generate", "--period", "month", "--customers", "600", "--out", str(data), home=home)
+    made = cvm(
+        "generate",
+        "--period",
+        "month",
+        "--customers",
+        "600",
+        "--out",
+        str(data),
+        home=home,
+        timeout=600,
+    )
     assert made.returncode == 0, made.stderr
     result = cvm(
         "train",
@@ -56,6 +48,7 @@ def trained(tmp_path_factory):
         "--period",
         "month",
         home=home,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert "] CLV: chose bgbb per month (alpha=" in result.stderr
@@ -175,7 +168,15 @@ def test_spark_scoring_refuses_a_bgbb_champion(trained, monkeypatch):
 
 def test_spark_engine_refuses_bgbb_before_starting(tmp_path):
     result = cvm(
-        "train", "--engine", "spark", "--model", "bgbb", "--transactions", "x.csv", home=tmp_path
+        "train",
+        "--engine",
+        "spark",
+        "--model",
+        "bgbb",
+        "--transactions",
+        "x.csv",
+        home=tmp_path,
+        timeout=600,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
