@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from models.exceptions import InvalidInputError
-from models.features import end_of_day
+from models.features import end_of_day, require_columns
 
 COHORT_COLUMNS = (
     "cohort",
@@ -57,9 +57,7 @@ def cohort_table(
     customers acquired from the month of ``start`` (None: every month of the data) to the
     month of ``as_of``; purchases after the end of the ``as_of`` day are ignored. A
     customer's cohort is the month of their first purchase in ``transactions``."""
-    for column in ("customer_id", "timestamp", "amount"):
-        if column not in transactions.columns:
-            raise InvalidInputError(f"transactions lack the column '{column}'", field=column)
+    require_columns(transactions, ("customer_id", "timestamp", "amount"))
     cutoff = end_of_day(as_of)
     stamps = pd.to_datetime(transactions["timestamp"])
     kept = (stamps <= cutoff).to_numpy()

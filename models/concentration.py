@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from models.exceptions import InvalidInputError
-from models.features import end_of_day
+from models.features import end_of_day, require_columns
 
 TOP_SHARES: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
 
@@ -138,9 +138,7 @@ def customer_profit(
     window; without any cost at all, profit is revenue × ``margin`` (1 when not given:
     revenue).
     """
-    for column in ("customer_id", "timestamp", "amount"):
-        if column not in transactions.columns:
-            raise InvalidInputError(f"transactions lack the column '{column}'", field=column)
+    require_columns(transactions, ("customer_id", "timestamp", "amount"))
     stamps = pd.to_datetime(transactions["timestamp"])
     window = stamps <= end_of_day(end)
     if start is not None:

@@ -113,6 +113,16 @@ def _trend(recent: np.ndarray, earlier: np.ndarray) -> np.ndarray:
         return np.where(total > 0, (recent - earlier) / np.where(total > 0, total, 1.0), 0.0)
 
 
+def require_columns(
+    frame: pd.DataFrame, columns: tuple[str, ...], what: str = "transactions"
+) -> None:
+    """An :class:`InvalidInputError` naming the first of ``columns`` that ``frame`` (the
+    user's ``what``) lacks."""
+    for column in columns:
+        if column not in frame.columns:
+            raise InvalidInputError(f"{what} lack the column '{column}'", field=column)
+
+
 def summarize(
     transactions: pd.DataFrame,
     as_of: object,
@@ -128,9 +138,7 @@ def summarize(
     :data:`SUMMARY_COLUMNS`. ``recency`` and ``T`` are in units of ``time_unit_days`` days
     (7 gives weeks, as in the CLV literature).
     """
-    for column in ("customer_id", "timestamp", "amount"):
-        if column not in transactions.columns:
-            raise InvalidInputError(f"transactions lack the column '{column}'", field=column)
+    require_columns(transactions, ("customer_id", "timestamp", "amount"))
     if time_unit_days <= 0:
         raise InvalidInputError("time_unit_days must be positive", field="time_unit_days")
     cutoff = end_of_day(as_of)

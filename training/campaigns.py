@@ -50,7 +50,7 @@ import pandas as pd
 
 from models.churn.features import churn_features
 from models.exceptions import InvalidInputError
-from models.features import summarize
+from models.features import require_columns, summarize
 from training.data import (
     CAMPAIGN_REASONS,
     DataError,
@@ -210,12 +210,6 @@ def load_campaigns(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    for column in columns:
-        if column not in frame.columns:
-            raise InvalidInputError(f"{what} lack the column '{column}'", field=column)
-
-
 def data_margin_rate(transactions: pd.DataFrame) -> float | None:
     """(revenue − cost) / revenue over the purchases with a known cost, or None without
     costs: the rate :func:`models.clv.noncontractual.learn_margin` learns from the data."""
@@ -253,8 +247,8 @@ def campaign_outcomes(
 
     A customer with no transactions at all is not retained and spent 0.
     """
-    _check_columns(campaigns, ("customer_id", "sent_at"), "campaigns")
-    _check_columns(transactions, ("customer_id", "timestamp", "amount"), "transactions")
+    require_columns(campaigns, ("customer_id", "sent_at"), "campaigns")
+    require_columns(transactions, ("customer_id", "timestamp", "amount"), "transactions")
     if isinstance(window_days, bool) or not isinstance(window_days, int | np.integer):
         raise InvalidInputError("window_days must be a whole number of days", field="window_days")
     if window_days < 1:
@@ -349,7 +343,7 @@ def uplift_training_frame(
     :func:`feature_columns`); the treatment is the ``treatment`` column (``control`` or an
     offer id), the outcomes ``retained``, ``spend`` and ``margin``.
     """
-    _check_columns(campaigns, ("customer_id", "sent_at", "treatment"), "campaigns")
+    require_columns(campaigns, ("customer_id", "sent_at", "treatment"), "campaigns")
     outcomes = campaign_outcomes(
         campaigns, transactions, window_days=window_days, margin_rate=margin_rate
     )

@@ -50,7 +50,7 @@ from models.clv.noncontractual import (
     learn_margin,
 )
 from models.exceptions import InvalidInputError, NotFittedError
-from models.features import end_of_day
+from models.features import end_of_day, require_columns
 
 __all__ = [
     "PERIOD_COLUMNS",
@@ -99,9 +99,7 @@ def period_summary(transactions: pd.DataFrame, as_of: object, period: str) -> pd
     Periods are ``period`` long, counted back from the end of the ``as_of`` day (module text).
     """
     length = period_days(period)
-    for column in ("customer_id", "timestamp"):
-        if column not in transactions.columns:
-            raise InvalidInputError(f"transactions lack the column '{column}'", field=column)
+    require_columns(transactions, ("customer_id", "timestamp"))
     cutoff = end_of_day(as_of)
     stamps = pd.to_datetime(transactions["timestamp"])
     keep = (stamps <= cutoff).to_numpy()
