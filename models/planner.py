@@ -688,17 +688,24 @@ def unmeasured_offers(offers: Any, held: np.ndarray) -> list[str]:
     return sorted(o for o in set(chosen.tolist()) if not held[chosen == o].any())
 
 
-def hold_out(offers: Any, share: float, seed: int = 0) -> np.ndarray:
-    """The control group of a planned send: True for ``round(share × n)`` of the ``n``
-    contacts of each offer, drawn at random with ``seed`` (within each offer, so that each
-    offer can be compared with the customers held out from it, and all offers with the whole
-    control group: every offer holds out the same share)."""
-    if isinstance(share, bool) or not 0.0 < float(share) < 1.0:
+def check_control_share(share: Any) -> float:
+    """``share`` as a number strictly between 0 and 1, else an error: a campaign without a
+    control group (or without anyone sent) cannot be measured."""
+    if isinstance(share, bool) or not _is_number(share) or not 0.0 < float(share) < 1.0:
         raise InvalidInputError(
             f"the control share must be between 0 and 1 (exclusive), got {share}: a campaign "
             "without a control group cannot be measured",
             field="control_share",
         )
+    return float(share)
+
+
+def hold_out(offers: Any, share: float, seed: int = 0) -> np.ndarray:
+    """The control group of a planned send: True for ``round(share × n)`` of the ``n``
+    contacts of each offer, drawn at random with ``seed`` (within each offer, so that each
+    offer can be compared with the customers held out from it, and all offers with the whole
+    control group: every offer holds out the same share)."""
+    share = check_control_share(share)
     chosen = np.asarray(offers).astype(str)
     held = np.zeros(len(chosen), dtype=bool)
     rng = np.random.default_rng(seed)
@@ -716,6 +723,7 @@ __all__ = [
     "DEFAULT_UPLIFT_Z",
     "assumed_uplift",
     "check_budget",
+    "check_control_share",
     "check_z",
     "format_summary",
     "hold_out",

@@ -552,9 +552,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """A retention campaign within a budget: whom to contact, with which offer."""
     from models.planner import (
         DEFAULT_UPLIFT_Z,
+        check_control_share,
         check_z,
         format_summary,
-        hold_out,
         load_offers,
         unmeasured_offers,
     )
@@ -564,7 +564,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.uplift_z is not None:
         check_z(args.uplift_z, field="--uplift-z")
     if args.campaign_out:
-        hold_out([], args.control_share)  # a share that leaves no control fails before the data
+        check_control_share(args.control_share)  # before the data is read
     models = tracking.load_champions()
     missing = [f for f in REQUIRED_FAMILIES if f not in models]
     if missing:
