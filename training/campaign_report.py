@@ -400,17 +400,41 @@ def report_from_files(
     margin_rate: float | None = None,
     as_of: Any = None,
 ) -> pd.DataFrame:
-    """:func:`campaign_report` of one campaign of a campaigns file, its outcomes from
-    ``transactions`` (``training.campaigns``).
+    """:func:`report_from_frames` of a campaigns file (read by
+    :func:`training.campaigns.load_campaigns`)."""
+    from training.campaigns import load_campaigns
+
+    campaigns, _ = load_campaigns(campaigns_path)
+    return report_from_frames(
+        campaigns,
+        transactions,
+        campaign_id,
+        window_days=window_days,
+        margin_rate=margin_rate,
+        as_of=as_of,
+    )
+
+
+def report_from_frames(
+    campaigns: pd.DataFrame,
+    transactions: pd.DataFrame,
+    campaign_id: str,
+    *,
+    window_days: int = 60,
+    margin_rate: float | None = None,
+    as_of: Any = None,
+) -> pd.DataFrame:
+    """:func:`campaign_report` of one campaign of ``campaigns`` (a frame of
+    :func:`training.campaigns.load_campaigns`), its outcomes from ``transactions``
+    (``training.campaigns``).
 
     ``as_of``: the last day the transactions cover (default: the last purchase's). A
     campaign sent after it is an error (it has no outcomes yet); one whose response window
     ends after it is reported on the part of the window the data cover, and
     ``table.attrs["warnings"]`` says so."""
     from models.features import end_of_day
-    from training.campaigns import campaign_outcomes, load_campaigns
+    from training.campaigns import campaign_outcomes
 
-    campaigns, _ = load_campaigns(campaigns_path)
     ids = campaigns["campaign_id"].astype(str)
     _select(campaigns.assign(retained=False, spend=0.0), campaign_id)  # a clear error first
     chosen = campaigns[ids == str(campaign_id)]
@@ -456,6 +480,7 @@ __all__ = [
     "newcombe_difference",
     "plot_campaign",
     "report_from_files",
+    "report_from_frames",
     "wilson_interval",
     "welch_difference",
 ]

@@ -625,12 +625,12 @@ def _report_campaign(args: argparse.Namespace) -> int:
     MLflow run)."""
     from training import campaign_report as cr
 
-    if not args.campaign_id or not args.campaigns:
+    if not args.campaign_id or not args.campaigns_file:
         _say("error: cvm report campaign needs --campaign-id and --campaigns")
         return EXIT_USAGE
-    inputs = _inputs(args)
-    table = cr.report_from_files(
-        args.campaigns,
+    inputs = _inputs(args)  # the campaigns file too: its load line, bad rows and quarantine
+    table = cr.report_from_frames(
+        inputs.campaigns,
         inputs.transactions,
         args.campaign_id,
         window_days=args.window_days,
@@ -1193,7 +1193,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="chart file (PNG; default <kind>_report.png)",
     )
     report.add_argument("--campaign-id", help="campaign: the campaign to report on")
-    report.add_argument("--campaigns", help="campaign: the campaigns file (CSV or Parquet)")
+    report.add_argument(
+        "--campaigns",
+        dest="campaigns_file",
+        metavar="CAMPAIGNS",
+        help="campaign: the campaigns file (CSV or Parquet)",
+    )
     report.add_argument(
         "--window-days",
         type=_positive_int,

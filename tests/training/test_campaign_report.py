@@ -233,18 +233,14 @@ def test_the_intervals_cover_the_true_effect_at_their_level():
 
 
 def _stand_in_campaigns(monkeypatch, outcomes: pd.DataFrame) -> None:
-    """``training.campaigns`` with its loader and outcomes replaced: the outcomes are
-    ``outcomes`` (tests only)."""
+    """``training.campaigns`` with its outcomes replaced: the outcomes are ``outcomes``
+    (tests only; the campaigns file is read by the real loader)."""
     import training.campaigns as module
-
-    def load_campaigns(path):
-        return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str}), {}
 
     def campaign_outcomes(campaigns, transactions, *, window_days=60, margin_rate=None):
         assert window_days == 45
         return outcomes[outcomes["campaign_id"].isin(campaigns["campaign_id"])]
 
-    monkeypatch.setattr(module, "load_campaigns", load_campaigns)
     monkeypatch.setattr(module, "campaign_outcomes", campaign_outcomes)
 
 
@@ -332,3 +328,35 @@ def test_a_report_before_the_response_window_has_passed_says_so(tmp_path):
     assert control["control"] < full.set_index("arm").loc["control", "retention_rate"]
     with pytest.raises(InvalidInputError, match=r"sent on 2025-09-22, after the last day of the"):
         report_from_files(path, transactions[transactions["timestamp"] < "2025-09-01"], "camp2")
+
+
+def test_cvm_report_campaign_says_what_it_set_aside(tmp_path, capsys, monkeypatch):
+    """The campaigns file is read as the other inputs are: an export run twice repeats rows,
+    the repeats are set aside and the load line says how many and where (the report is the
+    one of the file without them)."""
+    from training import synthetic
+    from training.campaign_report import report_from_files
+    from training.cli import main
+
+    monkeypatch.setenv("CVM_HOME", str(tmp_path / "home"))
+    transactions, customers, truth = synthetic.generate(1500, seed=2, as_of="2025-12-31")
+    transactions, campaigns, _ = synthetic.generate_campaigns(
+        transactions, customers, truth, seed=2
+    )
+    clean, twice = tmp_path / "clean.csv", tmp_path / "twice.csv"
+    campaigns.to_csv(clean, index=False)
+    pd.concat([campaigns, campaigns.tail(40)]).to_csv(twice, index=False)
+    tx = tmp_path / "tx.csv"
+    transactions.to_csv(tx, index=False)
+    argv = ["report", "campaign", "--campaign-id", "camp2", "--campaigns", str(twice),
+            "--transactions", str(tx), "--chart", str(tmp_path / "c.png"), "--no-mlflow"]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    read = len(campaigns) + 40
+    assert (
+        f"twice.csv: read {read:,}, kept {len(campaigns):,}, quarantined 40 (duplicate 40)" in err
+    )
+    expected = report_from_files(clean, transactions, "camp2")
+    retained = expected.set_index("arm")["retention_rate"]
+    for arm, rate in retained.items():
+        assert f"{arm}" in out and f"{100 * rate:.1f} [" in out
